@@ -1,0 +1,2 @@
+//! devicetrust: puts a device-trust client certificate on a managed Mac and keeps it healthy.
+pub mod secret;
