@@ -1,2 +1,42 @@
-//! devicetrust: puts a device-trust client certificate on a managed Mac and keeps it healthy.
+//! # devicetrust
+//!
+//! Puts a device-trust client certificate on every managed Mac and keeps it healthy: the
+//! replacement for Okta's Python "Device Registration Task".
+//!
+//! The crate is layered; each layer knows only those below it:
+//!
+//! * [`app`] and [`cli`]: the command-line contract; one `ERROR:` line and an exit code.
+//! * [`agent`]: the workflows (enroll, renew, status, uninstall), orchestration only. Its rule:
+//!   nothing is stored until the new certificate is checked, and the old identity is removed
+//!   only after the new one is stored.
+//! * [`okta`] and [`http`]: Okta's device-trust wire protocol over rustls, with timeouts and
+//!   bounded, jittered retries.
+//! * [`pki`]: RSA keys, the CSR, certificate checks, the CMS renewal token, a small CA.
+//! * [`store`]: where the identity lives (the macOS keychain, or a private directory), replaced
+//!   crash-safely; [`state`] remembers how the last renewal went.
+//! * [`health`]: the dependency chain that turns facts into one Jamf-friendly status.
+//! * [`platform`]: device facts and the console user.
+//! * [`sim`] (feature `sim`): an Okta-compatible service for the demo and the tests.
+//!
+//! Secrets (the org token, private keys) travel as [`secret::Secret`] or `Zeroizing` buffers,
+//! never through argv, log lines or error messages.
+
+pub mod agent;
+pub mod app;
+pub mod cli;
+pub mod config;
+#[cfg(feature = "sim")]
+pub mod demo;
+pub mod failpoint;
+pub mod fsutil;
+pub mod health;
+pub mod lock;
+pub mod output;
+pub mod paths;
+pub mod platform;
+pub mod report;
 pub mod secret;
+#[cfg(feature = "sim")]
+pub mod sim;
+pub mod state;
+pub mod store;

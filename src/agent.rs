@@ -1,0 +1,520 @@
+//! The workflows: enroll, renew, status, uninstall. Orchestration only.
+//!
+//! Each step is a call into a lower layer (pki, okta, store, state), ordered so that a failure
+//! at any point leaves the stored identity exactly as it was: nothing is stored until the new
+//! certificate has been checked, and the old identity goes only after the new one is stored.
+
+use crate::config::{Config, ConfigError, StoreSpec};
+use crate::health::{self, HealthFacts, HealthStatus};
+use crate::http::{HttpSettings, RetryPolicy};
+use crate::lock::{LockError, RunLock};
+use crate::okta::{self, Device, OktaClient, OktaError, OrgUrl};
+use crate::paths::UserPaths;
+use crate::pki::{self, CertificateInfo, CsrProfile, IssuedCertError, PkiError, PrivateKey};
+use crate::platform::{Platform, PlatformError};
+use crate::secret::Secret;
+use crate::state::{self, AgentState, Method, RenewalAttempt, StateError};
+use crate::store::{FileStore, IdentityStore, NewIdentity, StoreError};
+use time::OffsetDateTime;
+use tracing::{info, warn};
+
+/// The subject CN Okta's device-trust CA issues, and the one we check before storing.
+pub const OKTA_SUBJECT_CN: &str = "Okta MTLS";
+const KEY_BITS: usize = 2048;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    #[error("no user is logged in at the console; nothing to do until one is (try again later)")]
+    NoUserSession,
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("{0}")]
+    Pki(#[from] PkiError),
+    #[error(transparent)]
+    Okta(#[from] OktaError),
+    #[error("Okta issued an unusable certificate, nothing was stored: {0}")]
+    Issued(#[from] IssuedCertError),
+    #[error("no device certificate is installed; run `devicetrust enroll`")]
+    NotEnrolled,
+    #[error(
+        "the certificate's private key is missing or does not match it; \
+         run `devicetrust uninstall --reenroll`"
+    )]
+    KeyMissing,
+    #[error(
+        "the certificate expired on {not_after}; an expired certificate cannot sign a renewal, \
+         so supply an org token to enroll afresh"
+    )]
+    Expired { not_after: String },
+    #[error(
+        "this device's certificate belongs to {stored}, not {configured}; a device belongs to \
+         one org's Device Trust: run `devicetrust uninstall` first to move it"
+    )]
+    OtherOrg { stored: String, configured: String },
+    #[error("SCEP enrollment is not available in this build yet")]
+    ScepUnavailable,
+    #[error("the keychain store is only available on macOS; use --store file:DIR")]
+    KeychainUnavailable,
+}
+
+impl AgentError {
+    /// The exit code of cli.md: 2 configuration, 75 try later, 1 everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AgentError::Config(_) | AgentError::ScepUnavailable | AgentError::KeychainUnavailable => 2,
+            AgentError::NoUserSession => 75,
+            AgentError::Lock(LockError::Busy { .. }) => 75,
+            AgentError::Okta(e) if e.is_transient() => 75,
+            _ => 1,
+        }
+    }
+}
+
+/// What is in the store right now, judged against the clock.
+enum Current {
+    None,
+    KeyMissing(CertificateInfo),
+    Expired(CertificateInfo),
+    Valid(CertificateInfo, Box<dyn pki::SigningKey>),
+}
+
+/// How a renewal run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenewOutcome {
+    NotDue,
+    Renewed,
+    Reenrolled,
+}
+
+/// Everything `status` shows.
+#[derive(Debug, Clone)]
+pub struct StatusReport {
+    pub status: HealthStatus,
+    pub method: Method,
+    pub user: Option<String>,
+    pub store: Option<String>,
+    pub certificate: Option<CertificateInfo>,
+    pub org_url: Option<String>,
+    pub cert_auth_host: Option<String>,
+    pub last_renewal: Option<RenewalAttempt>,
+    pub now: OffsetDateTime,
+}
+
+pub struct Agent {
+    config: Config,
+    platform: Box<dyn Platform>,
+    user: String,
+    paths: UserPaths,
+    store: Box<dyn IdentityStore>,
+}
+
+impl Agent {
+    /// Binds the agent to the user it acts for (`--user`, else the console user).
+    pub fn new(config: Config, platform: Box<dyn Platform>) -> Result<Agent, AgentError> {
+        let user = match &config.user {
+            Some(u) => u.clone(),
+            None => platform.console_user().ok_or(AgentError::NoUserSession)?,
+        };
+        let paths = UserPaths::new(&config.root, &platform.home_dir(&user));
+        let store: Box<dyn IdentityStore> = match &config.store {
+            None => Box::new(FileStore::new(paths.default_file_store())),
+            Some(StoreSpec::File(dir)) => Box::new(FileStore::new(dir.clone())),
+            Some(StoreSpec::Keychain) => return Err(AgentError::KeychainUnavailable),
+        };
+        Ok(Agent {
+            config,
+            platform,
+            user,
+            paths,
+            store,
+        })
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub fn paths(&self) -> &UserPaths {
+        &self.paths
+    }
+
+    fn lock(&self) -> Result<RunLock, AgentError> {
+        Ok(RunLock::acquire(&self.paths.lock_file(), self.config.lock_timeout)?)
+    }
+
+    fn state(&self) -> AgentState {
+        AgentState::load(&self.paths.state_file())
+    }
+
+    fn save_state(&self, state: &AgentState) -> Result<(), AgentError> {
+        Ok(state.save(&self.paths.state_file())?)
+    }
+
+    fn device(&self) -> Result<Device, AgentError> {
+        let uuid = match &self.config.device_uuid {
+            Some(u) => u.clone(),
+            None => self.platform.device_uuid()?,
+        };
+        let display_name = match &self.config.device_name {
+            Some(n) => n.clone(),
+            None => self.platform.device_name()?,
+        };
+        Ok(Device { uuid, display_name })
+    }
+
+    fn okta_client(&self, org: &OrgUrl) -> Result<OktaClient, AgentError> {
+        let net = &self.config.network;
+        let extra_roots_pem = match &self.config.ca_file {
+            Some(path) => std::fs::read(path).map_err(|e| ConfigError::Unreadable {
+                what: "CA file",
+                path: path.clone(),
+                reason: crate::config::io_reason(&e),
+            })?,
+            None => Vec::new(),
+        };
+        let settings = HttpSettings {
+            connect_timeout: net.connect_timeout,
+            timeout: net.timeout,
+            retry: RetryPolicy {
+                max_attempts: net.max_attempts,
+                base_delay: net.retry_base_delay,
+                max_rate_limit_wait: net.max_rate_limit_wait,
+                ..RetryPolicy::default()
+            },
+            extra_roots_pem,
+            user_agent: okta::user_agent(self.platform.arch(), &self.platform.os_version()),
+        };
+        Ok(OktaClient::new(org.clone(), &settings)?)
+    }
+
+    /// The org to talk to: configured, else the one the device enrolled with.
+    fn org(&self, state: &AgentState) -> Result<OrgUrl, AgentError> {
+        if let Some(org) = &self.config.org_url {
+            return Ok(org.clone());
+        }
+        match &state.org_url {
+            Some(u) => OrgUrl::parse(u).map_err(|_| ConfigError::NotConfigured.into()),
+            None => Err(ConfigError::NotConfigured.into()),
+        }
+    }
+
+    fn current(&self, now: OffsetDateTime) -> Result<Current, AgentError> {
+        let Some(der) = self.store.certificate()? else {
+            return Ok(Current::None);
+        };
+        let info = CertificateInfo::parse(&der)?;
+        let key = match self.store.signing_key() {
+            Ok(Some(key)) => key,
+            Ok(None) | Err(StoreError::Corrupt { .. }) => return Ok(Current::KeyMissing(info)),
+            Err(e) => return Err(e.into()),
+        };
+        if key.public_key_der()? != info.public_key_der {
+            return Ok(Current::KeyMissing(info));
+        }
+        if !info.is_valid_at(now) {
+            return Ok(Current::Expired(info));
+        }
+        Ok(Current::Valid(info, key))
+    }
+
+    /// `devicetrust enroll`: a certificate if there is no valid one; otherwise no request.
+    pub fn enroll(&mut self) -> Result<(), AgentError> {
+        let _lock = self.lock()?;
+        self.enroll_locked(None)
+    }
+
+    fn enroll_locked(&mut self, token: Option<Secret>) -> Result<(), AgentError> {
+        if self.config.scep.url.is_some() {
+            return Err(AgentError::ScepUnavailable);
+        }
+        let org = self.config.org_url()?.clone();
+        let now = OffsetDateTime::now_utc();
+        let state = self.state();
+        match self.current(now)? {
+            Current::Valid(info, _) => {
+                self.refuse_other_org(&state, &org)?;
+                info!(
+                    "a valid certificate is already installed (serial {}, {} days left); \
+                     no new certificate requested",
+                    info.serial_hex,
+                    info.days_left(now)
+                );
+                return Ok(());
+            }
+            Current::Expired(info) => info!(
+                "the installed certificate expired on {}; enrolling afresh",
+                state::rfc3339(info.not_after)
+            ),
+            Current::KeyMissing(_) => {
+                warn!("the installed certificate has no matching private key; enrolling afresh")
+            }
+            Current::None => {}
+        }
+        let token = match token {
+            Some(t) => t,
+            None => self.config.org_token()?,
+        };
+        self.enroll_fresh(&org, &token, state)
+    }
+
+    fn refuse_other_org(&self, state: &AgentState, org: &OrgUrl) -> Result<(), AgentError> {
+        match &state.org_url {
+            Some(stored) if stored != org.as_str() => Err(AgentError::OtherOrg {
+                stored: stored.clone(),
+                configured: org.as_str().to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn enroll_fresh(
+        &mut self,
+        org: &OrgUrl,
+        token: &Secret,
+        mut state: AgentState,
+    ) -> Result<(), AgentError> {
+        let device = self.device()?;
+        let client = self.okta_client(org)?;
+        info!("asking {} for its device-trust metadata", org.as_str());
+        let metadata = client.metadata()?;
+        let key = PrivateKey::generate_rsa(KEY_BITS)?;
+        let csr = pki::build_csr(&CsrProfile::okta(), &key)?;
+        info!(
+            "requesting a device-trust certificate for {} ({}), user {}",
+            device.display_name, device.uuid, self.user
+        );
+        let certificate = client.enroll(token, &device, &csr, &self.user)?;
+        let info = self.store_new_identity(&key, &certificate)?;
+        state.method = Some(Method::Okta);
+        state.org_url = Some(org.as_str().to_owned());
+        state.cert_auth_host = Some(metadata.cert_auth_host);
+        state.enrolled_at = Some(state::now_rfc3339());
+        self.save_state(&state)?;
+        info!(
+            "enrolled: certificate {} valid until {} stored in {}",
+            info.serial_hex,
+            state::rfc3339(info.not_after),
+            self.store.location()
+        );
+        Ok(())
+    }
+
+    /// Checks the issued certificate against the key we generated, then stores both.
+    fn store_new_identity(
+        &mut self,
+        key: &PrivateKey,
+        certificate: &[u8],
+    ) -> Result<CertificateInfo, AgentError> {
+        let now = OffsetDateTime::now_utc();
+        let info = pki::check_issued(certificate, &key.public_key_der()?, OKTA_SUBJECT_CN, now)?;
+        self.store.replace(&NewIdentity {
+            key,
+            certificate_der: certificate,
+            chain: &[],
+        })?;
+        Ok(info)
+    }
+
+    /// `devicetrust renew`: renews inside the window (or forced), else does nothing at all.
+    pub fn renew(
+        &mut self,
+        force: bool,
+        renew_before_days: Option<u32>,
+    ) -> Result<RenewOutcome, AgentError> {
+        let _lock = self.lock()?;
+        if self.config.scep.url.is_some() {
+            return Err(AgentError::ScepUnavailable);
+        }
+        let before_days = renew_before_days.unwrap_or(self.config.renew_before_days);
+        let now = OffsetDateTime::now_utc();
+        let mut state = self.state();
+        let (info, key) = match self.current(now)? {
+            Current::None => return Err(AgentError::NotEnrolled),
+            Current::KeyMissing(_) => return Err(AgentError::KeyMissing),
+            Current::Expired(info) => return self.reenroll_expired(&info, state),
+            Current::Valid(info, key) => (info, key),
+        };
+        let days_left = info.days_left(now);
+        if !force && days_left >= i64::from(before_days) {
+            info!(
+                "the certificate is valid until {} ({days_left} days left); renewal starts when \
+                 fewer than {before_days} days remain: nothing to do",
+                state::rfc3339(info.not_after)
+            );
+            return Ok(RenewOutcome::NotDue);
+        }
+        info!("renewing the certificate ({days_left} days left)");
+        let org = self.org(&state)?;
+        let result = self.renew_with(&org, &info, key.as_ref());
+        state.record_renewal(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        self.save_state(&state)?;
+        result.map(|()| RenewOutcome::Renewed)
+    }
+
+    fn renew_with(
+        &mut self,
+        org: &OrgUrl,
+        current: &CertificateInfo,
+        current_key: &dyn pki::SigningKey,
+    ) -> Result<(), AgentError> {
+        let device = self.device()?;
+        let now = OffsetDateTime::now_utc();
+        let claims = pki::RenewalClaims::new(&device.uuid, &device.display_name, now.unix_timestamp());
+        let renewal_token = pki::sign_renewal_token(&claims, &current.der, current_key)?;
+        let key = PrivateKey::generate_rsa(KEY_BITS)?;
+        let csr = pki::build_csr(&CsrProfile::okta(), &key)?;
+        let client = self.okta_client(org)?;
+        let certificate = client.renew(&renewal_token, &device, &csr, &self.user)?;
+        let info = self.store_new_identity(&key, &certificate)?;
+        info!(
+            "renewed: certificate {} valid until {} stored in {}",
+            info.serial_hex,
+            state::rfc3339(info.not_after),
+            self.store.location()
+        );
+        Ok(())
+    }
+
+    fn reenroll_expired(
+        &mut self,
+        info: &CertificateInfo,
+        mut state: AgentState,
+    ) -> Result<RenewOutcome, AgentError> {
+        let not_after = state::rfc3339(info.not_after);
+        let outcome = if self.config.org_token.is_none() {
+            Err(AgentError::Expired { not_after })
+        } else {
+            info!("the certificate expired on {not_after}; it cannot sign a renewal, enrolling afresh");
+            self.org(&state).and_then(|org| {
+                let token = self.config.org_token()?;
+                self.enroll_fresh(&org, &token, state.clone())
+            })
+        };
+        // enroll_fresh saved its own state on success; reload so the attempt is added to it.
+        if outcome.is_ok() {
+            state = self.state();
+        }
+        state.record_renewal(outcome.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        self.save_state(&state)?;
+        outcome.map(|()| RenewOutcome::Reenrolled)
+    }
+
+    /// `devicetrust uninstall [--reenroll]`: removes every artifact, then optionally enrolls.
+    pub fn uninstall(&mut self, reenroll: bool) -> Result<(), AgentError> {
+        // Read the token before removing anything: a re-enrollment that cannot happen must not
+        // leave the device without its identity.
+        let token = if reenroll {
+            self.config.org_url()?;
+            Some(self.config.org_token()?)
+        } else {
+            None
+        };
+        let lock = self.lock()?;
+        if self.store.remove()? {
+            info!("removed the identity from {}", self.store.location());
+        } else {
+            info!("no identity to remove in {}", self.store.location());
+        }
+        let state_file = self.paths.state_file();
+        if state_file.exists() {
+            std::fs::remove_file(&state_file).map_err(|e| StoreError::Io {
+                path: state_file.clone(),
+                action: "removing the state file",
+                reason: crate::config::io_reason(&e),
+            })?;
+            info!("removed {}", state_file.display());
+        }
+        if let Some(token) = token {
+            let result = self.enroll_locked(Some(token));
+            drop(lock);
+            return result;
+        }
+        drop(lock);
+        let _ = std::fs::remove_file(self.paths.lock_file());
+        let _ = std::fs::remove_dir(&self.paths.state_dir);
+        Ok(())
+    }
+
+    /// What is on the device, and the first failing link of the health chain.
+    pub fn status(&self) -> Result<StatusReport, AgentError> {
+        let now = OffsetDateTime::now_utc();
+        let state = self.state();
+        let probe = self.store.probe();
+        let certificate = match self.store.certificate() {
+            Ok(Some(der)) => CertificateInfo::parse(&der).ok(),
+            Ok(None) | Err(StoreError::Corrupt { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let key_matches = match (&certificate, self.store.signing_key()) {
+            (Some(cert), Ok(Some(key))) => key
+                .public_key_der()
+                .is_ok_and(|k| k == cert.public_key_der),
+            _ => false,
+        };
+        let facts = HealthFacts {
+            now,
+            configured: self.config.is_configured(),
+            user_session: None,
+            store_exists: probe.exists,
+            password_item: probe.password_item,
+            certificate: certificate.clone(),
+            key_matches,
+            renew_before_days: self.config.renew_before_days,
+            last_renewal: state.last_renewal.clone(),
+            app_access_complete: None,
+            browser_policy_present: None,
+            renewal_job_installed: None,
+            background_task_enabled: None,
+        };
+        Ok(StatusReport {
+            status: health::evaluate(&facts),
+            method: self.method(&state),
+            user: Some(self.user.clone()),
+            store: Some(self.store.location()),
+            certificate,
+            org_url: state
+                .org_url
+                .clone()
+                .or_else(|| self.config.org_url.as_ref().map(|o| o.as_str().to_owned())),
+            cert_auth_host: state.cert_auth_host.clone(),
+            last_renewal: state.last_renewal,
+            now,
+        })
+    }
+
+    fn method(&self, state: &AgentState) -> Method {
+        state.method.unwrap_or(if self.config.scep.url.is_some() {
+            Method::Scep
+        } else {
+            Method::Okta
+        })
+    }
+}
+
+impl StatusReport {
+    /// The report when there is no user to act for, or nothing is configured.
+    pub fn without_user(status: HealthStatus, config: Option<&Config>) -> StatusReport {
+        StatusReport {
+            status,
+            method: match config {
+                Some(c) if c.scep.url.is_some() => Method::Scep,
+                _ => Method::Okta,
+            },
+            user: None,
+            store: None,
+            certificate: None,
+            org_url: config.and_then(|c| c.org_url.as_ref().map(|o| o.as_str().to_owned())),
+            cert_auth_host: None,
+            last_renewal: None,
+            now: OffsetDateTime::now_utc(),
+        }
+    }
+}

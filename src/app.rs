@@ -1,0 +1,141 @@
+//! The binary's body: parse the command line, run one command, map the outcome to an exit code.
+//!
+//! Every failure ends here as one `ERROR:` line and the exit code of cli.md.
+
+use crate::agent::{Agent, AgentError, StatusReport};
+use crate::cli::{Cli, Command};
+use crate::config::{self, Config, Layer};
+use crate::health::HealthStatus;
+use crate::output::{self, Channel};
+use crate::{platform, report};
+use clap::Parser;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+/// Runs the command line `args` and returns the process exit code.
+pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let machine_output = matches!(cli.command, Command::Ea { .. } | Command::Status { json: true });
+    output::init(
+        cli.global.verbose,
+        if machine_output { Channel::Stderr } else { Channel::Stdout },
+    );
+
+    match &cli.command {
+        Command::Version => {
+            println!("devicetrust {}", env!("CARGO_PKG_VERSION"));
+            return EXIT_OK;
+        }
+        Command::Ea { expiry } => {
+            println!("{}", ea(&cli, *expiry));
+            return EXIT_OK;
+        }
+        #[cfg(feature = "sim")]
+        Command::Demo => return finish(crate::demo::run().map_err(DemoOrAgent::Demo)),
+        #[cfg(not(feature = "sim"))]
+        Command::Demo => {
+            fail("this build has no simulator (built without the `sim` feature)");
+            return EXIT_USAGE;
+        }
+        _ => {}
+    }
+
+    let result = load_config(&cli).and_then(|config| {
+        let mut agent = Agent::new(config, platform::current())?;
+        match &cli.command {
+            Command::Enroll => agent.enroll(),
+            Command::Renew {
+                force,
+                renew_before_days,
+            } => agent.renew(*force, *renew_before_days).map(|_| ()),
+            Command::Uninstall { reenroll } => agent.uninstall(*reenroll),
+            Command::Status { json } => {
+                let report = agent.status()?;
+                print_status(&report, *json);
+                Ok(())
+            }
+            Command::Ea { .. } | Command::Version | Command::Demo => Ok(()),
+        }
+    });
+    finish(result.map_err(DemoOrAgent::Agent))
+}
+
+fn load_config(cli: &Cli) -> Result<Config, AgentError> {
+    Ok(config::load(&cli.global, &config::process_env(), Layer::default())?)
+}
+
+fn print_status(report: &StatusReport, json: bool) {
+    if json {
+        println!("{}", report::status_json(report));
+    } else {
+        for line in report::status_lines(report) {
+            tracing::info!("{line}");
+        }
+    }
+}
+
+/// The EA never fails: whatever goes wrong becomes the status that explains it.
+fn ea(cli: &Cli, expiry: bool) -> String {
+    let report = match load_config(cli) {
+        Err(e) => {
+            tracing::warn!("{e}");
+            StatusReport::without_user(HealthStatus::NotConfigured, None)
+        }
+        Ok(config) if !config.is_configured() => {
+            StatusReport::without_user(HealthStatus::NotConfigured, Some(&config))
+        }
+        Ok(config) => {
+            let fallback = config.clone();
+            match Agent::new(config, platform::current()).and_then(|a| a.status()) {
+                Ok(report) => report,
+                Err(AgentError::NoUserSession) => {
+                    StatusReport::without_user(HealthStatus::NoUserSession, Some(&fallback))
+                }
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    StatusReport::without_user(HealthStatus::CertificateMissing, Some(&fallback))
+                }
+            }
+        }
+    };
+    if expiry {
+        report::ea_expiry(report.certificate.as_ref())
+    } else {
+        report::ea_status(report.status)
+    }
+}
+
+enum DemoOrAgent {
+    Agent(AgentError),
+    #[cfg(feature = "sim")]
+    Demo(crate::demo::DemoError),
+}
+
+fn finish(result: Result<(), DemoOrAgent>) -> i32 {
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(DemoOrAgent::Agent(e)) => {
+            fail(&e.to_string());
+            e.exit_code()
+        }
+        #[cfg(feature = "sim")]
+        Err(DemoOrAgent::Demo(e)) => {
+            fail(&e.to_string());
+            EXIT_FAILED
+        }
+    }
+}
+
+/// The one `ERROR:` line of a failed run (on stdout, where Jamf policy logs read it).
+fn fail(message: &str) {
+    println!("ERROR: {}", message.replace('\n', " "));
+}

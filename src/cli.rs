@@ -1,0 +1,121 @@
+//! The command-line contract of `../shared/spec/cli.md`: commands, options and their help.
+//!
+//! Flags are documented here once; scripts, Jamf policies and the docs depend on these names.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const ABOUT: &str = "Puts an Okta Device Trust client certificate on this Mac for the console user \
+and keeps it healthy: enrolls, renews 30 days before expiry, reports health to Jamf, uninstalls.";
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 success or nothing to do, 1 the operation failed, 2 usage or configuration error,
+75 deferred, try again later (no console user, network not ready, rate limited).
+
+Configuration precedence: flag > environment > managed preferences > config file > default.
+The org secret is never taken from a flag value: use --org-token-file FILE (- reads stdin),
+the DEVICETRUST_ORG_TOKEN environment variable, or org_token_file in the configuration file.
+
+Examples (a Jamf policy runs these as root):
+  devicetrust enroll --org-url https://acme.okta.com --org-token-file - < token
+  devicetrust status
+  devicetrust ea                      # Extension Attribute: <result>Healthy</result>
+  devicetrust renew --force
+  devicetrust uninstall --reenroll    # after revoking the user's certificate in Okta";
+
+#[derive(Debug, Parser)]
+#[command(name = "devicetrust", version, about = ABOUT, after_help = AFTER_HELP)]
+#[command(disable_version_flag = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Full setup for the console user: identity store, enrollment, renewal settings.
+    /// With a valid certificate present it asks for no new one.
+    Enroll,
+    /// Renew the certificate if it has fewer than N days left (default 30), or with --force.
+    /// Outside that window it exits 0 without any network request.
+    Renew {
+        /// Renew now, whatever the days left.
+        #[arg(long)]
+        force: bool,
+        /// Renew when fewer than N days of validity remain.
+        #[arg(long, value_name = "N")]
+        renew_before_days: Option<u32>,
+    },
+    /// Show the health status and the certificate on this device.
+    Status {
+        /// One JSON document on stdout, nothing else.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Jamf Extension Attribute: prints exactly one <result>...</result> line; always exits 0.
+    Ea {
+        /// Print the certificate's expiry as a Jamf "Date" (YYYY-MM-DD HH:MM:SS, UTC) instead.
+        #[arg(long)]
+        expiry: bool,
+    },
+    /// Remove everything the agent created (revoke-and-re-enroll flow).
+    Uninstall {
+        /// Enroll afresh after removing everything.
+        #[arg(long)]
+        reenroll: bool,
+    },
+    /// Zero-setup walk-through: a local Okta-compatible service, enroll, status, renew, uninstall.
+    Demo,
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Configuration file (TOML) [env: DEVICETRUST_CONFIG].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Prefix for every file path the agent reads or writes by default (tests, the demo)
+    /// [env: DEVICETRUST_ROOT]. Paths given explicitly on the command line are used as given.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Identity store: `keychain` (macOS default) or `file:DIR` [env: DEVICETRUST_STORE].
+    #[arg(long, global = true, value_name = "SPEC")]
+    pub store: Option<String>,
+    /// Act for this user instead of the console user.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Add DEBUG: lines.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// The Okta org, e.g. https://acme.okta.com [env: DEVICETRUST_ORG_URL].
+    #[arg(long, global = true, value_name = "URL", help_heading = "Enrollment")]
+    pub org_url: Option<String>,
+    /// File holding the org secret key; `-` reads it from stdin [env: DEVICETRUST_ORG_TOKEN
+    /// holds the secret itself].
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Enrollment")]
+    pub org_token_file: Option<PathBuf>,
+    /// Extra trust anchors (PEM) for the Okta / SCEP HTTPS endpoints, added to the system's
+    /// [env: DEVICETRUST_CA_FILE].
+    #[arg(long, global = true, value_name = "PEM", help_heading = "Enrollment")]
+    pub ca_file: Option<PathBuf>,
+    /// Override the hardware UUID sent to Okta.
+    #[arg(long, global = true, value_name = "UUID", help_heading = "Enrollment")]
+    pub device_uuid: Option<String>,
+    /// Override the computer name sent to Okta.
+    #[arg(long, global = true, value_name = "NAME", help_heading = "Enrollment")]
+    pub device_name: Option<String>,
+    /// Enroll over SCEP at this URL instead of the Okta API [env: DEVICETRUST_SCEP_URL].
+    #[arg(long, global = true, value_name = "URL", help_heading = "Enrollment")]
+    pub scep_url: Option<String>,
+    /// File holding the SCEP static challenge [env: DEVICETRUST_SCEP_CHALLENGE holds the
+    /// challenge itself].
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Enrollment")]
+    pub scep_challenge_file: Option<PathBuf>,
+    /// SHA-256 fingerprint (hex) of the expected SCEP CA certificate.
+    #[arg(long, global = true, value_name = "HEX", help_heading = "Enrollment")]
+    pub scep_ca_fingerprint: Option<String>,
+}

@@ -1,0 +1,445 @@
+//! Layered configuration: flag > environment > managed preferences > config file > default.
+//!
+//! Every value is validated once, here, so that a bad value is one clear error (exit 2) before
+//! the agent touches the device. Secrets are only *located* here and read when a request needs
+//! them, so commands that never talk to Okta never ask for a token.
+
+use crate::cli::GlobalArgs;
+use crate::okta::OrgUrl;
+use crate::paths;
+use crate::secret::Secret;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_RENEW_BEFORE_DAYS: u32 = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path} does not exist")]
+    FileMissing { path: PathBuf },
+    #[error("cannot read {what} {path}: {reason}")]
+    Unreadable {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("configuration file {path}, line {line}: {message}")]
+    FileInvalid {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("invalid {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+    #[error(
+        "no org token: pass --org-token-file FILE (or - to read it from stdin), \
+         set DEVICETRUST_ORG_TOKEN, or set org_token_file in the configuration file"
+    )]
+    MissingOrgToken,
+    #[error("the {what} from {source_name} is empty")]
+    EmptySecret {
+        what: &'static str,
+        source_name: String,
+    },
+    #[error("not configured: set org_url (--org-url, DEVICETRUST_ORG_URL) or a SCEP URL")]
+    NotConfigured,
+}
+
+/// Where a secret comes from. Reading is deferred to the moment it is needed.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    File(PathBuf),
+    Stdin,
+    Environment(&'static str, Secret),
+}
+
+impl SecretSource {
+    fn from_path(path: PathBuf) -> Self {
+        if path.as_os_str() == "-" {
+            SecretSource::Stdin
+        } else {
+            SecretSource::File(path)
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            SecretSource::File(p) => p.display().to_string(),
+            SecretSource::Stdin => "standard input".into(),
+            SecretSource::Environment(var, _) => var.to_string(),
+        }
+    }
+
+    /// Reads the secret. Only the first line counts, trimmed, so `echo token > file` works.
+    pub fn read(&self, what: &'static str) -> Result<Secret, ConfigError> {
+        let text = match self {
+            SecretSource::Environment(_, s) => s.expose().to_owned(),
+            SecretSource::Stdin => {
+                let mut buf = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut buf)
+                    .map_err(|e| ConfigError::Unreadable {
+                        what,
+                        path: "-".into(),
+                        reason: e.to_string(),
+                    })?;
+                buf
+            }
+            SecretSource::File(path) => {
+                warn_if_readable_by_others(path, what);
+                std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+                    what,
+                    path: path.clone(),
+                    reason: io_reason(&e),
+                })?
+            }
+        };
+        let secret = Secret::new(text.lines().next().unwrap_or_default());
+        drop(zeroize::Zeroizing::new(text));
+        if secret.is_empty() {
+            return Err(ConfigError::EmptySecret {
+                what,
+                source_name: self.describe(),
+            });
+        }
+        Ok(secret)
+    }
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path, what: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o044 != 0 {
+            tracing::warn!(
+                "{} is readable by other users; the {what} deserves mode 0600",
+                path.display()
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_: &Path, _: &str) {}
+
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Which identity store to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    Keychain,
+    File(PathBuf),
+}
+
+impl StoreSpec {
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        match value {
+            "keychain" => Ok(StoreSpec::Keychain),
+            v if v.starts_with("file:") && v.len() > 5 => Ok(StoreSpec::File(PathBuf::from(&v[5..]))),
+            _ => Err(ConfigError::Invalid {
+                key: "store",
+                reason: format!("{value:?} is neither `keychain` nor `file:DIR`"),
+            }),
+        }
+    }
+}
+
+/// Network behaviour: timeouts and the retry policy.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub retry_base_delay: Duration,
+    pub max_rate_limit_wait: Duration,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(60),
+            max_attempts: 4,
+            retry_base_delay: Duration::from_secs(2),
+            max_rate_limit_wait: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ScepConfig {
+    pub url: Option<String>,
+    pub challenge: Option<SecretSource>,
+    pub ca_fingerprint: Option<String>,
+}
+
+/// The resolved configuration of one run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub root: PathBuf,
+    /// The configuration file that was read, if any.
+    pub file: Option<PathBuf>,
+    pub user: Option<String>,
+    pub store: Option<StoreSpec>,
+    pub org_url: Option<OrgUrl>,
+    pub org_token: Option<SecretSource>,
+    pub ca_file: Option<PathBuf>,
+    pub device_uuid: Option<String>,
+    pub device_name: Option<String>,
+    pub scep: ScepConfig,
+    pub renew_before_days: u32,
+    pub network: NetworkConfig,
+    pub lock_timeout: Duration,
+}
+
+impl Config {
+    /// True when there is somewhere to enroll with: the first link of the health chain.
+    pub fn is_configured(&self) -> bool {
+        self.org_url.is_some() || self.scep.url.is_some()
+    }
+
+    /// The org token, read now. The error names every way to supply it.
+    pub fn org_token(&self) -> Result<Secret, ConfigError> {
+        self.org_token
+            .as_ref()
+            .ok_or(ConfigError::MissingOrgToken)?
+            .read("org token")
+    }
+
+    pub fn org_url(&self) -> Result<&OrgUrl, ConfigError> {
+        self.org_url.as_ref().ok_or(ConfigError::NotConfigured)
+    }
+}
+
+/// One source of settings: the shape of the TOML file, which the other layers reuse.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    pub org_url: Option<String>,
+    pub org_token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub store: Option<String>,
+    pub renew_before_days: Option<u32>,
+    pub lock_timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub scep: ScepLayer,
+    #[serde(default)]
+    pub network: NetworkLayer,
+    #[serde(skip)]
+    org_token_env: Option<Secret>,
+    #[serde(skip)]
+    scep_challenge_env: Option<Secret>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScepLayer {
+    pub url: Option<String>,
+    pub challenge_file: Option<PathBuf>,
+    pub ca_fingerprint: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkLayer {
+    pub connect_timeout_secs: Option<u64>,
+    pub timeout_secs: Option<u64>,
+    pub max_attempts: Option<u32>,
+    pub retry_base_delay_ms: Option<u64>,
+    pub max_rate_limit_wait_secs: Option<u64>,
+}
+
+impl Layer {
+    fn from_flags(args: &GlobalArgs) -> Layer {
+        Layer {
+            org_url: args.org_url.clone(),
+            org_token_file: args.org_token_file.clone(),
+            ca_file: args.ca_file.clone(),
+            store: args.store.clone(),
+            scep: ScepLayer {
+                url: args.scep_url.clone(),
+                challenge_file: args.scep_challenge_file.clone(),
+                ca_fingerprint: args.scep_ca_fingerprint.clone(),
+            },
+            ..Layer::default()
+        }
+    }
+
+    fn from_env(env: &HashMap<String, String>) -> Layer {
+        let get = |k: &str| env.get(k).filter(|v| !v.trim().is_empty()).cloned();
+        Layer {
+            org_url: get("DEVICETRUST_ORG_URL"),
+            org_token_env: get("DEVICETRUST_ORG_TOKEN").map(Secret::new),
+            ca_file: get("DEVICETRUST_CA_FILE").map(PathBuf::from),
+            store: get("DEVICETRUST_STORE"),
+            scep: ScepLayer {
+                url: get("DEVICETRUST_SCEP_URL"),
+                ..ScepLayer::default()
+            },
+            scep_challenge_env: get("DEVICETRUST_SCEP_CHALLENGE").map(Secret::new),
+            ..Layer::default()
+        }
+    }
+
+    fn from_file(path: &Path) -> Result<Layer, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+            what: "configuration file",
+            path: path.to_owned(),
+            reason: io_reason(&e),
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::FileInvalid {
+            path: path.to_owned(),
+            line: e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+                .unwrap_or(1),
+            message: e.message().replace('\n', " "),
+        })
+    }
+}
+
+/// The process environment as the loader sees it (a map, so tests pass their own).
+pub fn process_env() -> HashMap<String, String> {
+    std::env::vars().collect()
+}
+
+/// Resolves the configuration from flags, environment, managed preferences and file.
+pub fn load(
+    args: &GlobalArgs,
+    env: &HashMap<String, String>,
+    managed: Layer,
+) -> Result<Config, ConfigError> {
+    let env_value = |k: &str| env.get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let root = args
+        .root
+        .clone()
+        .or_else(|| env_value("DEVICETRUST_ROOT"))
+        .unwrap_or_else(|| PathBuf::from("/"));
+
+    let explicit = args.config.clone().or_else(|| env_value("DEVICETRUST_CONFIG"));
+    let file_path = match explicit {
+        Some(p) if !p.exists() => return Err(ConfigError::FileMissing { path: p }),
+        Some(p) => Some(p),
+        None => Some(paths::rooted(&root, &paths::system_config_file())).filter(|p| p.exists()),
+    };
+    let file = match &file_path {
+        Some(p) => Layer::from_file(p)?,
+        None => Layer::default(),
+    };
+
+    // Highest precedence first; the first layer that has a value wins.
+    let layers = [Layer::from_flags(args), Layer::from_env(env), managed, file];
+    macro_rules! pick {
+        ($($field:tt).+) => {
+            layers.iter().find_map(|l| l.$($field).+.clone())
+        };
+    }
+
+    let org_url = pick!(org_url)
+        .map(|u| {
+            OrgUrl::parse(&u).map_err(|e| ConfigError::Invalid {
+                key: "org_url",
+                reason: e.to_string(),
+            })
+        })
+        .transpose()?;
+
+    // A token file named by a higher layer beats a token in a lower layer's environment.
+    let org_token = layers.iter().find_map(|l| {
+        l.org_token_file
+            .clone()
+            .map(SecretSource::from_path)
+            .or_else(|| {
+                l.org_token_env
+                    .clone()
+                    .map(|s| SecretSource::Environment("DEVICETRUST_ORG_TOKEN", s))
+            })
+    });
+    let scep_challenge = layers.iter().find_map(|l| {
+        l.scep.challenge_file.clone().map(SecretSource::from_path).or_else(|| {
+            l.scep_challenge_env
+                .clone()
+                .map(|s| SecretSource::Environment("DEVICETRUST_SCEP_CHALLENGE", s))
+        })
+    });
+
+    let store = pick!(store).map(|s| StoreSpec::parse(&s)).transpose()?;
+
+    let renew_before_days = pick!(renew_before_days).unwrap_or(DEFAULT_RENEW_BEFORE_DAYS);
+    if !(1..=365).contains(&renew_before_days) {
+        return Err(ConfigError::Invalid {
+            key: "renew_before_days",
+            reason: format!("{renew_before_days} is not between 1 and 365"),
+        });
+    }
+
+    let defaults = NetworkConfig::default();
+    let secs = |v: Option<u64>, d: Duration| v.map(Duration::from_secs).unwrap_or(d);
+    let network = NetworkConfig {
+        connect_timeout: secs(pick!(network.connect_timeout_secs), defaults.connect_timeout),
+        timeout: secs(pick!(network.timeout_secs), defaults.timeout),
+        max_attempts: pick!(network.max_attempts).unwrap_or(defaults.max_attempts),
+        retry_base_delay: pick!(network.retry_base_delay_ms)
+            .map(Duration::from_millis)
+            .unwrap_or(defaults.retry_base_delay),
+        max_rate_limit_wait: secs(
+            pick!(network.max_rate_limit_wait_secs),
+            defaults.max_rate_limit_wait,
+        ),
+    };
+    if network.max_attempts == 0 || network.max_attempts > 10 {
+        return Err(ConfigError::Invalid {
+            key: "network.max_attempts",
+            reason: format!("{} is not between 1 and 10", network.max_attempts),
+        });
+    }
+    if network.timeout.is_zero() || network.connect_timeout.is_zero() {
+        return Err(ConfigError::Invalid {
+            key: "network timeouts",
+            reason: "a timeout of 0 seconds would never let a request finish".into(),
+        });
+    }
+
+    let scep_url = pick!(scep.url);
+    if let Some(u) = &scep_url {
+        let parsed = url::Url::parse(u).map_err(|e| ConfigError::Invalid {
+            key: "scep.url",
+            reason: format!("{u:?}: {e}"),
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ConfigError::Invalid {
+                key: "scep.url",
+                reason: format!("{u:?} is not an http(s) URL"),
+            });
+        }
+    }
+
+    Ok(Config {
+        root,
+        file: file_path,
+        user: args.user.clone(),
+        store,
+        org_url,
+        org_token,
+        ca_file: pick!(ca_file),
+        device_uuid: args.device_uuid.clone(),
+        device_name: args.device_name.clone(),
+        scep: ScepConfig {
+            url: scep_url,
+            challenge: scep_challenge,
+            ca_fingerprint: pick!(scep.ca_fingerprint),
+        },
+        renew_before_days,
+        network,
+        lock_timeout: Duration::from_secs(pick!(lock_timeout_secs).unwrap_or(60)),
+    })
+}

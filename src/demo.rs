@@ -1,0 +1,122 @@
+//! `devicetrust demo`: the whole life of a device identity on this machine, with no setup.
+//!
+//! It starts the simulator, writes a configuration into a temporary root, and runs the same
+//! agent code a Jamf policy would: enroll, status and EA, renew, uninstall. Nothing outside the
+//! temporary root is touched, and it is deleted at the end.
+
+use crate::agent::{Agent, AgentError, RenewOutcome};
+use crate::cli::GlobalArgs;
+use crate::config::{self, Layer};
+use crate::sim::{SimConfig, SimError, Simulator};
+use crate::{fsutil, platform, report};
+use std::path::Path;
+use std::time::Duration;
+use tracing::info;
+
+/// Certificates from the demo's CA last this long, so a renewal is due at once.
+const DEMO_VALIDITY_DAYS: u64 = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("demo: {0}")]
+    Sim(#[from] SimError),
+    #[error("demo: {0}")]
+    Agent(#[from] AgentError),
+    #[error("demo: cannot prepare the temporary root: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub fn run() -> Result<(), DemoError> {
+    let root = tempfile::Builder::new().prefix("devicetrust-demo-").tempdir()?;
+    info!("devicetrust demo: a device's certificate from enrollment to uninstall");
+    info!("1. starting a local Okta-compatible service with a throwaway CA");
+    let sim = Simulator::start(SimConfig {
+        validity: Duration::from_secs(DEMO_VALIDITY_DAYS * 24 * 3600),
+        ..SimConfig::default()
+    })?;
+    info!("   org URL {}; everything goes under {}", sim.org_url(), root.path().display());
+    write_demo_config(root.path(), &sim)?;
+
+    let agent = || -> Result<Agent, DemoError> {
+        let args = GlobalArgs {
+            config: None,
+            root: Some(root.path().to_owned()),
+            store: None,
+            user: Some("demo".into()),
+            verbose: false,
+            org_url: None,
+            org_token_file: None,
+            ca_file: None,
+            device_uuid: Some("D3M0D3M0-0000-4000-8000-00000000CAFE".into()),
+            device_name: Some("Demo Mac".into()),
+            scep_url: None,
+            scep_challenge_file: None,
+            scep_ca_fingerprint: None,
+        };
+        let config = config::load(&args, &Default::default(), Layer::default())
+            .map_err(AgentError::from)?;
+        Ok(Agent::new(config, platform::current())?)
+    };
+
+    info!("2. enroll: new RSA 2048 key, CSR, POST to the enroll endpoint, checks, store");
+    agent()?.enroll()?;
+    show(&agent()?)?;
+
+    info!("3. enroll again: a valid certificate is there, so no request is made");
+    agent()?.enroll()?;
+
+    info!("4. renew: {DEMO_VALIDITY_DAYS} days left is inside the 30-day window, so it renews");
+    info!("   with a CMS renewal token signed by the current key, and a new key");
+    let outcome = agent()?.renew(false, None)?;
+    if outcome != RenewOutcome::Renewed {
+        info!("   (renewal outcome: {outcome:?})");
+    }
+    show(&agent()?)?;
+
+    info!("5. uninstall: remove the identity and the agent's state");
+    agent()?.uninstall(false)?;
+    let after = agent()?.status()?;
+    info!("   Extension Attribute now: {}", report::ea_status(after.status));
+
+    let requests = sim.requests();
+    info!(
+        "done: the service saw {} requests ({}); the temporary root is removed",
+        requests.len(),
+        requests
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.status))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+fn write_demo_config(root: &Path, sim: &Simulator) -> Result<(), DemoError> {
+    let etc = crate::paths::rooted(root, &crate::paths::system_config_file())
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| root.to_path_buf());
+    fsutil::create_private_dir(&etc)?;
+    let token = etc.join("org-token");
+    fsutil::write_private_file(&token, sim.org_token().as_bytes())?;
+    let ca = etc.join("simulator-ca.pem");
+    std::fs::write(&ca, sim.tls_ca_pem())?;
+    let config = format!(
+        "org_url = {:?}\norg_token_file = {:?}\nca_file = {:?}\n",
+        sim.org_url(),
+        token.display().to_string(),
+        ca.display().to_string()
+    );
+    std::fs::write(crate::paths::rooted(root, &crate::paths::system_config_file()), config)?;
+    Ok(())
+}
+
+fn show(agent: &Agent) -> Result<(), DemoError> {
+    let status = agent.status()?;
+    for line in report::status_lines(&status) {
+        info!("   {line}");
+    }
+    info!("   Extension Attribute: {}", report::ea_status(status.status));
+    info!("   Expiry attribute:    {}", report::ea_expiry(status.certificate.as_ref()));
+    Ok(())
+}

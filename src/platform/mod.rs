@@ -1,0 +1,48 @@
+//! What the agent needs to know about the machine it runs on: device identity and the user.
+//!
+//! `Platform` is the seam: the macOS implementation asks IOKit and SystemConfiguration, the
+//! portable one reads what a Unix system offers, and tests override the facts by flags.
+
+#[cfg(unix)]
+mod unix;
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error("cannot determine the device's hardware UUID ({0}); pass --device-uuid")]
+    NoDeviceUuid(String),
+    #[error("cannot determine the computer name ({0}); pass --device-name")]
+    NoDeviceName(String),
+}
+
+/// The device as Okta sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceFacts {
+    pub uuid: String,
+    pub display_name: String,
+}
+
+pub trait Platform {
+    fn device_uuid(&self) -> Result<String, PlatformError>;
+    fn device_name(&self) -> Result<String, PlatformError>;
+    /// The user logged in at the console; `None` at the login window.
+    fn console_user(&self) -> Option<String>;
+    /// The home folder of `user` (before the root prefix).
+    fn home_dir(&self, user: &str) -> PathBuf;
+    /// `Intel` or `ARM`, as the User-Agent of Okta's task says it.
+    fn arch(&self) -> &'static str {
+        if cfg!(target_arch = "aarch64") {
+            "ARM"
+        } else {
+            "Intel"
+        }
+    }
+    /// The OS version in the User-Agent form `10_15_7`.
+    fn os_version(&self) -> String;
+}
+
+/// The platform this binary runs on.
+pub fn current() -> Box<dyn Platform> {
+    Box::new(unix::UnixPlatform)
+}

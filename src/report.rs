@@ -1,0 +1,83 @@
+//! Renders a `StatusReport` for its three readers: an admin (lines), a script (`--json`) and
+//! Jamf (`<result>` lines). The format is chosen here, by the command, never inside the logic.
+
+use crate::agent::StatusReport;
+use crate::health::HealthStatus;
+use crate::pki::CertificateInfo;
+use crate::state;
+use serde_json::{json, Value};
+use time::macros::format_description;
+
+/// `status --json`: every field of cli.md; certificate fields null when there is none.
+pub fn status_json(r: &StatusReport) -> Value {
+    let cert = r.certificate.as_ref();
+    json!({
+        "status": r.status.as_str(),
+        "method": r.method.as_str(),
+        "user": r.user,
+        "org_url": r.org_url,
+        "cert_auth_host": r.cert_auth_host,
+        "subject": cert.map(|c| &c.subject),
+        "issuer": cert.map(|c| &c.issuer),
+        "serial": cert.map(|c| &c.serial_hex),
+        "not_before": cert.map(|c| state::rfc3339(c.not_before)),
+        "not_after": cert.map(|c| state::rfc3339(c.not_after)),
+        "days_left": cert.map(|c| c.days_left(r.now)),
+        "fingerprint_sha256": cert.map(|c| &c.fingerprint_sha256),
+        "store": r.store,
+        "certificate_pem": cert.map(|c| c.to_pem()),
+        "last_renewal": r.last_renewal.as_ref().map(|l| json!({
+            "time": l.time, "ok": l.ok, "error": l.error,
+        })),
+    })
+}
+
+/// `status`: one `label: value` per line, for a terminal or a Jamf policy log.
+pub fn status_lines(r: &StatusReport) -> Vec<String> {
+    let mut lines = vec![format!("status: {}", r.status)];
+    let mut push = |label: &str, value: Option<String>| {
+        if let Some(v) = value {
+            lines.push(format!("{label}: {v}"));
+        }
+    };
+    push("method", Some(r.method.as_str().to_owned()));
+    push("user", r.user.clone());
+    push("org", r.org_url.clone());
+    push("certificate auth host", r.cert_auth_host.clone());
+    push("store", r.store.clone());
+    match &r.certificate {
+        None => push("certificate", Some("none".into())),
+        Some(c) => {
+            push("subject", Some(c.subject.clone()));
+            push("issuer", Some(c.issuer.clone()));
+            push("serial", Some(c.serial_hex.clone()));
+            push("not before", Some(state::rfc3339(c.not_before)));
+            push("not after", Some(state::rfc3339(c.not_after)));
+            push("days left", Some(c.days_left(r.now).to_string()));
+            push("sha-256 fingerprint", Some(c.fingerprint_sha256.clone()));
+        }
+    }
+    if let Some(l) = &r.last_renewal {
+        let outcome = match (&l.error, l.ok) {
+            (_, true) => "succeeded".to_owned(),
+            (Some(e), false) => format!("failed: {e}"),
+            (None, false) => "failed".to_owned(),
+        };
+        push("last renewal", Some(format!("{} {outcome}", l.time)));
+    }
+    lines
+}
+
+/// The Extension Attribute line.
+pub fn ea_status(status: HealthStatus) -> String {
+    format!("<result>{}</result>", status.as_str())
+}
+
+/// The expiry Extension Attribute in Jamf's "Date" format (UTC), empty without a certificate.
+pub fn ea_expiry(cert: Option<&CertificateInfo>) -> String {
+    let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    let date = cert
+        .and_then(|c| c.not_after.to_offset(time::UtcOffset::UTC).format(&fmt).ok())
+        .unwrap_or_default();
+    format!("<result>{date}</result>")
+}

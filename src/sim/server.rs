@@ -1,0 +1,161 @@
+//! The simulator's HTTPS front: a tokio runtime on its own thread, rustls, hyper HTTP/1.1.
+//!
+//! The agent under test uses blocking HTTP on its own thread, so the simulator must not share
+//! its runtime; stopping sends a signal and joins the thread, which ends every connection.
+
+use super::service::{Request, Service};
+use super::{SimError, CERT_AUTH_HOST};
+use crate::pki::{Authority, IssueProfile, IssueRequest, PrivateKey};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
+
+/// Requests larger than this are refused; the agent's are a few kilobytes.
+const MAX_BODY: usize = 64 * 1024;
+
+pub(crate) struct Running {
+    pub addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Running {
+    pub fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.thread.join();
+    }
+}
+
+pub(crate) fn start(
+    tls_authority: &Authority,
+    service: Arc<Mutex<Service>>,
+) -> Result<Running, SimError> {
+    let acceptor = tls_acceptor(tls_authority)?;
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (shutdown, stop) = oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("devicetrust-sim".into())
+        .spawn(move || runtime.block_on(serve(listener, acceptor, service, stop)))?;
+    Ok(Running {
+        addr,
+        shutdown,
+        thread,
+    })
+}
+
+fn tls_acceptor(authority: &Authority) -> Result<TlsAcceptor, SimError> {
+    let key = PrivateKey::generate_rsa(2048)?;
+    let now = OffsetDateTime::now_utc();
+    let certificate = authority.issue(IssueRequest {
+        subject: "CN=localhost".into(),
+        public_key_der: key.public_key_der()?,
+        not_before: now - time::Duration::hours(1),
+        not_after: now + time::Duration::days(30),
+        serial: None,
+        profile: IssueProfile::TlsServer {
+            dns_names: vec!["localhost".into(), CERT_AUTH_HOST.into()],
+            ip_addresses: vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ],
+        },
+    })?;
+    let tls = |e: rustls::Error| SimError::Tls(e.to_string());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.to_pkcs8_der()?.to_vec().into());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(tls)?
+        .with_no_client_auth()
+        .with_single_cert(vec![certificate.into()], key_der)
+        .map_err(tls)?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    acceptor: TlsAcceptor,
+    service: Arc<Mutex<Service>>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                let acceptor = acceptor.clone();
+                let service = Arc::clone(&service);
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let handler = service_fn(move |req| answer(req, Arc::clone(&service)));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), handler)
+                        .await;
+                });
+            }
+        }
+    }
+}
+
+async fn answer(
+    req: hyper::Request<Incoming>,
+    service: Arc<Mutex<Service>>,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let Ok(body) = Limited::new(body, MAX_BODY).collect().await else {
+        return Ok(plain(413, "request body too large"));
+    };
+    let request = Request {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+        body: body.to_bytes().to_vec(),
+    };
+    let response = {
+        let mut service = match service.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        service.handle(request)
+    };
+    if let Some(delay) = response.delay {
+        tokio::time::sleep(delay).await;
+    }
+    let mut builder = hyper::Response::builder()
+        .status(response.status)
+        .header("content-type", response.content_type);
+    for (name, value) in &response.headers {
+        builder = builder.header(*name, value);
+    }
+    Ok(builder
+        .body(Full::new(Bytes::from(response.body)))
+        .unwrap_or_else(|_| plain(500, "response could not be built")))
+}
+
+fn plain(status: u16, text: &'static str) -> hyper::Response<Full<Bytes>> {
+    let mut response = hyper::Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST);
+    response
+}

@@ -1,0 +1,247 @@
+//! Bad input, bad server answers, timeouts: one `ERROR:` line naming the cause, a non-zero
+//! exit, and the device exactly as it was.
+
+mod common;
+
+use common::*;
+use devicetrust::sim::{Endpoint, Fault};
+use std::time::Duration;
+
+/// No temporary file anywhere under the root.
+fn assert_no_temporary_files(env: &Env) {
+    let leftovers: Vec<_> = env
+        .snapshot()
+        .into_keys()
+        .filter(|p| p.to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Each fault, on the enrollment of a fresh device and on the renewal of an enrolled one.
+fn faults() -> Vec<(Fault, &'static str, i32)> {
+    vec![
+        (Fault::Status(500), "HTTP 500", 1),
+        (Fault::Status(403), "HTTP 403", 1),
+        (Fault::MalformedJson, "JSON", 1),
+        (Fault::HtmlBody, "HTML", 1),
+        (Fault::MissingField, "issuedCertificate", 1),
+        (Fault::BadBase64, "base64", 1),
+        (Fault::ForeignKeyCertificate, "different key", 1),
+        (Fault::WrongCommonName, "Not Okta", 1),
+        (Fault::ExpiredCertificate, "expired", 1),
+        (Fault::Slow(Duration::from_secs(30)), "timed out", 75),
+        (Fault::RateLimited { reset_in_secs: 3600 }, "rate limit", 75),
+    ]
+}
+
+#[test]
+fn each_fault_on_enroll_fails_cleanly_and_stores_nothing() {
+    let env = Env::new(365);
+    env.write_config("[network]\ntimeout_secs = 1\nretry_base_delay_ms = 1");
+    for (fault, cause, code) in faults() {
+        env.sim.inject(Endpoint::Enroll, fault.clone(), None);
+        let run = env.enroll();
+        env.sim.clear_faults();
+        assert_eq!(run.code, code, "{fault:?}: {run:?}");
+        let error = run.error();
+        assert!(
+            error.to_lowercase().contains(&cause.to_lowercase()),
+            "{fault:?}: {error:?} should name {cause:?}"
+        );
+        assert!(!env.store_dir().exists(), "{fault:?} left a store");
+        assert_no_temporary_files(&env);
+    }
+}
+
+#[test]
+fn each_fault_on_renew_leaves_the_store_byte_for_byte_unchanged() {
+    let env = Env::new(20);
+    assert_eq!(env.enroll().code, 0);
+    env.write_config("[network]\ntimeout_secs = 1\nretry_base_delay_ms = 1");
+    let store_before = |env: &Env| {
+        env.snapshot()
+            .into_iter()
+            .filter(|(p, _)| p.starts_with(env.store_dir()))
+            .collect::<Vec<_>>()
+    };
+    let before = store_before(&env);
+    for (fault, cause, code) in faults() {
+        env.sim.inject(Endpoint::Renew, fault.clone(), None);
+        let run = env.run(&["renew"]);
+        env.sim.clear_faults();
+        assert_eq!(run.code, code, "{fault:?}: {run:?}");
+        assert!(
+            run.error().to_lowercase().contains(&cause.to_lowercase()),
+            "{fault:?}: {run:?}"
+        );
+        assert_eq!(store_before(&env), before, "{fault:?} changed the store");
+        assert_no_temporary_files(&env);
+        // The failure is remembered for the health chain.
+        let status = env.status_json();
+        assert_eq!(status["last_renewal"]["ok"], false, "{fault:?}");
+        assert_eq!(status["status"], "Renewal Failing", "{fault:?}");
+    }
+    // And the identity still renews once the service behaves.
+    assert_eq!(env.run(&["renew"]).code, 0);
+    assert_eq!(env.ea(), "<result>Healthy</result>\n");
+}
+
+#[test]
+fn a_fault_on_metadata_stops_enrollment_before_any_key_is_sent() {
+    let env = Env::new(365);
+    env.sim.inject(Endpoint::Metadata, Fault::HtmlBody, None);
+    let run = env.enroll();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.error().contains("metadata"), "{run:?}");
+    assert!(env.sim.requests().iter().all(|r| !r.path.ends_with("/enroll/macos")));
+}
+
+#[test]
+fn a_wrong_token_shows_oktas_summary() {
+    let env = Env::new(365);
+    env.write_token("not-the-secret");
+    let run = env.enroll();
+    assert_eq!(run.code, 1, "{run:?}");
+    let error = run.error();
+    assert!(error.contains("Invalid token provided"), "{error}");
+    assert!(error.contains("E0000011"), "{error}");
+    assert!(!env.store_dir().exists());
+}
+
+#[test]
+fn the_five_certificate_limit_is_surfaced_verbatim() {
+    let env = Env::new(365);
+    for _ in 0..5 {
+        assert_eq!(env.enroll().code, 0);
+        assert_eq!(env.run(&["uninstall"]).code, 0);
+    }
+    let run = env.enroll();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.error()
+            .contains("Maximum enrollment limit of 5 certificates for a device is reached"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_transient_server_error_is_retried() {
+    let env = Env::new(365);
+    env.sim.inject(Endpoint::Enroll, Fault::Status(503), Some(1));
+    let run = env.enroll();
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("WARN:"), "a retry is logged: {run:?}");
+    let enrolls: Vec<u16> = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/enroll/macos"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(enrolls, [503, 200]);
+}
+
+#[test]
+fn retries_are_bounded() {
+    let env = Env::new(365);
+    env.write_config("[network]\nmax_attempts = 3\nretry_base_delay_ms = 1");
+    env.sim.inject(Endpoint::Enroll, Fault::Status(502), None);
+    let run = env.enroll();
+    assert_eq!(run.code, 1, "{run:?}");
+    let enrolls = env.sim.requests().iter().filter(|r| r.path.ends_with("/enroll/macos")).count();
+    assert_eq!(enrolls, 3);
+}
+
+#[test]
+fn an_unreachable_org_defers_with_exit_75() {
+    let env = Env::new(365);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let run = env.run_with_token(&["enroll", "--org-url", &format!("https://localhost:{port}")]);
+    assert_eq!(run.code, 75, "{run:?}");
+    assert!(run.error().contains("localhost"), "{run:?}");
+}
+
+#[test]
+fn an_untrusted_server_certificate_is_refused() {
+    let env = Env::new(365);
+    // Without --ca-file the simulator's throwaway CA is not trusted.
+    std::fs::write(env.etc().join("config.toml"), format!("org_url = {:?}\n", env.sim.org_url())).unwrap();
+    let run = env.enroll();
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(run.error().to_lowercase().contains("certificate"), "{run:?}");
+    assert!(env.sim.requests().is_empty());
+}
+
+#[test]
+fn plain_http_org_url_is_refused_with_exit_2() {
+    let env = Env::new(365);
+    let run = env.run_with_token(&["enroll", "--org-url", "http://acme.okta.com"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.error().contains("http://"), "{run:?}");
+    assert!(env.sim.requests().is_empty());
+}
+
+#[test]
+fn a_missing_token_names_all_three_ways_to_supply_it() {
+    let env = Env::new(365);
+    let run = env.run(&["enroll"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let error = run.error();
+    for way in ["--org-token-file", "DEVICETRUST_ORG_TOKEN", "org_token_file"] {
+        assert!(error.contains(way), "{error} should mention {way}");
+    }
+    assert!(env.sim.requests().is_empty());
+}
+
+#[test]
+fn invalid_configuration_values_are_usage_errors() {
+    let env = Env::new(365);
+    for (extra, needle) in [
+        ("renew_before_days = 0", "renew_before_days"),
+        ("no_such_key = 1", "no_such_key"),
+        ("store = \"floppy\"", "store"),
+        ("org_url = [", "line"),
+    ] {
+        env.write_config(extra);
+        let run = env.enroll();
+        assert_eq!(run.code, 2, "{extra}: {run:?}");
+        assert!(run.error().contains(needle), "{extra}: {run:?}");
+    }
+}
+
+#[test]
+fn flags_beat_environment_beat_file() {
+    let env = Env::new(365);
+    // The file names the simulator; the environment names a dead org; the flag the simulator.
+    let mut cmd = env.command(&["enroll", "--org-url", &env.sim.org_url()]);
+    cmd.env("DEVICETRUST_ORG_URL", "https://dead.invalid");
+    cmd.env("DEVICETRUST_ORG_TOKEN", env.sim.org_token());
+    let run = Run::from(cmd.output().unwrap());
+    assert_eq!(run.code, 0, "{run:?}");
+
+    // Environment beats the file.
+    let env2 = Env::new(365);
+    let mut cmd = env2.command(&["enroll"]);
+    cmd.env("DEVICETRUST_ORG_URL", "http://plain.example");
+    let run = Run::from(cmd.output().unwrap());
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.error().contains("plain.example"), "{run:?}");
+}
+
+#[test]
+fn a_second_run_waits_for_the_lock_then_defers() {
+    let env = Env::new(365);
+    env.write_config("lock_timeout_secs = 0");
+    std::fs::create_dir_all(env.state_dir()).unwrap();
+    let held = std::fs::File::create(env.state_dir().join("lock")).unwrap();
+    held.lock().unwrap();
+    let run = env.enroll();
+    assert_eq!(run.code, 75, "{run:?}");
+    assert!(run.error().contains("another devicetrust run"), "{run:?}");
+    assert!(env.sim.requests().is_empty());
+    drop(held);
+    assert_eq!(env.enroll().code, 0);
+}

@@ -1,0 +1,215 @@
+//! The promises an admin cannot see: secrets stay secret, a crash never leaves a device
+//! without an identity, and the health chain reports the first broken link.
+
+mod common;
+
+use common::*;
+use devicetrust::sim::{Endpoint, Fault};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// Puts a logging shim for each command on PATH: every child the agent starts is recorded.
+fn shim_path(dir: &Path, log: &Path) -> String {
+    for tool in ["security", "launchctl", "defaults", "openssl", "curl", "codesign", "pgrep", "sh", "systemctl"] {
+        let shim = dir.join(tool);
+        std::fs::write(
+            &shim,
+            format!("#!/bin/sh\nprintf '%s\\n' \"$0 $*\" >> {:?}\nexit 1\n", log.display().to_string()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+#[test]
+fn the_org_token_appears_in_no_output_file_or_child_argv() {
+    let env = Env::new(20);
+    let token = env.sim.org_token();
+    let shims = tempfile::tempdir().unwrap();
+    let argv_log = shims.path().join("argv.log");
+    let path = shim_path(shims.path(), &argv_log);
+
+    let mut outputs = String::new();
+    let mut run = |args: &[&str], with_token: bool| {
+        let mut cmd = env.command(args);
+        cmd.env("PATH", &path).arg("-v");
+        if with_token {
+            cmd.env("DEVICETRUST_ORG_TOKEN", &token);
+        }
+        let run = Run::from(cmd.output().unwrap());
+        outputs.push_str(&run.all_output());
+        run
+    };
+    assert_eq!(run(&["enroll"], true).code, 0);
+    run(&["status"], true);
+    run(&["status", "--json"], true);
+    run(&["ea"], true);
+    assert_eq!(run(&["renew"], true).code, 0);
+    // Failures too: their messages must not quote the secret either.
+    env.sim.inject(Endpoint::Enroll, Fault::Status(400), None);
+    run(&["uninstall", "--reenroll"], true);
+    assert!(!outputs.is_empty());
+    assert!(!outputs.contains(&token), "token in output:\n{outputs}");
+
+    // Files the agent wrote: everything under the root except the admin's own token file.
+    let mut files = Vec::new();
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.path().is_dir() { walk(&e.path(), out) } else { out.push(e.path()) }
+        }
+    }
+    walk(env.root.path(), &mut files);
+    for file in files.iter().filter(|f| **f != env.token_file()) {
+        let bytes = std::fs::read(file).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&token),
+            "token written to {}",
+            file.display()
+        );
+    }
+    let argv = std::fs::read_to_string(&argv_log).unwrap_or_default();
+    assert!(!argv.contains(&token), "token in a child's argv: {argv}");
+}
+
+#[test]
+fn the_private_key_is_only_in_the_store() {
+    let env = Env::new(365);
+    assert_eq!(env.enroll().code, 0);
+    let key = env.key_pem();
+    let body = key.lines().nth(1).unwrap().to_owned();
+    for (path, bytes) in env.snapshot() {
+        if path.starts_with(env.generation()) && path.ends_with("key.pem") {
+            continue;
+        }
+        assert!(!String::from_utf8_lossy(&bytes).contains(&body), "key material in {}", path.display());
+    }
+    let run = env.run(&["status", "-v"]);
+    assert!(!run.all_output().contains(&body));
+}
+
+/// Kills the renewal at `failpoint` and checks the device still has a usable identity.
+fn crash_renewal_at(failpoint: &str) -> (String, String, String) {
+    let env = Env::new(20);
+    assert_eq!(env.enroll().code, 0);
+    let old_serial = env.certificate().serial_hex;
+    let mut cmd = env.command(&["renew"]);
+    cmd.env("DEVICETRUST_FAILPOINT", failpoint);
+    let out = cmd.output().unwrap();
+    assert!(out.status.code().is_none(), "{failpoint}: the process should have died: {out:?}");
+
+    let status = env.status_json();
+    assert_eq!(status["status"], "Healthy", "{failpoint}: {status}");
+    let serial = status["serial"].as_str().unwrap().to_owned();
+    // A later run finishes the job and sweeps what the crash left behind.
+    let run = env.run(&["renew", "--force"]);
+    assert_eq!(run.code, 0, "{failpoint}: {run:?}");
+    let generations = std::fs::read_dir(env.store_dir())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_dir())
+        .count();
+    assert_eq!(generations, 1, "{failpoint}");
+    (old_serial, serial, env.certificate().serial_hex)
+}
+
+#[test]
+fn a_crash_after_writing_the_new_identity_keeps_the_old_one() {
+    let (old, after_crash, _) = crash_renewal_at("store.new-written");
+    assert_eq!(after_crash, old);
+}
+
+#[test]
+fn a_crash_after_switching_keeps_the_new_one() {
+    let (old, after_crash, _) = crash_renewal_at("store.switched");
+    assert_ne!(after_crash, old);
+}
+
+#[test]
+fn each_core_status_is_reached_by_breaking_one_link() {
+    let env = Env::new(20);
+    let ea = || env.ea();
+
+    // Not Configured: no org URL anywhere.
+    std::fs::write(env.etc().join("config.toml"), "").unwrap();
+    assert_eq!(ea(), "<result>Not Configured</result>\n");
+    assert_eq!(env.run(&["ea", "--expiry"]).stdout, "<result></result>\n");
+    env.write_config("");
+
+    assert_eq!(ea(), "<result>Certificate Missing</result>\n");
+    assert_eq!(env.enroll().code, 0);
+    assert_eq!(ea(), "<result>Healthy</result>\n");
+    let expiry = env.run(&["ea", "--expiry"]).stdout;
+    let not_after = env.certificate().not_after;
+    let expected = format!(
+        "<result>{:04}-{:02}-{:02} {:02}:{:02}:{:02}</result>\n",
+        not_after.year(),
+        u8::from(not_after.month()),
+        not_after.day(),
+        not_after.hour(),
+        not_after.minute(),
+        not_after.second()
+    );
+    assert_eq!(expiry, expected);
+
+    // Renewal Failing: inside the window and the last attempt failed.
+    env.sim.inject(Endpoint::Renew, Fault::Status(500), None);
+    assert_eq!(env.run(&["renew"]).code, 1);
+    assert_eq!(ea(), "<result>Renewal Failing</result>\n");
+    env.sim.clear_faults();
+    assert_eq!(env.run(&["renew"]).code, 0);
+    assert_eq!(ea(), "<result>Healthy</result>\n");
+
+    // Private Key Missing: a corrupt key, then no key at all.
+    let key = env.generation().join("key.pem");
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n").unwrap();
+    assert_eq!(ea(), "<result>Private Key Missing</result>\n");
+    std::fs::remove_file(&key).unwrap();
+    assert_eq!(ea(), "<result>Private Key Missing</result>\n");
+
+    // Certificate Missing: the certificate deleted.
+    std::fs::remove_file(env.generation().join("cert.pem")).unwrap();
+    assert_eq!(ea(), "<result>Certificate Missing</result>\n");
+}
+
+#[test]
+fn ea_prints_exactly_one_line_even_when_everything_is_wrong() {
+    let env = Env::new(365);
+    std::fs::write(env.etc().join("config.toml"), "this is = not [toml").unwrap();
+    let run = env.run(&["ea"]);
+    assert_eq!(run.code, 0);
+    assert_eq!(run.stdout, "<result>Not Configured</result>\n");
+}
+
+#[test]
+fn status_json_is_one_document_with_every_field() {
+    let env = Env::new(365);
+    let status = env.status_json();
+    for field in [
+        "status", "method", "subject", "issuer", "serial", "not_before", "not_after", "days_left",
+        "fingerprint_sha256", "store", "certificate_pem", "last_renewal",
+    ] {
+        assert!(status.get(field).is_some(), "missing {field}: {status}");
+    }
+    assert_eq!(status["subject"], serde_json::Value::Null);
+    assert_eq!(env.enroll().code, 0);
+    let status = env.status_json();
+    assert!(status["certificate_pem"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(status["subject"].as_str().unwrap().contains("CN=Okta MTLS"));
+    assert!(status["not_after"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn the_demo_runs_the_whole_cycle() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_devicetrust"))
+        .arg("demo")
+        .env_remove("DEVICETRUST_ROOT")
+        .env_remove("DEVICETRUST_CONFIG")
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    assert_eq!(run.code, 0, "{run:?}");
+    for step in ["enrolled: certificate", "no new certificate requested", "renewed: certificate", "<result>Certificate Missing</result>"] {
+        assert!(run.stdout.contains(step), "demo output lacks {step:?}:\n{}", run.stdout);
+    }
+    assert!(run.error_lines().is_empty());
+}
