@@ -1,2 +1,3 @@
 //! devicetrust: puts a device-trust client certificate on a managed Mac and keeps it healthy.
+pub mod pki;
 pub mod secret;
