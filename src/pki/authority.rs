@@ -359,3 +359,172 @@ pub(crate) mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod issue_tests {
+    use super::tests::*;
+    use super::*;
+    use crate::pki::cert::{verify_issued_by, CertificateInfo};
+    use crate::pki::key::tests::test_key;
+
+    fn extension<'a>(cert: &'a Certificate, oid: const_oid::ObjectIdentifier) -> &'a Extension {
+        cert.tbs_certificate
+            .extensions
+            .iter()
+            .flatten()
+            .find(|e| e.extn_id == oid)
+            .unwrap()
+    }
+
+    #[test]
+    fn self_signed_ca_is_a_critical_ca_with_cert_signing_usage() {
+        let ca = test_authority();
+        let cert = Certificate::from_der(ca.certificate_der()).unwrap();
+        let bc = extension(&cert, BasicConstraints::OID);
+        assert!(bc.critical);
+        assert!(
+            BasicConstraints::from_der(bc.extn_value.as_bytes())
+                .unwrap()
+                .ca
+        );
+        let ku = KeyUsage::from_der(extension(&cert, KeyUsage::OID).extn_value.as_bytes()).unwrap();
+        assert!(ku.key_cert_sign() && ku.crl_sign() && !ku.digital_signature());
+        extension(&cert, SubjectKeyIdentifier::OID);
+        verify_issued_by(ca.certificate_der(), ca.certificate_der()).unwrap();
+    }
+
+    #[test]
+    fn client_certificate_has_client_auth_profile_and_chains_to_the_ca() {
+        let ca = test_authority();
+        let now = OffsetDateTime::now_utc();
+        let der = ca
+            .issue(client_request(test_key().public_key_der().unwrap(), now))
+            .unwrap();
+        verify_issued_by(&der, ca.certificate_der()).unwrap();
+        let cert = Certificate::from_der(&der).unwrap();
+        let eku = ExtendedKeyUsage::from_der(
+            extension(&cert, ExtendedKeyUsage::OID)
+                .extn_value
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(eku.0, vec![ID_KP_CLIENT_AUTH]);
+        let ku = KeyUsage::from_der(extension(&cert, KeyUsage::OID).extn_value.as_bytes()).unwrap();
+        assert!(ku.digital_signature() && ku.key_encipherment() && !ku.key_cert_sign());
+        let aki = AuthorityKeyIdentifier::from_der(
+            extension(&cert, AuthorityKeyIdentifier::OID)
+                .extn_value
+                .as_bytes(),
+        )
+        .unwrap();
+        let ca_cert = Certificate::from_der(ca.certificate_der()).unwrap();
+        let ski = SubjectKeyIdentifier::from_der(
+            extension(&ca_cert, SubjectKeyIdentifier::OID)
+                .extn_value
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(aki.key_identifier, Some(ski.0));
+        let info = CertificateInfo::parse(&der).unwrap();
+        assert_eq!(info.issuer_cn.as_deref(), Some(MTLS_CA_CN));
+        assert_eq!(info.serial_hex.len(), 32);
+    }
+
+    #[test]
+    fn server_certificate_names_its_hosts_in_the_san() {
+        let ca = test_authority();
+        let now = OffsetDateTime::now_utc();
+        let der = ca
+            .issue(IssueRequest {
+                subject: "CN=localhost".to_owned(),
+                profile: IssueProfile::TlsServer {
+                    dns_names: vec!["localhost".to_owned()],
+                    ip_addresses: vec!["127.0.0.1".parse().unwrap()],
+                },
+                ..client_request(test_key().public_key_der().unwrap(), now)
+            })
+            .unwrap();
+        let cert = Certificate::from_der(&der).unwrap();
+        let san =
+            SubjectAltName::from_der(extension(&cert, SubjectAltName::OID).extn_value.as_bytes())
+                .unwrap();
+        assert_eq!(san.0.len(), 2);
+        assert!(matches!(&san.0[0], GeneralName::DnsName(d) if d.as_str() == "localhost"));
+        assert!(matches!(&san.0[1], GeneralName::IpAddress(ip) if ip.as_bytes() == [127, 0, 0, 1]));
+        let eku = ExtendedKeyUsage::from_der(
+            extension(&cert, ExtendedKeyUsage::OID)
+                .extn_value
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(eku.0, vec![ID_KP_SERVER_AUTH]);
+    }
+
+    #[test]
+    fn explicit_serial_and_far_future_dates_are_encoded_faithfully() {
+        let ca = test_authority();
+        let not_after = time::macros::datetime!(2060-01-01 0:00 UTC);
+        let der = ca
+            .issue(IssueRequest {
+                serial: Some(vec![0x00, 0x80, 0x01]),
+                not_before: time::macros::datetime!(2020-01-01 0:00 UTC),
+                not_after,
+                ..client_request(
+                    test_key().public_key_der().unwrap(),
+                    OffsetDateTime::now_utc(),
+                )
+            })
+            .unwrap();
+        let info = CertificateInfo::parse(&der).unwrap();
+        assert_eq!(info.serial_hex, "8001");
+        assert_eq!(info.not_after, not_after);
+        assert_eq!(
+            info.not_before,
+            time::macros::datetime!(2020-01-01 0:00 UTC)
+        );
+    }
+
+    #[test]
+    fn nonsense_requests_are_refused() {
+        let ca = test_authority();
+        let now = OffsetDateTime::now_utc();
+        let key = test_key().public_key_der().unwrap();
+        let zero_serial = IssueRequest {
+            serial: Some(vec![0, 0]),
+            ..client_request(key.clone(), now)
+        };
+        assert!(matches!(
+            ca.issue(zero_serial),
+            Err(PkiError::InvalidSerial(_))
+        ));
+        let backwards = IssueRequest {
+            not_after: now - time::Duration::days(1),
+            ..client_request(key.clone(), now)
+        };
+        assert!(matches!(
+            ca.issue(backwards),
+            Err(PkiError::InvalidValidity(_))
+        ));
+        let bad_key = IssueRequest {
+            public_key_der: b"nope".to_vec(),
+            ..client_request(key, now)
+        };
+        assert!(matches!(
+            ca.issue(bad_key),
+            Err(PkiError::InvalidPublicKey(_))
+        ));
+    }
+
+    #[test]
+    fn from_pem_round_trips_and_refuses_a_foreign_key() {
+        let ca = test_authority();
+        let key_pem = ca.key().to_pkcs8_pem().unwrap();
+        let loaded = Authority::from_pem(&ca.certificate_pem(), &key_pem).unwrap();
+        assert_eq!(loaded.certificate_der(), ca.certificate_der());
+        let foreign = test_key().to_pkcs8_pem().unwrap();
+        assert!(matches!(
+            Authority::from_pem(&ca.certificate_pem(), &foreign),
+            Err(PkiError::KeyMismatch(_))
+        ));
+    }
+}

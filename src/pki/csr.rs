@@ -295,3 +295,156 @@ fn read_requested_extensions(extensions: &[Extension], info: &mut CsrInfo) -> Re
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::key::tests::test_key;
+
+    #[test]
+    fn okta_csr_verifies_and_carries_the_protocol_subject_and_extensions() {
+        let key = test_key();
+        let der = build_csr(&CsrProfile::okta(), key).unwrap();
+        let info = verify_csr(&der).unwrap();
+        assert_eq!(info.subject, "CN=Okta MTLS,O=Okta,ST=CA,C=US");
+        assert_eq!(info.subject_cn.as_deref(), Some("Okta MTLS"));
+        assert_eq!(info.public_key_der, key.public_key_der().unwrap());
+        assert_eq!(
+            info.key_usage,
+            Some(KeyUsage {
+                digital_signature: true,
+                non_repudiation: true,
+                key_encipherment: true,
+                ..KeyUsage::default()
+            })
+        );
+        assert_eq!(info.basic_constraints_ca, Some(false));
+        assert_eq!(info.challenge_password, None);
+    }
+
+    #[test]
+    fn key_usage_extension_is_critical_and_inside_the_signed_request() {
+        let der = build_csr(&CsrProfile::okta(), test_key()).unwrap();
+        let request = CertReq::from_der(&der).unwrap();
+        let ext_req = request
+            .info
+            .attributes
+            .iter()
+            .find(|a| a.oid == ID_EXTENSION_REQ)
+            .expect("extensionRequest attribute");
+        let extensions: Vec<Extension> = ext_req.values.as_slice()[0].decode_as().unwrap();
+        let key_usage = extensions
+            .iter()
+            .find(|e| e.extn_id == x509_cert::ext::pkix::KeyUsage::OID)
+            .unwrap();
+        assert!(key_usage.critical);
+    }
+
+    #[test]
+    fn challenge_password_and_subject_alt_names_are_requested() {
+        let profile = CsrProfile {
+            subject: "CN=jane@example.com".to_owned(),
+            subject_alt_names: vec![
+                SubjectAltName::Rfc822("jane@example.com".to_owned()),
+                SubjectAltName::Dns("mac.example.com".to_owned()),
+                SubjectAltName::Uri("urn:uuid:1234".to_owned()),
+                SubjectAltName::NtPrincipalName("jane@EXAMPLE.COM".to_owned()),
+            ],
+            challenge_password: Some(Secret::new("scep-challenge-1")),
+            ..CsrProfile::okta()
+        };
+        let der = build_csr(&profile, test_key()).unwrap();
+        let info = verify_csr(&der).unwrap();
+        assert_eq!(info.challenge_password.as_deref(), Some("scep-challenge-1"));
+
+        let request = CertReq::from_der(&der).unwrap();
+        let ext_req = request
+            .info
+            .attributes
+            .iter()
+            .find(|a| a.oid == ID_EXTENSION_REQ)
+            .unwrap();
+        let extensions: Vec<Extension> = ext_req.values.as_slice()[0].decode_as().unwrap();
+        let san = extensions
+            .iter()
+            .find(|e| e.extn_id == SanExtension::OID)
+            .unwrap();
+        let names = SanExtension::from_der(san.extn_value.as_bytes()).unwrap().0;
+        assert_eq!(names.len(), 4);
+        match &names[3] {
+            GeneralName::OtherName(other) => {
+                assert_eq!(other.type_id, NT_PRINCIPAL_NAME);
+                let upn: Utf8StringRef<'_> = other.value.decode_as().unwrap();
+                assert_eq!(upn.as_str(), "jane@EXAMPLE.COM");
+            }
+            other => panic!("expected otherName, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_csr_altered_after_signing_is_rejected() {
+        let der = build_csr(&CsrProfile::okta(), test_key()).unwrap();
+        // Flip a letter of the subject ("Okta" -> "Okt`") without changing any length.
+        let at = der
+            .windows(9)
+            .position(|w| w == b"Okta MTLS")
+            .expect("subject bytes");
+        let mut tampered = der.clone();
+        tampered[at + 3] ^= 0x01;
+        assert!(matches!(
+            verify_csr(&tampered),
+            Err(PkiError::BadSignature("certificate request"))
+        ));
+    }
+
+    #[test]
+    fn a_csr_signed_by_another_key_is_rejected() {
+        use crate::pki::key::tests::other_test_key;
+        // Same request info, signature made by a different key: swap in the other signature.
+        let mine = CertReq::from_der(&build_csr(&CsrProfile::okta(), test_key()).unwrap()).unwrap();
+        let theirs =
+            CertReq::from_der(&build_csr(&CsrProfile::okta(), other_test_key()).unwrap()).unwrap();
+        let forged = CertReq {
+            signature: theirs.signature,
+            ..mine
+        }
+        .to_der()
+        .unwrap();
+        assert!(matches!(
+            verify_csr(&forged),
+            Err(PkiError::BadSignature(_))
+        ));
+    }
+
+    #[test]
+    fn other_signature_algorithms_are_refused() {
+        let der = build_csr(&CsrProfile::okta(), test_key()).unwrap();
+        let mut request = CertReq::from_der(&der).unwrap();
+        request.algorithm.oid = const_oid::db::rfc5912::SHA_1_WITH_RSA_ENCRYPTION;
+        let err = verify_csr(&request.to_der().unwrap()).unwrap_err();
+        assert!(
+            matches!(err, PkiError::UnsupportedSignatureAlgorithm { ref oid, .. } if oid == "1.2.840.113549.1.1.5"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn garbage_is_not_a_csr() {
+        assert!(matches!(
+            verify_csr(b"\x30\x03\x02\x01\x00"),
+            Err(PkiError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn a_bad_subject_is_reported_not_panicked_on() {
+        let profile = CsrProfile {
+            subject: "not a name".to_owned(),
+            ..CsrProfile::okta()
+        };
+        assert!(matches!(
+            build_csr(&profile, test_key()),
+            Err(PkiError::InvalidName { .. })
+        ));
+    }
+}
