@@ -313,3 +313,225 @@ pub fn pem_decode_all(text: &str) -> Result<Vec<(String, Vec<u8>)>, PkiError> {
     }
     Ok(blocks)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::authority::tests::{client_request, test_authority};
+    use crate::pki::authority::{Authority, IssueRequest};
+    use crate::pki::key::tests::{other_test_key, test_key};
+    use time::macros::datetime;
+
+    fn issue(request: IssueRequest) -> Vec<u8> {
+        test_authority().issue(request).unwrap()
+    }
+
+    fn device_cert(now: OffsetDateTime) -> Vec<u8> {
+        issue(client_request(test_key().public_key_der().unwrap(), now))
+    }
+
+    #[test]
+    fn parse_reports_names_serial_times_and_fingerprint() {
+        let der = issue(IssueRequest {
+            subject: "CN=Okta MTLS, O=Okta, ST=CA, C=US".to_owned(),
+            serial: Some(vec![0x0a, 0xbc]),
+            not_before: datetime!(2024-01-01 0:00 UTC),
+            not_after: datetime!(2025-01-01 0:00 UTC),
+            ..client_request(
+                test_key().public_key_der().unwrap(),
+                OffsetDateTime::now_utc(),
+            )
+        });
+        let info = CertificateInfo::parse(&der).unwrap();
+        assert_eq!(info.subject, "CN=Okta MTLS,O=Okta,ST=CA,C=US");
+        assert_eq!(info.subject_cn.as_deref(), Some("Okta MTLS"));
+        assert_eq!(info.issuer, "CN=MTLS Certificate Authority");
+        assert_eq!(
+            info.issuer_cn.as_deref(),
+            Some("MTLS Certificate Authority")
+        );
+        assert_eq!(info.serial_hex, "0abc");
+        assert_eq!(info.not_before, datetime!(2024-01-01 0:00 UTC));
+        assert_eq!(info.not_after, datetime!(2025-01-01 0:00 UTC));
+        assert_eq!(info.fingerprint_sha256, hex(&Sha256::digest(&der)));
+        assert_eq!(info.fingerprint_sha256.len(), 64);
+        assert_eq!(info.public_key_der, test_key().public_key_der().unwrap());
+    }
+
+    #[test]
+    fn validity_arithmetic_is_inclusive_and_floors_days() {
+        let der = issue(IssueRequest {
+            not_before: datetime!(2024-01-01 0:00 UTC),
+            not_after: datetime!(2024-03-01 0:00 UTC),
+            ..client_request(
+                test_key().public_key_der().unwrap(),
+                OffsetDateTime::now_utc(),
+            )
+        });
+        let info = CertificateInfo::parse(&der).unwrap();
+        assert!(info.is_valid_at(datetime!(2024-01-01 0:00 UTC)));
+        assert!(info.is_valid_at(datetime!(2024-03-01 0:00 UTC)));
+        assert!(!info.is_valid_at(datetime!(2024-03-01 0:00:01 UTC)));
+        assert!(!info.is_valid_at(datetime!(2023-12-31 23:59:59 UTC)));
+        let now = datetime!(2024-02-28 12:00 UTC);
+        assert_eq!(info.seconds_left(now), 36 * 3600);
+        assert_eq!(info.days_left(now), 1);
+        let after = datetime!(2024-03-01 0:00:01 UTC);
+        assert_eq!(info.seconds_left(after), -1);
+        assert_eq!(info.days_left(after), -1);
+    }
+
+    #[test]
+    fn pem_round_trip_and_chain_decoding() {
+        let der = device_cert(OffsetDateTime::now_utc());
+        let info = CertificateInfo::parse(&der).unwrap();
+        let pem = info.to_pem();
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"));
+        assert_eq!(CertificateInfo::from_pem(&pem).unwrap(), info);
+        let chain = format!("leaf\n{pem}\nca\n{}", test_authority().certificate_pem());
+        let blocks = pem_decode_all(&chain).unwrap();
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(blocks[0], ("CERTIFICATE".to_owned(), der));
+        assert_eq!(blocks[1].1, test_authority().certificate_der());
+        assert!(matches!(
+            pem_decode_all("nothing here"),
+            Err(PkiError::Pem(_))
+        ));
+        assert!(matches!(
+            pem_decode_all("-----BEGIN CERTIFICATE-----\nAAAA\n"),
+            Err(PkiError::Pem(_))
+        ));
+    }
+
+    #[test]
+    fn check_issued_accepts_a_good_certificate() {
+        let now = OffsetDateTime::now_utc();
+        let der = device_cert(now);
+        let info = check_issued(
+            &der,
+            &test_key().public_key_der().unwrap(),
+            "Okta MTLS",
+            now,
+        )
+        .unwrap();
+        assert_eq!(info.der, der);
+    }
+
+    #[test]
+    fn check_issued_rejects_garbage() {
+        let err = check_issued(b"junk", b"", "Okta MTLS", OffsetDateTime::now_utc()).unwrap_err();
+        assert!(matches!(err, IssuedCertError::Unparseable(_)), "{err}");
+    }
+
+    #[test]
+    fn check_issued_rejects_a_certificate_for_another_key() {
+        let now = OffsetDateTime::now_utc();
+        let der = device_cert(now);
+        let err = check_issued(
+            &der,
+            &other_test_key().public_key_der().unwrap(),
+            "Okta MTLS",
+            now,
+        )
+        .unwrap_err();
+        assert!(matches!(err, IssuedCertError::KeyMismatch));
+        assert_eq!(
+            err.to_string(),
+            "the issued certificate is for a different key than the one we generated"
+        );
+    }
+
+    #[test]
+    fn check_issued_rejects_not_yet_valid_and_expired() {
+        let now = OffsetDateTime::now_utc();
+        let der = device_cert(now);
+        let key = test_key().public_key_der().unwrap();
+        let early = now - time::Duration::days(1);
+        assert!(matches!(
+            check_issued(&der, &key, "Okta MTLS", early),
+            Err(IssuedCertError::NotYetValid { .. })
+        ));
+        let late = now + time::Duration::days(400);
+        assert!(matches!(
+            check_issued(&der, &key, "Okta MTLS", late),
+            Err(IssuedCertError::Expired { .. })
+        ));
+    }
+
+    #[test]
+    fn check_issued_rejects_the_wrong_subject() {
+        let now = OffsetDateTime::now_utc();
+        let der = issue(IssueRequest {
+            subject: "CN=Someone Else,O=Okta".to_owned(),
+            ..client_request(test_key().public_key_der().unwrap(), now)
+        });
+        let err = check_issued(
+            &der,
+            &test_key().public_key_der().unwrap(),
+            "Okta MTLS",
+            now,
+        )
+        .unwrap_err();
+        match err {
+            IssuedCertError::WrongSubject { expected, found } => {
+                assert_eq!(expected, "Okta MTLS");
+                assert_eq!(found, "CN=Someone Else,O=Okta");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn verify_issued_by_rejects_other_issuers_and_tampering() {
+        let der = device_cert(OffsetDateTime::now_utc());
+        verify_issued_by(&der, test_authority().certificate_der()).unwrap();
+
+        let impostor = Authority::self_signed_with_key(
+            copy_key(other_test_key()),
+            "MTLS Certificate Authority",
+            std::time::Duration::from_secs(3600),
+        )
+        .unwrap();
+        assert!(matches!(
+            verify_issued_by(&der, impostor.certificate_der()),
+            Err(PkiError::BadSignature("certificate"))
+        ));
+
+        let stranger = Authority::self_signed_with_key(
+            copy_key(other_test_key()),
+            "Some Other CA",
+            std::time::Duration::from_secs(3600),
+        )
+        .unwrap();
+        assert!(matches!(
+            verify_issued_by(&der, stranger.certificate_der()),
+            Err(PkiError::IssuerMismatch { .. })
+        ));
+
+        let at = der
+            .windows(9)
+            .position(|w| w == b"Okta MTLS")
+            .expect("subject bytes");
+        let mut tampered = der.clone();
+        tampered[at] ^= 0x20;
+        assert!(matches!(
+            verify_issued_by(&tampered, test_authority().certificate_der()),
+            Err(PkiError::BadSignature("certificate"))
+        ));
+    }
+
+    #[test]
+    fn names_tolerate_spaces_but_not_nonsense() {
+        let name = parse_name("CN=Okta MTLS, O=Okta,  ST=CA, C=US").unwrap();
+        assert_eq!(name.to_string(), "CN=Okta MTLS,O=Okta,ST=CA,C=US");
+        let escaped = parse_name(r"CN=Doe\, Jane, O=Acme").unwrap();
+        assert_eq!(common_name(&escaped).as_deref(), Some("Doe, Jane"));
+        assert!(parse_name("").is_err());
+        assert!(parse_name("Okta MTLS").is_err());
+    }
+
+    /// PrivateKey is deliberately not Clone; tests copy through PKCS#8.
+    fn copy_key(key: &crate::pki::PrivateKey) -> crate::pki::PrivateKey {
+        crate::pki::PrivateKey::from_pkcs8_der(&key.to_pkcs8_der().unwrap()).unwrap()
+    }
+}

@@ -345,3 +345,190 @@ fn only_attribute<'a>(
         _ => Err(PkiError::SignedAttribute(name)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::authority::tests::{client_request, test_authority};
+    use crate::pki::key::tests::{other_test_key, test_key};
+    use std::sync::OnceLock;
+
+    const NOW: i64 = 1_750_000_000;
+
+    fn device_cert() -> &'static [u8] {
+        static CERT: OnceLock<Vec<u8>> = OnceLock::new();
+        CERT.get_or_init(|| {
+            test_authority()
+                .issue(client_request(
+                    test_key().public_key_der().unwrap(),
+                    OffsetDateTime::now_utc(),
+                ))
+                .unwrap()
+        })
+    }
+
+    fn claims() -> RenewalClaims {
+        RenewalClaims::new(
+            "5E2D3C4B-0000-1111-2222-333344445555",
+            "Jane’s MacBook",
+            NOW,
+        )
+    }
+
+    fn token() -> Vec<u8> {
+        sign_renewal_token(&claims(), device_cert(), test_key()).unwrap()
+    }
+
+    #[test]
+    fn claims_json_matches_the_python_task_byte_for_byte() {
+        let json = String::from_utf8(claims().to_json().unwrap()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"device": {"uuid": "5E2D3C4B-0000-1111-2222-333344445555", "displayName": "Jane\u2019s MacBook"}, "iat": 1750000000, "exp": 1750003600, "nbf": 1749999700}"#
+        );
+        let back: RenewalClaims = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, claims());
+    }
+
+    #[test]
+    fn a_signed_token_verifies_and_returns_its_claims_and_signer() {
+        let verified = verify_renewal_token(&token()).unwrap();
+        assert_eq!(verified.claims, claims());
+        assert_eq!(verified.signer_certificate_der, device_cert());
+    }
+
+    #[test]
+    fn the_token_has_the_protocol_shape() {
+        let content_info = ContentInfo::from_der(&token()).unwrap();
+        assert_eq!(content_info.content_type, ID_SIGNED_DATA);
+        let signed: SignedData = content_info.content.decode_as().unwrap();
+        assert_eq!(signed.encap_content_info.econtent_type, ID_DATA);
+        assert_eq!(signed.digest_algorithms.as_slice(), [sha256_algorithm()]);
+        let signer = &signed.signer_infos.0.as_slice()[0];
+        assert_eq!(signer.signature_algorithm, sha256_with_rsa());
+        let oids: Vec<_> = signer
+            .signed_attrs
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|a| a.oid)
+            .collect();
+        assert!(oids.contains(&ID_CONTENT_TYPE));
+        assert!(oids.contains(&ID_MESSAGE_DIGEST));
+        assert!(oids.contains(&ID_SIGNING_TIME));
+        assert!(matches!(
+            signer.sid,
+            SignerIdentifier::IssuerAndSerialNumber(_)
+        ));
+    }
+
+    #[test]
+    fn tampered_content_is_rejected() {
+        let der = token();
+        let at = der
+            .windows(4)
+            .position(|w| w == b"1750")
+            .expect("iat in content");
+        let mut tampered = der.clone();
+        tampered[at + 3] = b'9';
+        assert!(matches!(
+            verify_renewal_token(&tampered),
+            Err(PkiError::DigestMismatch)
+        ));
+    }
+
+    #[test]
+    fn a_token_whose_certificate_is_for_another_key_is_rejected() {
+        // Sign with the other key, then swap in our certificate so the signer lookup succeeds.
+        let other_cert = test_authority()
+            .issue(client_request(
+                other_test_key().public_key_der().unwrap(),
+                OffsetDateTime::now_utc(),
+            ))
+            .unwrap();
+        let der = sign_renewal_token(&claims(), &other_cert, other_test_key()).unwrap();
+        let mut content_info = ContentInfo::from_der(&der).unwrap();
+        let mut signed: SignedData = content_info.content.decode_as().unwrap();
+        let mine = Certificate::from_der(device_cert()).unwrap();
+        let mut signer = signed.signer_infos.0.as_slice()[0].clone();
+        signer.sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: mine.tbs_certificate.issuer.clone(),
+            serial_number: mine.tbs_certificate.serial_number.clone(),
+        });
+        signed.signer_infos = SignerInfos(SetOfVec::try_from(vec![signer]).unwrap());
+        signed.certificates = Some(CertificateSet(
+            SetOfVec::try_from(vec![CertificateChoices::Certificate(mine)]).unwrap(),
+        ));
+        content_info.content = Any::encode_from(&signed).unwrap();
+        assert!(matches!(
+            verify_renewal_token(&content_info.to_der().unwrap()),
+            Err(PkiError::BadSignature("renewal token"))
+        ));
+    }
+
+    #[test]
+    fn a_token_without_its_signer_certificate_is_rejected() {
+        let mut content_info = ContentInfo::from_der(&token()).unwrap();
+        let mut signed: SignedData = content_info.content.decode_as().unwrap();
+        signed.certificates = None;
+        content_info.content = Any::encode_from(&signed).unwrap();
+        assert!(matches!(
+            verify_renewal_token(&content_info.to_der().unwrap()),
+            Err(PkiError::SignerCertificateMissing)
+        ));
+    }
+
+    #[test]
+    fn signing_with_a_key_that_does_not_match_the_certificate_is_refused() {
+        assert!(matches!(
+            sign_renewal_token(&claims(), device_cert(), other_test_key()),
+            Err(PkiError::KeyMismatch(_))
+        ));
+    }
+
+    #[test]
+    fn structural_violations_are_named() {
+        let base = ContentInfo::from_der(&token()).unwrap();
+        let signed: SignedData = base.content.decode_as().unwrap();
+        let rebuild = |signed: &SignedData| {
+            ContentInfo {
+                content_type: ID_SIGNED_DATA,
+                content: Any::encode_from(signed).unwrap(),
+            }
+            .to_der()
+            .unwrap()
+        };
+
+        let mut detached = signed.clone();
+        detached.encap_content_info.econtent = None;
+        assert!(matches!(
+            verify_renewal_token(&rebuild(&detached)),
+            Err(PkiError::MissingContent)
+        ));
+
+        let mut no_signers = signed.clone();
+        no_signers.signer_infos = SignerInfos(SetOfVec::new());
+        assert!(matches!(
+            verify_renewal_token(&rebuild(&no_signers)),
+            Err(PkiError::SignerCount(0))
+        ));
+
+        let mut sha1 = signed.clone();
+        let mut signer = sha1.signer_infos.0.as_slice()[0].clone();
+        signer.digest_alg.oid = const_oid::db::rfc5912::ID_SHA_1;
+        sha1.signer_infos = SignerInfos(SetOfVec::try_from(vec![signer]).unwrap());
+        assert!(matches!(
+            verify_renewal_token(&rebuild(&sha1)),
+            Err(PkiError::UnsupportedDigestAlgorithm { .. })
+        ));
+
+        let not_signed = ContentInfo {
+            content_type: ID_DATA,
+            content: base.content.clone(),
+        };
+        assert!(matches!(
+            verify_renewal_token(&not_signed.to_der().unwrap()),
+            Err(PkiError::NotSignedData(_))
+        ));
+    }
+}
