@@ -367,7 +367,7 @@ mod issue_tests {
     use crate::pki::cert::{verify_issued_by, CertificateInfo};
     use crate::pki::key::tests::test_key;
 
-    fn extension<'a>(cert: &'a Certificate, oid: const_oid::ObjectIdentifier) -> &'a Extension {
+    fn extension(cert: &Certificate, oid: const_oid::ObjectIdentifier) -> &Extension {
         cert.tbs_certificate
             .extensions
             .iter()
