@@ -33,6 +33,7 @@ pub mod health;
 pub mod lock;
 pub mod output;
 pub mod paths;
+pub mod pki;
 pub mod platform;
 pub mod report;
 pub mod secret;
