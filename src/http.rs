@@ -359,15 +359,16 @@ fn classify(e: &reqwest::Error, url: &str, settings: &HttpSettings) -> (HttpErro
             false,
         );
     }
-    let tls = has_tls_error(e);
-    let reason = if tls {
-        format!(
-            "TLS failed ({}); if a proxy or filter inspects HTTPS, pass its CA with --ca-file",
+    let tls = tls_error(e);
+    let reason = match tls {
+        Some(rustls::Error::InvalidCertificate(_)) => format!(
+            "certificate verification failed ({}); if a proxy or filter inspects HTTPS, pass its CA with --ca-file",
             error_chain(e)
-        )
-    } else {
-        error_chain(e)
+        ),
+        Some(_) => format!("TLS failed ({})", error_chain(e)),
+        None => error_chain(e),
     };
+    let tls = tls.is_some();
     // A certificate problem does not fix itself in seconds; a refused or reset connect might.
     let retryable = e.is_connect() && !tls;
     (
@@ -379,23 +380,26 @@ fn classify(e: &reqwest::Error, url: &str, settings: &HttpSettings) -> (HttpErro
     )
 }
 
-fn has_tls_error(e: &reqwest::Error) -> bool {
+fn tls_error(e: &reqwest::Error) -> Option<&rustls::Error> {
     let mut source = e.source();
     while let Some(err) = source {
-        if err.is::<rustls::Error>() {
-            return true;
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
         }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io
+        // tokio-rustls wraps the rustls error in an io::Error, which hyper-util wraps in another;
+        // `io::Error::source` skips the wrapped error itself, so unwrap them by hand.
+        let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(io) = inner.and_then(|e| e.downcast_ref::<std::io::Error>()) {
+            inner = io
                 .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-            {
-                return true;
+                .map(|e| e as &(dyn std::error::Error + 'static));
+            if let Some(tls) = inner.and_then(|e| e.downcast_ref::<rustls::Error>()) {
+                return Some(tls);
             }
         }
         source = err.source();
     }
-    false
+    None
 }
 
 /// The causes of a reqwest error, innermost detail last, on one line. The top-level message

@@ -812,6 +812,42 @@ mod tests {
         assert_eq!(server.requests().len(), 2);
     }
 
+    #[derive(Clone, Default)]
+    struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for LogBuffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn retries_are_logged_without_secrets() {
+        let server = serve(vec![
+            json(
+                "503 Service Unavailable",
+                &format!("{{\"echo\":\"{TOKEN}\"}}"),
+            ),
+            cert_reply(),
+        ]);
+        let (client, _) = client(&server, &settings());
+        let logs = LogBuffer::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || enroll(&client).unwrap());
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("Okta answered 503; retrying in "), "{text}");
+        assert!(text.contains("(attempt 2 of 4)"), "{text}");
+        assert!(!text.contains(TOKEN), "{text}");
+    }
+
     #[test]
     fn persistent_5xx_gives_a_server_error_with_a_snippet() {
         let page = "<html><head><title>502 Bad Gateway</title></head>\n<body>nginx</body></html>";
@@ -979,6 +1015,91 @@ mod tests {
         assert!(text.to_lowercase().contains("refused"), "{text}");
         assert!(!text.contains('\n'));
         assert_eq!(slept.lock().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_tls_failure_is_named_and_not_retried() {
+        // Answers plain text to the ClientHello, like a misconfigured port or an odd middlebox.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(4) {
+                let _ = stream.and_then(|mut s| s.write_all(b"HTTP/1.1 200 OK\r\n\r\nnot TLS"));
+            }
+        });
+        let tls_server = Server {
+            base: Url::parse(&format!("https://127.0.0.1:{port}/")).unwrap(),
+            requests: mpsc::channel().1,
+        };
+        let (client, slept) = client(&tls_server, &settings());
+        let err = client.metadata().unwrap_err();
+        assert!(matches!(err, OktaError::Unreachable { .. }), "{err:?}");
+        assert!(err.to_string().contains("TLS failed ("), "{err}");
+        assert!(slept.lock().unwrap().is_empty());
+    }
+
+    const UNTRUSTED_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgoRzuptjQ29DiNkTB
+Q2MoEsuJekhhji5W9TJ6rXMoUeChRANCAAR4wYpH+QxxmdJ6BuYW/bUcXI4MeC05
+6qSes3Gnsoiv2ooU/pxrbq9EodGVMA5ssE1X3uT19CMhiUeG1tlMa8Ao
+-----END PRIVATE KEY-----
+";
+    const UNTRUSTED_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBkDCCATagAwIBAgIUfndd2jDU2XXqxQF8m3NVX+I+LWQwCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJMTI3LjAuMC4xMCAXDTI2MTEyMzIwMTQxNFoYDzIxMjYxMDMw
+MjAxNDE0WjAUMRIwEAYDVQQDDAkxMjcuMC4wLjEwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAAR4wYpH+QxxmdJ6BuYW/bUcXI4MeC056qSes3Gnsoiv2ooU/pxrbq9E
+odGVMA5ssE1X3uT19CMhiUeG1tlMa8Aoo2QwYjAdBgNVHQ4EFgQUp8Dww4HUU/M8
+/M/IRSyVsfjKwpMwHwYDVR0jBBgwFoAUp8Dww4HUU/M8/M/IRSyVsfjKwpMwDwYD
+VR0TAQH/BAUwAwEB/zAPBgNVHREECDAGhwR/AAABMAoGCCqGSM49BAMCA0gAMEUC
+IDpAsjb8qax4/eHGpNKzy9XksdYmbtiHW2XsSI1cIMFQAiEAgQZ2/J/aKG7L3tEu
+8XwBSF2QfvMq4Z2uXtqRbt/vfYU=
+-----END CERTIFICATE-----
+";
+
+    #[test]
+    fn an_untrusted_server_certificate_is_recognisable() {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from_pem_slice(UNTRUSTED_CERT.as_bytes()).unwrap()],
+            PrivateKeyDer::from_pem_slice(UNTRUSTED_KEY.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(4) {
+                let Ok(stream) = stream else { return };
+                let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, stream);
+                let mut buf = [0u8; 512];
+                let _ = tls.read(&mut buf);
+            }
+        });
+        let server = Server {
+            base: Url::parse(&format!("https://127.0.0.1:{port}/")).unwrap(),
+            requests: mpsc::channel().1,
+        };
+        let (client, slept) = client(&server, &settings());
+        let err = client.metadata().unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, OktaError::Unreachable { .. }), "{err:?}");
+        assert!(
+            text.contains("certificate verification failed (invalid peer certificate"),
+            "{text}"
+        );
+        assert!(text.contains("--ca-file"), "{text}");
+        assert!(slept.lock().unwrap().is_empty(), "not retried");
     }
 
     #[test]
