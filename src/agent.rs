@@ -69,7 +69,9 @@ impl AgentError {
     /// The exit code of cli.md: 2 configuration, 75 try later, 1 everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            AgentError::Config(_) | AgentError::ScepUnavailable | AgentError::KeychainUnavailable => 2,
+            AgentError::Config(_)
+            | AgentError::ScepUnavailable
+            | AgentError::KeychainUnavailable => 2,
             AgentError::NoUserSession => 75,
             AgentError::Lock(LockError::Busy { .. }) => 75,
             AgentError::Okta(e) if e.is_transient() => 75,
@@ -81,7 +83,7 @@ impl AgentError {
 /// What is in the store right now, judged against the clock.
 enum Current {
     None,
-    KeyMissing(CertificateInfo),
+    KeyMissing,
     Expired(CertificateInfo),
     Valid(CertificateInfo, Box<dyn pki::SigningKey>),
 }
@@ -147,7 +149,10 @@ impl Agent {
     }
 
     fn lock(&self) -> Result<RunLock, AgentError> {
-        Ok(RunLock::acquire(&self.paths.lock_file(), self.config.lock_timeout)?)
+        Ok(RunLock::acquire(
+            &self.paths.lock_file(),
+            self.config.lock_timeout,
+        )?)
     }
 
     fn state(&self) -> AgentState {
@@ -213,11 +218,11 @@ impl Agent {
         let info = CertificateInfo::parse(&der)?;
         let key = match self.store.signing_key() {
             Ok(Some(key)) => key,
-            Ok(None) | Err(StoreError::Corrupt { .. }) => return Ok(Current::KeyMissing(info)),
+            Ok(None) | Err(StoreError::Corrupt { .. }) => return Ok(Current::KeyMissing),
             Err(e) => return Err(e.into()),
         };
         if key.public_key_der()? != info.public_key_der {
-            return Ok(Current::KeyMissing(info));
+            return Ok(Current::KeyMissing);
         }
         if !info.is_valid_at(now) {
             return Ok(Current::Expired(info));
@@ -253,7 +258,7 @@ impl Agent {
                 "the installed certificate expired on {}; enrolling afresh",
                 state::rfc3339(info.not_after)
             ),
-            Current::KeyMissing(_) => {
+            Current::KeyMissing => {
                 warn!("the installed certificate has no matching private key; enrolling afresh")
             }
             Current::None => {}
@@ -338,7 +343,7 @@ impl Agent {
         let mut state = self.state();
         let (info, key) = match self.current(now)? {
             Current::None => return Err(AgentError::NotEnrolled),
-            Current::KeyMissing(_) => return Err(AgentError::KeyMissing),
+            Current::KeyMissing => return Err(AgentError::KeyMissing),
             Current::Expired(info) => return self.reenroll_expired(&info, state),
             Current::Valid(info, key) => (info, key),
         };
@@ -367,7 +372,8 @@ impl Agent {
     ) -> Result<(), AgentError> {
         let device = self.device()?;
         let now = OffsetDateTime::now_utc();
-        let claims = pki::RenewalClaims::new(&device.uuid, &device.display_name, now.unix_timestamp());
+        let claims =
+            pki::RenewalClaims::new(&device.uuid, &device.display_name, now.unix_timestamp());
         let renewal_token = pki::sign_renewal_token(&claims, &current.der, current_key)?;
         let key = PrivateKey::generate_rsa(KEY_BITS)?;
         let csr = pki::build_csr(&CsrProfile::okta(), &key)?;
@@ -454,9 +460,9 @@ impl Agent {
             Err(e) => return Err(e.into()),
         };
         let key_matches = match (&certificate, self.store.signing_key()) {
-            (Some(cert), Ok(Some(key))) => key
-                .public_key_der()
-                .is_ok_and(|k| k == cert.public_key_der),
+            (Some(cert), Ok(Some(key))) => {
+                key.public_key_der().is_ok_and(|k| k == cert.public_key_der)
+            }
             _ => false,
         };
         let facts = HealthFacts {

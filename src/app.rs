@@ -24,10 +24,17 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             return code;
         }
     };
-    let machine_output = matches!(cli.command, Command::Ea { .. } | Command::Status { json: true });
+    let machine_output = matches!(
+        cli.command,
+        Command::Ea { .. } | Command::Status { json: true }
+    );
     output::init(
         cli.global.verbose,
-        if machine_output { Channel::Stderr } else { Channel::Stdout },
+        if machine_output {
+            Channel::Stderr
+        } else {
+            Channel::Stdout
+        },
     );
 
     match &cli.command {
@@ -70,7 +77,11 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
 }
 
 fn load_config(cli: &Cli) -> Result<Config, AgentError> {
-    Ok(config::load(&cli.global, &config::process_env(), Layer::default())?)
+    Ok(config::load(
+        &cli.global,
+        &config::process_env(),
+        Layer::default(),
+    )?)
 }
 
 fn print_status(report: &StatusReport, json: bool) {

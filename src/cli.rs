@@ -5,7 +5,8 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-const ABOUT: &str = "Puts an Okta Device Trust client certificate on this Mac for the console user \
+const ABOUT: &str =
+    "Puts an Okta Device Trust client certificate on this Mac for the console user \
 and keeps it healthy: enrolls, renews 30 days before expiry, reports health to Jamf, uninstalls.";
 
 const AFTER_HELP: &str = "\

@@ -144,7 +144,9 @@ impl StoreSpec {
     pub fn parse(value: &str) -> Result<Self, ConfigError> {
         match value {
             "keychain" => Ok(StoreSpec::Keychain),
-            v if v.starts_with("file:") && v.len() > 5 => Ok(StoreSpec::File(PathBuf::from(&v[5..]))),
+            v if v.starts_with("file:") && v.len() > 5 => {
+                Ok(StoreSpec::File(PathBuf::from(&v[5..])))
+            }
             _ => Err(ConfigError::Invalid {
                 key: "store",
                 reason: format!("{value:?} is neither `keychain` nor `file:DIR`"),
@@ -325,7 +327,10 @@ pub fn load(
         .or_else(|| env_value("DEVICETRUST_ROOT"))
         .unwrap_or_else(|| PathBuf::from("/"));
 
-    let explicit = args.config.clone().or_else(|| env_value("DEVICETRUST_CONFIG"));
+    let explicit = args
+        .config
+        .clone()
+        .or_else(|| env_value("DEVICETRUST_CONFIG"));
     let file_path = match explicit {
         Some(p) if !p.exists() => return Err(ConfigError::FileMissing { path: p }),
         Some(p) => Some(p),
@@ -365,11 +370,15 @@ pub fn load(
             })
     });
     let scep_challenge = layers.iter().find_map(|l| {
-        l.scep.challenge_file.clone().map(SecretSource::from_path).or_else(|| {
-            l.scep_challenge_env
-                .clone()
-                .map(|s| SecretSource::Environment("DEVICETRUST_SCEP_CHALLENGE", s))
-        })
+        l.scep
+            .challenge_file
+            .clone()
+            .map(SecretSource::from_path)
+            .or_else(|| {
+                l.scep_challenge_env
+                    .clone()
+                    .map(|s| SecretSource::Environment("DEVICETRUST_SCEP_CHALLENGE", s))
+            })
     });
 
     let store = pick!(store).map(|s| StoreSpec::parse(&s)).transpose()?;
@@ -385,7 +394,10 @@ pub fn load(
     let defaults = NetworkConfig::default();
     let secs = |v: Option<u64>, d: Duration| v.map(Duration::from_secs).unwrap_or(d);
     let network = NetworkConfig {
-        connect_timeout: secs(pick!(network.connect_timeout_secs), defaults.connect_timeout),
+        connect_timeout: secs(
+            pick!(network.connect_timeout_secs),
+            defaults.connect_timeout,
+        ),
         timeout: secs(pick!(network.timeout_secs), defaults.timeout),
         max_attempts: pick!(network.max_attempts).unwrap_or(defaults.max_attempts),
         retry_base_delay: pick!(network.retry_base_delay_ms)

@@ -27,14 +27,20 @@ pub enum DemoError {
 }
 
 pub fn run() -> Result<(), DemoError> {
-    let root = tempfile::Builder::new().prefix("devicetrust-demo-").tempdir()?;
+    let root = tempfile::Builder::new()
+        .prefix("devicetrust-demo-")
+        .tempdir()?;
     info!("devicetrust demo: a device's certificate from enrollment to uninstall");
     info!("1. starting a local Okta-compatible service with a throwaway CA");
     let sim = Simulator::start(SimConfig {
         validity: Duration::from_secs(DEMO_VALIDITY_DAYS * 24 * 3600),
         ..SimConfig::default()
     })?;
-    info!("   org URL {}; everything goes under {}", sim.org_url(), root.path().display());
+    info!(
+        "   org URL {}; everything goes under {}",
+        sim.org_url(),
+        root.path().display()
+    );
     write_demo_config(root.path(), &sim)?;
 
     let agent = || -> Result<Agent, DemoError> {
@@ -53,8 +59,8 @@ pub fn run() -> Result<(), DemoError> {
             scep_challenge_file: None,
             scep_ca_fingerprint: None,
         };
-        let config = config::load(&args, &Default::default(), Layer::default())
-            .map_err(AgentError::from)?;
+        let config =
+            config::load(&args, &Default::default(), Layer::default()).map_err(AgentError::from)?;
         Ok(Agent::new(config, platform::current())?)
     };
 
@@ -76,7 +82,10 @@ pub fn run() -> Result<(), DemoError> {
     info!("5. uninstall: remove the identity and the agent's state");
     agent()?.uninstall(false)?;
     let after = agent()?.status()?;
-    info!("   Extension Attribute now: {}", report::ea_status(after.status));
+    info!(
+        "   Extension Attribute now: {}",
+        report::ea_status(after.status)
+    );
 
     let requests = sim.requests();
     info!(
@@ -107,7 +116,10 @@ fn write_demo_config(root: &Path, sim: &Simulator) -> Result<(), DemoError> {
         token.display().to_string(),
         ca.display().to_string()
     );
-    std::fs::write(crate::paths::rooted(root, &crate::paths::system_config_file()), config)?;
+    std::fs::write(
+        crate::paths::rooted(root, &crate::paths::system_config_file()),
+        config,
+    )?;
     Ok(())
 }
 
@@ -116,7 +128,13 @@ fn show(agent: &Agent) -> Result<(), DemoError> {
     for line in report::status_lines(&status) {
         info!("   {line}");
     }
-    info!("   Extension Attribute: {}", report::ea_status(status.status));
-    info!("   Expiry attribute:    {}", report::ea_expiry(status.certificate.as_ref()));
+    info!(
+        "   Extension Attribute: {}",
+        report::ea_status(status.status)
+    );
+    info!(
+        "   Expiry attribute:    {}",
+        report::ea_expiry(status.certificate.as_ref())
+    );
     Ok(())
 }

@@ -17,7 +17,10 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         if !dir.exists() {
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
         }
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
     }
@@ -52,7 +55,10 @@ pub fn atomic_write_private(path: &Path, contents: &[u8]) -> std::io::Result<()>
     if !parent.exists() {
         create_private_dir(parent)?;
     }
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = write_private_file(&tmp, contents)
         .and_then(|()| fs::rename(&tmp, path))

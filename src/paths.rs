@@ -63,9 +63,15 @@ mod tests {
     #[test]
     fn rooted_places_absolute_paths_under_the_root() {
         assert_eq!(
-            rooted(Path::new("/tmp/r"), Path::new("/etc/devicetrust/config.toml")),
+            rooted(
+                Path::new("/tmp/r"),
+                Path::new("/etc/devicetrust/config.toml")
+            ),
             PathBuf::from("/tmp/r/etc/devicetrust/config.toml")
         );
-        assert_eq!(rooted(Path::new("/"), Path::new("/etc/x")), PathBuf::from("/etc/x"));
+        assert_eq!(
+            rooted(Path::new("/"), Path::new("/etc/x")),
+            PathBuf::from("/etc/x")
+        );
     }
 }

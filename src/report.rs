@@ -77,7 +77,12 @@ pub fn ea_status(status: HealthStatus) -> String {
 pub fn ea_expiry(cert: Option<&CertificateInfo>) -> String {
     let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     let date = cert
-        .and_then(|c| c.not_after.to_offset(time::UtcOffset::UTC).format(&fmt).ok())
+        .and_then(|c| {
+            c.not_after
+                .to_offset(time::UtcOffset::UTC)
+                .format(&fmt)
+                .ok()
+        })
         .unwrap_or_default();
     format!("<result>{date}</result>")
 }

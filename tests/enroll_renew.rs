@@ -19,18 +19,27 @@ fn fresh_enroll_stores_an_identity_the_ca_vouches_for() {
     let env = Env::new(365);
     let run = env.enroll();
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.contains("INFO: enrolled: certificate"), "{run:?}");
+    assert!(
+        run.stdout.contains("INFO: enrolled: certificate"),
+        "{run:?}"
+    );
 
     let cert = env.certificate();
     pki::verify_issued_by(&cert.der, env.sim.mtls_ca_der()).unwrap();
     assert_eq!(cert.subject_cn.as_deref(), Some("Okta MTLS"));
-    assert_eq!(cert.issuer_cn.as_deref(), Some("MTLS Certificate Authority"));
+    assert_eq!(
+        cert.issuer_cn.as_deref(),
+        Some("MTLS Certificate Authority")
+    );
     let key = PrivateKey::from_pkcs8_pem(&env.key_pem()).unwrap();
     assert_eq!(key.public_key_der().unwrap(), cert.public_key_der);
 
     // The wire: metadata, then one enrollment, with the headers Okta's task sends.
     let requests = env.sim.requests();
-    let paths: Vec<_> = requests.iter().map(|r| (r.method.as_str(), r.path.as_str())).collect();
+    let paths: Vec<_> = requests
+        .iter()
+        .map(|r| (r.method.as_str(), r.path.as_str()))
+        .collect();
     assert_eq!(
         paths,
         [
@@ -57,7 +66,10 @@ fn fresh_enroll_stores_an_identity_the_ca_vouches_for() {
     assert_eq!(status["status"], "Healthy");
     assert_eq!(status["method"], "okta");
     assert_eq!(status["serial"], cert.serial_hex.as_str());
-    assert_eq!(status["fingerprint_sha256"], cert.fingerprint_sha256.as_str());
+    assert_eq!(
+        status["fingerprint_sha256"],
+        cert.fingerprint_sha256.as_str()
+    );
     assert_eq!(status["last_renewal"], serde_json::Value::Null);
     assert!(status["days_left"].as_i64().unwrap() >= 364);
     assert_eq!(env.ea(), "<result>Healthy</result>\n");
@@ -84,7 +96,10 @@ fn a_second_enroll_makes_no_request() {
     let requests = env.sim.requests().len();
     let run = env.enroll();
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.contains("no new certificate requested"), "{run:?}");
+    assert!(
+        run.stdout.contains("no new certificate requested"),
+        "{run:?}"
+    );
     assert_eq!(env.sim.requests().len(), requests);
     assert_eq!(env.snapshot(), before);
 }
@@ -122,7 +137,8 @@ fn renew_inside_the_window_replaces_key_and_certificate() {
     assert_eq!(renew.path, "/api/internal/device-trust/ca/v1/renew/macos");
     let body = renew.json().unwrap();
     assert!(body.get("orgToken").is_none());
-    let token = pki::verify_renewal_token(&b64(body["deviceRenewalToken"].as_str().unwrap())).unwrap();
+    let token =
+        pki::verify_renewal_token(&b64(body["deviceRenewalToken"].as_str().unwrap())).unwrap();
     assert_eq!(token.signer_certificate_der, old_cert.der);
     assert_eq!(token.claims.device.uuid, DEVICE_UUID);
 
@@ -179,8 +195,14 @@ fn an_expired_certificate_is_reenrolled_when_a_token_is_available() {
     let run = env.run_with_token(&["renew"]);
     assert_eq!(run.code, 0, "{run:?}");
     let paths: Vec<_> = env.sim.requests().iter().map(|r| r.path.clone()).collect();
-    assert!(paths.iter().all(|p| !p.ends_with("/renew/macos")), "{paths:?}");
-    assert!(paths.iter().any(|p| p.ends_with("/enroll/macos")), "{paths:?}");
+    assert!(
+        paths.iter().all(|p| !p.ends_with("/renew/macos")),
+        "{paths:?}"
+    );
+    assert!(
+        paths.iter().any(|p| p.ends_with("/enroll/macos")),
+        "{paths:?}"
+    );
     let now = env.certificate();
     assert_ne!(now.serial_hex, expired.serial_hex);
     assert!(now.is_valid_at(OffsetDateTime::now_utc()));
@@ -198,7 +220,10 @@ fn an_expired_certificate_without_a_token_is_reported_and_kept() {
     assert!(run.error().contains("expired"), "{run:?}");
     assert!(env.sim.requests().is_empty());
     assert_eq!(env.certificate().der, cert_before.der);
-    assert_eq!(std::fs::read_dir(env.generation()).unwrap().count(), before_store);
+    assert_eq!(
+        std::fs::read_dir(env.generation()).unwrap().count(),
+        before_store
+    );
 }
 
 #[test]
@@ -208,7 +233,11 @@ fn uninstall_removes_everything_enroll_created() {
     assert!(env.state_dir().join("state.json").exists());
     let run = env.run(&["uninstall"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(!env.state_dir().exists(), "state dir left: {:?}", env.snapshot().keys());
+    assert!(
+        !env.state_dir().exists(),
+        "state dir left: {:?}",
+        env.snapshot().keys()
+    );
     assert!(env.snapshot().is_empty());
     assert_eq!(env.ea(), "<result>Certificate Missing</result>\n");
     // Idempotent.
@@ -223,7 +252,12 @@ fn uninstall_reenroll_gets_a_fresh_certificate() {
     let run = env.run_with_token(&["uninstall", "--reenroll"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_ne!(env.certificate().serial_hex, old.serial_hex);
-    let enrolls = env.sim.requests().iter().filter(|r| r.path.ends_with("/enroll/macos")).count();
+    let enrolls = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/enroll/macos"))
+        .count();
     assert_eq!(enrolls, 2);
 }
 
@@ -245,7 +279,12 @@ fn the_csr_and_the_renewal_token_pass_openssl() {
     let dir = tempfile::tempdir().unwrap();
     let requests = env.sim.requests();
 
-    let enroll = requests.iter().find(|r| r.path.ends_with("/enroll/macos")).unwrap().json().unwrap();
+    let enroll = requests
+        .iter()
+        .find(|r| r.path.ends_with("/enroll/macos"))
+        .unwrap()
+        .json()
+        .unwrap();
     let csr = dir.path().join("csr.der");
     std::fs::write(&csr, b64(enroll["csr"].as_str().unwrap())).unwrap();
     let out = Command::new("openssl")
@@ -254,9 +293,17 @@ fn the_csr_and_the_renewal_token_pass_openssl() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("verify OK"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("verify OK"),
+        "{out:?}"
+    );
 
-    let renew = requests.iter().find(|r| r.path.ends_with("/renew/macos")).unwrap().json().unwrap();
+    let renew = requests
+        .iter()
+        .find(|r| r.path.ends_with("/renew/macos"))
+        .unwrap()
+        .json()
+        .unwrap();
     let token = dir.path().join("token.der");
     std::fs::write(&token, b64(renew["deviceRenewalToken"].as_str().unwrap())).unwrap();
     let out = Command::new("openssl")
@@ -269,7 +316,11 @@ fn the_csr_and_the_renewal_token_pass_openssl() {
     assert!(out.status.success(), "{out:?}");
     let claims: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(claims["device"]["uuid"], DEVICE_UUID);
-    let (iat, exp, nbf) = (claims["iat"].as_i64().unwrap(), claims["exp"].as_i64().unwrap(), claims["nbf"].as_i64().unwrap());
+    let (iat, exp, nbf) = (
+        claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+        claims["nbf"].as_i64().unwrap(),
+    );
     assert_eq!((exp - iat, iat - nbf), (3600, 300));
 }
 

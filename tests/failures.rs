@@ -30,7 +30,13 @@ fn faults() -> Vec<(Fault, &'static str, i32)> {
         (Fault::WrongCommonName, "Not Okta", 1),
         (Fault::ExpiredCertificate, "expired", 1),
         (Fault::Slow(Duration::from_secs(30)), "timed out", 75),
-        (Fault::RateLimited { reset_in_secs: 3600 }, "rate limit", 75),
+        (
+            Fault::RateLimited {
+                reset_in_secs: 3600,
+            },
+            "rate limit",
+            75,
+        ),
     ]
 }
 
@@ -93,7 +99,11 @@ fn a_fault_on_metadata_stops_enrollment_before_any_key_is_sent() {
     let run = env.enroll();
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.error().contains("metadata"), "{run:?}");
-    assert!(env.sim.requests().iter().all(|r| !r.path.ends_with("/enroll/macos")));
+    assert!(env
+        .sim
+        .requests()
+        .iter()
+        .all(|r| !r.path.ends_with("/enroll/macos")));
 }
 
 #[test]
@@ -127,7 +137,8 @@ fn the_five_certificate_limit_is_surfaced_verbatim() {
 #[test]
 fn a_transient_server_error_is_retried() {
     let env = Env::new(365);
-    env.sim.inject(Endpoint::Enroll, Fault::Status(503), Some(1));
+    env.sim
+        .inject(Endpoint::Enroll, Fault::Status(503), Some(1));
     let run = env.enroll();
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("WARN:"), "a retry is logged: {run:?}");
@@ -148,7 +159,12 @@ fn retries_are_bounded() {
     env.sim.inject(Endpoint::Enroll, Fault::Status(502), None);
     let run = env.enroll();
     assert_eq!(run.code, 1, "{run:?}");
-    let enrolls = env.sim.requests().iter().filter(|r| r.path.ends_with("/enroll/macos")).count();
+    let enrolls = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/enroll/macos"))
+        .count();
     assert_eq!(enrolls, 3);
 }
 
@@ -168,10 +184,17 @@ fn an_unreachable_org_defers_with_exit_75() {
 fn an_untrusted_server_certificate_is_refused() {
     let env = Env::new(365);
     // Without --ca-file the simulator's throwaway CA is not trusted.
-    std::fs::write(env.etc().join("config.toml"), format!("org_url = {:?}\n", env.sim.org_url())).unwrap();
+    std::fs::write(
+        env.etc().join("config.toml"),
+        format!("org_url = {:?}\n", env.sim.org_url()),
+    )
+    .unwrap();
     let run = env.enroll();
     assert_ne!(run.code, 0, "{run:?}");
-    assert!(run.error().to_lowercase().contains("certificate"), "{run:?}");
+    assert!(
+        run.error().to_lowercase().contains("certificate"),
+        "{run:?}"
+    );
     assert!(env.sim.requests().is_empty());
 }
 
@@ -190,7 +213,11 @@ fn a_missing_token_names_all_three_ways_to_supply_it() {
     let run = env.run(&["enroll"]);
     assert_eq!(run.code, 2, "{run:?}");
     let error = run.error();
-    for way in ["--org-token-file", "DEVICETRUST_ORG_TOKEN", "org_token_file"] {
+    for way in [
+        "--org-token-file",
+        "DEVICETRUST_ORG_TOKEN",
+        "org_token_file",
+    ] {
         assert!(error.contains(way), "{error} should mention {way}");
     }
     assert!(env.sim.requests().is_empty());

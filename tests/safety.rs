@@ -10,16 +10,33 @@ use std::path::Path;
 
 /// Puts a logging shim for each command on PATH: every child the agent starts is recorded.
 fn shim_path(dir: &Path, log: &Path) -> String {
-    for tool in ["security", "launchctl", "defaults", "openssl", "curl", "codesign", "pgrep", "sh", "systemctl"] {
+    for tool in [
+        "security",
+        "launchctl",
+        "defaults",
+        "openssl",
+        "curl",
+        "codesign",
+        "pgrep",
+        "sh",
+        "systemctl",
+    ] {
         let shim = dir.join(tool);
         std::fs::write(
             &shim,
-            format!("#!/bin/sh\nprintf '%s\\n' \"$0 $*\" >> {:?}\nexit 1\n", log.display().to_string()),
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$0 $*\" >> {:?}\nexit 1\n",
+                log.display().to_string()
+            ),
         )
         .unwrap();
         std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default())
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 #[test]
@@ -56,7 +73,11 @@ fn the_org_token_appears_in_no_output_file_or_child_argv() {
     let mut files = Vec::new();
     fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            if e.path().is_dir() { walk(&e.path(), out) } else { out.push(e.path()) }
+            if e.path().is_dir() {
+                walk(&e.path(), out)
+            } else {
+                out.push(e.path())
+            }
         }
     }
     walk(env.root.path(), &mut files);
@@ -82,7 +103,11 @@ fn the_private_key_is_only_in_the_store() {
         if path.starts_with(env.generation()) && path.ends_with("key.pem") {
             continue;
         }
-        assert!(!String::from_utf8_lossy(&bytes).contains(&body), "key material in {}", path.display());
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&body),
+            "key material in {}",
+            path.display()
+        );
     }
     let run = env.run(&["status", "-v"]);
     assert!(!run.all_output().contains(&body));
@@ -96,7 +121,10 @@ fn crash_renewal_at(failpoint: &str) -> (String, String, String) {
     let mut cmd = env.command(&["renew"]);
     cmd.env("DEVICETRUST_FAILPOINT", failpoint);
     let out = cmd.output().unwrap();
-    assert!(out.status.code().is_none(), "{failpoint}: the process should have died: {out:?}");
+    assert!(
+        out.status.code().is_none(),
+        "{failpoint}: the process should have died: {out:?}"
+    );
 
     let status = env.status_json();
     assert_eq!(status["status"], "Healthy", "{failpoint}: {status}");
@@ -161,7 +189,11 @@ fn each_core_status_is_reached_by_breaking_one_link() {
 
     // Private Key Missing: a corrupt key, then no key at all.
     let key = env.generation().join("key.pem");
-    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n").unwrap();
+    std::fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
     assert_eq!(ea(), "<result>Private Key Missing</result>\n");
     std::fs::remove_file(&key).unwrap();
     assert_eq!(ea(), "<result>Private Key Missing</result>\n");
@@ -185,15 +217,28 @@ fn status_json_is_one_document_with_every_field() {
     let env = Env::new(365);
     let status = env.status_json();
     for field in [
-        "status", "method", "subject", "issuer", "serial", "not_before", "not_after", "days_left",
-        "fingerprint_sha256", "store", "certificate_pem", "last_renewal",
+        "status",
+        "method",
+        "subject",
+        "issuer",
+        "serial",
+        "not_before",
+        "not_after",
+        "days_left",
+        "fingerprint_sha256",
+        "store",
+        "certificate_pem",
+        "last_renewal",
     ] {
         assert!(status.get(field).is_some(), "missing {field}: {status}");
     }
     assert_eq!(status["subject"], serde_json::Value::Null);
     assert_eq!(env.enroll().code, 0);
     let status = env.status_json();
-    assert!(status["certificate_pem"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(status["certificate_pem"]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN CERTIFICATE-----"));
     assert!(status["subject"].as_str().unwrap().contains("CN=Okta MTLS"));
     assert!(status["not_after"].as_str().unwrap().ends_with('Z'));
 }
@@ -208,8 +253,17 @@ fn the_demo_runs_the_whole_cycle() {
         .unwrap();
     let run = Run::from(out);
     assert_eq!(run.code, 0, "{run:?}");
-    for step in ["enrolled: certificate", "no new certificate requested", "renewed: certificate", "<result>Certificate Missing</result>"] {
-        assert!(run.stdout.contains(step), "demo output lacks {step:?}:\n{}", run.stdout);
+    for step in [
+        "enrolled: certificate",
+        "no new certificate requested",
+        "renewed: certificate",
+        "<result>Certificate Missing</result>",
+    ] {
+        assert!(
+            run.stdout.contains(step),
+            "demo output lacks {step:?}:\n{}",
+            run.stdout
+        );
     }
     assert!(run.error_lines().is_empty());
 }

@@ -406,7 +406,10 @@ mod issue_tests {
             .iter()
             .flatten()
             .any(|e| e.extn_id == ExtendedKeyUsage::OID);
-        assert!(!has_eku, "no EKU, so the key may also sign the CMS renewal token");
+        assert!(
+            !has_eku,
+            "no EKU, so the key may also sign the CMS renewal token"
+        );
         let ku = KeyUsage::from_der(extension(&cert, KeyUsage::OID).extn_value.as_bytes()).unwrap();
         assert!(ku.digital_signature() && ku.key_encipherment() && !ku.key_cert_sign());
         let aki = AuthorityKeyIdentifier::from_der(

@@ -68,7 +68,14 @@ fn machine_id_as_uuid(id: &str) -> Option<String> {
         return None;
     }
     let u = id.to_ascii_uppercase();
-    Some(format!("{}-{}-{}-{}-{}", &u[0..8], &u[8..12], &u[12..16], &u[16..20], &u[20..32]))
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &u[0..8],
+        &u[8..12],
+        &u[12..16],
+        &u[16..20],
+        &u[20..32]
+    ))
 }
 
 fn user_name(uid: libc::uid_t) -> Option<String> {
@@ -92,7 +99,13 @@ fn home_of(user: &str) -> Option<PathBuf> {
     let mut result: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: all pointers are valid for the call; the strings read below live in `buf`.
     let rc = unsafe {
-        libc::getpwnam_r(c_user.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result)
+        libc::getpwnam_r(
+            c_user.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
     };
     if rc != 0 || result.is_null() || pwd.pw_dir.is_null() {
         return None;

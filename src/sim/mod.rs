@@ -132,7 +132,10 @@ impl Simulator {
 
     /// Answers the next `times` requests to `endpoint` with `fault` (`None`: until cleared).
     pub fn inject(&self, endpoint: Endpoint, fault: Fault, times: Option<u32>) {
-        self.with(|s| s.faults.push(faults::Injection::new(endpoint, fault, times)));
+        self.with(|s| {
+            s.faults
+                .push(faults::Injection::new(endpoint, fault, times))
+        });
     }
 
     pub fn clear_faults(&self) {

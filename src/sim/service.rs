@@ -113,11 +113,21 @@ fn okta_error(status: u16, code: &str, summary: &str, causes: &[String]) -> Resp
 }
 
 fn invalid_token(cause: &str) -> Response {
-    okta_error(401, "E0000011", "Invalid token provided", &[cause.to_owned()])
+    okta_error(
+        401,
+        "E0000011",
+        "Invalid token provided",
+        &[cause.to_owned()],
+    )
 }
 
 fn validation_failed(causes: &[String]) -> Response {
-    okta_error(400, "E0000001", "Api validation failed: enrollRequest", causes)
+    okta_error(
+        400,
+        "E0000001",
+        "Api validation failed: enrollRequest",
+        causes,
+    )
 }
 
 pub(crate) struct Service {
@@ -160,11 +170,17 @@ impl Service {
             ("POST", ENROLL_PATH) => Endpoint::Enroll,
             ("POST", RENEW_PATH) => Endpoint::Renew,
             (m, p @ (METADATA_PATH | ENROLL_PATH | RENEW_PATH)) => {
-                let summary = format!("The endpoint does not support the provided HTTP method {m} on {p}");
+                let summary =
+                    format!("The endpoint does not support the provided HTTP method {m} on {p}");
                 return okta_error(405, "E0000022", &summary, &[]);
             }
             (_, p) => {
-                return okta_error(404, "E0000007", &format!("Not found: Resource not found: {p}"), &[])
+                return okta_error(
+                    404,
+                    "E0000007",
+                    &format!("Not found: Resource not found: {p}"),
+                    &[],
+                )
             }
         };
         let fault = faults::take(&mut self.faults, endpoint);
@@ -228,10 +244,14 @@ impl Service {
         let Some(signer) = self.issued.iter().position(|c| {
             c.certificate_der == verified.signer_certificate_der && c.device_uuid == body.uuid
         }) else {
-            return invalid_token("the renewal token is not signed by a certificate issued to this device");
+            return invalid_token(
+                "the renewal token is not signed by a certificate issued to this device",
+            );
         };
         if !self.issued[signer].active {
-            return invalid_token("the certificate that signed the renewal token was already renewed");
+            return invalid_token(
+                "the certificate that signed the renewal token was already renewed",
+            );
         }
         let now = OffsetDateTime::now_utc();
         match CertificateInfo::parse(&verified.signer_certificate_der) {
@@ -285,12 +305,12 @@ impl Service {
             profile: IssueProfile::ClientAuth,
         };
         match fault {
-            Some(Fault::ForeignKeyCertificate) => match PrivateKey::generate_rsa(2048)
-                .and_then(|k| k.public_key_der())
-            {
-                Ok(k) => request.public_key_der = k,
-                Err(e) => return okta_error(500, "E0000009", &e.to_string(), &[]),
-            },
+            Some(Fault::ForeignKeyCertificate) => {
+                match PrivateKey::generate_rsa(2048).and_then(|k| k.public_key_der()) {
+                    Ok(k) => request.public_key_der = k,
+                    Err(e) => return okta_error(500, "E0000009", &e.to_string(), &[]),
+                }
+            }
             Some(Fault::WrongCommonName) => request.subject = "CN=Not Okta".into(),
             Some(Fault::ExpiredCertificate) => {
                 request.not_before = now - time::Duration::days(400);
@@ -300,7 +320,9 @@ impl Service {
         }
         let der = match self.authority.issue(request) {
             Ok(der) => der,
-            Err(e) => return okta_error(500, "E0000009", &format!("Internal Server Error: {e}"), &[]),
+            Err(e) => {
+                return okta_error(500, "E0000009", &format!("Internal Server Error: {e}"), &[])
+            }
         };
         self.issued.push(IssuedRecord {
             device_uuid: uuid.to_owned(),
@@ -331,7 +353,9 @@ fn canned_answer(fault: &Fault, endpoint: Endpoint) -> Option<Response> {
             r.headers.push(("X-Rate-Limit-Reset", reset.to_string()));
             r
         }
-        Fault::MalformedJson => Response::raw(200, "application/json", &format!("{{\"{field}\": \"MII")),
+        Fault::MalformedJson => {
+            Response::raw(200, "application/json", &format!("{{\"{field}\": \"MII"))
+        }
         Fault::HtmlBody => Response::raw(
             200,
             "text/html",
@@ -360,16 +384,28 @@ fn check_headers(req: &Request, endpoint: Endpoint) -> Option<Response> {
         ));
     }
     if !header("accept").is_some_and(|a| a.contains("application/json")) {
-        return Some(okta_error(406, "E0000001", "Api validation failed: Accept", &[]));
+        return Some(okta_error(
+            406,
+            "E0000001",
+            "Api validation failed: Accept",
+            &[],
+        ));
     }
     if endpoint == Endpoint::Metadata {
         if req.query.as_deref() != Some("platform=macos") {
-            return Some(okta_error(400, "E0000001", "Api validation failed: platform", &[]));
+            return Some(okta_error(
+                400,
+                "E0000001",
+                "Api validation failed: platform",
+                &[],
+            ));
         }
         return None;
     }
     let json_body = header("content-type").is_some_and(|c| {
-        c.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        c.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
     });
     if !json_body {
         return Some(okta_error(
@@ -383,7 +419,10 @@ fn check_headers(req: &Request, endpoint: Endpoint) -> Option<Response> {
 }
 
 fn metadata(_req: &Request) -> Response {
-    Response::json(200, json!({ "certAuthDomain": format!("https://{CERT_AUTH_HOST}") }))
+    Response::json(
+        200,
+        json!({ "certAuthDomain": format!("https://{CERT_AUTH_HOST}") }),
+    )
 }
 
 struct Body {
@@ -396,7 +435,12 @@ struct Body {
 /// The fields both requests share, plus the credential field (`orgToken` or the renewal token).
 fn parse_body(raw: &[u8], credential: &[&str]) -> Result<Body, Response> {
     let Ok(v) = serde_json::from_slice::<Value>(raw) else {
-        return Err(okta_error(400, "E0000003", "The request body was not well-formed.", &[]));
+        return Err(okta_error(
+            400,
+            "E0000003",
+            "The request body was not well-formed.",
+            &[],
+        ));
     };
     let text = |path: &[&str]| {
         path.iter()
@@ -432,7 +476,9 @@ fn parse_body(raw: &[u8], credential: &[&str]) -> Result<Body, Response> {
 /// Okta's device-trust CA accepts what its own task sends: a signed RSA-2048 CSR for Okta MTLS.
 fn check_csr(b64: &str) -> Result<Vec<u8>, Response> {
     let fail = |cause: String| validation_failed(&[format!("csr: {cause}")]);
-    let der = BASE64.decode(b64.trim()).map_err(|_| fail("not valid base64".into()))?;
+    let der = BASE64
+        .decode(b64.trim())
+        .map_err(|_| fail("not valid base64".into()))?;
     let info = pki::verify_csr(&der).map_err(|e| fail(e.to_string()))?;
     if info.subject_cn.as_deref() != Some(OKTA_SUBJECT_CN) {
         return Err(fail(format!(
@@ -444,7 +490,10 @@ fn check_csr(b64: &str) -> Result<Vec<u8>, Response> {
     use rsa::traits::PublicKeyParts;
     match rsa::RsaPublicKey::from_public_key_der(&info.public_key_der) {
         Ok(k) if k.size() * 8 == 2048 => Ok(info.public_key_der),
-        Ok(k) => Err(fail(format!("an RSA 2048 key is required, not {} bits", k.size() * 8))),
+        Ok(k) => Err(fail(format!(
+            "an RSA 2048 key is required, not {} bits",
+            k.size() * 8
+        ))),
         Err(_) => Err(fail("an RSA 2048 key is required".into())),
     }
 }

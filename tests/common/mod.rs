@@ -17,7 +17,9 @@ pub const DEVICE_NAME: &str = "Test Mac";
 pub const DAY: u64 = 24 * 3600;
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("pki-fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("pki-fixtures")
+        .join(name)
 }
 
 fn fixture_authority(cert: &str, key: &str) -> Authority {
@@ -83,10 +85,14 @@ impl Env {
     /// The binary with this root, user and device, and no DEVICETRUST_* from the outside.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_devicetrust"));
-        cmd.args(args)
-            .args(["--root"])
-            .arg(self.root.path())
-            .args(["--user", USER, "--device-uuid", DEVICE_UUID, "--device-name", DEVICE_NAME]);
+        cmd.args(args).args(["--root"]).arg(self.root.path()).args([
+            "--user",
+            USER,
+            "--device-uuid",
+            DEVICE_UUID,
+            "--device-name",
+            DEVICE_NAME,
+        ]);
         for (key, _) in std::env::vars() {
             if key.starts_with("DEVICETRUST_") || key.to_ascii_lowercase().ends_with("_proxy") {
                 cmd.env_remove(key);
@@ -112,7 +118,11 @@ impl Env {
     }
 
     pub fn state_dir(&self) -> PathBuf {
-        self.root.path().join("home").join(USER).join(".local/state/devicetrust")
+        self.root
+            .path()
+            .join("home")
+            .join(USER)
+            .join(".local/state/devicetrust")
     }
 
     pub fn store_dir(&self) -> PathBuf {
