@@ -325,12 +325,12 @@ fn the_csr_and_the_renewal_token_pass_openssl() {
 }
 
 #[test]
-fn the_simulator_counts_renewals_against_no_limit_but_refuses_replayed_tokens() {
+fn a_renewal_replaces_the_certificate_in_the_simulators_count() {
     let env = Env::new(20);
     assert_eq!(env.enroll().code, 0);
     assert_eq!(env.run(&["renew"]).code, 0);
     let issued = env.sim.issued();
     assert_eq!(issued.len(), 2);
-    assert!(!issued[0].active && issued[1].active);
+    assert!(issued[0].renewed && !issued[1].renewed);
     assert_eq!(issued[1].via, Endpoint::Renew);
 }

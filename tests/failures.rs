@@ -12,6 +12,7 @@ fn assert_no_temporary_files(env: &Env) {
     let leftovers: Vec<_> = env
         .snapshot()
         .into_keys()
+        .filter_map(|p| p.strip_prefix(env.root.path()).map(|r| r.to_owned()).ok())
         .filter(|p| p.to_string_lossy().contains(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
@@ -34,7 +35,7 @@ fn faults() -> Vec<(Fault, &'static str, i32)> {
             Fault::RateLimited {
                 reset_in_secs: 3600,
             },
-            "rate limit",
+            "rate-limited",
             75,
         ),
     ]

@@ -52,8 +52,8 @@ pub struct IssuedRecord {
     pub device_uuid: String,
     pub certificate_der: Vec<u8>,
     pub via: Endpoint,
-    /// False once a renewal has replaced it.
-    pub active: bool,
+    /// True once a renewal has replaced it: it no longer counts against the device's limit.
+    pub renewed: bool,
 }
 
 pub(crate) struct Request {
@@ -216,7 +216,7 @@ impl Service {
         let active = self
             .issued
             .iter()
-            .filter(|c| c.active && c.device_uuid == body.uuid)
+            .filter(|c| !c.renewed && c.device_uuid == body.uuid)
             .count();
         if active >= MAX_UNBOUND_CERTIFICATES {
             return okta_error(
@@ -248,11 +248,6 @@ impl Service {
                 "the renewal token is not signed by a certificate issued to this device",
             );
         };
-        if !self.issued[signer].active {
-            return invalid_token(
-                "the certificate that signed the renewal token was already renewed",
-            );
-        }
         let now = OffsetDateTime::now_utc();
         match CertificateInfo::parse(&verified.signer_certificate_der) {
             Ok(info) if info.is_valid_at(now) => {}
@@ -283,7 +278,9 @@ impl Service {
         }
         let response = self.issue(&body.uuid, &public_key, Endpoint::Renew, fault);
         if response.status == 200 {
-            self.issued[signer].active = false;
+            // The old certificate stays usable until it expires (a device that rejected what it
+            // was sent must be able to try again); it just stops counting against the limit.
+            self.issued[signer].renewed = true;
         }
         response
     }
@@ -328,7 +325,7 @@ impl Service {
             device_uuid: uuid.to_owned(),
             certificate_der: der.clone(),
             via,
-            active: true,
+            renewed: false,
         });
         Response::json(200, json!({ "issuedCertificate": BASE64.encode(der) }))
     }
