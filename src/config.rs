@@ -300,13 +300,20 @@ impl Layer {
         })?;
         toml::from_str(&text).map_err(|e| ConfigError::FileInvalid {
             path: path.to_owned(),
-            line: e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
-                .unwrap_or(1),
+            line: e.span().map(|s| line_of(&text, s.start)).unwrap_or(1),
             message: e.message().replace('\n', " "),
         })
     }
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// The process environment as the loader sees it (a map, so tests pass their own).
@@ -454,4 +461,169 @@ pub fn load(
         network,
         lock_timeout: Duration::from_secs(pick!(lock_timeout_secs).unwrap_or(60)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> GlobalArgs {
+        let mut argv = vec!["devicetrust"];
+        argv.extend_from_slice(extra);
+        argv.push("status");
+        crate::cli::Cli::parse_from(argv).global
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// A root with a configuration file at the default place.
+    fn root_with_config(toml: &str) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let path = paths::rooted(root.path(), &paths::system_config_file());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, toml).unwrap();
+        root
+    }
+
+    fn load_in(
+        root: &tempfile::TempDir,
+        extra: &[&str],
+        e: &[(&str, &str)],
+        managed: Layer,
+    ) -> Result<Config, ConfigError> {
+        let root_arg = root.path().to_str().unwrap().to_owned();
+        let mut all = vec!["--root", root_arg.as_str()];
+        all.extend_from_slice(extra);
+        load(&args(&all), &env(e), managed)
+    }
+
+    #[test]
+    fn precedence_is_flag_environment_managed_file() {
+        let root = root_with_config("org_url = \"file.okta.com\"");
+        let managed = || Layer {
+            org_url: Some("managed.okta.com".into()),
+            ..Layer::default()
+        };
+        let url = |c: Config| c.org_url.unwrap().host().to_owned();
+
+        assert_eq!(
+            url(load_in(&root, &[], &[], Layer::default()).unwrap()),
+            "file.okta.com"
+        );
+        assert_eq!(
+            url(load_in(&root, &[], &[], managed()).unwrap()),
+            "managed.okta.com"
+        );
+        let e = [("DEVICETRUST_ORG_URL", "env.okta.com")];
+        assert_eq!(
+            url(load_in(&root, &[], &e, managed()).unwrap()),
+            "env.okta.com"
+        );
+        let flag = ["--org-url", "flag.okta.com"];
+        assert_eq!(
+            url(load_in(&root, &flag, &e, managed()).unwrap()),
+            "flag.okta.com"
+        );
+    }
+
+    #[test]
+    fn the_org_token_comes_from_the_highest_layer_that_names_one() {
+        let root = root_with_config("org_token_file = \"/from/file\"");
+        let c = load_in(&root, &[], &[], Layer::default()).unwrap();
+        assert!(
+            matches!(c.org_token, Some(SecretSource::File(ref p)) if p == Path::new("/from/file"))
+        );
+
+        let e = [("DEVICETRUST_ORG_TOKEN", "s3cret\n")];
+        let c = load_in(&root, &[], &e, Layer::default()).unwrap();
+        assert_eq!(c.org_token().unwrap().expose(), "s3cret");
+
+        let c = load_in(&root, &["--org-token-file", "-"], &e, Layer::default()).unwrap();
+        assert!(matches!(c.org_token, Some(SecretSource::Stdin)));
+    }
+
+    #[test]
+    fn a_missing_token_names_every_way_to_supply_it() {
+        let root = root_with_config("");
+        let c = load_in(&root, &[], &[], Layer::default()).unwrap();
+        let msg = c.org_token().unwrap_err().to_string();
+        for way in [
+            "--org-token-file",
+            "DEVICETRUST_ORG_TOKEN",
+            "org_token_file",
+        ] {
+            assert!(msg.contains(way), "{msg}");
+        }
+    }
+
+    #[test]
+    fn a_token_file_is_read_to_its_first_line_and_an_empty_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "  tok-123  \nsecond line\n").unwrap();
+        assert_eq!(
+            SecretSource::File(file.clone())
+                .read("org token")
+                .unwrap()
+                .expose(),
+            "tok-123"
+        );
+        std::fs::write(&file, "\n").unwrap();
+        let err = SecretSource::File(file).read("org token").unwrap_err();
+        assert!(matches!(err, ConfigError::EmptySecret { .. }), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_refused_with_their_key() {
+        for (toml, needle) in [
+            ("org_url = \"http://acme.okta.com\"", "org_url"),
+            ("renew_before_days = 400", "renew_before_days"),
+            ("store = \"file:\"", "store"),
+            ("[network]\nmax_attempts = 0", "max_attempts"),
+            ("[network]\ntimeout_secs = 0", "timeout"),
+            ("[scep]\nurl = \"ftp://ca\"", "scep.url"),
+            ("\n\nbogus = true", "line 3"),
+        ] {
+            let root = root_with_config(toml);
+            let err = load_in(&root, &[], &[], Layer::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{toml}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn an_explicit_config_file_must_exist_but_the_default_may_be_absent() {
+        let root = tempfile::tempdir().unwrap();
+        assert!(load_in(&root, &[], &[], Layer::default())
+            .unwrap()
+            .file
+            .is_none());
+        let err = load_in(
+            &root,
+            &["--config", "/no/such/file.toml"],
+            &[],
+            Layer::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::FileMissing { .. }));
+    }
+
+    #[test]
+    fn store_specs_parse() {
+        assert_eq!(StoreSpec::parse("keychain").unwrap(), StoreSpec::Keychain);
+        assert_eq!(
+            StoreSpec::parse("file:/x").unwrap(),
+            StoreSpec::File("/x".into())
+        );
+        assert!(StoreSpec::parse("file:").is_err());
+        assert!(StoreSpec::parse("tpm").is_err());
+    }
 }

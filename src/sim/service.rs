@@ -498,3 +498,394 @@ fn check_csr(b64: &str) -> Result<Vec<u8>, Response> {
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::{build_csr, sign_renewal_token, CsrProfile, RenewalClaims};
+    use std::sync::OnceLock;
+
+    const TOKEN: &str = "org-secret";
+    const UUID: &str = "A1B2C3D4-0000-4000-8000-000000000001";
+    const NAME: &str = "Unit Mac";
+
+    fn key() -> &'static PrivateKey {
+        static KEY: OnceLock<PrivateKey> = OnceLock::new();
+        KEY.get_or_init(|| PrivateKey::generate_rsa(2048).unwrap())
+    }
+
+    fn other_key() -> &'static PrivateKey {
+        static KEY: OnceLock<PrivateKey> = OnceLock::new();
+        KEY.get_or_init(|| PrivateKey::generate_rsa(2048).unwrap())
+    }
+
+    fn service() -> Service {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/pki-fixtures/");
+        let read = |n: &str| std::fs::read_to_string(format!("{fixtures}{n}")).unwrap();
+        let ca = Authority::from_pem(&read("mtls-ca.pem"), &read("mtls-ca.key")).unwrap();
+        Service::new(TOKEN.into(), Duration::from_secs(365 * 86400), ca)
+    }
+
+    fn headers() -> Vec<(String, String)> {
+        vec![
+            (
+                "user-agent".into(),
+                "Okta Device Registration Task/1.3.3 (Macintosh; ARM Mac OS X 10_15_7)".into(),
+            ),
+            ("accept".into(), "application/json".into()),
+            ("content-type".into(), "application/json".into()),
+        ]
+    }
+
+    fn post(path: &str, body: &Value) -> Request {
+        Request {
+            method: "POST".into(),
+            path: path.into(),
+            query: None,
+            headers: headers(),
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    fn csr_b64(key: &PrivateKey, profile: &CsrProfile) -> String {
+        BASE64.encode(build_csr(profile, key).unwrap())
+    }
+
+    fn enroll_body(key: &PrivateKey) -> Value {
+        json!({
+            "clientVersion": "1.3.3",
+            "orgToken": TOKEN,
+            "device": {"uuid": UUID, "displayName": NAME},
+            "csr": csr_b64(key, &CsrProfile::okta()),
+            "user": "alice",
+        })
+    }
+
+    fn error(r: &Response) -> (u16, String, String) {
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        let causes = v["errorCauses"].to_string();
+        (
+            r.status,
+            v["errorCode"].as_str().unwrap_or_default().to_owned(),
+            format!(
+                "{} {causes}",
+                v["errorSummary"].as_str().unwrap_or_default()
+            ),
+        )
+    }
+
+    /// Enrolls `key` and returns the issued certificate.
+    fn enrolled(s: &mut Service, key: &PrivateKey) -> Vec<u8> {
+        let r = s.handle(post(ENROLL_PATH, &enroll_body(key)));
+        assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        BASE64
+            .decode(v["issuedCertificate"].as_str().unwrap())
+            .unwrap()
+    }
+
+    fn renew_body(token: &[u8], new_key: &PrivateKey) -> Value {
+        json!({
+            "clientVersion": "1.3.3",
+            "deviceRenewalToken": BASE64.encode(token),
+            "device": {"uuid": UUID, "displayName": NAME},
+            "csr": csr_b64(new_key, &CsrProfile::okta()),
+            "user": "alice",
+        })
+    }
+
+    fn token(cert: &[u8], key: &PrivateKey, claims: RenewalClaims) -> Vec<u8> {
+        sign_renewal_token(&claims, cert, key).unwrap()
+    }
+
+    fn now() -> i64 {
+        OffsetDateTime::now_utc().unix_timestamp()
+    }
+
+    #[test]
+    fn a_good_enrollment_is_issued_and_logged() {
+        let mut s = service();
+        let cert = enrolled(&mut s, key());
+        let info = CertificateInfo::parse(&cert).unwrap();
+        assert_eq!(info.subject_cn.as_deref(), Some("Okta MTLS"));
+        assert_eq!(
+            info.issuer_cn.as_deref(),
+            Some("MTLS Certificate Authority")
+        );
+        assert_eq!(info.public_key_der, key().public_key_der().unwrap());
+        assert_eq!(s.requests.len(), 1);
+        assert_eq!(s.requests[0].status, 200);
+    }
+
+    #[test]
+    fn a_wrong_org_token_is_refused_as_okta_does() {
+        let mut s = service();
+        let mut body = enroll_body(key());
+        body["orgToken"] = json!("guess");
+        let (status, code, summary) = error(&s.handle(post(ENROLL_PATH, &body)));
+        assert_eq!((status, code.as_str()), (401, "E0000011"));
+        assert!(summary.starts_with("Invalid token provided"), "{summary}");
+        assert!(s.issued.is_empty());
+    }
+
+    #[test]
+    fn each_missing_field_is_named() {
+        for path in [
+            &["clientVersion"][..],
+            &["orgToken"],
+            &["device", "uuid"],
+            &["device", "displayName"],
+            &["csr"],
+            &["user"],
+        ] {
+            let mut s = service();
+            let mut body = enroll_body(key());
+            match path {
+                [field] => body.as_object_mut().unwrap().remove(*field),
+                [outer, inner] => body[*outer].as_object_mut().unwrap().remove(*inner),
+                _ => unreachable!(),
+            };
+            let (status, code, summary) = error(&s.handle(post(ENROLL_PATH, &body)));
+            assert_eq!((status, code.as_str()), (400, "E0000001"), "{path:?}");
+            assert!(summary.contains(&path.join(".")), "{path:?}: {summary}");
+        }
+    }
+
+    #[test]
+    fn wrong_content_type_accept_or_user_agent_are_refused() {
+        for (header, value, status) in [
+            ("content-type", "application/x-www-form-urlencoded", 415),
+            ("accept", "text/html", 406),
+            ("user-agent", "curl/8.0", 400),
+        ] {
+            let mut s = service();
+            let mut req = post(ENROLL_PATH, &enroll_body(key()));
+            req.headers.retain(|(n, _)| n != header);
+            req.headers.push((header.into(), value.into()));
+            assert_eq!(s.handle(req).status, status, "{header}");
+            assert!(s.issued.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_is_refused() {
+        let mut s = service();
+        let mut req = post(ENROLL_PATH, &json!({}));
+        req.body = b"orgToken=x".to_vec();
+        let (status, code, _) = error(&s.handle(req));
+        assert_eq!((status, code.as_str()), (400, "E0000003"));
+    }
+
+    #[test]
+    fn a_csr_whose_signature_fails_is_refused() {
+        let mut s = service();
+        let mut der = build_csr(&CsrProfile::okta(), key()).unwrap();
+        // Flip one bit inside the subject: still DER, no longer what was signed.
+        let at = der.windows(4).position(|w| w == b"Okta").unwrap();
+        der[at] ^= 0x20;
+        let mut body = enroll_body(key());
+        body["csr"] = json!(BASE64.encode(der));
+        let (status, _, summary) = error(&s.handle(post(ENROLL_PATH, &body)));
+        assert_eq!(status, 400);
+        assert!(summary.contains("csr"), "{summary}");
+    }
+
+    #[test]
+    fn a_subject_other_than_okta_mtls_is_refused() {
+        let mut s = service();
+        let profile = CsrProfile {
+            subject: "CN=Somebody Else,O=Okta".into(),
+            ..CsrProfile::okta()
+        };
+        let mut body = enroll_body(key());
+        body["csr"] = json!(csr_b64(key(), &profile));
+        let (status, _, summary) = error(&s.handle(post(ENROLL_PATH, &body)));
+        assert_eq!(status, 400);
+        assert!(summary.contains("CN=Okta MTLS"), "{summary}");
+    }
+
+    #[test]
+    fn only_rsa_2048_keys_are_accepted() {
+        let mut s = service();
+        let small = PrivateKey::generate_rsa(1024).unwrap();
+        let (status, _, summary) = error(&s.handle(post(ENROLL_PATH, &enroll_body(&small))));
+        assert_eq!(status, 400);
+        assert!(summary.contains("RSA 2048"), "{summary}");
+    }
+
+    #[test]
+    fn a_sixth_unbound_certificate_is_refused_with_oktas_message() {
+        let mut s = service();
+        for _ in 0..MAX_UNBOUND_CERTIFICATES {
+            enrolled(&mut s, key());
+        }
+        let (status, _, summary) = error(&s.handle(post(ENROLL_PATH, &enroll_body(key()))));
+        assert_eq!(status, 400);
+        assert!(summary
+            .starts_with("Maximum enrollment limit of 5 certificates for a device is reached"));
+    }
+
+    #[test]
+    fn a_good_renewal_is_issued_and_replaces_the_old_certificate_in_the_count() {
+        let mut s = service();
+        let cert = enrolled(&mut s, key());
+        let t = token(&cert, key(), RenewalClaims::new(UUID, NAME, now()));
+        let r = s.handle(post(RENEW_PATH, &renew_body(&t, other_key())));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert!(s.issued[0].renewed && !s.issued[1].renewed);
+    }
+
+    #[test]
+    fn a_renewal_token_from_a_certificate_it_did_not_issue_is_refused() {
+        let mut s = service();
+        enrolled(&mut s, key());
+        // Same CA, same key, but not a certificate this service issued to the device.
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/pki-fixtures/");
+        let cert = CertificateInfo::from_pem(
+            &std::fs::read_to_string(format!("{fixtures}device.pem")).unwrap(),
+        )
+        .unwrap();
+        let device_key = PrivateKey::from_pkcs8_pem(
+            &std::fs::read_to_string(format!("{fixtures}device.key")).unwrap(),
+        )
+        .unwrap();
+        let t = token(
+            &cert.der,
+            &device_key,
+            RenewalClaims::new(UUID, NAME, now()),
+        );
+        let (status, code, summary) =
+            error(&s.handle(post(RENEW_PATH, &renew_body(&t, other_key()))));
+        assert_eq!((status, code.as_str()), (401, "E0000011"));
+        assert!(
+            summary.contains("not signed by a certificate issued to this device"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn a_renewal_token_out_of_its_time_window_is_refused() {
+        let stale = RenewalClaims::new(UUID, NAME, now() - 2 * 3600);
+        let future = RenewalClaims::new(UUID, NAME, now() + 2 * 3600);
+        let mut too_long = RenewalClaims::new(UUID, NAME, now());
+        too_long.exp += 24 * 3600;
+        for claims in [stale, future, too_long] {
+            let mut s = service();
+            let cert = enrolled(&mut s, key());
+            let t = token(&cert, key(), claims.clone());
+            let (status, _, summary) =
+                error(&s.handle(post(RENEW_PATH, &renew_body(&t, other_key()))));
+            assert_eq!(status, 401, "{claims:?}");
+            assert!(summary.contains("window"), "{claims:?}: {summary}");
+        }
+    }
+
+    #[test]
+    fn a_renewal_token_for_another_device_is_refused() {
+        let mut s = service();
+        let cert = enrolled(&mut s, key());
+        let t = token(
+            &cert,
+            key(),
+            RenewalClaims::new("SOME-OTHER-UUID", NAME, now()),
+        );
+        let (status, _, summary) = error(&s.handle(post(RENEW_PATH, &renew_body(&t, other_key()))));
+        assert_eq!(status, 401);
+        assert!(summary.contains("another device"), "{summary}");
+    }
+
+    #[test]
+    fn a_tampered_renewal_token_is_refused() {
+        let mut s = service();
+        let cert = enrolled(&mut s, key());
+        let mut t = token(&cert, key(), RenewalClaims::new(UUID, NAME, now()));
+        let at = t.windows(4).position(|w| w == b"Unit").unwrap();
+        t[at] = b'X';
+        let (status, code, _) = error(&s.handle(post(RENEW_PATH, &renew_body(&t, other_key()))));
+        assert_eq!((status, code.as_str()), (401, "E0000011"));
+    }
+
+    #[test]
+    fn a_renewal_signed_by_an_expired_certificate_is_refused() {
+        let mut s = service();
+        s.faults.push(Injection::new(
+            Endpoint::Enroll,
+            Fault::ExpiredCertificate,
+            Some(1),
+        ));
+        let cert = enrolled(&mut s, key());
+        let t = token(&cert, key(), RenewalClaims::new(UUID, NAME, now()));
+        let (status, _, summary) = error(&s.handle(post(RENEW_PATH, &renew_body(&t, other_key()))));
+        assert_eq!(status, 401);
+        assert!(summary.contains("expired"), "{summary}");
+    }
+
+    #[test]
+    fn a_renewal_must_carry_a_new_key() {
+        let mut s = service();
+        let cert = enrolled(&mut s, key());
+        let t = token(&cert, key(), RenewalClaims::new(UUID, NAME, now()));
+        let (status, _, summary) = error(&s.handle(post(RENEW_PATH, &renew_body(&t, key()))));
+        assert_eq!(status, 400);
+        assert!(summary.contains("new key"), "{summary}");
+    }
+
+    #[test]
+    fn a_renewal_does_not_take_an_org_token() {
+        let mut s = service();
+        let mut body = enroll_body(key());
+        body.as_object_mut().unwrap().remove("orgToken");
+        body["deviceRenewalToken"] = json!("");
+        let (status, _, summary) = error(&s.handle(post(RENEW_PATH, &body)));
+        assert_eq!(status, 400);
+        assert!(summary.contains("deviceRenewalToken"), "{summary}");
+    }
+
+    #[test]
+    fn metadata_needs_the_platform_and_answers_the_cert_auth_domain() {
+        let mut s = service();
+        let get = |query: Option<&str>| Request {
+            method: "GET".into(),
+            path: METADATA_PATH.into(),
+            query: query.map(Into::into),
+            headers: headers(),
+            body: Vec::new(),
+        };
+        assert_eq!(s.handle(get(None)).status, 400);
+        let r = s.handle(get(Some("platform=macos")));
+        assert_eq!(r.status, 200);
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["certAuthDomain"], format!("https://{CERT_AUTH_HOST}"));
+    }
+
+    #[test]
+    fn unknown_paths_and_methods_are_refused() {
+        let mut s = service();
+        let mut req = post("/api/v1/users", &json!({}));
+        assert_eq!(s.handle(req).status, 404);
+        req = post(METADATA_PATH, &json!({}));
+        assert_eq!(s.handle(req).status, 405);
+    }
+
+    #[test]
+    fn one_shot_faults_count_down_and_persistent_ones_stay() {
+        let mut s = service();
+        s.faults.push(Injection::new(
+            Endpoint::Enroll,
+            Fault::Status(503),
+            Some(2),
+        ));
+        assert_eq!(s.handle(post(ENROLL_PATH, &enroll_body(key()))).status, 503);
+        assert_eq!(s.handle(post(ENROLL_PATH, &enroll_body(key()))).status, 503);
+        assert_eq!(s.handle(post(ENROLL_PATH, &enroll_body(key()))).status, 200);
+        s.faults
+            .push(Injection::new(Endpoint::Enroll, Fault::HtmlBody, None));
+        for _ in 0..3 {
+            assert_eq!(
+                s.handle(post(ENROLL_PATH, &enroll_body(key())))
+                    .content_type,
+                "text/html"
+            );
+        }
+    }
+}
