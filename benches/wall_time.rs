@@ -4,6 +4,8 @@
 //!     cargo bench --bench wall_time            # 10 runs each (default)
 //!     RUNS=20 cargo bench --bench wall_time
 
+mod common;
+
 use devicetrust::pki::Authority;
 use devicetrust::sim::{SimConfig, Simulator};
 use std::path::{Path, PathBuf};
@@ -65,27 +67,6 @@ struct Row {
     samples: Vec<Duration>,
 }
 
-impl Row {
-    fn sorted(&self) -> Vec<f64> {
-        let mut ms: Vec<f64> = self
-            .samples
-            .iter()
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .collect();
-        ms.sort_by(f64::total_cmp);
-        ms
-    }
-    fn median(&self) -> f64 {
-        let s = self.sorted();
-        let n = s.len();
-        if n % 2 == 1 {
-            s[n / 2]
-        } else {
-            (s[n / 2 - 1] + s[n / 2]) / 2.0
-        }
-    }
-}
-
 fn main() {
     let runs: usize = std::env::var("RUNS")
         .ok()
@@ -127,36 +108,23 @@ fn main() {
         samples: renew_noop,
     });
 
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
     let mut md = format!(
-        "# Benchmarks\n\nWall time of the release binary, {runs} runs each, measured by \
-         `cargo bench --bench wall_time` (which writes this file) on {cpu}, {cores} cores. The \
-         simulator runs in the bench process on loopback; each enrollment is a fresh device \
-         (RSA 2048 key generation included).\n\n| command | median | min | max |\n|---|---|---|---|\n"
+        "## Agent wall time\n\nThe release binary, {runs} runs each, on {}. The simulator runs in \
+         the bench process on loopback; each enrollment is a fresh device (RSA 2048 key \
+         generation included).\n\n| command | median | min | max |\n|---|---|---|---|\n",
+        common::machine()
     );
     for row in &rows {
-        let s = row.sorted();
+        let s = common::sorted_ms(&row.samples);
+        let median = common::median_ms(&row.samples);
         md.push_str(&format!(
-            "| {} | {:.0} ms | {:.0} ms | {:.0} ms |\n",
+            "| {} | {median:.0} ms | {:.0} ms | {:.0} ms |\n",
             row.what,
-            row.median(),
             s[0],
             s[s.len() - 1]
         ));
-        println!("{:<70} median {:>7.1} ms", row.what, row.median());
+        println!("{:<70} median {median:>7.1} ms", row.what);
     }
-    md.push_str("\nReproduce: `cargo bench --bench wall_time` (set `RUNS` for more samples).\n");
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
-    std::fs::write(&out, md).unwrap();
-    println!("wrote {}", out.display());
+    md.push_str("\nReproduce: `cargo bench --bench wall_time` (`RUNS=20` for more samples).\n");
+    common::write_section("wall_time", &md);
 }

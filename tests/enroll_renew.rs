@@ -334,3 +334,22 @@ fn a_renewal_replaces_the_certificate_in_the_simulators_count() {
     assert!(issued[0].renewed && !issued[1].renewed);
     assert_eq!(issued[1].via, Endpoint::Renew);
 }
+
+#[test]
+fn the_org_token_can_come_on_stdin() {
+    use std::io::Write;
+    let env = Env::new(365);
+    let mut cmd = env.command(&["enroll", "--org-token-file", "-"]);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{}\n", env.sim.org_token()).as_bytes())
+        .unwrap();
+    let run = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(env.ea(), "<result>Healthy</result>\n");
+}

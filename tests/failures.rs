@@ -273,3 +273,47 @@ fn a_second_run_waits_for_the_lock_then_defers() {
     drop(held);
     assert_eq!(env.enroll().code, 0);
 }
+
+#[test]
+fn usage_errors_exit_2_and_help_and_version_exit_0() {
+    let env = Env::new(365);
+    let run = env.run(&["enroll", "--no-such-flag"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let run = env.run(&["frobnicate"]);
+    assert_eq!(run.code, 2, "{run:?}");
+
+    let bin = env!("CARGO_BIN_EXE_devicetrust");
+    let help = Run::from(
+        std::process::Command::new(bin)
+            .arg("--help")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(help.code, 0);
+    for word in [
+        "enroll",
+        "renew",
+        "status",
+        "ea",
+        "uninstall",
+        "demo",
+        "--org-token-file",
+        "75",
+    ] {
+        assert!(
+            help.stdout.contains(word),
+            "--help lacks {word}: {}",
+            help.stdout
+        );
+    }
+    let version = Run::from(
+        std::process::Command::new(bin)
+            .arg("version")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        version.stdout.trim(),
+        format!("devicetrust {}", env!("CARGO_PKG_VERSION"))
+    );
+}
