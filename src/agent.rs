@@ -80,6 +80,69 @@ impl AgentError {
     }
 }
 
+/// An Okta client with the configured trust, timeouts and retries (`retry` overrides the policy).
+fn okta_client(
+    config: &Config,
+    platform: &dyn Platform,
+    org: &OrgUrl,
+    retry: Option<RetryPolicy>,
+) -> Result<OktaClient, AgentError> {
+    let net = &config.network;
+    let extra_roots_pem = match &config.ca_file {
+        Some(path) => std::fs::read(path).map_err(|e| ConfigError::Unreadable {
+            what: "CA file",
+            path: path.clone(),
+            reason: crate::config::io_reason(&e),
+        })?,
+        None => Vec::new(),
+    };
+    let settings = HttpSettings {
+        connect_timeout: net.connect_timeout,
+        timeout: net.timeout,
+        retry: retry.unwrap_or(RetryPolicy {
+            max_attempts: net.max_attempts,
+            base_delay: net.retry_base_delay,
+            max_rate_limit_wait: net.max_rate_limit_wait,
+            ..RetryPolicy::default()
+        }),
+        extra_roots_pem,
+        user_agent: okta::user_agent(platform.arch(), &platform.os_version()),
+    };
+    Ok(OktaClient::new(org.clone(), &settings)?)
+}
+
+/// Whether the org answers, waiting up to `network_wait` for the network (or a ZTNA tunnel)
+/// to come up first, as a login-time check must: a failure right after wake is no verdict.
+/// `None` when there is no org to probe (SCEP-only configurations).
+pub fn org_reachable(config: &Config, platform: &dyn Platform) -> Option<bool> {
+    let org = config.org_url.as_ref()?;
+    let deadline = std::time::Instant::now() + config.network.wait_for_network;
+    let single_try = RetryPolicy {
+        max_attempts: 1,
+        ..RetryPolicy::default()
+    };
+    let client = match okta_client(config, platform, org, Some(single_try)) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!("cannot check the network: {e}");
+            return Some(false);
+        }
+    };
+    loop {
+        match client.probe() {
+            Ok(()) => return Some(true),
+            Err(e) if e.is_transient() && std::time::Instant::now() < deadline => {
+                tracing::debug!("{e}; waiting for the network");
+                std::thread::sleep(std::time::Duration::from_secs(2));
+            }
+            Err(e) => {
+                warn!("{e}");
+                return Some(false);
+            }
+        }
+    }
+}
+
 /// What is in the store right now, judged against the clock.
 enum Current {
     None,
@@ -176,28 +239,7 @@ impl Agent {
     }
 
     fn okta_client(&self, org: &OrgUrl) -> Result<OktaClient, AgentError> {
-        let net = &self.config.network;
-        let extra_roots_pem = match &self.config.ca_file {
-            Some(path) => std::fs::read(path).map_err(|e| ConfigError::Unreadable {
-                what: "CA file",
-                path: path.clone(),
-                reason: crate::config::io_reason(&e),
-            })?,
-            None => Vec::new(),
-        };
-        let settings = HttpSettings {
-            connect_timeout: net.connect_timeout,
-            timeout: net.timeout,
-            retry: RetryPolicy {
-                max_attempts: net.max_attempts,
-                base_delay: net.retry_base_delay,
-                max_rate_limit_wait: net.max_rate_limit_wait,
-                ..RetryPolicy::default()
-            },
-            extra_roots_pem,
-            user_agent: okta::user_agent(self.platform.arch(), &self.platform.os_version()),
-        };
-        Ok(OktaClient::new(org.clone(), &settings)?)
+        okta_client(&self.config, self.platform.as_ref(), org, None)
     }
 
     /// The org to talk to: configured, else the one the device enrolled with.
@@ -450,7 +492,7 @@ impl Agent {
     }
 
     /// What is on the device, and the first failing link of the health chain.
-    pub fn status(&self) -> Result<StatusReport, AgentError> {
+    pub fn status(&self, check_network: bool) -> Result<StatusReport, AgentError> {
         let now = OffsetDateTime::now_utc();
         let state = self.state();
         let probe = self.store.probe();
@@ -468,6 +510,11 @@ impl Agent {
         let facts = HealthFacts {
             now,
             configured: self.config.is_configured(),
+            okta_reachable: if check_network && self.config.is_configured() {
+                org_reachable(&self.config, self.platform.as_ref())
+            } else {
+                None
+            },
             user_session: None,
             store_exists: probe.exists,
             password_item: probe.password_item,

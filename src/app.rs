@@ -26,7 +26,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     };
     let machine_output = matches!(
         cli.command,
-        Command::Ea { .. } | Command::Status { json: true }
+        Command::Ea { .. } | Command::Status { json: true, .. }
     );
     output::init(
         cli.global.verbose,
@@ -42,8 +42,11 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             println!("devicetrust {}", env!("CARGO_PKG_VERSION"));
             return EXIT_OK;
         }
-        Command::Ea { expiry } => {
-            println!("{}", ea(&cli, *expiry));
+        Command::Ea {
+            expiry,
+            check_network,
+        } => {
+            println!("{}", ea(&cli, *expiry, *check_network));
             return EXIT_OK;
         }
         #[cfg(feature = "sim")]
@@ -65,8 +68,11 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
                 renew_before_days,
             } => agent.renew(*force, *renew_before_days).map(|_| ()),
             Command::Uninstall { reenroll } => agent.uninstall(*reenroll),
-            Command::Status { json } => {
-                let report = agent.status()?;
+            Command::Status {
+                json,
+                check_network,
+            } => {
+                let report = agent.status(*check_network)?;
                 print_status(&report, *json);
                 Ok(())
             }
@@ -95,7 +101,7 @@ fn print_status(report: &StatusReport, json: bool) {
 }
 
 /// The EA never fails: whatever goes wrong becomes the status that explains it.
-fn ea(cli: &Cli, expiry: bool) -> String {
+fn ea(cli: &Cli, expiry: bool, check_network: bool) -> String {
     let report = match load_config(cli) {
         Err(e) => {
             tracing::warn!("{e}");
@@ -104,9 +110,16 @@ fn ea(cli: &Cli, expiry: bool) -> String {
         Ok(config) if !config.is_configured() => {
             StatusReport::without_user(HealthStatus::NotConfigured, Some(&config))
         }
+        Ok(config)
+            if check_network
+                && crate::agent::org_reachable(&config, platform::current().as_ref())
+                    == Some(false) =>
+        {
+            StatusReport::without_user(HealthStatus::OktaUnreachable, Some(&config))
+        }
         Ok(config) => {
             let fallback = config.clone();
-            match Agent::new(config, platform::current()).and_then(|a| a.status()) {
+            match Agent::new(config, platform::current()).and_then(|a| a.status(false)) {
                 Ok(report) => report,
                 Err(AgentError::NoUserSession) => {
                     StatusReport::without_user(HealthStatus::NoUserSession, Some(&fallback))

@@ -54,12 +54,19 @@ pub enum Command {
         /// One JSON document on stdout, nothing else.
         #[arg(long)]
         json: bool,
+        /// Also check that the Okta org answers (waits up to network.wait_for_network_secs
+        /// for the network or a VPN/ZTNA tunnel first).
+        #[arg(long)]
+        check_network: bool,
     },
     /// Jamf Extension Attribute: prints exactly one <result>...</result> line; always exits 0.
     Ea {
         /// Print the certificate's expiry as a Jamf "Date" (YYYY-MM-DD HH:MM:SS, UTC) instead.
         #[arg(long)]
         expiry: bool,
+        /// Report "Okta Unreachable" when the org does not answer (see `status --check-network`).
+        #[arg(long)]
+        check_network: bool,
     },
     /// Remove everything the agent created (revoke-and-re-enroll flow).
     Uninstall {

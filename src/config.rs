@@ -163,6 +163,9 @@ pub struct NetworkConfig {
     pub max_attempts: u32,
     pub retry_base_delay: Duration,
     pub max_rate_limit_wait: Duration,
+    /// How long `--check-network` waits for the network or a tunnel before calling Okta
+    /// unreachable.
+    pub wait_for_network: Duration,
 }
 
 impl Default for NetworkConfig {
@@ -173,6 +176,7 @@ impl Default for NetworkConfig {
             max_attempts: 4,
             retry_base_delay: Duration::from_secs(2),
             max_rate_limit_wait: Duration::from_secs(120),
+            wait_for_network: Duration::from_secs(30),
         }
     }
 }
@@ -258,6 +262,7 @@ pub struct NetworkLayer {
     pub max_attempts: Option<u32>,
     pub retry_base_delay_ms: Option<u64>,
     pub max_rate_limit_wait_secs: Option<u64>,
+    pub wait_for_network_secs: Option<u64>,
 }
 
 impl Layer {
@@ -413,6 +418,10 @@ pub fn load(
         max_rate_limit_wait: secs(
             pick!(network.max_rate_limit_wait_secs),
             defaults.max_rate_limit_wait,
+        ),
+        wait_for_network: secs(
+            pick!(network.wait_for_network_secs),
+            defaults.wait_for_network,
         ),
     };
     if network.max_attempts == 0 || network.max_attempts > 10 {

@@ -81,7 +81,7 @@ pub fn run() -> Result<(), DemoError> {
 
     info!("5. uninstall: remove the identity and the agent's state");
     agent()?.uninstall(false)?;
-    let after = agent()?.status()?;
+    let after = agent()?.status(false)?;
     info!(
         "   Extension Attribute now: {}",
         report::ea_status(after.status)
@@ -124,7 +124,7 @@ fn write_demo_config(root: &Path, sim: &Simulator) -> Result<(), DemoError> {
 }
 
 fn show(agent: &Agent) -> Result<(), DemoError> {
-    let status = agent.status()?;
+    let status = agent.status(false)?;
     for line in report::status_lines(&status) {
         info!("   {line}");
     }

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum HealthStatus {
     NotConfigured,
+    OktaUnreachable,
     NoUserSession,
     KeychainMissing,
     KeychainPasswordMissing,
@@ -30,6 +31,7 @@ impl HealthStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             HealthStatus::NotConfigured => "Not Configured",
+            HealthStatus::OktaUnreachable => "Okta Unreachable",
             HealthStatus::NoUserSession => "No User Session",
             HealthStatus::KeychainMissing => "Keychain Missing",
             HealthStatus::KeychainPasswordMissing => "Keychain Password Missing",
@@ -57,6 +59,8 @@ impl std::fmt::Display for HealthStatus {
 pub struct HealthFacts {
     pub now: OffsetDateTime,
     pub configured: bool,
+    /// Only probed with `--check-network`.
+    pub okta_reachable: Option<bool>,
     pub user_session: Option<bool>,
     pub store_exists: Option<bool>,
     pub password_item: Option<bool>,
@@ -75,6 +79,9 @@ pub fn evaluate(f: &HealthFacts) -> HealthStatus {
     use HealthStatus::*;
     if !f.configured {
         return NotConfigured;
+    }
+    if f.okta_reachable == Some(false) {
+        return OktaUnreachable;
     }
     if f.user_session == Some(false) {
         return NoUserSession;
@@ -141,6 +148,7 @@ mod tests {
         HealthFacts {
             now: OffsetDateTime::now_utc(),
             configured: true,
+            okta_reachable: Some(true),
             user_session: Some(true),
             store_exists: Some(true),
             password_item: Some(true),
@@ -167,8 +175,9 @@ mod tests {
     fn each_broken_link_reports_itself_and_the_first_one_wins() {
         use HealthStatus::*;
         type Break = fn(&mut HealthFacts);
-        let links: [(Break, HealthStatus); 12] = [
+        let links: [(Break, HealthStatus); 13] = [
             (|f| f.configured = false, NotConfigured),
+            (|f| f.okta_reachable = Some(false), OktaUnreachable),
             (|f| f.user_session = Some(false), NoUserSession),
             (|f| f.store_exists = Some(false), KeychainMissing),
             (|f| f.password_item = Some(false), KeychainPasswordMissing),
@@ -228,6 +237,7 @@ mod tests {
     #[test]
     fn links_that_do_not_apply_are_skipped() {
         let mut f = healthy();
+        f.okta_reachable = None;
         f.user_session = None;
         f.store_exists = None;
         f.password_item = None;

@@ -267,3 +267,50 @@ fn the_demo_runs_the_whole_cycle() {
     }
     assert!(run.error_lines().is_empty());
 }
+
+#[test]
+fn check_network_reports_okta_unreachable_right_after_not_configured() {
+    let env = Env::new(365);
+    assert_eq!(env.enroll().code, 0);
+    assert_eq!(
+        env.run(&["ea", "--check-network"]).stdout,
+        "<result>Healthy</result>\n"
+    );
+    assert!(env
+        .sim
+        .requests()
+        .iter()
+        .any(|r| r.path == "/.well-known/openid-configuration"));
+
+    // The org answers, but with a server error.
+    env.sim
+        .inject(Endpoint::Discovery, Fault::Status(503), None);
+    let run = env.run(&["ea", "--check-network"]);
+    assert_eq!(run.stdout, "<result>Okta Unreachable</result>\n", "{run:?}");
+    let status: serde_json::Value =
+        serde_json::from_str(&env.run(&["status", "--json", "--check-network"]).stdout).unwrap();
+    assert_eq!(status["status"], "Okta Unreachable");
+    env.sim.clear_faults();
+
+    // Nothing listens at the org: after the (here zero) wait for the network, unreachable.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    env.write_config("[network]\nwait_for_network_secs = 0\nconnect_timeout_secs = 1");
+    let mut cmd = env.command(&[
+        "ea",
+        "--check-network",
+        "--org-url",
+        &format!("https://localhost:{dead}"),
+    ]);
+    let run = Run::from(cmd.output().unwrap());
+    assert_eq!(run.code, 0);
+    assert_eq!(run.stdout, "<result>Okta Unreachable</result>\n", "{run:?}");
+    // Without the flag there is no probe, and no such status.
+    let mut cmd = env.command(&["ea", "--org-url", &format!("https://localhost:{dead}")]);
+    assert_eq!(
+        Run::from(cmd.output().unwrap()).stdout,
+        "<result>Healthy</result>\n"
+    );
+}

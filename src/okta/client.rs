@@ -19,6 +19,8 @@ use crate::secret::Secret;
 
 pub use super::wire::CLIENT_VERSION;
 
+/// OpenID discovery: public, cheap, and answered by every Okta org (the health probe).
+pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 pub const METADATA_PATH: &str = "/api/internal/v1/device-trust/metadata?platform=macos";
 pub const ENROLL_PATH: &str = "/api/internal/device-trust/ca/v1/enroll/macos";
 pub const RENEW_PATH: &str = "/api/internal/device-trust/ca/v1/renew/macos";
@@ -82,6 +84,7 @@ pub struct Metadata {
 /// Which call failed: named in every error message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
+    Reachability,
     Metadata,
     Enrollment,
     Renewal,
@@ -90,6 +93,7 @@ pub enum Operation {
 impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Operation::Reachability => "reachability check",
             Operation::Metadata => "metadata request",
             Operation::Enrollment => "enrollment",
             Operation::Renewal => "renewal",
@@ -282,6 +286,19 @@ impl OktaClient {
             .ok_or_else(|| bad(op, "the certAuthDomain field is missing"))?;
         let cert_auth_host = org::cert_auth_host(&domain).map_err(|e| bad(op, &e.to_string()))?;
         Ok(Metadata { cert_auth_host })
+    }
+
+    /// `GET {org}/.well-known/openid-configuration`: Ok when the org answers with its discovery
+    /// document, the way a browser on this device would reach it.
+    pub fn probe(&self) -> Result<(), OktaError> {
+        let op = Operation::Reachability;
+        let url = org::join(&self.base, DISCOVERY_PATH);
+        let reply = self.send(op, &url, None)?;
+        let body: wire::DiscoveryBody = parse_success(op, &url, reply, None)?;
+        match body.issuer {
+            Some(issuer) if !issuer.is_empty() => Ok(()),
+            _ => Err(bad(op, "the discovery document has no issuer")),
+        }
     }
 
     /// `POST {org}/api/internal/device-trust/ca/v1/enroll/macos`: the DER certificate Okta issued.

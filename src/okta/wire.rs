@@ -97,6 +97,13 @@ pub struct MetadataBody {
     pub cert_auth_domain: Option<String>,
 }
 
+/// The part of the OpenID discovery document the reachability probe looks at.
+#[derive(Debug, Deserialize)]
+pub struct DiscoveryBody {
+    #[serde(default)]
+    pub issuer: Option<String>,
+}
+
 /// Okta's error object, sent with non-2xx statuses.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
-/// The service's three endpoints.
+/// The service's endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
+    /// `/.well-known/openid-configuration`, the reachability probe's target.
+    Discovery,
     Metadata,
     Enroll,
     Renew,

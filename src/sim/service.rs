@@ -12,6 +12,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 const METADATA_PATH: &str = "/api/internal/v1/device-trust/metadata";
+const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 const ENROLL_PATH: &str = "/api/internal/device-trust/ca/v1/enroll/macos";
 const RENEW_PATH: &str = "/api/internal/device-trust/ca/v1/renew/macos";
 const USER_AGENT_PRODUCT: &str = "Okta Device Registration Task/";
@@ -166,6 +167,7 @@ impl Service {
 
     fn dispatch(&mut self, req: &Request) -> Response {
         let endpoint = match (req.method.as_str(), req.path.as_str()) {
+            ("GET", DISCOVERY_PATH) => Endpoint::Discovery,
             ("GET", METADATA_PATH) => Endpoint::Metadata,
             ("POST", ENROLL_PATH) => Endpoint::Enroll,
             ("POST", RENEW_PATH) => Endpoint::Renew,
@@ -187,10 +189,13 @@ impl Service {
         if let Some(canned) = fault.as_ref().and_then(|f| canned_answer(f, endpoint)) {
             return canned;
         }
-        if let Some(refusal) = check_headers(req, endpoint) {
+        if endpoint == Endpoint::Discovery {
+            // Public and header-agnostic, as on a real org.
+        } else if let Some(refusal) = check_headers(req, endpoint) {
             return refusal;
         }
         let mut response = match endpoint {
+            Endpoint::Discovery => Response::json(200, json!({ "issuer": "https://localhost" })),
             Endpoint::Metadata => metadata(req),
             Endpoint::Enroll => self.enroll(req, fault.as_ref()),
             Endpoint::Renew => self.renew(req, fault.as_ref()),
@@ -334,6 +339,7 @@ impl Service {
 /// The answer a fault replaces the whole response with, if it is that kind of fault.
 fn canned_answer(fault: &Fault, endpoint: Endpoint) -> Option<Response> {
     let field = match endpoint {
+        Endpoint::Discovery => "issuer",
         Endpoint::Metadata => "certAuthDomain",
         _ => "issuedCertificate",
     };
