@@ -44,7 +44,7 @@ fn faults() -> Vec<(Fault, &'static str, i32)> {
 #[test]
 fn each_fault_on_enroll_fails_cleanly_and_stores_nothing() {
     let env = Env::new(365);
-    env.write_config("[network]\ntimeout_secs = 1\nretry_base_delay_ms = 1");
+    env.write_config("[network]\ntimeout_secs = 3\nretry_base_delay_ms = 1");
     for (fault, cause, code) in faults() {
         env.sim.inject(Endpoint::Enroll, fault.clone(), None);
         let run = env.enroll();
@@ -64,7 +64,7 @@ fn each_fault_on_enroll_fails_cleanly_and_stores_nothing() {
 fn each_fault_on_renew_leaves_the_store_byte_for_byte_unchanged() {
     let env = Env::new(20);
     assert_eq!(env.enroll().code, 0);
-    env.write_config("[network]\ntimeout_secs = 1\nretry_base_delay_ms = 1");
+    env.write_config("[network]\ntimeout_secs = 3\nretry_base_delay_ms = 1");
     let store_before = |env: &Env| {
         env.snapshot()
             .into_iter()
