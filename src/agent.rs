@@ -480,6 +480,24 @@ impl Agent {
             })?;
             info!("removed {}", state_file.display());
         }
+        for leftover in self.paths.python_task_leftovers() {
+            let removed = if leftover.is_dir() {
+                std::fs::remove_dir_all(&leftover)
+            } else if leftover.exists() {
+                std::fs::remove_file(&leftover)
+            } else {
+                continue;
+            };
+            removed.map_err(|e| StoreError::Io {
+                path: leftover.clone(),
+                action: "removing Okta's Python task",
+                reason: crate::config::io_reason(&e),
+            })?;
+            info!(
+                "removed {} (Okta's Python registration task)",
+                leftover.display()
+            );
+        }
         if let Some(token) = token {
             let result = self.enroll_locked(Some(token));
             drop(lock);

@@ -54,6 +54,16 @@ impl UserPaths {
     pub fn default_file_store(&self) -> PathBuf {
         self.state_dir.join("identity")
     }
+
+    /// What Okta's Python "Device Registration Task" left in the home folder: its script
+    /// folder and its LaunchAgent. `uninstall` removes them too.
+    pub fn python_task_leftovers(&self) -> [PathBuf; 2] {
+        [
+            self.home.join("Library/Okta"),
+            self.home
+                .join("Library/LaunchAgents/com.okta.devicetrust.plist"),
+        ]
+    }
 }
 
 #[cfg(test)]

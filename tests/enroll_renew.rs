@@ -353,3 +353,22 @@ fn the_org_token_can_come_on_stdin() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(env.ea(), "<result>Healthy</result>\n");
 }
+
+#[test]
+fn uninstall_also_removes_the_python_tasks_leftovers() {
+    let env = Env::new(365);
+    let home = env.root.path().join("home").join(USER);
+    let script = home.join("Library/Okta/okta_device_trust.py");
+    let agent = home.join("Library/LaunchAgents/com.okta.devicetrust.plist");
+    let other_agent = home.join("Library/LaunchAgents/com.example.keep.plist");
+    for f in [&script, &agent, &other_agent] {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, "x").unwrap();
+    }
+    let run = env.run(&["uninstall"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!home.join("Library/Okta").exists());
+    assert!(!agent.exists());
+    assert!(other_agent.exists(), "only the task's own files go");
+    assert!(run.stdout.contains("Python registration task"), "{run:?}");
+}
