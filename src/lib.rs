@@ -43,3 +43,4 @@ pub mod secret;
 pub mod sim;
 pub mod state;
 pub mod store;
+pub mod timefmt;

@@ -22,7 +22,7 @@ fn assert_no_temporary_files(env: &Env) {
 fn faults() -> Vec<(Fault, &'static str, i32)> {
     vec![
         (Fault::Status(500), "HTTP 500", 1),
-        (Fault::Status(403), "HTTP 403", 1),
+        (Fault::Status(403), "You do not have permission", 1),
         (Fault::MalformedJson, "JSON", 1),
         (Fault::HtmlBody, "HTML", 1),
         (Fault::MissingField, "issuedCertificate", 1),
@@ -51,6 +51,7 @@ fn each_fault_on_enroll_fails_cleanly_and_stores_nothing() {
         env.sim.clear_faults();
         assert_eq!(run.code, code, "{fault:?}: {run:?}");
         let error = run.error();
+        println!("{fault:?} -> {error}");
         assert!(
             error.to_lowercase().contains(&cause.to_lowercase()),
             "{fault:?}: {error:?} should name {cause:?}"

@@ -102,9 +102,9 @@ pub enum IssuedCertError {
     Unparseable(String),
     #[error("the issued certificate is for a different key than the one we generated")]
     KeyMismatch,
-    #[error("the issued certificate is not valid before {not_before}")]
+    #[error("the issued certificate is not valid before {}", crate::timefmt::rfc3339(*.not_before))]
     NotYetValid { not_before: OffsetDateTime },
-    #[error("the issued certificate expired at {not_after}")]
+    #[error("the issued certificate expired at {}", crate::timefmt::rfc3339(*.not_after))]
     Expired { not_after: OffsetDateTime },
     #[error("the issued certificate is for {found:?}, expected CN {expected:?}")]
     WrongSubject { expected: String, found: String },

@@ -344,7 +344,19 @@ fn canned_answer(fault: &Fault, endpoint: Endpoint) -> Option<Response> {
         _ => "issuedCertificate",
     };
     Some(match fault {
-        Fault::Status(code) => okta_error(*code, "E0000009", "Internal Server Error", &[]),
+        Fault::Status(code) => {
+            let (error_code, summary) = match code {
+                401 => ("E0000011", "Invalid token provided"),
+                403 => (
+                    "E0000006",
+                    "You do not have permission to perform the requested action",
+                ),
+                404 => ("E0000007", "Not found: Resource not found"),
+                400..=499 => ("E0000001", "Api validation failed"),
+                _ => ("E0000009", "Internal Server Error"),
+            };
+            okta_error(*code, error_code, summary, &[])
+        }
         Fault::RateLimited { reset_in_secs } => {
             let mut r = okta_error(
                 429,
