@@ -1,0 +1,202 @@
+//! The Jamf scripts in `pkg/jamf/`, run as Jamf runs them, against a fake agent that records its
+//! command line and standard input.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TOKEN: &str = "jamf-param-secret-0123";
+
+struct Fake {
+    dir: tempfile::TempDir,
+}
+
+impl Fake {
+    /// A fake `devicetrust` that logs argv and stdin, prints `output` and exits with `code`.
+    fn new(output: &str, code: i32) -> Fake {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("devicetrust");
+        let script = format!(
+            "#!/bin/bash\nprintf '%s\\n' \"$@\" > {argv:?}\nif [[ \" $* \" == *' --org-token-file - '* ]]; then cat > {stdin:?}; fi\nprintf '%s\\n' {output:?}\nexit {code}\n",
+            argv = dir.path().join("argv").display().to_string(),
+            stdin = dir.path().join("stdin").display().to_string(),
+        );
+        std::fs::write(&bin, script).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Fake { dir }
+    }
+
+    fn bin(&self) -> PathBuf {
+        self.dir.path().join("devicetrust")
+    }
+
+    fn argv(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("argv"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn stdin(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdin")).unwrap_or_default()
+    }
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("pkg/jamf")
+        .join(name)
+}
+
+/// Runs a Jamf script with Jamf's parameters ($1 mount point, $2 computer, $3 user, $4...).
+fn jamf(name: &str, bin: &Path, params: &[&str]) -> (i32, String) {
+    let out = Command::new("bash")
+        .arg(script(name))
+        .args(["/", "Test Mac", "alice"])
+        .args(params)
+        .env("DEVICETRUST_BIN", bin)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn the_policy_hands_the_token_on_stdin_never_in_argv() {
+    let fake = Fake::new("INFO: enrolled", 0);
+    let (code, out) = jamf(
+        "devicetrust-policy.sh",
+        &fake.bin(),
+        &["https://acme.okta.com", TOKEN, "enroll", ""],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(out, "INFO: enrolled\n");
+    let argv = fake.argv();
+    assert_eq!(
+        argv,
+        [
+            "enroll",
+            "--org-url",
+            "https://acme.okta.com",
+            "--org-token-file",
+            "-"
+        ]
+    );
+    assert!(!argv.iter().any(|a| a.contains(TOKEN)));
+    assert_eq!(fake.stdin().trim(), TOKEN);
+}
+
+#[test]
+fn the_policy_propagates_the_agents_exit_code_and_lines() {
+    for code in [1, 2, 75] {
+        let fake = Fake::new("ERROR: something named", code);
+        let (got, out) = jamf(
+            "devicetrust-policy.sh",
+            &fake.bin(),
+            &["https://acme.okta.com", TOKEN, "renew"],
+        );
+        assert_eq!(got, code);
+        assert_eq!(out, "ERROR: something named\n");
+    }
+}
+
+#[test]
+fn the_policy_maps_modes_and_options() {
+    let cases: [(&[&str], &[&str]); 6] = [
+        (&["", "", "repair"], &["repair"]),
+        (&["", "", "uninstall"], &["uninstall"]),
+        (
+            &["", "", "reenroll", "verbose"],
+            &["uninstall", "--reenroll", "--verbose"],
+        ),
+        (
+            &["", "", "renew", "force verbose"],
+            &["renew", "--force", "--verbose"],
+        ),
+        (
+            &["", "", "", "scep-url=http://ca.example/scep"],
+            &["enroll", "--scep-url", "http://ca.example/scep"],
+        ),
+        // Okta's Python task looked for "uninstall" in any parameter.
+        (&["", "", "", "", "uninstall"], &["uninstall"]),
+    ];
+    for (params, expected) in cases {
+        let fake = Fake::new("INFO: ok", 0);
+        let (code, _) = jamf("devicetrust-policy.sh", &fake.bin(), params);
+        assert_eq!(code, 0, "{params:?}");
+        assert_eq!(fake.argv(), expected, "{params:?}");
+        assert_eq!(fake.stdin(), "", "no token, nothing on stdin: {params:?}");
+    }
+}
+
+#[test]
+fn the_policy_refuses_an_unknown_mode_and_a_missing_binary() {
+    let fake = Fake::new("INFO: ok", 0);
+    let (code, out) = jamf("devicetrust-policy.sh", &fake.bin(), &["", "", "explode"]);
+    assert_eq!(code, 2);
+    assert!(out.starts_with("ERROR: unknown mode 'explode'"), "{out}");
+    assert!(fake.argv().is_empty());
+    let (code, out) = jamf(
+        "devicetrust-policy.sh",
+        Path::new("/nonexistent/devicetrust"),
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(out.starts_with("ERROR:"), "{out}");
+}
+
+#[test]
+fn the_extension_attributes_print_one_result_line_whatever_happens() {
+    let fake = Fake::new("<result>Healthy</result>", 0);
+    assert_eq!(
+        jamf("ea-status.sh", &fake.bin(), &[]),
+        (0, "<result>Healthy</result>\n".into())
+    );
+    assert_eq!(fake.argv(), ["ea"]);
+
+    let fake = Fake::new("<result>2027-11-23 19:28:36</result>", 0);
+    assert_eq!(
+        jamf("ea-expiry.sh", &fake.bin(), &[]),
+        (0, "<result>2027-11-23 19:28:36</result>\n".into())
+    );
+    assert_eq!(fake.argv(), ["ea", "--expiry"]);
+
+    let missing = Path::new("/nonexistent/devicetrust");
+    assert_eq!(
+        jamf("ea-status.sh", missing, &[]),
+        (0, "<result>Not Installed</result>\n".into())
+    );
+    assert_eq!(
+        jamf("ea-expiry.sh", missing, &[]),
+        (0, "<result></result>\n".into())
+    );
+
+    // A broken agent (no result line) still yields exactly one line.
+    let broken = Fake::new("garbage", 1);
+    assert_eq!(
+        jamf("ea-status.sh", &broken.bin(), &[]),
+        (0, "<result>Agent Error</result>\n".into())
+    );
+    assert_eq!(
+        jamf("ea-expiry.sh", &broken.bin(), &[]),
+        (0, "<result></result>\n".into())
+    );
+}
+
+#[test]
+fn the_real_agent_behind_the_ea_script_prints_one_line() {
+    let (code, out) = jamf(
+        "ea-status.sh",
+        Path::new(env!("CARGO_BIN_EXE_devicetrust")),
+        &[],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.starts_with("<result>") && out.trim_end().ends_with("</result>"),
+        "{out}"
+    );
+}
