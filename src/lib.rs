@@ -15,6 +15,9 @@
 //! * [`store`]: where the identity lives (the macOS keychain, or a private directory), replaced
 //!   crash-safely; [`state`] remembers how the last renewal went.
 //! * [`health`]: the dependency chain that turns facts into one Jamf-friendly status.
+//! * [`integrations`]: what the device must look like besides the identity: browser
+//!   certificate auto-selection, the key's app allowlist, Safari identity preferences and the
+//!   renewal job (pure models; the macOS calls sit behind them).
 //! * [`platform`]: device facts and the console user.
 //! * [`sim`] (feature `sim`): an Okta-compatible service for the demo and the tests.
 //!
@@ -31,6 +34,7 @@ pub mod failpoint;
 pub mod fsutil;
 pub mod health;
 pub mod http;
+pub mod integrations;
 pub mod lock;
 pub mod okta;
 pub mod output;

@@ -1,0 +1,388 @@
+//! The device-trust key's partition list: which apps may use the key without a keychain prompt.
+//!
+//! The admin edits the spec's default list (add, remove, replace); `apple-tool:` always stays.
+//! The desired list is authoritative for the key the agent owns, so `diff` also removes strays.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The apps the spec lets use the key by default, by TeamIdentifier.
+pub const DEFAULT_TEAMS: [(&str, &str); 5] = [
+    ("UBF8T346G9", "Microsoft"),
+    ("EQHXZ8M8AV", "Google"),
+    ("M683GB7CPW", "Box"),
+    ("AL798K98FX", "Skype"),
+    ("BQR82RBBHL", "Slack"),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AllowlistError {
+    #[error(
+        "{0:?} is not a valid TeamIdentifier: it must be exactly 10 characters A-Z or 0-9 \
+         (as `codesign -dv` prints it)"
+    )]
+    BadTeamId(String),
+    #[error(
+        "{0:?} is not a partition ID: expected apple-tool:, apple: or teamid:XXXXXXXXXX{hint}",
+        hint = if looks_like_team_id(.0) { format!(" (did you mean teamid:{}?)", .0) } else { String::new() }
+    )]
+    BadPartition(String),
+    #[error("{0} is both added to and removed from the allowlist; keep one")]
+    Conflict(String),
+}
+
+fn looks_like_team_id(s: &str) -> bool {
+    s.len() == 10
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// One partition ID on the key's list.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Partition {
+    /// `apple-tool:`: Apple's command-line tools (`security`), through which the key is
+    /// administered and inspected without prompts; the spec keeps it always.
+    AppleTool,
+    /// `apple:`: Apple-signed apps, Safari among them.
+    Apple,
+    /// `teamid:XXXXXXXXXX`: apps signed by one developer team.
+    TeamId(String),
+    /// Any other `kind:value` ID macOS may put there (`cdhash:…`, `unsigned:`), kept verbatim.
+    Other(String),
+}
+
+impl Partition {
+    pub fn team_id(id: &str) -> Result<Partition, AllowlistError> {
+        if looks_like_team_id(id) {
+            Ok(Partition::TeamId(id.to_owned()))
+        } else {
+            Err(AllowlistError::BadTeamId(id.to_owned()))
+        }
+    }
+}
+
+impl FromStr for Partition {
+    type Err = AllowlistError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        match s {
+            "apple-tool:" => return Ok(Partition::AppleTool),
+            "apple:" => return Ok(Partition::Apple),
+            _ => {}
+        }
+        if let Some(id) = s.strip_prefix("teamid:") {
+            return Partition::team_id(id);
+        }
+        // Commas separate IDs in `set-key-partition-list -S`, so one could never be inside one.
+        let well_formed = s.split_once(':').is_some_and(|(kind, _)| !kind.is_empty())
+            && !s.contains(',')
+            && !s.chars().any(char::is_whitespace);
+        if well_formed {
+            Ok(Partition::Other(s.to_owned()))
+        } else {
+            Err(AllowlistError::BadPartition(s.to_owned()))
+        }
+    }
+}
+
+impl fmt::Display for Partition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Partition::AppleTool => f.write_str("apple-tool:"),
+            Partition::Apple => f.write_str("apple:"),
+            Partition::TeamId(id) => write!(f, "teamid:{id}"),
+            Partition::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// The spec's default list, in its order.
+pub fn defaults() -> Vec<Partition> {
+    let mut list = vec![Partition::AppleTool, Partition::Apple];
+    list.extend(
+        DEFAULT_TEAMS
+            .iter()
+            .map(|(id, _)| Partition::TeamId((*id).to_owned())),
+    );
+    list
+}
+
+/// The admin's edits to the default list (configuration keys of the same names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowlistConfig {
+    /// Extra partition IDs, appended in this order.
+    pub add: Vec<String>,
+    /// IDs taken out (of the defaults or of `replace_defaults`).
+    pub remove: Vec<String>,
+    /// A list used instead of the spec's defaults.
+    pub replace_defaults: Option<Vec<String>>,
+    /// The key's access list trusts every application. That is an ACL setting for the macOS
+    /// backend, not a partition ID, so it does not change `desired()`: keeping the list means
+    /// switching this off again needs no repair.
+    pub allow_all_apps: bool,
+}
+
+fn parse_all(items: &[String]) -> Result<Vec<Partition>, AllowlistError> {
+    items.iter().map(|s| s.parse()).collect()
+}
+
+impl AllowlistConfig {
+    /// The partition list the key should carry: base list (defaults or the replacement) minus
+    /// removals plus additions, without duplicates, `apple-tool:` first and always present.
+    pub fn desired(&self) -> Result<Vec<Partition>, AllowlistError> {
+        let base = match &self.replace_defaults {
+            Some(list) => parse_all(list)?,
+            None => defaults(),
+        };
+        let add = parse_all(&self.add)?;
+        let remove = parse_all(&self.remove)?;
+        if let Some(both) = add.iter().find(|p| remove.contains(p)) {
+            return Err(AllowlistError::Conflict(both.to_string()));
+        }
+        let mut list = vec![Partition::AppleTool];
+        for p in base.into_iter().chain(add) {
+            if !list.contains(&p) && !remove.contains(&p) {
+                list.push(p);
+            }
+        }
+        Ok(list)
+    }
+
+    /// Like `desired`, plus the agent's own partition (its signing team, or `unsigned:`), which
+    /// the macOS backend must keep so the agent can still sign renewal tokens with the key.
+    pub fn desired_with(&self, agent: Option<Partition>) -> Result<Vec<Partition>, AllowlistError> {
+        let mut list = self.desired()?;
+        if let Some(own) = agent.filter(|p| !list.contains(p)) {
+            list.push(own);
+        }
+        Ok(list)
+    }
+
+    /// What the run should say with a `WARN:` line: edits the agent refuses to make.
+    pub fn warnings(&self) -> Vec<String> {
+        let removes_tool = self
+            .remove
+            .iter()
+            .any(|s| s.parse() == Ok(Partition::AppleTool));
+        let replaced_without_tool = self
+            .replace_defaults
+            .as_ref()
+            .is_some_and(|list| !list.iter().any(|s| s.parse() == Ok(Partition::AppleTool)));
+        let mut warnings = Vec::new();
+        if removes_tool || replaced_without_tool {
+            warnings.push(
+                "apple-tool: stays on the key's allowlist whatever the configuration says: \
+                 Apple's security tools administer the key and would otherwise prompt the user"
+                    .to_owned(),
+            );
+        }
+        warnings
+    }
+}
+
+/// The minimal edit from the key's current list to the desired one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowlistChange {
+    /// Desired IDs the key lacks, in desired order.
+    pub to_add: Vec<Partition>,
+    /// IDs on the key that are not desired, in their current order.
+    pub to_remove: Vec<Partition>,
+}
+
+impl AllowlistChange {
+    pub fn is_empty(&self) -> bool {
+        self.to_add.is_empty() && self.to_remove.is_empty()
+    }
+}
+
+/// The desired list is authoritative: the agent created this key for device trust alone, so an
+/// ID on it that the admin did not configure is access nobody decided to grant (an app the
+/// admin removed, or one added by hand). `to_remove` therefore includes foreign IDs too.
+pub fn diff(current: &[Partition], desired: &[Partition]) -> AllowlistChange {
+    AllowlistChange {
+        to_add: desired
+            .iter()
+            .filter(|p| !current.contains(p))
+            .cloned()
+            .collect(),
+        to_remove: current
+            .iter()
+            .filter(|p| !desired.contains(p))
+            .cloned()
+            .collect(),
+    }
+}
+
+/// The health link: every desired ID is on the key (extra IDs do not block access, so they do
+/// not make the status `App Access Incomplete`; `repair` removes them).
+pub fn is_complete(current: &[Partition], desired: &[Partition]) -> bool {
+    desired.iter().all(|p| current.contains(p))
+}
+
+/// The comma form `security set-key-partition-list -S` takes.
+pub fn partition_list_string(list: &[Partition]) -> String {
+    list.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Parses the comma form back (as read from the key's ACL); empty items are skipped.
+pub fn parse_partition_list(text: &str) -> Result<Vec<Partition>, AllowlistError> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::parse)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC_DEFAULT: &str = "apple-tool:,apple:,teamid:UBF8T346G9,teamid:EQHXZ8M8AV,\
+                                teamid:M683GB7CPW,teamid:AL798K98FX,teamid:BQR82RBBHL";
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn partitions_parse_and_print_back() {
+        for text in [
+            "apple-tool:",
+            "apple:",
+            "teamid:UBF8T346G9",
+            "cdhash:abc123",
+            "unsigned:",
+        ] {
+            let p: Partition = text.parse().unwrap();
+            assert_eq!(p.to_string(), text);
+        }
+        assert_eq!("apple:".parse(), Ok(Partition::Apple));
+        assert_eq!(
+            "teamid:EQHXZ8M8AV".parse(),
+            Ok(Partition::TeamId("EQHXZ8M8AV".into()))
+        );
+    }
+
+    #[test]
+    fn team_ids_are_validated_with_a_clear_error() {
+        for bad in [
+            "teamid:ubf8t346g9",
+            "teamid:UBF8T346G",
+            "teamid:UBF8T346G9X",
+            "teamid:UBF8-346G9",
+        ] {
+            let err = bad.parse::<Partition>().unwrap_err();
+            assert!(matches!(err, AllowlistError::BadTeamId(_)), "{bad}");
+            assert!(err.to_string().contains("exactly 10 characters"));
+        }
+        let err = "UBF8T346G9".parse::<Partition>().unwrap_err();
+        assert!(
+            err.to_string().contains("did you mean teamid:UBF8T346G9?"),
+            "{err}"
+        );
+        assert!("no colon".parse::<Partition>().is_err());
+        assert!("a:b,c".parse::<Partition>().is_err());
+    }
+
+    #[test]
+    fn defaults_are_the_spec_list() {
+        assert_eq!(partition_list_string(&defaults()), SPEC_DEFAULT);
+        let desired = AllowlistConfig::default().desired().unwrap();
+        assert_eq!(partition_list_string(&desired), SPEC_DEFAULT);
+        assert_eq!(parse_partition_list(SPEC_DEFAULT).unwrap(), desired);
+    }
+
+    #[test]
+    fn edits_add_remove_in_stable_order_without_duplicates() {
+        let config = AllowlistConfig {
+            add: strings(&[
+                "teamid:ABCDE12345",
+                "teamid:UBF8T346G9",
+                "teamid:ABCDE12345",
+            ]),
+            remove: strings(&["teamid:AL798K98FX", "teamid:ZZZZZ99999"]),
+            ..Default::default()
+        };
+        assert_eq!(
+            partition_list_string(&config.desired().unwrap()),
+            "apple-tool:,apple:,teamid:UBF8T346G9,teamid:EQHXZ8M8AV,teamid:M683GB7CPW,\
+             teamid:BQR82RBBHL,teamid:ABCDE12345"
+        );
+        let conflict = AllowlistConfig {
+            add: strings(&["teamid:ABCDE12345"]),
+            remove: strings(&["teamid:ABCDE12345"]),
+            ..Default::default()
+        };
+        assert!(matches!(
+            conflict.desired(),
+            Err(AllowlistError::Conflict(_))
+        ));
+        let bad = AllowlistConfig {
+            add: strings(&["teamid:abc"]),
+            ..Default::default()
+        };
+        assert!(matches!(bad.desired(), Err(AllowlistError::BadTeamId(_))));
+    }
+
+    #[test]
+    fn apple_tool_is_always_kept_with_a_warning() {
+        let config = AllowlistConfig {
+            remove: strings(&["apple-tool:", "apple:"]),
+            ..Default::default()
+        };
+        let desired = config.desired().unwrap();
+        assert_eq!(desired[0], Partition::AppleTool);
+        assert!(!desired.contains(&Partition::Apple));
+        assert_eq!(config.warnings().len(), 1);
+        let replaced = AllowlistConfig {
+            replace_defaults: Some(strings(&["teamid:ABCDE12345"])),
+            ..Default::default()
+        };
+        assert_eq!(
+            partition_list_string(&replaced.desired().unwrap()),
+            "apple-tool:,teamid:ABCDE12345"
+        );
+        assert_eq!(replaced.warnings().len(), 1);
+        assert!(AllowlistConfig::default().warnings().is_empty());
+    }
+
+    #[test]
+    fn the_agents_own_partition_is_kept() {
+        let own = Partition::TeamId("ABCDE12345".into());
+        let list = AllowlistConfig::default()
+            .desired_with(Some(own.clone()))
+            .unwrap();
+        assert_eq!(list.last(), Some(&own));
+        assert_eq!(list.iter().filter(|p| **p == own).count(), 1);
+    }
+
+    #[test]
+    fn diff_is_minimal_and_authoritative() {
+        let desired = AllowlistConfig::default().desired().unwrap();
+        let current =
+            parse_partition_list("apple-tool:,teamid:UBF8T346G9,teamid:QQQQQ11111").unwrap();
+        let change = diff(&current, &desired);
+        assert_eq!(
+            partition_list_string(&change.to_add),
+            "apple:,teamid:EQHXZ8M8AV,teamid:M683GB7CPW,teamid:AL798K98FX,teamid:BQR82RBBHL"
+        );
+        assert_eq!(
+            change.to_remove,
+            vec![Partition::TeamId("QQQQQ11111".into())]
+        );
+        assert!(diff(&desired, &desired).is_empty());
+    }
+
+    #[test]
+    fn completeness_needs_every_desired_id_but_tolerates_extras() {
+        let desired = AllowlistConfig::default().desired().unwrap();
+        assert!(!is_complete(&desired[..desired.len() - 1], &desired));
+        let mut more = desired.clone();
+        more.push(Partition::TeamId("QQQQQ11111".into()));
+        assert!(is_complete(&more, &desired));
+    }
+}

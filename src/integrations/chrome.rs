@@ -1,0 +1,678 @@
+//! Chrome's and Edge's `AutoSelectCertificateForUrls`: our entry, merged by parsed value, once.
+//!
+//! The policy is a list of strings, each a JSON object; other tools' entries are never touched.
+//! On Linux it lives in managed policy files (written here); on macOS in preference domains,
+//! for which this module decides what to write and the macOS backend writes it.
+
+use crate::fsutil;
+use crate::paths::rooted;
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+/// The policy's name, the same in every Chromium-based browser.
+pub const POLICY_KEY: &str = "AutoSelectCertificateForUrls";
+/// The issuer CN of the certificates Okta's device-trust CA issues.
+pub const OKTA_ISSUER_CN: &str = "MTLS Certificate Authority";
+/// The agent's own file in each managed policy directory.
+pub const OUR_FILE: &str = "devicetrust.json";
+/// Where the macOS browsers read the policy (through CFPreferences).
+pub const MACOS_DOMAINS: [&str; 2] = ["com.google.Chrome", "com.microsoft.Edge"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChromeError {
+    #[error("cannot read the browser policy directory {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the browser policy file {path} is not usable ({reason}); devicetrust does not overwrite \
+         it: fix or delete it"
+    )]
+    OwnFileUnusable { path: PathBuf, reason: String },
+    #[error("cannot write the browser policy file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The policy string selecting our certificate on the certAuthDomain host.
+///
+/// Built by hand rather than through a `json!` map because the spec fixes the key order
+/// (`pattern` before `filter`) and serde_json's default map sorts keys; the values go through
+/// serde_json's string escaping, so a strange host cannot break out of the JSON.
+pub fn policy_entry(cert_auth_host: &str, issuer_cn: &str) -> String {
+    let pattern = Value::String(format!("https://{cert_auth_host}"));
+    let cn = Value::String(issuer_cn.to_owned());
+    format!(r#"{{"pattern":{pattern},"filter":{{"ISSUER":{{"CN":{cn}}}}}}}"#)
+}
+
+/// Whether a policy list item is our entry: equal as parsed JSON (key order and spacing do not
+/// matter), or byte-equal when `ours` is not JSON at all.
+fn is_ours(item: &Value, ours: &str, ours_parsed: Option<&Value>) -> bool {
+    let Value::String(text) = item else {
+        return false;
+    };
+    match (ours_parsed, serde_json::from_str::<Value>(text)) {
+        (Some(ours), Ok(theirs)) => *ours == theirs,
+        _ => text == ours,
+    }
+}
+
+fn parse(ours: &str) -> Option<Value> {
+    serde_json::from_str(ours).ok()
+}
+
+/// Whether the policy list holds our entry.
+pub fn contains(existing: &[Value], ours: &str) -> bool {
+    let parsed = parse(ours);
+    existing.iter().any(|v| is_ours(v, ours, parsed.as_ref()))
+}
+
+/// The list with our entry exactly once, and whether that changed anything.
+///
+/// An existing copy keeps its place and its spelling (rewriting an equal entry would be churn);
+/// further copies are dropped; everything else, malformed strings and non-string items
+/// included, stays as it is and in order. Absent, ours is appended.
+pub fn merge(existing: &[Value], ours: &str) -> (Vec<Value>, bool) {
+    let parsed = parse(ours);
+    let mut seen = false;
+    let mut merged = Vec::with_capacity(existing.len() + 1);
+    for item in existing {
+        if is_ours(item, ours, parsed.as_ref()) {
+            if seen {
+                continue;
+            }
+            seen = true;
+        }
+        merged.push(item.clone());
+    }
+    if !seen {
+        merged.push(Value::String(ours.to_owned()));
+    }
+    let changed = merged.as_slice() != existing;
+    (merged, changed)
+}
+
+/// The list without any copy of our entry, and whether that changed anything.
+pub fn remove(existing: &[Value], ours: &str) -> (Vec<Value>, bool) {
+    let parsed = parse(ours);
+    let kept: Vec<Value> = existing
+        .iter()
+        .filter(|v| !is_ours(v, ours, parsed.as_ref()))
+        .cloned()
+        .collect();
+    let changed = kept.len() != existing.len();
+    (kept, changed)
+}
+
+// ---------------------------------------------------------------------------------------------
+// macOS: preference domains
+
+/// Where a macOS browser's current policy value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicySource {
+    /// Forced by a configuration profile (managed preferences): MDM owns it; we don't fight it.
+    Managed,
+    /// The user's own preferences domain: ours to merge into.
+    User,
+    /// Not set anywhere.
+    Absent,
+}
+
+/// What to do to one macOS preference domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The new value for the user's domain, or `None` to leave it alone.
+    pub write: Option<Vec<Value>>,
+    /// Something `status` and the run's log should say (a managed value lacking our entry).
+    pub note: Option<String>,
+}
+
+/// Decides the write that puts our entry in a domain whose current value is `current`.
+pub fn plan(current: &[Value], source: PolicySource, ours: &str) -> Plan {
+    match source {
+        PolicySource::Managed => Plan {
+            write: None,
+            note: (!contains(current, ours)).then(|| managed_note(ours)),
+        },
+        PolicySource::User | PolicySource::Absent => {
+            let (merged, changed) = merge(current, ours);
+            Plan {
+                write: changed.then_some(merged),
+                note: None,
+            }
+        }
+    }
+}
+
+/// Decides the write that takes our entry out of a domain (uninstall). A managed value is the
+/// profile's to change, so it is left alone, with a note if it still carries our entry.
+pub fn plan_removal(current: &[Value], source: PolicySource, ours: &str) -> Plan {
+    match source {
+        PolicySource::Managed => Plan {
+            write: None,
+            note: contains(current, ours).then(|| {
+                format!(
+                    "{POLICY_KEY} is set by a configuration profile that still carries the \
+                     device-trust entry; remove it from the profile"
+                )
+            }),
+        },
+        PolicySource::User | PolicySource::Absent => {
+            let (kept, changed) = remove(current, ours);
+            Plan {
+                write: changed.then_some(kept),
+                note: None,
+            }
+        }
+    }
+}
+
+fn managed_note(ours: &str) -> String {
+    format!(
+        "{POLICY_KEY} is set by a configuration profile without the device-trust entry; \
+         add {ours} to the profile"
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Linux: managed policy directories
+
+/// One browser's managed policy directory (under the root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyDir {
+    pub browser: &'static str,
+    pub path: PathBuf,
+}
+
+/// The managed policy directories of the Chromium-based browsers on Linux.
+#[derive(Debug, Clone)]
+pub struct PolicyDirs {
+    dirs: Vec<PolicyDir>,
+}
+
+impl PolicyDirs {
+    /// Browser name and directory, before the root prefix.
+    pub const LOCATIONS: [(&'static str, &'static str); 3] = [
+        ("Google Chrome", "/etc/opt/chrome/policies/managed"),
+        ("Chromium", "/etc/chromium/policies/managed"),
+        ("Microsoft Edge", "/etc/opt/edge/policies/managed"),
+    ];
+
+    pub fn under(root: &Path) -> Self {
+        let dirs = Self::LOCATIONS
+            .iter()
+            .map(|(browser, dir)| PolicyDir {
+                browser,
+                path: rooted(root, Path::new(dir)),
+            })
+            .collect();
+        PolicyDirs { dirs }
+    }
+
+    pub fn dirs(&self) -> &[PolicyDir] {
+        &self.dirs
+    }
+}
+
+/// What `apply` and `remove` did, or found and left alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Our file now holds the entry once (added, or duplicates collapsed).
+    Written(PathBuf),
+    /// Our entry is gone from our file (the file too, when nothing else was left in it).
+    Removed(PathBuf),
+    /// Another tool's file decides the policy in this directory and lacks our entry. Chrome
+    /// does not merge a policy across files, so our file could not help; reported, not fought.
+    Shadowed { dir: PathBuf, by: PathBuf },
+    /// A JSON file of another tool that does not parse: Chrome ignores it, and so do we.
+    Unparseable { path: PathBuf, reason: String },
+}
+
+/// What one directory says about our entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirReport {
+    pub browser: &'static str,
+    pub dir: PathBuf,
+    /// The file whose value of the policy the browser uses, if any sets it.
+    pub effective_file: Option<PathBuf>,
+    /// That value holds our entry.
+    pub present: bool,
+    pub unparseable: Vec<(PathBuf, String)>,
+}
+
+/// The `*.json` files of one directory, in the order Chrome reads them.
+struct DirView {
+    /// Files that parse as a JSON object, sorted by name.
+    objects: Vec<(PathBuf, Map<String, Value>)>,
+    unparseable: Vec<(PathBuf, String)>,
+}
+
+impl DirView {
+    fn read(dir: &Path) -> Result<DirView, ChromeError> {
+        let read_err = |source| ChromeError::Read {
+            path: dir.to_owned(),
+            source,
+        };
+        let mut names = Vec::new();
+        match std::fs::read_dir(dir) {
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry.map_err(read_err)?;
+                    let name = entry.file_name();
+                    let text = name.to_string_lossy();
+                    // Dot files are temporaries (ours included) or hidden; not policy.
+                    if text.ends_with(".json") && !text.starts_with('.') {
+                        names.push(name);
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(read_err(e)),
+        }
+        names.sort();
+        let mut view = DirView {
+            objects: Vec::new(),
+            unparseable: Vec::new(),
+        };
+        for name in names {
+            let path = dir.join(name);
+            if !path.is_file() {
+                continue;
+            }
+            match read_object(&path) {
+                Ok(map) => view.objects.push((path, map)),
+                Err(reason) => view.unparseable.push((path, reason)),
+            }
+        }
+        Ok(view)
+    }
+
+    /// The file that decides the policy. Chromium's directory loader merges the files so that
+    /// the lexicographically last one setting a policy wins; the others' values are ignored.
+    fn effective(&self) -> Option<(&Path, &Value)> {
+        self.objects
+            .iter()
+            .rev()
+            .find_map(|(path, map)| map.get(POLICY_KEY).map(|v| (path.as_path(), v)))
+    }
+}
+
+fn read_object(path: &Path) -> Result<Map<String, Value>, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err("not a JSON object".into()),
+        Err(e) => Err(format!("not JSON: {e}")),
+    }
+}
+
+fn value_contains(value: &Value, ours: &str) -> bool {
+    value.as_array().is_some_and(|items| contains(items, ours))
+}
+
+/// Reports every managed policy directory (for `status`).
+pub fn inspect(root: &Path, entry: &str) -> Result<Vec<DirReport>, ChromeError> {
+    PolicyDirs::under(root)
+        .dirs()
+        .iter()
+        .map(|dir| {
+            let view = DirView::read(&dir.path)?;
+            let effective = view.effective();
+            Ok(DirReport {
+                browser: dir.browser,
+                dir: dir.path.clone(),
+                effective_file: effective.map(|(p, _)| p.to_owned()),
+                present: effective.is_some_and(|(_, v)| value_contains(v, entry)),
+                unparseable: view.unparseable.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The health link: every browser's effective policy holds our entry.
+pub fn is_present(root: &Path, entry: &str) -> bool {
+    inspect(root, entry).is_ok_and(|reports| reports.iter().all(|r| r.present))
+}
+
+/// Our file's object and its policy list, refusing to go on with a file we cannot read as ours.
+fn own_policy(view: &DirView, own: &Path) -> Result<(Map<String, Value>, Vec<Value>), ChromeError> {
+    if let Some((_, reason)) = view.unparseable.iter().find(|(p, _)| p == own) {
+        return Err(ChromeError::OwnFileUnusable {
+            path: own.to_owned(),
+            reason: reason.clone(),
+        });
+    }
+    let map = view
+        .objects
+        .iter()
+        .find(|(p, _)| p == own)
+        .map(|(_, m)| m.clone())
+        .unwrap_or_default();
+    let list = match map.get(POLICY_KEY) {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items.clone(),
+        Some(_) => {
+            return Err(ChromeError::OwnFileUnusable {
+                path: own.to_owned(),
+                reason: format!("{POLICY_KEY} is not a list"),
+            })
+        }
+    };
+    Ok((map, list))
+}
+
+fn write_object(path: &Path, map: Map<String, Value>) -> Result<(), ChromeError> {
+    let write_err = |source| ChromeError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut bytes = serde_json::to_vec_pretty(&Value::Object(map))
+        .map_err(|e| write_err(std::io::Error::other(e)))?;
+    bytes.push(b'\n');
+    // 0644: the browser runs as the user and must read a file root wrote.
+    fsutil::atomic_write(path, &bytes, 0o644).map_err(write_err)
+}
+
+/// Puts our entry into every browser's managed policy, in our own file only.
+pub fn apply(root: &Path, entry: &str) -> Result<Vec<Change>, ChromeError> {
+    let mut changes = Vec::new();
+    for dir in PolicyDirs::under(root).dirs() {
+        let view = DirView::read(&dir.path)?;
+        let own = dir.path.join(OUR_FILE);
+        changes.extend(
+            view.unparseable
+                .iter()
+                .filter(|(p, _)| *p != own)
+                .map(|(path, reason)| Change::Unparseable {
+                    path: path.clone(),
+                    reason: reason.clone(),
+                }),
+        );
+        let (mut map, list) = own_policy(&view, &own)?;
+        if let Some((by, value)) = view.effective().filter(|(p, _)| *p != own) {
+            if !value_contains(value, entry) {
+                changes.push(Change::Shadowed {
+                    dir: dir.path.clone(),
+                    by: by.to_owned(),
+                });
+            }
+            continue;
+        }
+        let (merged, changed) = merge(&list, entry);
+        if changed {
+            map.insert(POLICY_KEY.to_owned(), Value::Array(merged));
+            write_object(&own, map)?;
+            changes.push(Change::Written(own));
+        }
+    }
+    Ok(changes)
+}
+
+/// Takes our entry out of our own files (uninstall); other tools' files are never touched.
+pub fn remove_from_dirs(root: &Path, entry: &str) -> Result<Vec<Change>, ChromeError> {
+    let mut changes = Vec::new();
+    for dir in PolicyDirs::under(root).dirs() {
+        let own = dir.path.join(OUR_FILE);
+        if !own.exists() {
+            continue;
+        }
+        let view = DirView::read(&dir.path)?;
+        let (mut map, list) = own_policy(&view, &own)?;
+        let (kept, changed) = remove(&list, entry);
+        if !changed {
+            continue;
+        }
+        if kept.is_empty() {
+            map.remove(POLICY_KEY);
+        } else {
+            map.insert(POLICY_KEY.to_owned(), Value::Array(kept));
+        }
+        if map.is_empty() {
+            std::fs::remove_file(&own).map_err(|source| ChromeError::Write {
+                path: own.clone(),
+                source,
+            })?;
+        } else {
+            write_object(&own, map)?;
+        }
+        changes.push(Change::Removed(own));
+    }
+    Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const HOST: &str = "abc-devicetrust.okta.com";
+
+    fn ours() -> String {
+        policy_entry(HOST, OKTA_ISSUER_CN)
+    }
+
+    fn s(text: &str) -> Value {
+        Value::String(text.to_owned())
+    }
+
+    const FOREIGN: &str = r#"{"pattern":"https://other.example","filter":{}}"#;
+
+    #[test]
+    fn the_entry_is_exactly_the_spec_string() {
+        assert_eq!(
+            ours(),
+            r#"{"pattern":"https://abc-devicetrust.okta.com","filter":{"ISSUER":{"CN":"MTLS Certificate Authority"}}}"#
+        );
+        // Escaping keeps a hostile host inside its string.
+        let odd = policy_entry(r#"x"y"#, OKTA_ISSUER_CN);
+        let parsed: Value = serde_json::from_str(&odd).unwrap();
+        assert_eq!(parsed["pattern"], json!("https://x\"y"));
+    }
+
+    #[test]
+    fn merge_appends_once_and_keeps_foreign_entries_in_order() {
+        let existing = vec![s(FOREIGN), s("not json {"), json!(42)];
+        let (merged, changed) = merge(&existing, &ours());
+        assert!(changed);
+        assert_eq!(
+            merged,
+            vec![s(FOREIGN), s("not json {"), json!(42), s(&ours())]
+        );
+        let (again, changed) = merge(&merged, &ours());
+        assert!(!changed);
+        assert_eq!(again, merged);
+    }
+
+    #[test]
+    fn merge_compares_by_parsed_value_and_collapses_duplicates() {
+        let reordered = r#"{ "filter": {"ISSUER": {"CN": "MTLS Certificate Authority"}},
+            "pattern": "https://abc-devicetrust.okta.com" }"#;
+        let existing = vec![s(reordered), s(FOREIGN), s(&ours()), s(reordered)];
+        let (merged, changed) = merge(&existing, &ours());
+        assert!(changed);
+        assert_eq!(merged, vec![s(reordered), s(FOREIGN)]);
+        assert!(contains(&[s(reordered)], &ours()));
+        // A substring match on the cell (the old task's test) is not a match.
+        let other_host = policy_entry("zzz-devicetrust.okta.com", OKTA_ISSUER_CN);
+        assert!(!contains(&[s(&other_host)], &ours()));
+    }
+
+    #[test]
+    fn remove_takes_only_our_entries() {
+        let existing = vec![s(&ours()), s(FOREIGN), json!({"k": 1}), s(&ours())];
+        let (kept, changed) = remove(&existing, &ours());
+        assert!(changed);
+        assert_eq!(kept, vec![s(FOREIGN), json!({"k": 1})]);
+        let (_, changed) = remove(&kept, &ours());
+        assert!(!changed);
+    }
+
+    #[test]
+    fn macos_plans_never_write_over_a_managed_value() {
+        let lacking = [s(FOREIGN)];
+        let p = plan(&lacking, PolicySource::Managed, &ours());
+        assert_eq!(p.write, None);
+        assert!(p.note.unwrap().contains("configuration profile"));
+        let with = [s(&ours())];
+        assert_eq!(
+            plan(&with, PolicySource::Managed, &ours()),
+            Plan {
+                write: None,
+                note: None
+            }
+        );
+        assert_eq!(
+            plan(&lacking, PolicySource::User, &ours()).write,
+            Some(vec![s(FOREIGN), s(&ours())])
+        );
+        assert_eq!(plan(&with, PolicySource::User, &ours()).write, None);
+        assert_eq!(
+            plan(&[], PolicySource::Absent, &ours()).write,
+            Some(vec![s(&ours())])
+        );
+        let r = plan_removal(&with, PolicySource::Managed, &ours());
+        assert_eq!(r.write, None);
+        assert!(r.note.is_some());
+        assert_eq!(
+            plan_removal(&[s(&ours()), s(FOREIGN)], PolicySource::User, &ours()).write,
+            Some(vec![s(FOREIGN)])
+        );
+    }
+
+    fn chrome_dir(root: &Path) -> PathBuf {
+        root.join("etc/opt/chrome/policies/managed")
+    }
+
+    fn read(path: &Path) -> Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn apply_writes_our_file_in_every_dir_and_is_idempotent() {
+        let root = tempfile::tempdir().unwrap();
+        assert!(!is_present(root.path(), &ours()));
+        let changes = apply(root.path(), &ours()).unwrap();
+        assert_eq!(changes.len(), 3);
+        for (_, dir) in PolicyDirs::LOCATIONS {
+            let file = rooted(root.path(), Path::new(dir)).join(OUR_FILE);
+            assert_eq!(read(&file), json!({ POLICY_KEY: [ours()] }));
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o644);
+            }
+        }
+        assert!(is_present(root.path(), &ours()));
+        assert_eq!(apply(root.path(), &ours()).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn apply_keeps_other_keys_of_our_file_and_never_touches_other_files() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = chrome_dir(root.path());
+        std::fs::create_dir_all(&dir).unwrap();
+        let own = dir.join(OUR_FILE);
+        std::fs::write(
+            &own,
+            serde_json::to_vec(
+                &json!({"HomepageLocation": "x", POLICY_KEY: [FOREIGN, ours(), ours()]}),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let other = dir.join("a-other.json");
+        let other_text = br#"{"BookmarkBarEnabled": true}"#;
+        std::fs::write(&other, other_text).unwrap();
+        let broken = dir.join("b-broken.json");
+        std::fs::write(&broken, b"{oops").unwrap();
+
+        let changes = apply(root.path(), &ours()).unwrap();
+        assert!(changes.contains(&Change::Written(own.clone())));
+        assert!(changes
+            .iter()
+            .any(|c| matches!(c, Change::Unparseable { path, .. } if *path == broken)));
+        assert_eq!(
+            read(&own),
+            json!({"HomepageLocation": "x", POLICY_KEY: [FOREIGN, ours()]})
+        );
+        assert_eq!(std::fs::read(&other).unwrap(), other_text);
+        assert_eq!(std::fs::read(&broken).unwrap(), b"{oops");
+    }
+
+    #[test]
+    fn a_later_file_of_another_tool_decides_and_is_reported_not_rewritten() {
+        let root = tempfile::tempdir().unwrap();
+        apply(root.path(), &ours()).unwrap();
+        let dir = chrome_dir(root.path());
+        // Sorts after devicetrust.json, so Chrome uses its value.
+        let theirs = dir.join("zz-corp.json");
+        let text = serde_json::to_vec(&json!({ POLICY_KEY: [FOREIGN] })).unwrap();
+        std::fs::write(&theirs, &text).unwrap();
+        assert!(!is_present(root.path(), &ours()));
+        let changes = apply(root.path(), &ours()).unwrap();
+        assert_eq!(
+            changes,
+            vec![Change::Shadowed {
+                dir: dir.clone(),
+                by: theirs.clone()
+            }]
+        );
+        assert_eq!(std::fs::read(&theirs).unwrap(), text);
+
+        // Their file carrying our entry counts as present.
+        let with_ours = serde_json::to_vec(&json!({ POLICY_KEY: [FOREIGN, ours()] })).unwrap();
+        std::fs::write(&theirs, with_ours).unwrap();
+        assert!(is_present(root.path(), &ours()));
+        let report = inspect(root.path(), &ours()).unwrap();
+        assert_eq!(report[0].effective_file.as_deref(), Some(theirs.as_path()));
+    }
+
+    #[test]
+    fn an_unusable_own_file_is_an_error_and_left_alone() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = chrome_dir(root.path());
+        std::fs::create_dir_all(&dir).unwrap();
+        let own = dir.join(OUR_FILE);
+        std::fs::write(&own, b"[1,").unwrap();
+        let err = apply(root.path(), &ours()).unwrap_err();
+        assert!(matches!(err, ChromeError::OwnFileUnusable { .. }), "{err}");
+        assert_eq!(std::fs::read(&own).unwrap(), b"[1,");
+        std::fs::write(&own, br#"{"AutoSelectCertificateForUrls": "x"}"#).unwrap();
+        assert!(apply(root.path(), &ours()).is_err());
+    }
+
+    #[test]
+    fn remove_takes_our_entry_and_deletes_a_file_left_empty() {
+        let root = tempfile::tempdir().unwrap();
+        apply(root.path(), &ours()).unwrap();
+        let dir = chrome_dir(root.path());
+        let own = dir.join(OUR_FILE);
+        std::fs::write(
+            &own,
+            serde_json::to_vec(&json!({"HomepageLocation": "x", POLICY_KEY: [ours()]})).unwrap(),
+        )
+        .unwrap();
+        let other = dir.join("other.json");
+        std::fs::write(
+            &other,
+            serde_json::to_vec(&json!({ POLICY_KEY: [ours()] })).unwrap(),
+        )
+        .unwrap();
+
+        let changes = remove_from_dirs(root.path(), &ours()).unwrap();
+        assert_eq!(changes.len(), 3);
+        assert_eq!(read(&own), json!({"HomepageLocation": "x"}));
+        assert!(!root
+            .path()
+            .join("etc/chromium/policies/managed")
+            .join(OUR_FILE)
+            .exists());
+        // Another tool's copy of the entry is theirs.
+        assert_eq!(read(&other), json!({ POLICY_KEY: [ours()] }));
+        assert_eq!(remove_from_dirs(root.path(), &ours()).unwrap(), vec![]);
+    }
+}

@@ -1,0 +1,745 @@
+//! The renewal job (a launchd LaunchAgent on macOS, a systemd user timer on Linux) and the
+//! per-device jitter that spreads a fleet's renewals over days and over the minutes of the day.
+//!
+//! Files are rendered and installed here; loading them (`launchctl bootstrap`, `systemctl --user
+//! daemon-reload`) is the platform backend's job, told by `Installed::changed` when to do it.
+
+use crate::fsutil;
+use crate::paths::rooted;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// The launchd label, also the plist's file name.
+pub const LABEL: &str = "com.devicetrust.renew";
+/// Where the pkg installs the binary.
+pub const DEFAULT_PROGRAM: &str = "/usr/local/bin/devicetrust";
+/// No device waits longer than this to start renewing: two weeks of daily retries remain.
+pub const LATEST_DAYS_BEFORE_EXPIRY: u32 = 14;
+pub const SERVICE_UNIT: &str = "devicetrust-renew.service";
+pub const TIMER_UNIT: &str = "devicetrust-renew.timer";
+/// Positive: a background job yields to the user (the old task's `Nice -20` did the opposite).
+pub const NICE: i64 = 10;
+const MINUTES_PER_DAY: u64 = 24 * 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("the renewal job's program {0} must be an absolute path")]
+    RelativeProgram(PathBuf),
+    #[error(
+        "the renewal job's program path {0:?} cannot go into a job definition (it must be UTF-8 \
+         without quotes, backslashes or control characters)"
+    )]
+    UnsafeProgram(PathBuf),
+    #[error("cannot render the renewal job: {0}")]
+    Render(String),
+    #[error("cannot write the renewal job file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot remove the renewal job file {path}: {source}")]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fleet jitter
+
+/// When one device starts renewing and when its daily job runs; the same on every run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenewalStart {
+    /// Days added to the latest start (0 ..= window - latest).
+    pub offset_days: u32,
+    /// The certificate is due when fewer than this many whole days are left.
+    pub threshold_days: u32,
+    /// The daily job's local wall-clock time, in minutes after midnight (0..1440).
+    pub minute_of_day: u32,
+}
+
+impl RenewalStart {
+    pub fn hour(&self) -> u32 {
+        self.minute_of_day / 60
+    }
+
+    pub fn minute(&self) -> u32 {
+        self.minute_of_day % 60
+    }
+}
+
+/// The device's renewal start, derived from SHA-256 of its hardware UUID.
+///
+/// A hash rather than a random draw per run: a random draw would make the device due on the
+/// first run whose draw falls low, so the fleet would bunch up at the start of the window again.
+/// With a fixed offset each device has one threshold, uniform over the fleet, between
+/// `latest_days_before_expiry` and `window_days` (both included): with 30 and 14, a device
+/// starts between 30 and 14 days before expiry. A window no wider than the latest start has no
+/// room to spread: every device then uses the window as configured.
+pub fn renewal_offset(
+    device_uuid: &str,
+    window_days: u32,
+    latest_days_before_expiry: u32,
+) -> RenewalStart {
+    // UUIDs reach us in either case (ioreg prints upper, some tools lower): same device, same hash.
+    let digest = Sha256::digest(device_uuid.trim().to_ascii_uppercase().as_bytes());
+    let word = |i: usize| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&digest[i * 8..i * 8 + 8]);
+        u64::from_be_bytes(bytes)
+    };
+    let spread = window_days.saturating_sub(latest_days_before_expiry);
+    // A 64-bit word modulo a small number: the bias is below 2^-50, nothing a fleet would see.
+    let offset_days = u32::try_from(word(0) % (u64::from(spread) + 1)).unwrap_or(0);
+    let threshold_days = if spread == 0 {
+        window_days
+    } else {
+        latest_days_before_expiry + offset_days
+    };
+    let minute_of_day = u32::try_from(word(1) % MINUTES_PER_DAY).unwrap_or(0);
+    RenewalStart {
+        offset_days,
+        threshold_days,
+        minute_of_day,
+    }
+}
+
+/// Whether a certificate with `days_left` whole days of validity is due for renewal.
+///
+/// Due when `days_left < min(renew_before_days, start.threshold_days)`: the jittered threshold,
+/// never more than the configured window. An expired certificate (negative) is due, though
+/// `renew` handles it as a re-enrollment. `--force` and an explicit `--renew-before-days`
+/// bypass this and compare with the window alone.
+pub fn is_due(days_left: i64, renew_before_days: u32, start: &RenewalStart) -> bool {
+    days_left < i64::from(renew_before_days.min(start.threshold_days))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The job
+
+/// Which scheduler runs the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// `~/Library/LaunchAgents/com.devicetrust.renew.plist`.
+    LaunchAgent,
+    /// `~/.config/systemd/user/devicetrust-renew.{service,timer}`.
+    SystemdUser,
+}
+
+impl JobKind {
+    pub fn native() -> JobKind {
+        if cfg!(target_os = "macos") {
+            JobKind::LaunchAgent
+        } else {
+            JobKind::SystemdUser
+        }
+    }
+}
+
+/// The renewal job of one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewalJob {
+    /// The agent binary as the scheduler will run it.
+    pub program: PathBuf,
+    /// The user's home as the scheduler sees it (not under `--root`): paths *inside* the job
+    /// are run-time paths, while the files themselves are written under the root.
+    pub home: PathBuf,
+    pub start: RenewalStart,
+}
+
+impl RenewalJob {
+    pub fn new(home: &Path, start: RenewalStart) -> RenewalJob {
+        RenewalJob {
+            program: PathBuf::from(DEFAULT_PROGRAM),
+            home: home.to_owned(),
+            start,
+        }
+    }
+
+    /// The job's log on macOS. launchd does not expand `~`, so the path is absolute.
+    pub fn log_path(&self) -> PathBuf {
+        self.home.join("Library/Logs/devicetrust/renew.log")
+    }
+
+    fn program_str(&self) -> Result<&str, ScheduleError> {
+        if !self.program.is_absolute() {
+            return Err(ScheduleError::RelativeProgram(self.program.clone()));
+        }
+        self.program
+            .to_str()
+            .filter(|s| !s.chars().any(|c| c.is_control() || c == '"' || c == '\\'))
+            .ok_or_else(|| ScheduleError::UnsafeProgram(self.program.clone()))
+    }
+
+    fn args(&self) -> Result<[String; 2], ScheduleError> {
+        Ok([self.program_str()?.to_owned(), "renew".to_owned()])
+    }
+
+    /// The LaunchAgent property list (XML).
+    pub fn launch_agent_plist(&self) -> Result<Vec<u8>, ScheduleError> {
+        use plist::{Dictionary, Value};
+        let log = self
+            .log_path()
+            .to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| ScheduleError::Render("the home folder is not UTF-8".into()))?;
+        let mut calendar = Dictionary::new();
+        calendar.insert(
+            "Hour".into(),
+            Value::Integer(i64::from(self.start.hour()).into()),
+        );
+        calendar.insert(
+            "Minute".into(),
+            Value::Integer(i64::from(self.start.minute()).into()),
+        );
+        let args = self.args()?.into_iter().map(Value::String).collect();
+        let mut job = Dictionary::new();
+        job.insert("Label".into(), Value::String(LABEL.into()));
+        job.insert("ProgramArguments".into(), Value::Array(args));
+        // At login, then daily; launchd runs a calendar job missed during sleep on wake.
+        job.insert("RunAtLoad".into(), Value::Boolean(true));
+        job.insert("StartCalendarInterval".into(), Value::Dictionary(calendar));
+        job.insert("StandardOutPath".into(), Value::String(log.clone()));
+        job.insert("StandardErrorPath".into(), Value::String(log));
+        job.insert("ProcessType".into(), Value::String("Background".into()));
+        job.insert("LowPriorityIO".into(), Value::Boolean(true));
+        job.insert("Nice".into(), Value::Integer(NICE.into()));
+        let mut xml = Vec::new();
+        Value::Dictionary(job)
+            .to_writer_xml(&mut xml)
+            .map_err(|e| ScheduleError::Render(e.to_string()))?;
+        xml.push(b'\n');
+        Ok(xml)
+    }
+
+    /// The systemd user service: one `renew` run, at low CPU and I/O priority.
+    pub fn systemd_service(&self) -> Result<String, ScheduleError> {
+        // `%` introduces a specifier in unit files; a literal one is written `%%`.
+        let program = self.program_str()?.replace('%', "%%");
+        let program = if program.contains(' ') {
+            format!("\"{program}\"")
+        } else {
+            program
+        };
+        Ok(format!(
+            "[Unit]\n\
+             Description=Renew the device-trust client certificate when it is due\n\
+             \n\
+             [Service]\n\
+             Type=oneshot\n\
+             ExecStart={program} renew\n\
+             Nice={NICE}\n\
+             IOSchedulingClass=idle\n"
+        ))
+    }
+
+    /// The systemd user timer: daily at the device's minute, and shortly after the user's
+    /// service manager starts (their first login), the counterpart of launchd's `RunAtLoad`.
+    pub fn systemd_timer(&self) -> String {
+        format!(
+            "[Unit]\n\
+             Description=Renew the device-trust client certificate daily and at login\n\
+             \n\
+             [Timer]\n\
+             OnCalendar=*-*-* {hour:02}:{minute:02}:00\n\
+             OnStartupSec=2min\n\
+             Persistent=true\n\
+             Unit={SERVICE_UNIT}\n\
+             \n\
+             [Install]\n\
+             WantedBy=timers.target\n",
+            hour = self.start.hour(),
+            minute = self.start.minute(),
+        )
+    }
+}
+
+/// The LaunchAgent's file, under the root.
+pub fn launch_agent_path(root: &Path, home: &Path) -> PathBuf {
+    rooted(
+        root,
+        &home
+            .join("Library/LaunchAgents")
+            .join(format!("{LABEL}.plist")),
+    )
+}
+
+/// The systemd user unit directory, under the root.
+pub fn systemd_unit_dir(root: &Path, home: &Path) -> PathBuf {
+    rooted(root, &home.join(".config/systemd/user"))
+}
+
+/// Where `systemctl --user enable` would link the timer; we make the same link ourselves so
+/// the timer is enabled even when root installs it while the user's manager is not running.
+fn timer_wants_link(root: &Path, home: &Path) -> PathBuf {
+    systemd_unit_dir(root, home)
+        .join("timers.target.wants")
+        .join(TIMER_UNIT)
+}
+
+/// What `install` left on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    pub files: Vec<PathBuf>,
+    /// Something was written: the backend reloads the job (bootstrap, daemon-reload).
+    pub changed: bool,
+}
+
+/// Writes `bytes` unless the file already holds them; true when written.
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, ScheduleError> {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(false);
+    }
+    // 0644: launchd and systemd refuse job files that others can write, and need to read them.
+    fsutil::atomic_write(path, bytes, 0o644).map_err(|source| ScheduleError::Write {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(true)
+}
+
+/// Installs (or updates) the job's files.
+pub fn install(root: &Path, job: &RenewalJob, kind: JobKind) -> Result<Installed, ScheduleError> {
+    match kind {
+        JobKind::LaunchAgent => {
+            let path = launch_agent_path(root, &job.home);
+            let changed = write_if_changed(&path, &job.launch_agent_plist()?)?;
+            // launchd opens the log but does not create its folder.
+            let log_dir = job.log_path();
+            if let Some(dir) = log_dir.parent() {
+                let dir = rooted(root, dir);
+                std::fs::create_dir_all(&dir)
+                    .map_err(|source| ScheduleError::Write { path: dir, source })?;
+            }
+            Ok(Installed {
+                files: vec![path],
+                changed,
+            })
+        }
+        JobKind::SystemdUser => {
+            let dir = systemd_unit_dir(root, &job.home);
+            let service = dir.join(SERVICE_UNIT);
+            let timer = dir.join(TIMER_UNIT);
+            let mut changed = write_if_changed(&service, job.systemd_service()?.as_bytes())?;
+            changed |= write_if_changed(&timer, job.systemd_timer().as_bytes())?;
+            let link = timer_wants_link(root, &job.home);
+            changed |= ensure_wants_link(&link)?;
+            Ok(Installed {
+                files: vec![service, timer, link],
+                changed,
+            })
+        }
+    }
+}
+
+#[cfg(unix)]
+fn ensure_wants_link(link: &Path) -> Result<bool, ScheduleError> {
+    let target = Path::new("..").join(TIMER_UNIT);
+    if std::fs::read_link(link).is_ok_and(|t| t == target) {
+        return Ok(false);
+    }
+    let write_err = |source| ScheduleError::Write {
+        path: link.to_owned(),
+        source,
+    };
+    if let Some(parent) = link.parent() {
+        std::fs::create_dir_all(parent).map_err(write_err)?;
+    }
+    match std::fs::remove_file(link) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(write_err(e)),
+    }
+    std::os::unix::fs::symlink(&target, link).map_err(write_err)?;
+    Ok(true)
+}
+
+#[cfg(not(unix))]
+fn ensure_wants_link(_link: &Path) -> Result<bool, ScheduleError> {
+    Ok(false)
+}
+
+/// Removes the job's files (after the backend has unloaded it); returns what was removed.
+pub fn remove(root: &Path, home: &Path, kind: JobKind) -> Result<Vec<PathBuf>, ScheduleError> {
+    let paths = match kind {
+        JobKind::LaunchAgent => vec![launch_agent_path(root, home)],
+        JobKind::SystemdUser => {
+            let dir = systemd_unit_dir(root, home);
+            vec![
+                timer_wants_link(root, home),
+                dir.join(TIMER_UNIT),
+                dir.join(SERVICE_UNIT),
+            ]
+        }
+    };
+    let mut removed = Vec::new();
+    for path in paths {
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed.push(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(ScheduleError::Remove { path, source }),
+        }
+    }
+    Ok(removed)
+}
+
+/// The health link: the job's files are there and run this program's `renew` (a job with
+/// another time of day still renews, so the time is not checked; `repair` rewrites it).
+pub fn is_installed(root: &Path, job: &RenewalJob, kind: JobKind) -> bool {
+    let Ok(args) = job.args() else {
+        return false;
+    };
+    match kind {
+        JobKind::LaunchAgent => {
+            let Ok(value) = plist::Value::from_file(launch_agent_path(root, &job.home)) else {
+                return false;
+            };
+            let Some(dict) = value.as_dictionary() else {
+                return false;
+            };
+            let label_ok = dict.get("Label").and_then(|v| v.as_string()) == Some(LABEL);
+            let program: Option<Vec<&str>> = dict
+                .get("ProgramArguments")
+                .and_then(|v| v.as_array())
+                .map(|a| a.iter().filter_map(|v| v.as_string()).collect());
+            label_ok && program == Some(vec![args[0].as_str(), args[1].as_str()])
+        }
+        JobKind::SystemdUser => {
+            let dir = systemd_unit_dir(root, &job.home);
+            let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+            let (Some(service), Some(timer)) = (read(SERVICE_UNIT), read(TIMER_UNIT)) else {
+                return false;
+            };
+            let Ok(expected) = job.systemd_service() else {
+                return false;
+            };
+            let exec = |text: &str| unit_value(text, "Service", "ExecStart");
+            let enabled = cfg!(not(unix)) || timer_wants_link(root, &job.home).exists();
+            exec(&service).is_some()
+                && exec(&service) == exec(&expected)
+                && unit_value(&timer, "Timer", "OnCalendar").is_some()
+                && enabled
+        }
+    }
+}
+
+/// The last value of `key` in `[section]` of a unit file (systemd's own rule for repeated
+/// single-valued keys). Comments and blank lines are skipped; enough for our own units.
+fn unit_value(text: &str, section: &str, key: &str) -> Option<String> {
+    let mut current = "";
+    let mut found = None;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = name;
+        } else if let Some((k, v)) = line.split_once('=') {
+            if current == section && k.trim() == key {
+                found = Some(v.trim().to_owned());
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fleet_uuid(i: u32) -> String {
+        format!(
+            "{:08X}-{:04X}-4{:03X}-8000-{:012X}",
+            i,
+            i % 65521,
+            i % 4093,
+            u64::from(i) * 7919
+        )
+    }
+
+    fn job(program: &str) -> RenewalJob {
+        RenewalJob {
+            program: PathBuf::from(program),
+            home: PathBuf::from("/Users/alice"),
+            start: RenewalStart {
+                offset_days: 3,
+                threshold_days: 17,
+                minute_of_day: 7 * 60 + 5,
+            },
+        }
+    }
+
+    #[test]
+    fn the_offset_is_deterministic_per_device_and_case_blind() {
+        let a = renewal_offset("5F0E7C1A-93B2-4C1D-8E5B-2F6A9D0C4B71", 30, 14);
+        assert_eq!(
+            a,
+            renewal_offset("5F0E7C1A-93B2-4C1D-8E5B-2F6A9D0C4B71", 30, 14)
+        );
+        assert_eq!(
+            a,
+            renewal_offset(" 5f0e7c1a-93b2-4c1d-8e5b-2f6a9d0c4b71\n", 30, 14)
+        );
+        assert_eq!(a.threshold_days, 14 + a.offset_days);
+        // Different devices get different starts (with overwhelming likelihood; fixed inputs).
+        let b = renewal_offset("5F0E7C1A-93B2-4C1D-8E5B-2F6A9D0C4B72", 30, 14);
+        assert_ne!(
+            (a.offset_days, a.minute_of_day),
+            (b.offset_days, b.minute_of_day)
+        );
+    }
+
+    #[test]
+    fn the_threshold_stays_inside_the_window() {
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..5_000 {
+            let s = renewal_offset(&fleet_uuid(i), 30, 14);
+            assert!((14..=30).contains(&s.threshold_days), "{s:?}");
+            assert!(s.offset_days <= 16);
+            assert!(s.minute_of_day < 1440);
+            seen.insert(s.threshold_days);
+        }
+        assert_eq!(seen.len(), 17, "both ends of the window are used");
+        // No room to spread: the configured window as it is.
+        for i in 0..100 {
+            let s = renewal_offset(&fleet_uuid(i), 10, 14);
+            assert_eq!((s.offset_days, s.threshold_days), (0, 10));
+        }
+    }
+
+    #[test]
+    fn due_means_fewer_days_left_than_the_threshold_never_beyond_the_window() {
+        let start = RenewalStart {
+            offset_days: 6,
+            threshold_days: 20,
+            minute_of_day: 0,
+        };
+        assert!(!is_due(20, 30, &start));
+        assert!(is_due(19, 30, &start));
+        assert!(is_due(-1, 30, &start));
+        // A smaller configured window wins over the jittered threshold.
+        assert!(!is_due(12, 12, &start));
+        assert!(is_due(11, 12, &start));
+    }
+
+    #[test]
+    fn a_fleet_spreads_evenly_over_days_and_minutes() {
+        const N: u32 = 50_000;
+        let mut days = [0u32; 17];
+        let mut hours = [0u32; 24];
+        let mut minutes = vec![0u32; 1440];
+        for i in 0..N {
+            let s = renewal_offset(&fleet_uuid(i), 30, 14);
+            days[s.offset_days as usize] += 1;
+            hours[s.hour() as usize] += 1;
+            minutes[s.minute_of_day as usize] += 1;
+        }
+        let within = |counts: &[u32], tolerance: f64| {
+            let mean = f64::from(N) / counts.len() as f64;
+            counts
+                .iter()
+                .all(|&c| (f64::from(c) - mean).abs() <= tolerance * mean)
+        };
+        assert!(within(&days, 0.2), "{days:?}");
+        assert!(within(&hours, 0.2), "{hours:?}");
+        // Minutes: ~35 per bucket, so a chi-square bound rather than a per-bucket one. With
+        // 1439 degrees of freedom the statistic has mean 1439 and deviation ~54.
+        let mean = f64::from(N) / 1440.0;
+        let chi2: f64 = minutes
+            .iter()
+            .map(|&c| (f64::from(c) - mean).powi(2) / mean)
+            .sum();
+        assert!(chi2 < 1439.0 + 6.0 * 54.0, "chi2 {chi2}");
+        assert!(minutes.iter().all(|&c| c > 0));
+    }
+
+    #[test]
+    fn the_launch_agent_parses_back_with_every_key() {
+        let xml = job("/usr/local/bin/devicetrust")
+            .launch_agent_plist()
+            .unwrap();
+        let value = plist::Value::from_reader_xml(xml.as_slice()).unwrap();
+        let d = value.as_dictionary().unwrap();
+        let s = |k: &str| d.get(k).and_then(|v| v.as_string()).unwrap().to_owned();
+        assert_eq!(s("Label"), LABEL);
+        let args: Vec<_> = d["ProgramArguments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_string().unwrap())
+            .collect();
+        assert_eq!(args, ["/usr/local/bin/devicetrust", "renew"]);
+        assert_eq!(d["RunAtLoad"].as_boolean(), Some(true));
+        let cal = d["StartCalendarInterval"].as_dictionary().unwrap();
+        assert_eq!(cal["Hour"].as_signed_integer(), Some(7));
+        assert_eq!(cal["Minute"].as_signed_integer(), Some(5));
+        assert_eq!(
+            s("StandardOutPath"),
+            "/Users/alice/Library/Logs/devicetrust/renew.log"
+        );
+        assert_eq!(s("StandardErrorPath"), s("StandardOutPath"));
+        assert_eq!(s("ProcessType"), "Background");
+        assert_eq!(d["LowPriorityIO"].as_boolean(), Some(true));
+        assert!(d["Nice"].as_signed_integer().unwrap() > 0);
+    }
+
+    #[test]
+    fn program_paths_are_checked_and_escaped() {
+        assert!(matches!(
+            job("devicetrust").launch_agent_plist(),
+            Err(ScheduleError::RelativeProgram(_))
+        ));
+        assert!(matches!(
+            job("/opt/x\"y/devicetrust").systemd_service(),
+            Err(ScheduleError::UnsafeProgram(_))
+        ));
+        let service = job("/opt/Device Trust/100%/devicetrust")
+            .systemd_service()
+            .unwrap();
+        assert_eq!(
+            unit_value(&service, "Service", "ExecStart").unwrap(),
+            "\"/opt/Device Trust/100%%/devicetrust\" renew"
+        );
+    }
+
+    #[test]
+    fn the_systemd_units_say_what_we_mean() {
+        let j = job("/usr/local/bin/devicetrust");
+        let service = j.systemd_service().unwrap();
+        let timer = j.systemd_timer();
+        let v = |text: &str, sec: &str, key: &str| unit_value(text, sec, key).unwrap();
+        assert_eq!(v(&service, "Service", "Type"), "oneshot");
+        assert_eq!(
+            v(&service, "Service", "ExecStart"),
+            "/usr/local/bin/devicetrust renew"
+        );
+        assert_eq!(v(&service, "Service", "Nice"), "10");
+        assert_eq!(v(&service, "Service", "IOSchedulingClass"), "idle");
+        assert_eq!(v(&timer, "Timer", "OnCalendar"), "*-*-* 07:05:00");
+        assert_eq!(v(&timer, "Timer", "Persistent"), "true");
+        assert!(unit_value(&timer, "Timer", "OnStartupSec").is_some());
+        assert_eq!(v(&timer, "Install", "WantedBy"), "timers.target");
+    }
+
+    #[test]
+    fn systemd_analyze_accepts_the_units() {
+        let dir = tempfile::tempdir().unwrap();
+        // verify checks that ExecStart's program exists and is executable.
+        let program = dir.path().join("devicetrust");
+        std::fs::write(&program, "#!/bin/sh\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let mut j = job("/");
+        j.program = program;
+        let service = dir.path().join(SERVICE_UNIT);
+        let timer = dir.path().join(TIMER_UNIT);
+        std::fs::write(&service, j.systemd_service().unwrap()).unwrap();
+        std::fs::write(&timer, j.systemd_timer()).unwrap();
+        assert!(timer.exists() && service.exists());
+        // The user manager wants a runtime directory; a private one works without a session.
+        let runtime = dir.path().join("runtime");
+        std::fs::create_dir(&runtime).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        let verify = |files: &[&Path]| {
+            std::process::Command::new("systemd-analyze")
+                .args(["verify", "--user", "--man=no"])
+                .args(files)
+                .env("XDG_RUNTIME_DIR", &runtime)
+                .env("SYSTEMD_LOG_LEVEL", "warning")
+                .output()
+                .map(|out| String::from_utf8_lossy(&out.stderr).into_owned())
+        };
+        let Ok(stderr) = verify(&[&service, &timer]) else {
+            eprintln!("note: systemd-analyze is not installed; the unit texts were checked above");
+            return;
+        };
+        if stderr.contains("Failed to initialize manager") {
+            eprintln!("note: systemd-analyze cannot start a user manager here: {stderr}");
+            return;
+        }
+        // Its complaints name the file and line; nothing may name ours.
+        let about = |stderr: &str, file: &Path| stderr.contains(&*file.to_string_lossy());
+        assert!(
+            !about(&stderr, &service) && !about(&stderr, &timer),
+            "systemd-analyze: {stderr}"
+        );
+        // And the check does catch a broken timer, so its silence above means something.
+        let broken = dir.path().join("broken.timer");
+        std::fs::write(
+            &broken,
+            j.systemd_timer()
+                .replace("Persistent=true", "Persistent=maybe"),
+        )
+        .unwrap();
+        assert!(about(&verify(&[&service, &broken]).unwrap(), &broken));
+    }
+
+    #[test]
+    fn install_is_idempotent_rooted_and_detectable_for_both_kinds() {
+        for kind in [JobKind::LaunchAgent, JobKind::SystemdUser] {
+            let root = tempfile::tempdir().unwrap();
+            let j = job("/usr/local/bin/devicetrust");
+            assert!(!is_installed(root.path(), &j, kind));
+            let first = install(root.path(), &j, kind).unwrap();
+            assert!(first.changed);
+            for f in &first.files {
+                assert!(f.starts_with(root.path().join("Users/alice")), "{f:?}");
+                assert!(f.exists(), "{f:?}");
+            }
+            assert!(is_installed(root.path(), &j, kind), "{kind:?}");
+            assert!(!install(root.path(), &j, kind).unwrap().changed);
+
+            // Another program is not our job.
+            let mut other = j.clone();
+            other.program = PathBuf::from("/opt/other/devicetrust");
+            assert!(!is_installed(root.path(), &other, kind));
+
+            // A new time of day rewrites the job.
+            let mut later = j.clone();
+            later.start.minute_of_day += 1;
+            assert!(install(root.path(), &later, kind).unwrap().changed);
+
+            let removed = remove(root.path(), &j.home, kind).unwrap();
+            assert!(!removed.is_empty());
+            assert!(!is_installed(root.path(), &j, kind));
+            assert!(remove(root.path(), &j.home, kind).unwrap().is_empty());
+        }
+        let root = tempfile::tempdir().unwrap();
+        let j = job("/usr/local/bin/devicetrust");
+        install(root.path(), &j, JobKind::LaunchAgent).unwrap();
+        assert!(root
+            .path()
+            .join("Users/alice/Library/Logs/devicetrust")
+            .is_dir());
+        assert!(root
+            .path()
+            .join("Users/alice/Library/LaunchAgents/com.devicetrust.renew.plist")
+            .is_file());
+    }
+
+    #[test]
+    fn a_damaged_or_disabled_job_is_not_installed() {
+        let root = tempfile::tempdir().unwrap();
+        let j = job("/usr/local/bin/devicetrust");
+        install(root.path(), &j, JobKind::LaunchAgent).unwrap();
+        std::fs::write(launch_agent_path(root.path(), &j.home), b"<plist").unwrap();
+        assert!(!is_installed(root.path(), &j, JobKind::LaunchAgent));
+
+        install(root.path(), &j, JobKind::SystemdUser).unwrap();
+        std::fs::remove_file(timer_wants_link(root.path(), &j.home)).unwrap();
+        assert!(!is_installed(root.path(), &j, JobKind::SystemdUser));
+        assert!(
+            install(root.path(), &j, JobKind::SystemdUser)
+                .unwrap()
+                .changed
+        );
+        assert!(is_installed(root.path(), &j, JobKind::SystemdUser));
+    }
+}
