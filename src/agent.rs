@@ -7,6 +7,8 @@
 use crate::config::{Config, ConfigError, StoreSpec};
 use crate::health::{self, HealthFacts, HealthStatus};
 use crate::http::{HttpSettings, RetryPolicy};
+use crate::integrations::chrome;
+use crate::integrations::schedule::{self, JobKind, RenewalJob, RenewalStart};
 use crate::lock::{LockError, RunLock};
 use crate::okta::{self, Device, OktaClient, OktaError, OrgUrl};
 use crate::paths::UserPaths;
@@ -17,6 +19,10 @@ use crate::state::{self, AgentState, Method, RenewalAttempt, StateError};
 use crate::store::{FileStore, IdentityStore, NewIdentity, StoreError};
 use time::OffsetDateTime;
 use tracing::{info, warn};
+
+/// Chrome reads its policy from JSON files on Linux; on macOS it reads the preferences
+/// domains that the macOS backend writes.
+const BROWSER_POLICY_FILES: bool = !cfg!(target_os = "macos");
 
 /// The subject CN Okta's device-trust CA issues, and the one we check before storing.
 pub const OKTA_SUBJECT_CN: &str = "Okta MTLS";
@@ -177,6 +183,8 @@ pub struct Agent {
     config: Config,
     platform: Box<dyn Platform>,
     user: String,
+    /// The user's home as the OS sees it; `paths` has it under the root.
+    home: std::path::PathBuf,
     paths: UserPaths,
     store: Box<dyn IdentityStore>,
 }
@@ -188,7 +196,8 @@ impl Agent {
             Some(u) => u.clone(),
             None => platform.console_user().ok_or(AgentError::NoUserSession)?,
         };
-        let paths = UserPaths::new(&config.root, &platform.home_dir(&user));
+        let home = platform.home_dir(&user);
+        let paths = UserPaths::new(&config.root, &home);
         let store: Box<dyn IdentityStore> = match &config.store {
             None => Box::new(FileStore::new(paths.default_file_store())),
             Some(StoreSpec::File(dir)) => Box::new(FileStore::new(dir.clone())),
@@ -198,6 +207,7 @@ impl Agent {
             config,
             platform,
             user,
+            home,
             paths,
             store,
         })
@@ -294,6 +304,7 @@ impl Agent {
                     info.serial_hex,
                     info.days_left(now)
                 );
+                self.configure(&state, &info);
                 return Ok(());
             }
             Current::Expired(info) => info!(
@@ -351,6 +362,7 @@ impl Agent {
             state::rfc3339(info.not_after),
             self.store.location()
         );
+        self.configure(&state, &info);
         Ok(())
     }
 
@@ -390,10 +402,16 @@ impl Agent {
             Current::Valid(info, key) => (info, key),
         };
         let days_left = info.days_left(now);
-        if !force && days_left >= i64::from(before_days) {
+        // The device's own start inside the window spreads a fleet's renewals over days; an
+        // explicit --renew-before-days (like --force) is an admin's decision and bypasses it.
+        let threshold = match renew_before_days {
+            Some(days) => days,
+            None => self.renewal_start().threshold_days.min(before_days),
+        };
+        if !force && days_left >= i64::from(threshold) {
             info!(
-                "the certificate is valid until {} ({days_left} days left); renewal starts when \
-                 fewer than {before_days} days remain: nothing to do",
+                "the certificate is valid until {} ({days_left} days left); this device renews \
+                 when fewer than {threshold} days remain: nothing to do",
                 state::rfc3339(info.not_after)
             );
             return Ok(RenewOutcome::NotDue);
@@ -404,6 +422,16 @@ impl Agent {
         state.record_renewal(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
         self.save_state(&state)?;
         result.map(|()| RenewOutcome::Renewed)
+    }
+
+    /// This device's place in the fleet's renewal window (a hash of its UUID).
+    fn renewal_start(&self) -> RenewalStart {
+        let uuid = self.device().map(|d| d.uuid).unwrap_or_default();
+        schedule::renewal_offset(
+            &uuid,
+            self.config.renew_before_days,
+            schedule::LATEST_DAYS_BEFORE_EXPIRY,
+        )
     }
 
     fn renew_with(
@@ -455,6 +483,95 @@ impl Agent {
         outcome.map(|()| RenewOutcome::Reenrolled)
     }
 
+    /// The renewal job as the scheduler will run it: this binary, `renew`, at this device's time.
+    fn renewal_job(&self) -> RenewalJob {
+        let mut job = RenewalJob::new(&self.home, self.renewal_start());
+        // The job runs the binary that set it up (the package installs it at the default path).
+        if let Ok(exe) = std::env::current_exe() {
+            job.program = exe;
+        }
+        job
+    }
+
+    /// Chrome's `AutoSelectCertificateForUrls` entry for this identity, when the
+    /// certAuthDomain is known.
+    fn browser_entry(&self, state: &AgentState, cert: &CertificateInfo) -> Option<String> {
+        let host = state.cert_auth_host.as_deref()?;
+        let issuer = cert.issuer_cn.as_deref().unwrap_or(chrome::OKTA_ISSUER_CN);
+        Some(chrome::policy_entry(host, issuer))
+    }
+
+    /// Applies everything around the identity: browser auto-selection and the renewal job.
+    /// A failure here is a `WARN:`, not a failed run: the certificate is the scarce part, and
+    /// the health status names what is missing until `repair` fixes it. Returns the changes.
+    fn configure(&mut self, state: &AgentState, cert: &CertificateInfo) -> Vec<String> {
+        let mut changes = Vec::new();
+        let root = self.config.root.clone();
+        if BROWSER_POLICY_FILES {
+            match self.browser_entry(state, cert) {
+                None => {
+                    warn!("the certAuthDomain is unknown; browser auto-selection not configured")
+                }
+                Some(entry) => match chrome::apply(&root, &entry) {
+                    Ok(done) => {
+                        for change in done {
+                            match change {
+                                chrome::Change::Written(path) => changes.push(format!(
+                                    "browser auto-selection written to {}",
+                                    path.display()
+                                )),
+                                chrome::Change::Shadowed { dir, by } => warn!(
+                                    "{} decides AutoSelectCertificateForUrls in {} and lacks our \
+                                     entry; add it there",
+                                    by.display(),
+                                    dir.display()
+                                ),
+                                chrome::Change::Unparseable { path, reason } => {
+                                    warn!("ignoring {}: {reason}", path.display())
+                                }
+                                chrome::Change::Removed(_) => {}
+                            }
+                        }
+                    }
+                    Err(e) => warn!("browser auto-selection not configured: {e}"),
+                },
+            }
+        }
+        let job = self.renewal_job();
+        match schedule::install(&root, &job, JobKind::native()) {
+            Ok(installed) if installed.changed => changes.push(format!(
+                "renewal job installed (daily at {:02}:{:02} and at login)",
+                job.start.hour(),
+                job.start.minute()
+            )),
+            Ok(_) => {}
+            Err(e) => warn!("renewal job not installed: {e}"),
+        }
+        for change in &changes {
+            info!("{change}");
+        }
+        changes
+    }
+
+    /// `devicetrust repair`: re-applies everything but the certificate, then renews if due.
+    pub fn repair(&mut self) -> Result<(), AgentError> {
+        let lock = self.lock()?;
+        let now = OffsetDateTime::now_utc();
+        let info = match self.current(now)? {
+            Current::None => return Err(AgentError::NotEnrolled),
+            Current::KeyMissing => return Err(AgentError::KeyMissing),
+            Current::Expired(info) | Current::Valid(info, _) => info,
+        };
+        let state = self.state();
+        let changes = self.configure(&state, &info);
+        drop(lock);
+        let outcome = self.renew(false, None)?;
+        if changes.is_empty() && outcome == RenewOutcome::NotDue {
+            info!("nothing needed repair");
+        }
+        Ok(())
+    }
+
     /// `devicetrust uninstall [--reenroll]`: removes every artifact, then optionally enrolls.
     pub fn uninstall(&mut self, reenroll: bool) -> Result<(), AgentError> {
         // Read the token before removing anything: a re-enrollment that cannot happen must not
@@ -466,6 +583,41 @@ impl Agent {
             None
         };
         let lock = self.lock()?;
+        let root = self.config.root.clone();
+        let state = self.state();
+        if BROWSER_POLICY_FILES {
+            let entry = self
+                .store
+                .certificate()
+                .ok()
+                .flatten()
+                .and_then(|der| CertificateInfo::parse(&der).ok())
+                .and_then(|cert| self.browser_entry(&state, &cert));
+            if let Some(entry) = entry {
+                match chrome::remove_from_dirs(&root, &entry) {
+                    Ok(changes) => {
+                        for change in changes {
+                            if let chrome::Change::Removed(path) = change {
+                                info!(
+                                    "removed our browser auto-selection entry from {}",
+                                    path.display()
+                                );
+                            }
+                        }
+                    }
+                    Err(e) => warn!("browser auto-selection entry left in place: {e}"),
+                }
+            }
+        }
+        let removed =
+            schedule::remove(&root, &self.home, JobKind::native()).map_err(|e| StoreError::Io {
+                path: self.paths.home.clone(),
+                action: "removing the renewal job",
+                reason: e.to_string(),
+            })?;
+        for path in removed {
+            info!("removed {}", path.display());
+        }
         if self.store.remove()? {
             info!("removed the identity from {}", self.store.location());
         } else {
@@ -541,8 +693,17 @@ impl Agent {
             renew_before_days: self.config.renew_before_days,
             last_renewal: state.last_renewal.clone(),
             app_access_complete: None,
-            browser_policy_present: None,
-            renewal_job_installed: None,
+            browser_policy_present: match &certificate {
+                Some(cert) if BROWSER_POLICY_FILES => self
+                    .browser_entry(&state, cert)
+                    .map(|entry| chrome::is_present(&self.config.root, &entry)),
+                _ => None,
+            },
+            renewal_job_installed: Some(schedule::is_installed(
+                &self.config.root,
+                &self.renewal_job(),
+                JobKind::native(),
+            )),
             background_task_enabled: None,
         };
         Ok(StatusReport {

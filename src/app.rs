@@ -68,6 +68,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
                 renew_before_days,
             } => agent.renew(*force, *renew_before_days).map(|_| ()),
             Command::Uninstall { reenroll } => agent.uninstall(*reenroll),
+            Command::Repair => agent.repair(),
             Command::Status {
                 json,
                 check_network,

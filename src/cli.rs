@@ -68,6 +68,9 @@ pub enum Command {
         #[arg(long)]
         check_network: bool,
     },
+    /// Re-apply everything but the certificate (browser policy, app access, renewal job) and
+    /// renew if due; prints each change. The "Fix-It" action.
+    Repair,
     /// Remove everything the agent created (revoke-and-re-enroll flow).
     Uninstall {
         /// Enroll afresh after removing everything.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tracing::info;
 
 /// Certificates from the demo's CA last this long, so a renewal is due at once.
-const DEMO_VALIDITY_DAYS: u64 = 20;
+const DEMO_VALIDITY_DAYS: u64 = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -71,7 +71,7 @@ pub fn run() -> Result<(), DemoError> {
     info!("3. enroll again: a valid certificate is there, so no request is made");
     agent()?.enroll()?;
 
-    info!("4. renew: {DEMO_VALIDITY_DAYS} days left is inside the 30-day window, so it renews");
+    info!("4. renew: {DEMO_VALIDITY_DAYS} days left; every device renews by 14 days before expiry");
     info!("   with a CMS renewal token signed by the current key, and a new key");
     let outcome = agent()?.renew(false, None)?;
     if outcome != RenewOutcome::Renewed {

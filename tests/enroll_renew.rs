@@ -119,7 +119,7 @@ fn renew_outside_the_window_makes_no_request() {
 
 #[test]
 fn renew_inside_the_window_replaces_key_and_certificate() {
-    let env = Env::new(20);
+    let env = Env::new(10);
     assert_eq!(env.enroll().code, 0);
     let old_cert = env.certificate();
     let old_key = env.key_pem();
@@ -273,7 +273,7 @@ fn uninstall_reenroll_without_a_token_touches_nothing() {
 
 #[test]
 fn the_csr_and_the_renewal_token_pass_openssl() {
-    let env = Env::new(20);
+    let env = Env::new(10);
     assert_eq!(env.enroll().code, 0);
     assert_eq!(env.run(&["renew"]).code, 0);
     let dir = tempfile::tempdir().unwrap();
@@ -326,7 +326,7 @@ fn the_csr_and_the_renewal_token_pass_openssl() {
 
 #[test]
 fn a_renewal_replaces_the_certificate_in_the_simulators_count() {
-    let env = Env::new(20);
+    let env = Env::new(10);
     assert_eq!(env.enroll().code, 0);
     assert_eq!(env.run(&["renew"]).code, 0);
     let issued = env.sim.issued();

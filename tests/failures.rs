@@ -63,7 +63,7 @@ fn each_fault_on_enroll_fails_cleanly_and_stores_nothing() {
 
 #[test]
 fn each_fault_on_renew_leaves_the_store_byte_for_byte_unchanged() {
-    let env = Env::new(20);
+    let env = Env::new(10);
     assert_eq!(env.enroll().code, 0);
     env.write_config("[network]\ntimeout_secs = 3\nretry_base_delay_ms = 1");
     let store_before = |env: &Env| {

@@ -41,7 +41,7 @@ fn shim_path(dir: &Path, log: &Path) -> String {
 
 #[test]
 fn the_org_token_appears_in_no_output_file_or_child_argv() {
-    let env = Env::new(20);
+    let env = Env::new(10);
     let token = env.sim.org_token();
     let shims = tempfile::tempdir().unwrap();
     let argv_log = shims.path().join("argv.log");
@@ -115,7 +115,7 @@ fn the_private_key_is_only_in_the_store() {
 
 /// Kills the renewal at `failpoint` and checks the device still has a usable identity.
 fn crash_renewal_at(failpoint: &str) -> (String, String, String) {
-    let env = Env::new(20);
+    let env = Env::new(10);
     assert_eq!(env.enroll().code, 0);
     let old_serial = env.certificate().serial_hex;
     let mut cmd = env.command(&["renew"]);
@@ -154,7 +154,7 @@ fn a_crash_after_switching_keeps_the_new_one() {
 
 #[test]
 fn each_core_status_is_reached_by_breaking_one_link() {
-    let env = Env::new(20);
+    let env = Env::new(10);
     let ea = || env.ea();
 
     // Not Configured: no org URL anywhere.
