@@ -5,6 +5,7 @@
 //! them, so commands that never talk to Okta never ask for a token.
 
 use crate::cli::GlobalArgs;
+use crate::integrations::allowlist::AllowlistConfig;
 use crate::okta::OrgUrl;
 use crate::paths;
 use crate::secret::Secret;
@@ -205,6 +206,8 @@ pub struct Config {
     pub renew_before_days: u32,
     pub network: NetworkConfig,
     pub lock_timeout: Duration,
+    /// Which apps may use the key without a prompt (validated at load).
+    pub allowlist: AllowlistConfig,
 }
 
 impl Config {
@@ -240,6 +243,8 @@ pub struct Layer {
     pub scep: ScepLayer,
     #[serde(default)]
     pub network: NetworkLayer,
+    #[serde(default)]
+    pub allowlist: AllowlistLayer,
     #[serde(skip)]
     org_token_env: Option<Secret>,
     #[serde(skip)]
@@ -252,6 +257,19 @@ pub struct ScepLayer {
     pub url: Option<String>,
     pub challenge_file: Option<PathBuf>,
     pub ca_fingerprint: Option<String>,
+}
+
+/// `[allowlist]`: edits to the default list of apps (by TeamIdentifier) that may use the key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowlistLayer {
+    /// Partition IDs to add, e.g. `teamid:ABCDE12345`.
+    pub add: Option<Vec<String>>,
+    /// Partition IDs to take out of the defaults.
+    pub remove: Option<Vec<String>>,
+    /// A list used instead of the defaults.
+    pub replace_defaults: Option<Vec<String>>,
+    pub allow_all_apps: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -451,6 +469,20 @@ pub fn load(
         }
     }
 
+    let allowlist = AllowlistConfig {
+        add: pick!(allowlist.add).unwrap_or_default(),
+        remove: pick!(allowlist.remove).unwrap_or_default(),
+        replace_defaults: pick!(allowlist.replace_defaults),
+        allow_all_apps: pick!(allowlist.allow_all_apps).unwrap_or(false),
+    };
+    allowlist.desired().map_err(|e| ConfigError::Invalid {
+        key: "allowlist",
+        reason: e.to_string(),
+    })?;
+    for warning in allowlist.warnings() {
+        tracing::warn!("{warning}");
+    }
+
     Ok(Config {
         root,
         file: file_path,
@@ -469,6 +501,7 @@ pub fn load(
         renew_before_days,
         network,
         lock_timeout: Duration::from_secs(pick!(lock_timeout_secs).unwrap_or(60)),
+        allowlist,
     })
 }
 
@@ -598,6 +631,8 @@ mod tests {
             ("[network]\ntimeout_secs = 0", "timeout"),
             ("[scep]\nurl = \"ftp://ca\"", "scep.url"),
             ("\n\nbogus = true", "line 3"),
+            ("[allowlist]\nadd = [\"teamid:short\"]", "allowlist"),
+            ("[allowlist]\nadd = [\"ABCDE12345\"]", "teamid:ABCDE12345"),
         ] {
             let root = root_with_config(toml);
             let err = load_in(&root, &[], &[], Layer::default())
@@ -634,5 +669,47 @@ mod tests {
         );
         assert!(StoreSpec::parse("file:").is_err());
         assert!(StoreSpec::parse("tpm").is_err());
+    }
+}
+
+#[cfg(test)]
+mod allowlist_tests {
+    use super::tests_support::*;
+    use crate::integrations::allowlist::{partition_list_string, Partition};
+
+    #[test]
+    fn admin_additions_and_removals_shape_the_desired_list() {
+        let root = root_with_config(
+            "[allowlist]\nadd = [\"teamid:ABCDE12345\"]\nremove = [\"teamid:AL798K98FX\"]",
+        );
+        let config = load_in(&root).unwrap();
+        let desired = config.allowlist.desired().unwrap();
+        assert_eq!(desired[0], Partition::AppleTool);
+        assert!(desired.contains(&Partition::TeamId("ABCDE12345".into())));
+        assert!(!desired.contains(&Partition::TeamId("AL798K98FX".into())));
+        assert_eq!(
+            partition_list_string(&desired),
+            "apple-tool:,apple:,teamid:UBF8T346G9,teamid:EQHXZ8M8AV,teamid:M683GB7CPW,teamid:BQR82RBBHL,teamid:ABCDE12345"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    use super::*;
+
+    pub fn root_with_config(toml: &str) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let path = paths::rooted(root.path(), &paths::system_config_file());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, toml).unwrap();
+        root
+    }
+
+    pub fn load_in(root: &tempfile::TempDir) -> Result<Config, ConfigError> {
+        use clap::Parser;
+        let root_arg = root.path().to_str().unwrap().to_owned();
+        let cli = crate::cli::Cli::parse_from(["devicetrust", "--root", &root_arg, "status"]);
+        load(&cli.global, &HashMap::new(), Layer::default())
     }
 }
