@@ -507,6 +507,7 @@ pub fn load(
 
 #[cfg(test)]
 mod tests {
+    use super::tests_support::root_with_config;
     use super::*;
     use clap::Parser;
 
@@ -522,15 +523,6 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
-    }
-
-    /// A root with a configuration file at the default place.
-    fn root_with_config(toml: &str) -> tempfile::TempDir {
-        let root = tempfile::tempdir().unwrap();
-        let path = paths::rooted(root.path(), &paths::system_config_file());
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, toml).unwrap();
-        root
     }
 
     fn load_in(
