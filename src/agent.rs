@@ -176,6 +176,8 @@ pub struct StatusReport {
     pub org_url: Option<String>,
     pub cert_auth_host: Option<String>,
     pub last_renewal: Option<RenewalAttempt>,
+    /// This device renews when fewer than this many days are left (its place in the window).
+    pub renews_below_days: Option<u32>,
     pub now: OffsetDateTime,
 }
 
@@ -718,6 +720,11 @@ impl Agent {
                 .or_else(|| self.config.org_url.as_ref().map(|o| o.as_str().to_owned())),
             cert_auth_host: state.cert_auth_host.clone(),
             last_renewal: state.last_renewal,
+            renews_below_days: Some(
+                self.renewal_start()
+                    .threshold_days
+                    .min(self.config.renew_before_days),
+            ),
             now,
         })
     }
@@ -746,6 +753,7 @@ impl StatusReport {
             org_url: config.and_then(|c| c.org_url.as_ref().map(|o| o.as_str().to_owned())),
             cert_auth_host: None,
             last_renewal: None,
+            renews_below_days: None,
             now: OffsetDateTime::now_utc(),
         }
     }

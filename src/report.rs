@@ -26,6 +26,7 @@ pub fn status_json(r: &StatusReport) -> Value {
         "fingerprint_sha256": cert.map(|c| &c.fingerprint_sha256),
         "store": r.store,
         "certificate_pem": cert.map(|c| c.to_pem()),
+        "renews_below_days": r.renews_below_days,
         "last_renewal": r.last_renewal.as_ref().map(|l| json!({
             "time": l.time, "ok": l.ok, "error": l.error,
         })),
@@ -55,6 +56,11 @@ pub fn status_lines(r: &StatusReport) -> Vec<String> {
             push("not after", Some(state::rfc3339(c.not_after)));
             push("days left", Some(c.days_left(r.now).to_string()));
             push("sha-256 fingerprint", Some(c.fingerprint_sha256.clone()));
+            push(
+                "renews",
+                r.renews_below_days
+                    .map(|d| format!("when fewer than {d} days are left")),
+            );
         }
     }
     if let Some(l) = &r.last_renewal {

@@ -314,3 +314,19 @@ fn check_network_reports_okta_unreachable_right_after_not_configured() {
         "<result>Healthy</result>\n"
     );
 }
+
+#[test]
+fn status_says_when_this_device_renews() {
+    let env = Env::new(365);
+    assert_eq!(env.enroll().code, 0);
+    let start = devicetrust::integrations::schedule::renewal_offset(DEVICE_UUID, 30, 14);
+    assert_eq!(env.status_json()["renews_below_days"], start.threshold_days);
+    let run = env.run(&["status"]);
+    assert!(
+        run.stdout.contains(&format!(
+            "INFO: renews: when fewer than {} days are left",
+            start.threshold_days
+        )),
+        "{run:?}"
+    );
+}
