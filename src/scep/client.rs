@@ -323,9 +323,11 @@ impl ScepClient {
         }
 
         let new_public = new_key.public_key_der().map_err(ScepError::pki(op))?;
+        // RFC 8894 lets a RenewalReq omit the challenge, but CAs built on micromdm's server
+        // check it on renewals too; sending it when we have it costs nothing (it is encrypted).
         let profile = self
             .settings
-            .csr_profile(false)
+            .csr_profile(true)
             .map_err(|what| ScepError::Invalid { op, what })?;
         let csr = build_csr(&profile, new_key).map_err(ScepError::pki(op))?;
         let exchange = self.exchange(
@@ -547,6 +549,10 @@ impl ScepClient {
                 op,
                 what: e.to_string(),
             })?;
+        tracing::debug!(
+            "the SCEP CA signed its answer with {} and encrypted it with {cipher}",
+            reply.digest.name()
+        );
         if cipher.starts_with("DES-CBC") {
             tracing::warn!(
                 "the SCEP CA encrypted its answer with single DES; only the public certificate \
