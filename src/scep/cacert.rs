@@ -11,7 +11,6 @@ use sha2::{Digest, Sha256};
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
 use x509_cert::Certificate;
 
-use crate::pki::cert::hex;
 use crate::pki::{verify_issued_by, PkiError};
 
 /// The certificates of one SCEP CA.
@@ -25,7 +24,7 @@ pub struct CaCertificates {
     pub all_der: Vec<Vec<u8>>,
 }
 
-/// SHA-256 of a certificate's DER, lower-case hex with colons (as `openssl x509 -fingerprint`).
+/// SHA-256 of a certificate's DER, upper-case hex with colons (as `openssl x509 -fingerprint`).
 pub fn sha256_fingerprint_hex(der: &[u8]) -> String {
     Sha256::digest(der)
         .iter()
@@ -267,11 +266,6 @@ pub fn degenerate_pkcs7(certificates: &[Vec<u8>]) -> Result<Vec<u8>, PkiError> {
     }
     .to_der()
     .map_err(encode)
-}
-
-/// Lower-case hex without separators, for logs.
-pub fn fingerprint_plain(der: &[u8]) -> String {
-    hex(&Sha256::digest(der))
 }
 
 #[cfg(test)]

@@ -728,7 +728,7 @@ mod tests {
             assert_eq!(verified.attributes, attrs);
             assert_eq!(verified.content.as_deref(), Some(&b"payload"[..]));
             assert_eq!(verified.digest, digest);
-            assert!(verify_pki_message(&der, Some(&[cert.clone()])).is_ok());
+            assert!(verify_pki_message(&der, Some(std::slice::from_ref(&cert))).is_ok());
         }
     }
 
