@@ -35,7 +35,7 @@ fn main() {
         .local_addr()
         .unwrap()
         .port();
-    let mut server = Command::new("scepserver")
+    let server = Command::new("scepserver")
         .arg("-depot")
         .arg(&depot)
         .args(["-port", &port.to_string(), "-challenge", CHALLENGE])
@@ -46,6 +46,8 @@ fn main() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Killed on drop, so a failed run does not leave the server behind.
+    let _server = KillOnDrop(server);
     wait_ready(port);
     let url = format!("http://127.0.0.1:{port}/scep");
 
@@ -86,8 +88,6 @@ fn main() {
             elapsed
         })
         .collect();
-    let _ = server.kill();
-    let _ = server.wait();
 
     let (a, b) = (common::median_ms(&ours), common::median_ms(&theirs));
     let range = |s: &[Duration]| {
@@ -117,6 +117,15 @@ fn main() {
     );
     println!("{markdown}");
     common::write_section("scep", &markdown);
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn wait_ready(port: u16) {
