@@ -42,6 +42,7 @@ pub mod paths;
 pub mod pki;
 pub mod platform;
 pub mod report;
+pub mod scep;
 pub mod secret;
 #[cfg(feature = "sim")]
 pub mod sim;

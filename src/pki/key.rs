@@ -22,6 +22,10 @@ pub trait SigningKey {
     fn public_key_der(&self) -> Result<Vec<u8>, PkiError>;
     /// Signs `message` (the implementation hashes it with SHA-256).
     fn sign_sha256(&self, message: &[u8]) -> Result<Vec<u8>, PkiError>;
+    /// Decrypts an RSAES-PKCS1-v1_5 `ciphertext` made for this key: the key transport of a CMS
+    /// EnvelopedData, which is how a SCEP CA returns the certificate it issued (the keychain
+    /// implements it with `SecKeyCreateDecryptedData`).
+    fn decrypt_pkcs1v15(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, PkiError>;
 }
 
 /// An RSA private key held in memory (the simulator, tests, and platforms without a keychain).
@@ -88,6 +92,15 @@ impl SigningKey for PrivateKey {
         self.0
             .sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(message))
             .map_err(|e| PkiError::Signing(e.to_string()))
+    }
+
+    fn decrypt_pkcs1v15(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, PkiError> {
+        // The rsa crate's PKCS#1 v1.5 decryption is constant-time in the padding check, and
+        // the error carries no detail an attacker could use as an oracle.
+        self.0
+            .decrypt(rsa::Pkcs1v15Encrypt, ciphertext)
+            .map(Zeroizing::new)
+            .map_err(|_| PkiError::Decryption)
     }
 }
 
@@ -228,6 +241,23 @@ pub(crate) mod tests {
         assert!(matches!(
             verify_sha256(&public, b"hellO", &signature, "test"),
             Err(PkiError::BadSignature("test"))
+        ));
+    }
+
+    #[test]
+    fn pkcs1v15_decryption_recovers_what_the_public_key_encrypted() {
+        let key = test_key();
+        let public = rsa_public_key_from_der(&key.public_key_der().unwrap()).unwrap();
+        let ciphertext = public
+            .encrypt(&mut OsRng, rsa::Pkcs1v15Encrypt, b"content key")
+            .unwrap();
+        assert_eq!(
+            key.decrypt_pkcs1v15(&ciphertext).unwrap().as_slice(),
+            b"content key"
+        );
+        assert!(matches!(
+            other_test_key().decrypt_pkcs1v15(&ciphertext),
+            Err(PkiError::Decryption)
         ));
     }
 }

@@ -31,6 +31,10 @@ pub enum PkiError {
     InvalidPublicKey(String),
     #[error("the key refused to sign: {0}")]
     Signing(String),
+    #[error(
+        "the key could not decrypt the message (it was not encrypted to this key, or is corrupt)"
+    )]
+    Decryption,
     #[error("could not encode the {what}: {reason}")]
     Encode { what: &'static str, reason: String },
     #[error("the {what} is not valid DER: {reason}")]
