@@ -14,6 +14,7 @@ use crate::okta::{self, Device, OktaClient, OktaError, OrgUrl};
 use crate::paths::UserPaths;
 use crate::pki::{self, CertificateInfo, CsrProfile, IssuedCertError, PkiError, PrivateKey};
 use crate::platform::{Platform, PlatformError};
+use crate::scep::{self, ScepError, ScepSettings};
 use crate::secret::Secret;
 use crate::state::{self, AgentState, Method, RenewalAttempt, StateError};
 use crate::store::{FileStore, IdentityStore, NewIdentity, StoreError};
@@ -46,6 +47,8 @@ pub enum AgentError {
     Pki(#[from] PkiError),
     #[error(transparent)]
     Okta(#[from] OktaError),
+    #[error("SCEP: {0}")]
+    Scep(#[from] ScepError),
     #[error("Okta issued an unusable certificate, nothing was stored: {0}")]
     Issued(#[from] IssuedCertError),
     #[error("no device certificate is installed; run `devicetrust enroll`")]
@@ -65,8 +68,11 @@ pub enum AgentError {
          one org's Device Trust: run `devicetrust uninstall` first to move it"
     )]
     OtherOrg { stored: String, configured: String },
-    #[error("SCEP enrollment is not available in this build yet")]
-    ScepUnavailable,
+    #[error(
+        "the certificate expired on {not_after}; an expired certificate cannot be renewed over \
+         SCEP without the CA's challenge: configure scep.challenge_file or DEVICETRUST_SCEP_CHALLENGE"
+    )]
+    ExpiredNoChallenge { not_after: String },
     #[error("the keychain store is only available on macOS; use --store file:DIR")]
     KeychainUnavailable,
 }
@@ -75,24 +81,22 @@ impl AgentError {
     /// The exit code of cli.md: 2 configuration, 75 try later, 1 everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            AgentError::Config(_)
-            | AgentError::ScepUnavailable
-            | AgentError::KeychainUnavailable => 2,
+            AgentError::Config(_) | AgentError::KeychainUnavailable => 2,
             AgentError::NoUserSession => 75,
             AgentError::Lock(LockError::Busy { .. }) => 75,
             AgentError::Okta(e) if e.is_transient() => 75,
+            AgentError::Scep(e) if e.is_transient() => 75,
             _ => 1,
         }
     }
 }
 
-/// An Okta client with the configured trust, timeouts and retries (`retry` overrides the policy).
-fn okta_client(
+/// The configured trust, timeouts and retries (`retry` overrides the policy).
+fn http_settings(
     config: &Config,
-    platform: &dyn Platform,
-    org: &OrgUrl,
+    user_agent: String,
     retry: Option<RetryPolicy>,
-) -> Result<OktaClient, AgentError> {
+) -> Result<HttpSettings, AgentError> {
     let net = &config.network;
     let extra_roots_pem = match &config.ca_file {
         Some(path) => std::fs::read(path).map_err(|e| ConfigError::Unreadable {
@@ -102,7 +106,7 @@ fn okta_client(
         })?,
         None => Vec::new(),
     };
-    let settings = HttpSettings {
+    Ok(HttpSettings {
         connect_timeout: net.connect_timeout,
         timeout: net.timeout,
         retry: retry.unwrap_or(RetryPolicy {
@@ -112,8 +116,19 @@ fn okta_client(
             ..RetryPolicy::default()
         }),
         extra_roots_pem,
-        user_agent: okta::user_agent(platform.arch(), &platform.os_version()),
-    };
+        user_agent,
+    })
+}
+
+/// An Okta client speaking as Okta's registration task.
+fn okta_client(
+    config: &Config,
+    platform: &dyn Platform,
+    org: &OrgUrl,
+    retry: Option<RetryPolicy>,
+) -> Result<OktaClient, AgentError> {
+    let user_agent = okta::user_agent(platform.arch(), &platform.os_version());
+    let settings = http_settings(config, user_agent, retry)?;
     Ok(OktaClient::new(org.clone(), &settings)?)
 }
 
@@ -149,6 +164,12 @@ pub fn org_reachable(config: &Config, platform: &dyn Platform) -> Option<bool> {
     }
 }
 
+/// Where certificates come from: Okta's device-trust CA, or a SCEP CA when one is configured.
+enum Enrollment {
+    Okta(OrgUrl),
+    Scep(Box<ScepSettings>),
+}
+
 /// What is in the store right now, judged against the clock.
 enum Current {
     None,
@@ -175,6 +196,8 @@ pub struct StatusReport {
     pub certificate: Option<CertificateInfo>,
     pub org_url: Option<String>,
     pub cert_auth_host: Option<String>,
+    /// The SCEP CA's URL (SCEP enrollments).
+    pub scep_url: Option<String>,
     pub last_renewal: Option<RenewalAttempt>,
     /// This device renews when fewer than this many days are left (its place in the window).
     pub renews_below_days: Option<u32>,
@@ -290,16 +313,23 @@ impl Agent {
         self.enroll_locked(None)
     }
 
-    fn enroll_locked(&mut self, token: Option<Secret>) -> Result<(), AgentError> {
-        if self.config.scep.url.is_some() {
-            return Err(AgentError::ScepUnavailable);
+    /// How this device enrolls: SCEP when a SCEP URL is configured, else Okta.
+    fn enrollment(&self) -> Result<Enrollment, AgentError> {
+        match self.config.scep_settings()? {
+            Some(settings) => Ok(Enrollment::Scep(Box::new(settings))),
+            None => Ok(Enrollment::Okta(self.config.org_url()?.clone())),
         }
-        let org = self.config.org_url()?.clone();
+    }
+
+    fn enroll_locked(&mut self, token: Option<Secret>) -> Result<(), AgentError> {
+        let enrollment = self.enrollment()?;
         let now = OffsetDateTime::now_utc();
         let state = self.state();
         match self.current(now)? {
             Current::Valid(info, _) => {
-                self.refuse_other_org(&state, &org)?;
+                if let Enrollment::Okta(org) = &enrollment {
+                    self.refuse_other_org(&state, org)?;
+                }
                 info!(
                     "a valid certificate is already installed (serial {}, {} days left); \
                      no new certificate requested",
@@ -318,11 +348,50 @@ impl Agent {
             }
             Current::None => {}
         }
-        let token = match token {
-            Some(t) => t,
-            None => self.config.org_token()?,
-        };
-        self.enroll_fresh(&org, &token, state)
+        match enrollment {
+            Enrollment::Okta(org) => {
+                let token = match token {
+                    Some(t) => t,
+                    None => self.config.org_token()?,
+                };
+                self.enroll_fresh(&org, &token, state)
+            }
+            Enrollment::Scep(settings) => self.enroll_scep(&settings, state),
+        }
+    }
+
+    /// PKCSReq with the static challenge: a new key and a certificate from the SCEP CA.
+    fn enroll_scep(
+        &mut self,
+        settings: &ScepSettings,
+        mut state: AgentState,
+    ) -> Result<(), AgentError> {
+        let key = PrivateKey::generate_rsa(settings.key_size as usize)?;
+        info!(
+            "requesting a certificate from the SCEP CA at {}",
+            settings.url
+        );
+        let issued = scep::enroll(settings, &self.scep_http()?, &key)?;
+        let info = self.store_new_identity(&key, &issued.certificate_der, &issued.chain, None)?;
+        state.method = Some(Method::Scep);
+        state.scep_url = Some(settings.url.to_string());
+        state.cert_auth_host = self.config.cert_auth_host.clone();
+        state.enrolled_at = Some(state::now_rfc3339());
+        self.save_state(&state)?;
+        info!(
+            "enrolled: certificate {} from {} valid until {} stored in {}",
+            info.serial_hex,
+            info.issuer,
+            state::rfc3339(info.not_after),
+            self.store.location()
+        );
+        self.configure(&state, &info);
+        Ok(())
+    }
+
+    fn scep_http(&self) -> Result<HttpSettings, AgentError> {
+        let user_agent = format!("devicetrust/{}", env!("CARGO_PKG_VERSION"));
+        http_settings(&self.config, user_agent, None)
     }
 
     fn refuse_other_org(&self, state: &AgentState, org: &OrgUrl) -> Result<(), AgentError> {
@@ -352,7 +421,7 @@ impl Agent {
             device.display_name, device.uuid, self.user
         );
         let certificate = client.enroll(token, &device, &csr, &self.user)?;
-        let info = self.store_new_identity(&key, &certificate)?;
+        let info = self.store_new_identity(&key, &certificate, &[], Some(OKTA_SUBJECT_CN))?;
         state.method = Some(Method::Okta);
         state.org_url = Some(org.as_str().to_owned());
         state.cert_auth_host = Some(metadata.cert_auth_host);
@@ -373,13 +442,15 @@ impl Agent {
         &mut self,
         key: &PrivateKey,
         certificate: &[u8],
+        chain: &[Vec<u8>],
+        expected_cn: Option<&str>,
     ) -> Result<CertificateInfo, AgentError> {
         let now = OffsetDateTime::now_utc();
-        let info = pki::check_issued(certificate, &key.public_key_der()?, OKTA_SUBJECT_CN, now)?;
+        let info = pki::check_issued(certificate, &key.public_key_der()?, expected_cn, now)?;
         self.store.replace(&NewIdentity {
             key,
             certificate_der: certificate,
-            chain: &[],
+            chain,
         })?;
         Ok(info)
     }
@@ -391,16 +462,18 @@ impl Agent {
         renew_before_days: Option<u32>,
     ) -> Result<RenewOutcome, AgentError> {
         let _lock = self.lock()?;
-        if self.config.scep.url.is_some() {
-            return Err(AgentError::ScepUnavailable);
+        let enrollment = self.enrollment_for_renewal()?;
+        let window = match &enrollment {
+            Enrollment::Scep(settings) => settings.renew_before_days,
+            Enrollment::Okta(_) => None,
         }
-        let before_days = renew_before_days.unwrap_or(self.config.renew_before_days);
+        .unwrap_or(self.config.renew_before_days);
         let now = OffsetDateTime::now_utc();
         let mut state = self.state();
         let (info, key) = match self.current(now)? {
             Current::None => return Err(AgentError::NotEnrolled),
             Current::KeyMissing => return Err(AgentError::KeyMissing),
-            Current::Expired(info) => return self.reenroll_expired(&info, state),
+            Current::Expired(info) => return self.reenroll_expired(&info, enrollment, state),
             Current::Valid(info, key) => (info, key),
         };
         let days_left = info.days_left(now);
@@ -408,7 +481,7 @@ impl Agent {
         // explicit --renew-before-days (like --force) is an admin's decision and bypasses it.
         let threshold = match renew_before_days {
             Some(days) => days,
-            None => self.renewal_start().threshold_days.min(before_days),
+            None => self.renewal_start(window).threshold_days.min(window),
         };
         if !force && days_left >= i64::from(threshold) {
             info!(
@@ -419,21 +492,52 @@ impl Agent {
             return Ok(RenewOutcome::NotDue);
         }
         info!("renewing the certificate ({days_left} days left)");
-        let org = self.org(&state)?;
-        let result = self.renew_with(&org, &info, key.as_ref());
+        let result = match &enrollment {
+            Enrollment::Okta(org) => self.renew_with(org, &info, key.as_ref()),
+            Enrollment::Scep(settings) => self.renew_scep(settings, &info, key.as_ref()),
+        };
         state.record_renewal(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
         self.save_state(&state)?;
         result.map(|()| RenewOutcome::Renewed)
     }
 
+    /// The configured method, or for Okta the org the device enrolled with.
+    fn enrollment_for_renewal(&self) -> Result<Enrollment, AgentError> {
+        match self.config.scep_settings()? {
+            Some(settings) => Ok(Enrollment::Scep(Box::new(settings))),
+            None => Ok(Enrollment::Okta(self.org(&self.state())?)),
+        }
+    }
+
+    /// RenewalReq signed by the current identity (or a fresh PKCSReq, as the CA allows).
+    fn renew_scep(
+        &mut self,
+        settings: &ScepSettings,
+        current: &CertificateInfo,
+        current_key: &dyn pki::SigningKey,
+    ) -> Result<(), AgentError> {
+        let key = PrivateKey::generate_rsa(settings.key_size as usize)?;
+        let issued = scep::renew(
+            settings,
+            &self.scep_http()?,
+            &current.der,
+            current_key,
+            &key,
+        )?;
+        let info = self.store_new_identity(&key, &issued.certificate_der, &issued.chain, None)?;
+        info!(
+            "renewed: certificate {} valid until {} stored in {}",
+            info.serial_hex,
+            state::rfc3339(info.not_after),
+            self.store.location()
+        );
+        Ok(())
+    }
+
     /// This device's place in the fleet's renewal window (a hash of its UUID).
-    fn renewal_start(&self) -> RenewalStart {
+    fn renewal_start(&self, window_days: u32) -> RenewalStart {
         let uuid = self.device().map(|d| d.uuid).unwrap_or_default();
-        schedule::renewal_offset(
-            &uuid,
-            self.config.renew_before_days,
-            schedule::LATEST_DAYS_BEFORE_EXPIRY,
-        )
+        schedule::renewal_offset(&uuid, window_days, schedule::LATEST_DAYS_BEFORE_EXPIRY)
     }
 
     fn renew_with(
@@ -451,7 +555,7 @@ impl Agent {
         let csr = pki::build_csr(&CsrProfile::okta(), &key)?;
         let client = self.okta_client(org)?;
         let certificate = client.renew(&renewal_token, &device, &csr, &self.user)?;
-        let info = self.store_new_identity(&key, &certificate)?;
+        let info = self.store_new_identity(&key, &certificate, &[], Some(OKTA_SUBJECT_CN))?;
         info!(
             "renewed: certificate {} valid until {} stored in {}",
             info.serial_hex,
@@ -464,19 +568,30 @@ impl Agent {
     fn reenroll_expired(
         &mut self,
         info: &CertificateInfo,
+        enrollment: Enrollment,
         mut state: AgentState,
     ) -> Result<RenewOutcome, AgentError> {
         let not_after = state::rfc3339(info.not_after);
-        let outcome = if self.config.org_token.is_none() {
-            Err(AgentError::Expired { not_after })
-        } else {
-            info!("the certificate expired on {not_after}; it cannot sign a renewal, enrolling afresh");
-            self.org(&state).and_then(|org| {
-                let token = self.config.org_token()?;
-                self.enroll_fresh(&org, &token, state.clone())
-            })
+        let outcome = match enrollment {
+            Enrollment::Okta(_) if self.config.org_token.is_none() => {
+                Err(AgentError::Expired { not_after })
+            }
+            Enrollment::Scep(settings) if settings.challenge.is_none() => {
+                Err(AgentError::ExpiredNoChallenge { not_after })
+            }
+            Enrollment::Okta(org) => {
+                info!("the certificate expired on {not_after}; it cannot sign a renewal, enrolling afresh");
+                self.config
+                    .org_token()
+                    .map_err(AgentError::from)
+                    .and_then(|token| self.enroll_fresh(&org, &token, state.clone()))
+            }
+            Enrollment::Scep(settings) => {
+                info!("the certificate expired on {not_after}; enrolling afresh with the SCEP challenge");
+                self.enroll_scep(&settings, state.clone())
+            }
         };
-        // enroll_fresh saved its own state on success; reload so the attempt is added to it.
+        // Enrollment saved its own state on success; reload so the attempt is added to it.
         if outcome.is_ok() {
             state = self.state();
         }
@@ -487,7 +602,10 @@ impl Agent {
 
     /// The renewal job as the scheduler will run it: this binary, `renew`, at this device's time.
     fn renewal_job(&self) -> RenewalJob {
-        let mut job = RenewalJob::new(&self.home, self.renewal_start());
+        let mut job = RenewalJob::new(
+            &self.home,
+            self.renewal_start(self.config.renew_before_days),
+        );
         // The job runs the binary that set it up (the package installs it at the default path).
         if let Ok(exe) = std::env::current_exe() {
             job.program = exe;
@@ -578,11 +696,11 @@ impl Agent {
     pub fn uninstall(&mut self, reenroll: bool) -> Result<(), AgentError> {
         // Read the token before removing anything: a re-enrollment that cannot happen must not
         // leave the device without its identity.
-        let token = if reenroll {
-            self.config.org_url()?;
-            Some(self.config.org_token()?)
-        } else {
-            None
+        let token = match (reenroll, self.enrollment()) {
+            (false, _) => None,
+            (true, Err(e)) => return Err(e),
+            (true, Ok(Enrollment::Okta(_))) => Some(self.config.org_token()?),
+            (true, Ok(Enrollment::Scep(_))) => None,
         };
         let lock = self.lock()?;
         let root = self.config.root.clone();
@@ -719,9 +837,13 @@ impl Agent {
                 .clone()
                 .or_else(|| self.config.org_url.as_ref().map(|o| o.as_str().to_owned())),
             cert_auth_host: state.cert_auth_host.clone(),
+            scep_url: state
+                .scep_url
+                .clone()
+                .or_else(|| self.config.scep.url.clone()),
             last_renewal: state.last_renewal,
             renews_below_days: Some(
-                self.renewal_start()
+                self.renewal_start(self.config.renew_before_days)
                     .threshold_days
                     .min(self.config.renew_before_days),
             ),
@@ -752,6 +874,7 @@ impl StatusReport {
             certificate: None,
             org_url: config.and_then(|c| c.org_url.as_ref().map(|o| o.as_str().to_owned())),
             cert_auth_host: None,
+            scep_url: config.and_then(|c| c.scep.url.clone()),
             last_renewal: None,
             renews_below_days: None,
             now: OffsetDateTime::now_utc(),

@@ -219,6 +219,9 @@ pub struct Config {
     pub lock_timeout: Duration,
     /// Which apps may use the key without a prompt (validated at load).
     pub allowlist: AllowlistConfig,
+    /// The host browsers present the certificate to. Okta enrollments learn it from the
+    /// metadata; SCEP enrollments take it from here (none: no browser auto-selection).
+    pub cert_auth_host: Option<String>,
 }
 
 impl Config {
@@ -290,6 +293,7 @@ pub struct Layer {
     pub org_url: Option<String>,
     pub org_token_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
+    pub cert_auth_host: Option<String>,
     pub store: Option<String>,
     pub renew_before_days: Option<u32>,
     pub lock_timeout_secs: Option<u64>,
@@ -562,6 +566,15 @@ pub fn load(
         tracing::warn!("{warning}");
     }
 
+    let cert_auth_host = pick!(cert_auth_host)
+        .map(|h| {
+            crate::okta::cert_auth_host(&h).map_err(|e| ConfigError::Invalid {
+                key: "cert_auth_host",
+                reason: e.to_string(),
+            })
+        })
+        .transpose()?;
+
     Ok(Config {
         root,
         file: file_path,
@@ -577,6 +590,7 @@ pub fn load(
         network,
         lock_timeout: Duration::from_secs(pick!(lock_timeout_secs).unwrap_or(60)),
         allowlist,
+        cert_auth_host,
     })
 }
 

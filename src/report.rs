@@ -17,6 +17,7 @@ pub fn status_json(r: &StatusReport) -> Value {
         "user": r.user,
         "org_url": r.org_url,
         "cert_auth_host": r.cert_auth_host,
+        "scep_url": r.scep_url,
         "subject": cert.map(|c| &c.subject),
         "issuer": cert.map(|c| &c.issuer),
         "serial": cert.map(|c| &c.serial_hex),
@@ -45,6 +46,7 @@ pub fn status_lines(r: &StatusReport) -> Vec<String> {
     push("user", r.user.clone());
     push("org", r.org_url.clone());
     push("certificate auth host", r.cert_auth_host.clone());
+    push("scep ca", r.scep_url.clone());
     push("store", r.store.clone());
     match &r.certificate {
         None => push("certificate", Some("none".into())),

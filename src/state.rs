@@ -38,6 +38,9 @@ pub struct AgentState {
     pub org_url: Option<String>,
     /// Where the MTLS handshake happens (metadata `certAuthDomain`, host only).
     pub cert_auth_host: Option<String>,
+    /// The SCEP CA a SCEP enrollment came from.
+    #[serde(default)]
+    pub scep_url: Option<String>,
     pub enrolled_at: Option<String>,
     pub last_renewal: Option<RenewalAttempt>,
 }

@@ -239,7 +239,7 @@ fn openssl_made_device_certificates_pass_and_fail_check_issued() {
     let key = device_key().public_key_der().unwrap();
     let now = OffsetDateTime::now_utc();
     let good = CertificateInfo::from_pem(&read_fixture("device.pem")).unwrap();
-    let info = check_issued(&good.der, &key, "Okta MTLS", now).unwrap();
+    let info = check_issued(&good.der, &key, Some("Okta MTLS"), now).unwrap();
     assert_eq!(
         info.issuer_cn.as_deref(),
         Some("MTLS Certificate Authority")
@@ -248,7 +248,7 @@ fn openssl_made_device_certificates_pass_and_fail_check_issued() {
 
     let expired = CertificateInfo::from_pem(&read_fixture("device-expired.pem")).unwrap();
     assert!(matches!(
-        check_issued(&expired.der, &key, "Okta MTLS", now),
+        check_issued(&expired.der, &key, Some("Okta MTLS"), now),
         Err(IssuedCertError::Expired { .. })
     ));
     assert!(expired.days_left(now) < 0);

@@ -114,7 +114,7 @@ pub enum IssuedCertError {
 pub fn check_issued(
     cert_der: &[u8],
     expected_public_key_der: &[u8],
-    expected_cn: &str,
+    expected_cn: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<CertificateInfo, IssuedCertError> {
     let info = CertificateInfo::parse(cert_der)
@@ -132,11 +132,14 @@ pub fn check_issued(
             not_after: info.not_after,
         });
     }
-    if info.subject_cn.as_deref() != Some(expected_cn) {
-        return Err(IssuedCertError::WrongSubject {
-            expected: expected_cn.to_owned(),
-            found: info.subject.clone(),
-        });
+    // Okta's CA always issues CN=Okta MTLS; a SCEP CA decides the subject itself (None).
+    if let Some(expected) = expected_cn {
+        if info.subject_cn.as_deref() != Some(expected) {
+            return Err(IssuedCertError::WrongSubject {
+                expected: expected.to_owned(),
+                found: info.subject.clone(),
+            });
+        }
     }
     Ok(info)
 }
@@ -410,7 +413,7 @@ mod tests {
         let info = check_issued(
             &der,
             &test_key().public_key_der().unwrap(),
-            "Okta MTLS",
+            Some("Okta MTLS"),
             now,
         )
         .unwrap();
@@ -419,7 +422,8 @@ mod tests {
 
     #[test]
     fn check_issued_rejects_garbage() {
-        let err = check_issued(b"junk", b"", "Okta MTLS", OffsetDateTime::now_utc()).unwrap_err();
+        let err =
+            check_issued(b"junk", b"", Some("Okta MTLS"), OffsetDateTime::now_utc()).unwrap_err();
         assert!(matches!(err, IssuedCertError::Unparseable(_)), "{err}");
     }
 
@@ -430,7 +434,7 @@ mod tests {
         let err = check_issued(
             &der,
             &other_test_key().public_key_der().unwrap(),
-            "Okta MTLS",
+            Some("Okta MTLS"),
             now,
         )
         .unwrap_err();
@@ -448,12 +452,12 @@ mod tests {
         let key = test_key().public_key_der().unwrap();
         let early = now - time::Duration::days(1);
         assert!(matches!(
-            check_issued(&der, &key, "Okta MTLS", early),
+            check_issued(&der, &key, Some("Okta MTLS"), early),
             Err(IssuedCertError::NotYetValid { .. })
         ));
         let late = now + time::Duration::days(400);
         assert!(matches!(
-            check_issued(&der, &key, "Okta MTLS", late),
+            check_issued(&der, &key, Some("Okta MTLS"), late),
             Err(IssuedCertError::Expired { .. })
         ));
     }
@@ -468,7 +472,7 @@ mod tests {
         let err = check_issued(
             &der,
             &test_key().public_key_der().unwrap(),
-            "Okta MTLS",
+            Some("Okta MTLS"),
             now,
         )
         .unwrap_err();

@@ -3,6 +3,8 @@
 //! Like a test `Environment` that spawns a real server, it tears everything down on drop.
 #![allow(dead_code)]
 
+pub mod scepserver;
+
 use devicetrust::pki::{Authority, CertificateInfo};
 use devicetrust::sim::{SimConfig, Simulator};
 use std::collections::BTreeMap;

@@ -1,0 +1,245 @@
+//! The `devicetrust` binary on the SCEP path (`--scep-url`), against micromdm's real scepserver:
+//! enroll, renew, status, the health chain, and the failures an admin will meet.
+
+mod common;
+
+use common::scepserver::{free_port, ScepServer, CHALLENGE};
+use common::{Run, USER};
+use devicetrust::pki::CertificateInfo;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A device root configured for SCEP enrollment against `url`.
+struct Device {
+    root: tempfile::TempDir,
+}
+
+impl Device {
+    fn new(url: &str, challenge: &str, extra: &str) -> Device {
+        let root = tempfile::tempdir().unwrap();
+        let etc = root.path().join("etc/devicetrust");
+        std::fs::create_dir_all(&etc).unwrap();
+        let challenge_file = etc.join("scep-challenge");
+        std::fs::write(&challenge_file, format!("{challenge}\n")).unwrap();
+        std::fs::write(
+            etc.join("config.toml"),
+            format!(
+                "[scep]\nurl = {url:?}\nchallenge_file = {:?}\nsubject = \"CN=devicetrust test,O=Example\"\n{extra}\n[network]\ntimeout_secs = 10\nconnect_timeout_secs = 2\nmax_attempts = 2\nretry_base_delay_ms = 5\n",
+                challenge_file.display().to_string()
+            ),
+        )
+        .unwrap();
+        Device { root }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_with_path(args, None)
+    }
+
+    fn run_with_path(&self, args: &[&str], path: Option<&str>) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_devicetrust"));
+        cmd.args(args).arg("--root").arg(self.root.path()).args([
+            "--user",
+            USER,
+            "--device-uuid",
+            "5CE95CE9-0000-4000-8000-000000000001",
+            "--device-name",
+            "SCEP Mac",
+        ]);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("DEVICETRUST_") {
+                cmd.env_remove(key);
+            }
+        }
+        if let Some(path) = path {
+            cmd.env("PATH", path);
+        }
+        Run::from(cmd.output().unwrap())
+    }
+
+    fn store_dir(&self) -> PathBuf {
+        self.root
+            .path()
+            .join("home")
+            .join(USER)
+            .join(".local/state/devicetrust/identity")
+    }
+
+    fn certificate(&self) -> CertificateInfo {
+        let current = std::fs::read_to_string(self.store_dir().join("CURRENT")).unwrap();
+        let pem = std::fs::read_to_string(self.store_dir().join(current.trim()).join("cert.pem"))
+            .unwrap();
+        CertificateInfo::from_pem(&pem).unwrap()
+    }
+
+    fn cert_path(&self) -> PathBuf {
+        let current = std::fs::read_to_string(self.store_dir().join("CURRENT")).unwrap();
+        self.store_dir().join(current.trim()).join("cert.pem")
+    }
+}
+
+fn openssl_verifies(ca: &Path, cert: &Path) -> bool {
+    let out = Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(ca)
+        .arg(cert)
+        .output()
+        .unwrap();
+    out.status.success() && String::from_utf8_lossy(&out.stdout).contains(": OK")
+}
+
+#[test]
+fn scep_enrollment_stores_a_certificate_the_ca_vouches_for() {
+    let server = ScepServer::start(false);
+    let device = Device::new(server.url.as_str(), CHALLENGE, "");
+    let run = device.run(&["enroll"]);
+    assert_eq!(run.code, 0, "{run:?}\n{}", server.log());
+    assert!(
+        run.stdout.contains("INFO: enrolled: certificate"),
+        "{run:?}"
+    );
+    assert!(openssl_verifies(
+        &server.depot().join("ca.pem"),
+        &device.cert_path()
+    ));
+    assert_eq!(
+        device.certificate().subject_cn.as_deref(),
+        Some("devicetrust test")
+    );
+
+    let status: serde_json::Value =
+        serde_json::from_str(&device.run(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(status["method"], "scep");
+    assert_eq!(status["scep_url"], server.url.as_str());
+    assert_eq!(status["status"], "Healthy", "{status}");
+    assert_eq!(device.run(&["ea"]).stdout, "<result>Healthy</result>\n");
+
+    // A second enroll asks the CA for nothing.
+    let before = server.log().matches("PKIOperation").count();
+    let run = device.run(&["enroll"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(server.log().matches("PKIOperation").count(), before);
+}
+
+#[test]
+fn a_wrong_challenge_names_the_fail_info_and_stores_nothing() {
+    let server = ScepServer::start(false);
+    let device = Device::new(server.url.as_str(), "not-the-challenge", "");
+    let run = device.run(&["enroll"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.error().contains("badRequest"), "{run:?}");
+    assert!(!run.all_output().contains("not-the-challenge"));
+    assert!(!device.store_dir().exists());
+}
+
+#[test]
+fn a_ca_fingerprint_mismatch_is_refused_before_the_key_is_sent() {
+    let server = ScepServer::start(false);
+    let wrong = vec!["00"; 32].join(":");
+    let device = Device::new(
+        server.url.as_str(),
+        CHALLENGE,
+        &format!("ca_fingerprint = {wrong:?}"),
+    );
+    let run = device.run(&["enroll"]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.error().to_lowercase().contains("fingerprint"),
+        "{run:?}"
+    );
+    assert!(!server.log().contains("PKIOperation"), "{}", server.log());
+    assert!(!device.store_dir().exists());
+}
+
+#[test]
+fn scep_renewal_replaces_the_identity() {
+    let server = ScepServer::start(true);
+    let device = Device::new(server.url.as_str(), CHALLENGE, "");
+    assert_eq!(device.run(&["enroll"]).code, 0);
+    let old = device.certificate();
+    let run = device.run(&["renew", "--force"]);
+    assert_eq!(run.code, 0, "{run:?}\n{}", server.log());
+    let new = device.certificate();
+    assert_ne!(new.serial_hex, old.serial_hex);
+    assert_ne!(new.public_key_der, old.public_key_der);
+    assert!(openssl_verifies(
+        &server.depot().join("ca.pem"),
+        &device.cert_path()
+    ));
+    let status: serde_json::Value =
+        serde_json::from_str(&device.run(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(status["last_renewal"]["ok"], true);
+}
+
+#[test]
+fn a_scep_server_that_is_down_defers_with_exit_75() {
+    let device = Device::new(
+        &format!("http://127.0.0.1:{}/scep", free_port()),
+        CHALLENGE,
+        "",
+    );
+    let run = device.run(&["enroll"]);
+    assert_eq!(run.code, 75, "{run:?}");
+    assert!(run.error().contains("127.0.0.1"), "{run:?}");
+    assert!(!device.store_dir().exists());
+}
+
+#[test]
+fn the_challenge_never_appears_in_output_state_or_argv() {
+    let server = ScepServer::start(true);
+    let device = Device::new(server.url.as_str(), CHALLENGE, "");
+    let shims = tempfile::tempdir().unwrap();
+    let log = shims.path().join("argv.log");
+    for tool in [
+        "security",
+        "launchctl",
+        "defaults",
+        "openssl",
+        "curl",
+        "systemctl",
+        "sh",
+    ] {
+        let shim = shims.path().join(tool);
+        std::fs::write(
+            &shim,
+            format!(
+                "#!/bin/sh\necho \"$0 $*\" >> {:?}\nexit 1\n",
+                log.display().to_string()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        shims.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut output = String::new();
+    for args in [
+        &["enroll", "-v"][..],
+        &["renew", "--force", "-v"],
+        &["status", "-v"],
+        &["status", "--json"],
+        &["ea"],
+    ] {
+        let run = device.run_with_path(args, Some(&path));
+        output.push_str(&run.all_output());
+    }
+    assert!(output.contains("INFO:"), "{output}");
+    assert!(!output.contains(CHALLENGE), "{output}");
+    let argv = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!argv.contains(CHALLENGE), "{argv}");
+    let state = std::fs::read_to_string(
+        device
+            .root
+            .path()
+            .join("home")
+            .join(USER)
+            .join(".local/state/devicetrust/state.json"),
+    )
+    .unwrap();
+    assert!(!state.contains(CHALLENGE));
+}
