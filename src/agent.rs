@@ -378,13 +378,7 @@ impl Agent {
         state.cert_auth_host = self.config.cert_auth_host.clone();
         state.enrolled_at = Some(state::now_rfc3339());
         self.save_state(&state)?;
-        info!(
-            "enrolled: certificate {} from {} valid until {} stored in {}",
-            info.serial_hex,
-            info.issuer,
-            state::rfc3339(info.not_after),
-            self.store.location()
-        );
+        self.announce("enrolled", &info);
         self.configure(&state, &info);
         Ok(())
     }
@@ -427,14 +421,20 @@ impl Agent {
         state.cert_auth_host = Some(metadata.cert_auth_host);
         state.enrolled_at = Some(state::now_rfc3339());
         self.save_state(&state)?;
+        self.announce("enrolled", &info);
+        self.configure(&state, &info);
+        Ok(())
+    }
+
+    /// The line an admin looks for in the policy log after a certificate was stored.
+    fn announce(&self, what: &str, info: &CertificateInfo) {
         info!(
-            "enrolled: certificate {} valid until {} stored in {}",
+            "{what}: certificate {} from {} valid until {} stored in {}",
             info.serial_hex,
+            info.issuer,
             state::rfc3339(info.not_after),
             self.store.location()
         );
-        self.configure(&state, &info);
-        Ok(())
     }
 
     /// Checks the issued certificate against the key we generated, then stores both.
@@ -493,7 +493,7 @@ impl Agent {
         }
         info!("renewing the certificate ({days_left} days left)");
         let result = match &enrollment {
-            Enrollment::Okta(org) => self.renew_with(org, &info, key.as_ref()),
+            Enrollment::Okta(org) => self.renew_okta(org, &info, key.as_ref()),
             Enrollment::Scep(settings) => self.renew_scep(settings, &info, key.as_ref()),
         };
         state.record_renewal(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
@@ -525,12 +525,7 @@ impl Agent {
             &key,
         )?;
         let info = self.store_new_identity(&key, &issued.certificate_der, &issued.chain, None)?;
-        info!(
-            "renewed: certificate {} valid until {} stored in {}",
-            info.serial_hex,
-            state::rfc3339(info.not_after),
-            self.store.location()
-        );
+        self.announce("renewed", &info);
         Ok(())
     }
 
@@ -540,7 +535,7 @@ impl Agent {
         schedule::renewal_offset(&uuid, window_days, schedule::LATEST_DAYS_BEFORE_EXPIRY)
     }
 
-    fn renew_with(
+    fn renew_okta(
         &mut self,
         org: &OrgUrl,
         current: &CertificateInfo,
@@ -556,12 +551,7 @@ impl Agent {
         let client = self.okta_client(org)?;
         let certificate = client.renew(&renewal_token, &device, &csr, &self.user)?;
         let info = self.store_new_identity(&key, &certificate, &[], Some(OKTA_SUBJECT_CN))?;
-        info!(
-            "renewed: certificate {} valid until {} stored in {}",
-            info.serial_hex,
-            state::rfc3339(info.not_after),
-            self.store.location()
-        );
+        self.announce("renewed", &info);
         Ok(())
     }
 

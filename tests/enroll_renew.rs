@@ -252,12 +252,7 @@ fn uninstall_reenroll_gets_a_fresh_certificate() {
     let run = env.run_with_token(&["uninstall", "--reenroll"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_ne!(env.certificate().serial_hex, old.serial_hex);
-    let enrolls = env
-        .sim
-        .requests()
-        .iter()
-        .filter(|r| r.path.ends_with("/enroll/macos"))
-        .count();
+    let enrolls = env.requests_to("/enroll/macos").len();
     assert_eq!(enrolls, 2);
 }
 

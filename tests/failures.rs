@@ -161,22 +161,14 @@ fn retries_are_bounded() {
     env.sim.inject(Endpoint::Enroll, Fault::Status(502), None);
     let run = env.enroll();
     assert_eq!(run.code, 1, "{run:?}");
-    let enrolls = env
-        .sim
-        .requests()
-        .iter()
-        .filter(|r| r.path.ends_with("/enroll/macos"))
-        .count();
+    let enrolls = env.requests_to("/enroll/macos").len();
     assert_eq!(enrolls, 3);
 }
 
 #[test]
 fn an_unreachable_org_defers_with_exit_75() {
     let env = Env::new(365);
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let run = env.run_with_token(&["enroll", "--org-url", &format!("https://localhost:{port}")]);
     assert_eq!(run.code, 75, "{run:?}");
     assert!(run.error().contains("localhost"), "{run:?}");

@@ -5,39 +5,7 @@ mod common;
 
 use common::*;
 use devicetrust::sim::{Endpoint, Fault};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-
-/// Puts a logging shim for each command on PATH: every child the agent starts is recorded.
-fn shim_path(dir: &Path, log: &Path) -> String {
-    for tool in [
-        "security",
-        "launchctl",
-        "defaults",
-        "openssl",
-        "curl",
-        "codesign",
-        "pgrep",
-        "sh",
-        "systemctl",
-    ] {
-        let shim = dir.join(tool);
-        std::fs::write(
-            &shim,
-            format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$0 $*\" >> {:?}\nexit 1\n",
-                log.display().to_string()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    format!(
-        "{}:{}",
-        dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
 
 #[test]
 fn the_org_token_appears_in_no_output_file_or_child_argv() {
@@ -45,7 +13,7 @@ fn the_org_token_appears_in_no_output_file_or_child_argv() {
     let token = env.sim.org_token();
     let shims = tempfile::tempdir().unwrap();
     let argv_log = shims.path().join("argv.log");
-    let path = shim_path(shims.path(), &argv_log);
+    let path = argv_logging_path(shims.path(), &argv_log);
 
     let mut outputs = String::new();
     let mut run = |args: &[&str], with_token: bool| {
@@ -293,10 +261,7 @@ fn check_network_reports_okta_unreachable_right_after_not_configured() {
     env.sim.clear_faults();
 
     // Nothing listens at the org: after the (here zero) wait for the network, unreachable.
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let dead = free_port();
     env.write_config("[network]\nwait_for_network_secs = 0\nconnect_timeout_secs = 1");
     let mut cmd = env.command(&[
         "ea",

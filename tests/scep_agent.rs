@@ -191,32 +191,7 @@ fn the_challenge_never_appears_in_output_state_or_argv() {
     let device = Device::new(server.url.as_str(), CHALLENGE, "");
     let shims = tempfile::tempdir().unwrap();
     let log = shims.path().join("argv.log");
-    for tool in [
-        "security",
-        "launchctl",
-        "defaults",
-        "openssl",
-        "curl",
-        "systemctl",
-        "sh",
-    ] {
-        let shim = shims.path().join(tool);
-        std::fs::write(
-            &shim,
-            format!(
-                "#!/bin/sh\necho \"$0 $*\" >> {:?}\nexit 1\n",
-                log.display().to_string()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let path = format!(
-        "{}:{}",
-        shims.path().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = common::argv_logging_path(shims.path(), &log);
     let mut output = String::new();
     for args in [
         &["enroll", "-v"][..],

@@ -153,6 +153,15 @@ impl Env {
         files
     }
 
+    /// The requests the simulator saw whose path ends with `suffix` (e.g. "/enroll/macos").
+    pub fn requests_to(&self, suffix: &str) -> Vec<devicetrust::sim::RequestRecord> {
+        self.sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with(suffix))
+            .collect()
+    }
+
     pub fn status_json(&self) -> serde_json::Value {
         let run = self.run(&["status", "--json"]);
         assert_eq!(run.code, 0, "{run:?}");
@@ -164,6 +173,45 @@ impl Env {
         assert_eq!(run.code, 0, "{run:?}");
         run.stdout
     }
+}
+
+/// A loopback port nothing listens on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A PATH whose first entries are shims for the tools an agent might start: each appends its
+/// argv to `log` and fails. Tests read `log` to prove no secret reached a child's command line.
+pub fn argv_logging_path(dir: &Path, log: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    for tool in [
+        "security",
+        "launchctl",
+        "defaults",
+        "openssl",
+        "curl",
+        "codesign",
+        "pgrep",
+        "sh",
+        "systemctl",
+    ] {
+        let shim = dir.join(tool);
+        let script = format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$0 $*\" >> {:?}\nexit 1\n",
+            log.display().to_string()
+        );
+        std::fs::write(&shim, script).unwrap();
+        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 fn collect(dir: &Path, files: &mut BTreeMap<PathBuf, Vec<u8>>) {

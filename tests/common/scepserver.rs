@@ -6,7 +6,7 @@ use devicetrust::pki::pem_decode_all;
 use devicetrust::scep::ScepSettings;
 use devicetrust::secret::Secret;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -107,10 +107,4 @@ impl Drop for ScepServer {
     }
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::free_port;
