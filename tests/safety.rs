@@ -295,3 +295,25 @@ fn status_says_when_this_device_renews() {
         "{run:?}"
     );
 }
+
+#[test]
+fn without_a_console_user_ea_says_so_and_commands_defer() {
+    // The portable platform's "console user" is the invoking user; root with no SUDO_USER is
+    // the login-window case. As another user there is always a session, so nothing to check.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: every run has a user session here");
+        return;
+    }
+    let env = Env::new(365);
+    let bare = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_devicetrust"));
+        cmd.args(args).arg("--root").arg(env.root.path()).env_remove("SUDO_USER");
+        Run::from(cmd.output().unwrap())
+    };
+    assert_eq!(bare(&["ea"]).stdout, "<result>No User Session</result>\n");
+    let run = bare(&["enroll"]);
+    assert_eq!(run.code, 75, "{run:?}");
+    assert!(run.error_lines().is_empty(), "{run:?}");
+    assert!(run.stdout.starts_with("WARN: no user is logged in"), "{run:?}");
+    assert!(env.sim.requests().is_empty());
+}
