@@ -21,7 +21,7 @@ if ((${#need[@]})); then
 fi
 
 if command -v shellcheck >/dev/null; then
-  shellcheck scripts/*.sh pki-fixtures/*.sh pkg/jamf/*.sh .ci/run
+  shellcheck scripts/*.sh pki-fixtures/*.sh pkg/jamf/*.sh pkg/build-pkg.sh pkg/scripts/* .ci/run
 fi
 
 cargo test --locked "$@"

@@ -4,7 +4,7 @@
 
 use crate::agent::{Agent, AgentError, StatusReport};
 use crate::cli::{Cli, Command};
-use crate::config::{self, Config, Layer};
+use crate::config::{self, Config};
 use crate::health::HealthStatus;
 use crate::output::{self, Channel};
 use crate::{platform, report};
@@ -84,11 +84,16 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
 }
 
 fn load_config(cli: &Cli) -> Result<Config, AgentError> {
-    Ok(config::load(
-        &cli.global,
-        &config::process_env(),
-        Layer::default(),
-    )?)
+    let env = config::process_env();
+    // The user-scope profile is the one of the user we act for: --user, else the console user.
+    let user = cli
+        .global
+        .user
+        .clone()
+        .or_else(|| platform::current().console_user());
+    let root = config::root(&cli.global, &env);
+    let managed = config::managed::load(&root, user.as_deref())?;
+    Ok(config::load(&cli.global, &env, managed)?)
 }
 
 fn print_status(report: &StatusReport, json: bool) {

@@ -4,6 +4,8 @@
 //! the agent touches the device. Secrets are only *located* here and read when a request needs
 //! them, so commands that never talk to Okta never ask for a token.
 
+pub mod managed;
+
 use crate::cli::GlobalArgs;
 use crate::integrations::allowlist::AllowlistConfig;
 use crate::okta::OrgUrl;
@@ -31,6 +33,12 @@ pub enum ConfigError {
     FileInvalid {
         path: PathBuf,
         line: usize,
+        message: String,
+    },
+    #[error("managed preferences {path}: {key}: {message}")]
+    ManagedInvalid {
+        path: PathBuf,
+        key: String,
         message: String,
     },
     #[error("invalid {key}: {reason}")]
@@ -427,6 +435,18 @@ pub fn process_env() -> HashMap<String, String> {
     std::env::vars().collect()
 }
 
+/// The `--root` prefix of this run: flag, then `DEVICETRUST_ROOT`, then `/`.
+pub fn root(args: &GlobalArgs, env: &HashMap<String, String>) -> PathBuf {
+    args.root
+        .clone()
+        .or_else(|| {
+            env.get("DEVICETRUST_ROOT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
 /// Resolves the configuration from flags, environment, managed preferences and file.
 pub fn load(
     args: &GlobalArgs,
@@ -434,11 +454,7 @@ pub fn load(
     managed: Layer,
 ) -> Result<Config, ConfigError> {
     let env_value = |k: &str| env.get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    let root = args
-        .root
-        .clone()
-        .or_else(|| env_value("DEVICETRUST_ROOT"))
-        .unwrap_or_else(|| PathBuf::from("/"));
+    let root = root(args, env);
 
     let explicit = args
         .config

@@ -18,7 +18,8 @@
 //! * [`integrations`]: what the device must look like besides the identity: browser
 //!   certificate auto-selection, the key's app allowlist, Safari identity preferences and the
 //!   renewal job (pure models; the macOS calls sit behind them).
-//! * [`platform`]: device facts and the console user.
+//! * [`platform`]: device facts and the console user; [`migration`] plans the takeover from
+//!   Okta's Python task.
 //! * [`sim`] (feature `sim`): an Okta-compatible service for the demo and the tests.
 //!
 //! Secrets (the org token, private keys) travel as [`secret::Secret`] or `Zeroizing` buffers,
@@ -36,6 +37,7 @@ pub mod health;
 pub mod http;
 pub mod integrations;
 pub mod lock;
+pub mod migration;
 pub mod okta;
 pub mod output;
 pub mod paths;
