@@ -648,7 +648,26 @@ impl Agent {
             }
         }
         let job = self.renewal_job();
-        match schedule::install(&root, &job, JobKind::native()) {
+        if self.package_job_present() {
+            // The installer's global LaunchAgent already renews for every user.
+        } else {
+            self.install_job(&root, &job, &mut changes);
+        }
+        for change in &changes {
+            info!("{change}");
+        }
+        changes
+    }
+
+    /// On macOS the package installs one LaunchAgent for all users; the agent's own per-user
+    /// job (same label) is only for installs without the package.
+    fn package_job_present(&self) -> bool {
+        JobKind::native() == JobKind::LaunchAgent
+            && schedule::package_job_present(&self.config.root)
+    }
+
+    fn install_job(&self, root: &std::path::Path, job: &RenewalJob, changes: &mut Vec<String>) {
+        match schedule::install(root, job, JobKind::native()) {
             Ok(installed) if installed.changed => changes.push(format!(
                 "renewal job installed (daily at {:02}:{:02} and at login)",
                 job.start.hour(),
@@ -657,10 +676,6 @@ impl Agent {
             Ok(_) => {}
             Err(e) => warn!("renewal job not installed: {e}"),
         }
-        for change in &changes {
-            info!("{change}");
-        }
-        changes
     }
 
     /// `devicetrust repair`: re-applies everything but the certificate, then renews if due.
@@ -809,11 +824,14 @@ impl Agent {
                     .map(|entry| chrome::is_present(&self.config.root, &entry)),
                 _ => None,
             },
-            renewal_job_installed: Some(schedule::is_installed(
-                &self.config.root,
-                &self.renewal_job(),
-                JobKind::native(),
-            )),
+            renewal_job_installed: Some(
+                self.package_job_present()
+                    || schedule::is_installed(
+                        &self.config.root,
+                        &self.renewal_job(),
+                        JobKind::native(),
+                    ),
+            ),
             background_task_enabled: None,
         };
         Ok(StatusReport {

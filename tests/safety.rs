@@ -307,13 +307,19 @@ fn without_a_console_user_ea_says_so_and_commands_defer() {
     let env = Env::new(365);
     let bare = |args: &[&str]| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_devicetrust"));
-        cmd.args(args).arg("--root").arg(env.root.path()).env_remove("SUDO_USER");
+        cmd.args(args)
+            .arg("--root")
+            .arg(env.root.path())
+            .env_remove("SUDO_USER");
         Run::from(cmd.output().unwrap())
     };
     assert_eq!(bare(&["ea"]).stdout, "<result>No User Session</result>\n");
     let run = bare(&["enroll"]);
     assert_eq!(run.code, 75, "{run:?}");
     assert!(run.error_lines().is_empty(), "{run:?}");
-    assert!(run.stdout.starts_with("WARN: no user is logged in"), "{run:?}");
+    assert!(
+        run.stdout.starts_with("WARN: no user is logged in"),
+        "{run:?}"
+    );
     assert!(env.sim.requests().is_empty());
 }

@@ -264,6 +264,32 @@ pub fn launch_agent_path(root: &Path, home: &Path) -> PathBuf {
     )
 }
 
+/// The LaunchAgent the installer package puts in `/Library/LaunchAgents` for every user.
+pub fn package_launch_agent_path(root: &Path) -> PathBuf {
+    rooted(
+        root,
+        &Path::new("/Library/LaunchAgents").join(format!("{LABEL}.plist")),
+    )
+}
+
+/// Whether the package's global LaunchAgent is there and is ours (label and `renew`). It runs
+/// for every user at login and daily, so a per-user job of the same label would be shadowed by
+/// it: launchd loads one job per label in a user's domain.
+pub fn package_job_present(root: &Path) -> bool {
+    let Ok(value) = plist::Value::from_file(package_launch_agent_path(root)) else {
+        return false;
+    };
+    let Some(dict) = value.as_dictionary() else {
+        return false;
+    };
+    let label_ok = dict.get("Label").and_then(|v| v.as_string()) == Some(LABEL);
+    let renews = dict
+        .get("ProgramArguments")
+        .and_then(|v| v.as_array())
+        .is_some_and(|args| args.iter().any(|a| a.as_string() == Some("renew")));
+    label_ok && renews
+}
+
 /// The systemd user unit directory, under the root.
 pub fn systemd_unit_dir(root: &Path, home: &Path) -> PathBuf {
     rooted(root, &home.join(".config/systemd/user"))
@@ -741,5 +767,20 @@ mod tests {
                 .changed
         );
         assert!(is_installed(root.path(), &j, JobKind::SystemdUser));
+    }
+
+    #[test]
+    fn the_packages_global_launch_agent_is_recognised() {
+        let root = tempfile::tempdir().unwrap();
+        assert!(!package_job_present(root.path()));
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("pkg/payload/Library/LaunchAgents/com.devicetrust.renew.plist");
+        let target = package_launch_agent_path(root.path());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&shipped, &target).unwrap();
+        assert!(package_job_present(root.path()));
+        // Another tool's job under our file name is not ours.
+        std::fs::write(&target, b"<?xml version=\"1.0\"?><plist version=\"1.0\"><dict><key>Label</key><string>com.example.other</string></dict></plist>").unwrap();
+        assert!(!package_job_present(root.path()));
     }
 }
