@@ -170,6 +170,17 @@ enum Enrollment {
     Scep(Box<ScepSettings>),
 }
 
+/// Chrome and its kin cache the client certificate: after a renewal they may keep presenting
+/// the old one until quit and relaunched (closing the windows is not enough).
+fn warn_about_running_browsers() {
+    for browser in crate::platform::processes::running_browsers() {
+        warn!(
+            "{browser} is running and may keep presenting the old certificate until it is quit \
+             and relaunched"
+        );
+    }
+}
+
 /// What is in the store right now, judged against the clock.
 enum Current {
     None,
@@ -498,6 +509,9 @@ impl Agent {
         };
         state.record_renewal(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
         self.save_state(&state)?;
+        if result.is_ok() {
+            warn_about_running_browsers();
+        }
         result.map(|()| RenewOutcome::Renewed)
     }
 

@@ -367,3 +367,38 @@ fn uninstall_also_removes_the_python_tasks_leftovers() {
     assert!(other_agent.exists(), "only the task's own files go");
     assert!(run.stdout.contains("Python registration task"), "{run:?}");
 }
+
+#[test]
+fn a_renewal_warns_when_chrome_is_running() {
+    let env = Env::new(365);
+    assert_eq!(env.enroll().code, 0);
+    let run = env.run(&["renew", "--force"]);
+    assert_eq!(run.code, 0);
+    let already_running = run.stdout.contains("Chrome is running");
+
+    // A process named like Chrome's (a copy of `sleep`), killed when the test ends.
+    let dir = tempfile::tempdir().unwrap();
+    let chrome = dir.path().join("chrome");
+    std::fs::copy("/bin/sleep", &chrome).unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _chrome = Kill(Command::new(&chrome).arg("60").spawn().unwrap());
+    let run = env.run(&["renew", "--force"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("WARN: Chrome is running and may keep presenting the old certificate"),
+        "{run:?}"
+    );
+    // Without Chrome (and when no other test runs one) there is no such line.
+    if !already_running {
+        drop(_chrome);
+        let run = env.run(&["renew", "--force"]);
+        assert!(!run.stdout.contains("is running"), "{run:?}");
+    }
+}
