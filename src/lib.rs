@@ -19,6 +19,7 @@
 //!   certificate auto-selection, the key's app allowlist, Safari identity preferences and the
 //!   renewal job (pure models; the macOS calls sit behind them).
 //! * [`platform`]: device facts and the console user.
+//! * [`codesign`]: an app's TeamIdentifier from its code signature (`devicetrust teamid`).
 //! * [`sim`] (feature `sim`): an Okta-compatible service for the demo and the tests.
 //!
 //! Secrets (the org token, private keys) travel as [`secret::Secret`] or `Zeroizing` buffers,
@@ -27,6 +28,7 @@
 pub mod agent;
 pub mod app;
 pub mod cli;
+pub mod codesign;
 pub mod config;
 #[cfg(feature = "sim")]
 pub mod demo;
