@@ -26,7 +26,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     };
     let machine_output = matches!(
         cli.command,
-        Command::Ea { .. } | Command::Status { json: true, .. }
+        Command::Ea { .. } | Command::Status { json: true, .. } | Command::Teamid { .. }
     );
     output::init(
         cli.global.verbose,
@@ -42,6 +42,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             println!("devicetrust {}", env!("CARGO_PKG_VERSION"));
             return EXIT_OK;
         }
+        Command::Teamid { path } => return teamid(path, cli.global.verbose),
         Command::Ea {
             expiry,
             check_network,
@@ -77,7 +78,9 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
                 print_status(&report, *json);
                 Ok(())
             }
-            Command::Ea { .. } | Command::Version | Command::Demo => Ok(()),
+            Command::Ea { .. } | Command::Version | Command::Demo | Command::Teamid { .. } => {
+                Ok(())
+            }
         }
     });
     finish(result.map_err(DemoOrAgent::Agent))
@@ -102,6 +105,31 @@ fn print_status(report: &StatusReport, json: bool) {
     } else {
         for line in report::status_lines(report) {
             tracing::info!("{line}");
+        }
+    }
+}
+
+/// `devicetrust teamid`: stdout is the partition line (and, verbose, the identifier), so a
+/// script can paste it into the allowlist; warnings go through the usual lines.
+fn teamid(path: &std::path::Path, verbose: bool) -> i32 {
+    match crate::codesign::team_identity(path) {
+        Ok(id) => {
+            if id.slices_differ {
+                tracing::warn!(
+                    "the {} slices of {} are signed differently; this is the first one's",
+                    id.slices,
+                    path.display()
+                );
+            }
+            println!("{}", id.partition);
+            if verbose {
+                println!("identifier: {}", id.identifier);
+            }
+            EXIT_OK
+        }
+        Err(e) => {
+            fail(&format!("{}: {e}", path.display()));
+            EXIT_FAILED
         }
     }
 }

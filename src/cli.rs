@@ -22,6 +22,7 @@ Examples (a Jamf policy runs these as root):
   devicetrust status
   devicetrust ea                      # Extension Attribute: <result>Healthy</result>
   devicetrust renew --force
+  devicetrust teamid /Applications/Slack.app   # teamid:BQR82RBBHL, for the app allowlist
   devicetrust uninstall --reenroll    # after revoking the user's certificate in Okta";
 
 #[derive(Debug, Parser)]
@@ -79,6 +80,14 @@ pub enum Command {
     },
     /// Zero-setup walk-through: a local Okta-compatible service, enroll, status, renew, uninstall.
     Demo,
+    /// Print the TeamIdentifier of an app's code signature as the allowlist takes it
+    /// (`teamid:XXXXXXXXXX`); -v adds the signing identifier. Reads the signature itself:
+    /// works on any OS, without `codesign`.
+    Teamid {
+        /// An .app bundle, or a Mach-O executable (thin or universal).
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+    },
     /// Print the version.
     Version,
 }

@@ -20,6 +20,7 @@
 //!   renewal job (pure models; the macOS calls sit behind them).
 //! * [`platform`]: device facts and the console user; [`migration`] plans the takeover from
 //!   Okta's Python task.
+//! * [`codesign`]: an app's TeamIdentifier from its code signature (`devicetrust teamid`).
 //! * [`sim`] (feature `sim`): an Okta-compatible service for the demo and the tests.
 //!
 //! Secrets (the org token, private keys) travel as [`secret::Secret`] or `Zeroizing` buffers,
@@ -28,6 +29,7 @@
 pub mod agent;
 pub mod app;
 pub mod cli;
+pub mod codesign;
 pub mod config;
 #[cfg(feature = "sim")]
 pub mod demo;

@@ -4,7 +4,12 @@
 //! portable one reads what a Unix system offers, and tests override the facts by flags.
 
 pub mod processes;
+// Compiled everywhere: its pure parts (console-user filter, User-Agent forms) are tested on
+// Linux; the IOKit/SystemConfiguration backend inside is macOS-only.
+mod macos;
+// On macOS only its password-database lookup is used.
 #[cfg(unix)]
+#[cfg_attr(target_os = "macos", allow(dead_code))]
 mod unix;
 
 use std::path::PathBuf;
@@ -45,5 +50,12 @@ pub trait Platform {
 
 /// The platform this binary runs on.
 pub fn current() -> Box<dyn Platform> {
-    Box::new(unix::UnixPlatform)
+    #[cfg(target_os = "macos")]
+    {
+        Box::new(macos::MacPlatform)
+    }
+    #[cfg(not(target_os = "macos"))]
+    {
+        Box::new(unix::UnixPlatform)
+    }
 }

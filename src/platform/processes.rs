@@ -97,7 +97,7 @@ mod tests {
         );
         assert_eq!(
             browsers_among(["chrome", "msedge", "bash"]),
-            ["Microsoft Edge", "Chrome"]
+            ["Chrome", "Microsoft Edge"]
         );
         assert!(browsers_among(["Safari", "chromedriver"]).is_empty());
     }

@@ -1,6 +1,7 @@
 //! The portable Unix platform: /etc/machine-id, gethostname(2) and the password database.
 //!
-//! It serves Linux (development, CI, the demo) and, until the macOS backend lands, macOS.
+//! It serves Linux (development, CI, the demo); on macOS `macos.rs` is used and this module
+//! lends it the password-database lookup.
 
 use super::{Platform, PlatformError};
 use std::ffi::{CStr, CString};
@@ -92,7 +93,8 @@ fn user_name(uid: libc::uid_t) -> Option<String> {
     Some(name.to_string_lossy().into_owned())
 }
 
-fn home_of(user: &str) -> Option<PathBuf> {
+/// The home folder the password database (Open Directory on macOS) records for `user`.
+pub(super) fn home_of(user: &str) -> Option<PathBuf> {
     let c_user = CString::new(user).ok()?;
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 4096];

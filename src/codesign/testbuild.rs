@@ -1,0 +1,243 @@
+//! Builds signed, ad-hoc, unsigned and universal Mach-O files byte by byte for the tests.
+//!
+//! We have no Apple-signed binaries here, so the fixtures follow the layouts of `<mach-o/loader.h>`,
+//! `<mach-o/fat.h>` and the kernel's `cs_blobs.h`: a minimal header, one unrelated load command
+//! (LC_UUID, so the parser must skip it), LC_CODE_SIGNATURE, and a SuperBlob holding an empty
+//! requirements blob, a CodeDirectory (identifier, optional team ID, no code hashes) and an
+//! empty CMS wrapper, padded to 16 bytes as `codesign` pads it.
+
+pub const CPU_X86_64: u32 = 0x0100_0007;
+pub const CPU_ARM64: u32 = 0x0100_000c;
+pub const CPU_I386: u32 = 7;
+
+/// What the CodeDirectory of a fixture says.
+#[derive(Clone, Debug)]
+pub struct Cd<'a> {
+    pub version: u32,
+    pub flags: u32,
+    pub identifier: &'a str,
+    pub team: Option<&'a str>,
+}
+
+impl<'a> Cd<'a> {
+    /// A Developer ID signature as current `codesign` writes it (version 0x20400).
+    pub fn team(identifier: &'a str, team: &'a str) -> Self {
+        Cd {
+            version: 0x20400,
+            flags: 0x1_0000, // CS_RUNTIME, the hardened runtime
+            identifier,
+            team: Some(team),
+        }
+    }
+
+    /// An ad-hoc signature (`codesign -s -`, or the linker's): CS_ADHOC, no team.
+    pub fn ad_hoc(identifier: &'a str) -> Self {
+        Cd {
+            version: 0x20400,
+            flags: 0x2 | 0x2_0000, // CS_ADHOC | CS_LINKER_SIGNED
+            identifier,
+            team: None,
+        }
+    }
+}
+
+/// `CPU_SUBTYPE_X86_64_ALL` is 3, the others' "all" subtype 0.
+fn cpu_subtype(cpu_type: u32) -> u32 {
+    if cpu_type == CPU_X86_64 {
+        3
+    } else {
+        0
+    }
+}
+
+fn be(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+fn le(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn pad_to(out: &mut Vec<u8>, align: usize) {
+    while !out.len().is_multiple_of(align) {
+        out.push(0);
+    }
+}
+
+/// A CodeDirectory blob: the fixed header for `version`, then the strings.
+pub fn code_directory(cd: &Cd) -> Vec<u8> {
+    // The header grows with the version: scatter (0x20100), team (0x20200), codeLimit64
+    // (0x20300), exec segment (0x20400).
+    let header = match cd.version {
+        v if v < 0x20100 => 44,
+        v if v < 0x20200 => 48,
+        v if v < 0x20300 => 52,
+        v if v < 0x20400 => 64,
+        _ => 88,
+    };
+    let ident_offset = header as u32;
+    let ident_end = ident_offset + cd.identifier.len() as u32 + 1;
+    let team_offset = match cd.team {
+        Some(_) if cd.version >= 0x20200 => ident_end,
+        _ => 0,
+    };
+    let team_end = match cd.team {
+        Some(t) if team_offset != 0 => team_offset + t.len() as u32 + 1,
+        _ => ident_end,
+    };
+    let hash_offset = team_end; // nCodeSlots is 0: no hashes follow
+    let mut out = Vec::new();
+    be(&mut out, 0xfade_0c02);
+    be(&mut out, 0); // length, patched below
+    be(&mut out, cd.version);
+    be(&mut out, cd.flags);
+    be(&mut out, hash_offset);
+    be(&mut out, ident_offset);
+    be(&mut out, 0); // nSpecialSlots
+    be(&mut out, 0); // nCodeSlots
+    be(&mut out, 0); // codeLimit
+    out.extend_from_slice(&[32, 2, 0, 12]); // hashSize, hashType SHA-256, platform, pageSize 4k
+    be(&mut out, 0); // spare2
+    if cd.version >= 0x20100 {
+        be(&mut out, 0); // scatterOffset
+    }
+    if cd.version >= 0x20200 {
+        be(&mut out, team_offset);
+    }
+    out.resize(header, 0); // spare3, codeLimit64, execSeg* are zero
+    out.extend_from_slice(cd.identifier.as_bytes());
+    out.push(0);
+    if let Some(team) = cd.team.filter(|_| team_offset != 0) {
+        out.extend_from_slice(team.as_bytes());
+        out.push(0);
+    }
+    let len = out.len() as u32;
+    out[4..8].copy_from_slice(&len.to_be_bytes());
+    out
+}
+
+/// An embedded-signature SuperBlob holding `blobs` as (slot, bytes).
+pub fn super_blob(blobs: &[(u32, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    be(&mut out, 0xfade_0cc0);
+    be(&mut out, 0); // length, patched below
+    be(&mut out, blobs.len() as u32);
+    let mut offset = 12 + 8 * blobs.len() as u32;
+    for (slot, blob) in blobs {
+        be(&mut out, *slot);
+        be(&mut out, offset);
+        offset += blob.len() as u32;
+    }
+    for (_, blob) in blobs {
+        out.extend_from_slice(blob);
+    }
+    let len = out.len() as u32;
+    out[4..8].copy_from_slice(&len.to_be_bytes());
+    out
+}
+
+/// The signature `codesign` would embed for `cd`: requirements, CodeDirectory, CMS wrapper.
+pub fn signature(cd: &Cd) -> Vec<u8> {
+    let requirements = [0xfa, 0xde, 0x0c, 0x01, 0, 0, 0, 12, 0, 0, 0, 0].to_vec();
+    let cms = [0xfa, 0xde, 0x0b, 0x01, 0, 0, 0, 8].to_vec();
+    super_blob(&[(0, code_directory(cd)), (2, requirements), (0x10000, cms)])
+}
+
+/// A thin little-endian Mach-O executable, 64-bit unless `cpu_type` is 32-bit, carrying
+/// `signature` (a SuperBlob) or none.
+pub fn thin(cpu_type: u32, signature: Option<&[u8]>) -> Vec<u8> {
+    let wide = cpu_type & 0x0100_0000 != 0;
+    let header_size = if wide { 32 } else { 28 };
+    let uuid_cmd = 24;
+    let sig_cmd = if signature.is_some() { 16 } else { 0 };
+    let sizeofcmds = uuid_cmd + sig_cmd;
+    let mut out = Vec::new();
+    le(&mut out, if wide { 0xfeed_facf } else { 0xfeed_face });
+    le(&mut out, cpu_type);
+    le(&mut out, cpu_subtype(cpu_type));
+    le(&mut out, 2); // MH_EXECUTE
+    le(&mut out, if signature.is_some() { 2 } else { 1 });
+    le(&mut out, sizeofcmds);
+    le(&mut out, 0x0020_0085); // MH_NOUNDEFS | MH_DYLDLINK | MH_TWOLEVEL | MH_PIE
+    if wide {
+        le(&mut out, 0); // reserved
+    }
+    assert_eq!(out.len(), header_size);
+    le(&mut out, 0x1b); // LC_UUID
+    le(&mut out, uuid_cmd);
+    out.extend_from_slice(&[0x5a; 16]);
+    let sig_cmd_at = out.len();
+    if signature.is_some() {
+        le(&mut out, 0x1d);
+        le(&mut out, 16);
+        le(&mut out, 0); // dataoff, patched below
+        le(&mut out, 0); // datasize, patched below
+    }
+    out.extend_from_slice(&[0xc3; 32]); // stands in for the text and data segments
+    if let Some(sig) = signature {
+        pad_to(&mut out, 16);
+        let dataoff = out.len() as u32;
+        out.extend_from_slice(sig);
+        pad_to(&mut out, 16);
+        let datasize = out.len() as u32 - dataoff;
+        out[sig_cmd_at + 8..sig_cmd_at + 12].copy_from_slice(&dataoff.to_le_bytes());
+        out[sig_cmd_at + 12..sig_cmd_at + 16].copy_from_slice(&datasize.to_le_bytes());
+    }
+    out
+}
+
+/// A universal binary of `slices` (cpu type, thin file), 2^12-aligned as `lipo` aligns them;
+/// `fat64` writes the `0xcafebabf` header with 64-bit offsets.
+pub fn universal(slices: &[(u32, Vec<u8>)], fat64: bool) -> Vec<u8> {
+    const ALIGN: usize = 1 << 12;
+    let mut out = Vec::new();
+    be(&mut out, if fat64 { 0xcafe_babf } else { 0xcafe_babe });
+    be(&mut out, slices.len() as u32);
+    let entries_at = out.len();
+    let entry = if fat64 { 32 } else { 20 };
+    out.resize(entries_at + entry * slices.len(), 0);
+    for (i, (cpu, bytes)) in slices.iter().enumerate() {
+        pad_to(&mut out, ALIGN);
+        let offset = out.len();
+        out.extend_from_slice(bytes);
+        let mut e = Vec::new();
+        be(&mut e, *cpu);
+        be(&mut e, cpu_subtype(*cpu));
+        if fat64 {
+            e.extend_from_slice(&(offset as u64).to_be_bytes());
+            e.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+            be(&mut e, 12);
+            be(&mut e, 0);
+        } else {
+            be(&mut e, offset as u32);
+            be(&mut e, bytes.len() as u32);
+            be(&mut e, 12);
+        }
+        let at = entries_at + i * entry;
+        out[at..at + entry].copy_from_slice(&e);
+    }
+    out
+}
+
+/// The committed fixtures of `tests/fixtures/macho/`, by file name.
+pub fn committed_fixtures() -> Vec<(&'static str, Vec<u8>)> {
+    let slack = Cd::team("com.tinyspeck.slackmacgap", "BQR82RBBHL");
+    vec![
+        ("signed-arm64", thin(CPU_ARM64, Some(&signature(&slack)))),
+        (
+            "universal-signed",
+            universal(
+                &[
+                    (CPU_X86_64, thin(CPU_X86_64, Some(&signature(&slack)))),
+                    (CPU_ARM64, thin(CPU_ARM64, Some(&signature(&slack)))),
+                ],
+                false,
+            ),
+        ),
+        (
+            "adhoc-arm64",
+            thin(CPU_ARM64, Some(&signature(&Cd::ad_hoc("a.out")))),
+        ),
+        ("unsigned-x86_64", thin(CPU_X86_64, None)),
+    ]
+}

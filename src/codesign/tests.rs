@@ -1,0 +1,324 @@
+//! The signature reader against fixtures built byte by byte, their committed copies, and every
+//! truncation and single-byte corruption of them (none may panic).
+
+use super::testbuild::*;
+use super::*;
+
+const SLACK: &str = "com.tinyspeck.slackmacgap";
+const SLACK_TEAM: &str = "BQR82RBBHL";
+
+fn signed(cpu: u32) -> Vec<u8> {
+    thin(cpu, Some(&signature(&Cd::team(SLACK, SLACK_TEAM))))
+}
+
+fn expect_team(data: &[u8]) -> TeamIdentity {
+    team_identity_of(&parse(data).unwrap()).unwrap()
+}
+
+#[test]
+fn thin_64_bit_signed_gives_team_and_identifier() {
+    let macho = parse(&signed(CPU_ARM64)).unwrap();
+    assert_eq!(
+        macho.slices,
+        vec![Slice {
+            cpu_type: CPU_ARM64,
+            signature: Some(Signature {
+                team_id: Some(SLACK_TEAM.into()),
+                identifier: SLACK.into(),
+                ad_hoc: false,
+            }),
+        }]
+    );
+    let id = team_identity_of(&macho).unwrap();
+    assert_eq!(id.partition.to_string(), "teamid:BQR82RBBHL");
+    assert_eq!(id.identifier, SLACK);
+    assert!(!id.slices_differ);
+}
+
+#[test]
+fn thin_32_bit_signed_is_read() {
+    let data = thin(
+        CPU_I386,
+        Some(&signature(&Cd::team("com.old.app", "ABCDE12345"))),
+    );
+    assert_eq!(expect_team(&data).team_id, "ABCDE12345");
+}
+
+#[test]
+fn universal_binaries_read_every_slice() {
+    for fat64 in [false, true] {
+        let data = universal(
+            &[
+                (CPU_X86_64, signed(CPU_X86_64)),
+                (CPU_ARM64, signed(CPU_ARM64)),
+            ],
+            fat64,
+        );
+        let macho = parse(&data).unwrap();
+        assert_eq!(macho.slices.len(), 2, "fat64={fat64}");
+        assert_eq!(macho.slices[0].cpu_type, CPU_X86_64);
+        assert_eq!(macho.slices[1].cpu_type, CPU_ARM64);
+        let id = team_identity_of(&macho).unwrap();
+        assert_eq!(
+            (id.team_id.as_str(), id.slices, id.slices_differ),
+            (SLACK_TEAM, 2, false)
+        );
+    }
+}
+
+#[test]
+fn universal_slices_that_disagree_report_the_first_and_say_so() {
+    let other = thin(CPU_ARM64, Some(&signature(&Cd::team(SLACK, "ZZZZZ99999"))));
+    let data = universal(
+        &[(CPU_X86_64, signed(CPU_X86_64)), (CPU_ARM64, other)],
+        false,
+    );
+    let id = expect_team(&data);
+    assert_eq!(id.team_id, SLACK_TEAM);
+    assert!(id.slices_differ);
+}
+
+#[test]
+fn a_malformed_later_slice_fails_the_file() {
+    let mut broken = signed(CPU_ARM64);
+    broken.truncate(broken.len() - 40);
+    let data = universal(
+        &[(CPU_X86_64, signed(CPU_X86_64)), (CPU_ARM64, broken)],
+        false,
+    );
+    assert!(matches!(parse(&data), Err(CodesignError::Truncated { .. })));
+}
+
+#[test]
+fn ad_hoc_signature_is_refused_with_its_identifier() {
+    let data = thin(CPU_ARM64, Some(&signature(&Cd::ad_hoc("a.out"))));
+    let sig = parse(&data).unwrap().slices[0].signature.clone().unwrap();
+    assert!(sig.ad_hoc);
+    assert_eq!(sig.team_id, None);
+    let err = team_identity_of(&parse(&data).unwrap()).unwrap_err();
+    assert!(matches!(&err, CodesignError::AdHoc { identifier } if identifier == "a.out"));
+}
+
+#[test]
+fn ad_hoc_flag_wins_even_with_a_team_string() {
+    let cd = Cd {
+        flags: 0x2,
+        ..Cd::team(SLACK, SLACK_TEAM)
+    };
+    let data = thin(CPU_ARM64, Some(&signature(&cd)));
+    assert!(matches!(
+        team_identity_of(&parse(&data).unwrap()),
+        Err(CodesignError::AdHoc { .. })
+    ));
+}
+
+#[test]
+fn code_directory_older_than_0x20200_has_no_team() {
+    let cd = Cd {
+        version: 0x20100,
+        ..Cd::team(SLACK, SLACK_TEAM)
+    };
+    let data = thin(CPU_X86_64, Some(&signature(&cd)));
+    let macho = parse(&data).unwrap();
+    assert_eq!(macho.signature().unwrap().team_id, None);
+    assert!(matches!(
+        team_identity_of(&macho),
+        Err(CodesignError::NoTeamId { identifier }) if identifier == SLACK
+    ));
+}
+
+#[test]
+fn the_team_is_taken_from_an_alternate_directory_when_the_primary_lacks_it() {
+    let old = Cd {
+        version: 0x20100,
+        ..Cd::team(SLACK, SLACK_TEAM)
+    };
+    let sig = super_blob(&[
+        (0, code_directory(&old)),
+        (0x1000, code_directory(&Cd::team(SLACK, SLACK_TEAM))),
+    ]);
+    assert_eq!(
+        expect_team(&thin(CPU_ARM64, Some(&sig))).team_id,
+        SLACK_TEAM
+    );
+}
+
+#[test]
+fn a_signature_without_a_primary_code_directory_is_corrupt() {
+    let sig = super_blob(&[(0x1000, code_directory(&Cd::team(SLACK, SLACK_TEAM)))]);
+    let err = parse(&thin(CPU_ARM64, Some(&sig))).unwrap_err();
+    assert!(
+        err.to_string().contains("no CodeDirectory in slot 0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unsigned_binary_is_reported_as_unsigned() {
+    let macho = parse(&thin(CPU_X86_64, None)).unwrap();
+    assert_eq!(macho.signature(), None);
+    assert!(matches!(
+        team_identity_of(&macho),
+        Err(CodesignError::Unsigned)
+    ));
+}
+
+#[test]
+fn a_malformed_team_id_is_refused() {
+    let data = thin(CPU_ARM64, Some(&signature(&Cd::team(SLACK, "bad,team"))));
+    assert!(matches!(
+        team_identity_of(&parse(&data).unwrap()),
+        Err(CodesignError::BadTeamId(t)) if t == "bad,team"
+    ));
+}
+
+#[test]
+fn non_mach_o_files_are_named() {
+    let err = parse(b"#!/bin/sh\necho hi\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "not a Mach-O file (it starts with 0x23212f62)"
+    );
+    // A Java class file shares the universal magic; its version is no slice count.
+    let class = [0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 52, 0, 0, 0, 0];
+    assert!(matches!(parse(&class), Err(CodesignError::NotMachO(m)) if m.contains("Java")));
+    assert!(matches!(
+        parse(&[0xfe, 0xed, 0xfa, 0xcf, 0, 0, 0, 0]),
+        Err(CodesignError::BigEndian)
+    ));
+    assert!(matches!(
+        parse(b""),
+        Err(CodesignError::Truncated { offset: 0, .. })
+    ));
+}
+
+#[test]
+fn errors_name_the_structure_and_the_file_offset() {
+    let mut data = signed(CPU_ARM64);
+    // Point LC_CODE_SIGNATURE.dataoff far past the end.
+    let at = 32 + 24 + 8;
+    data[at..at + 4].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+    let err = parse(&data).unwrap_err().to_string();
+    assert!(
+        err.starts_with("truncated: code signature at offset 2147418112 needs"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_load_command_smaller_than_its_header_is_corrupt() {
+    let mut data = signed(CPU_ARM64);
+    data[32 + 4..32 + 8].copy_from_slice(&4u32.to_le_bytes()); // LC_UUID.cmdsize
+    assert!(matches!(
+        parse(&data),
+        Err(CodesignError::Corrupt { offset: 32, .. })
+    ));
+}
+
+#[test]
+fn a_team_string_without_its_nul_is_corrupt() {
+    let mut data = signed(CPU_ARM64);
+    let dataoff = u32::from_le_bytes(data[32 + 24 + 8..32 + 24 + 12].try_into().unwrap());
+    let sig_len = signature(&Cd::team(SLACK, SLACK_TEAM)).len();
+    // The team ID's NUL is the last byte of the CodeDirectory, which ends before the
+    // requirements (12 bytes) and the CMS wrapper (8 bytes).
+    let nul = dataoff as usize + sig_len - 12 - 8 - 1;
+    assert_eq!(data[nul], 0);
+    data[nul] = b'X';
+    let err = parse(&data).unwrap_err().to_string();
+    assert!(err.contains("team ID") && err.contains("NUL"), "{err}");
+}
+
+#[test]
+fn every_prefix_is_an_error_or_the_right_answer() {
+    let files = [
+        signed(CPU_ARM64),
+        thin(CPU_I386, Some(&signature(&Cd::team("x", "ABCDE12345")))),
+        universal(
+            &[
+                (CPU_X86_64, signed(CPU_X86_64)),
+                (CPU_ARM64, signed(CPU_ARM64)),
+            ],
+            true,
+        ),
+    ];
+    for data in files {
+        let full = parse(&data).unwrap();
+        for n in 0..data.len() {
+            if let Ok(partial) = parse(&data[..n]) {
+                assert_eq!(partial, full, "prefix of {n} bytes gave a different answer");
+            }
+        }
+    }
+}
+
+#[test]
+fn no_single_byte_corruption_panics() {
+    let files = [
+        signed(CPU_ARM64),
+        thin(CPU_ARM64, Some(&signature(&Cd::ad_hoc("a.out")))),
+        universal(
+            &[
+                (CPU_X86_64, signed(CPU_X86_64)),
+                (CPU_ARM64, signed(CPU_ARM64)),
+            ],
+            false,
+        ),
+    ];
+    for data in files {
+        // Headers and the signature are where the parser looks; the universal file's padding
+        // is skipped to keep the test quick.
+        for i in (0..data.len()).filter(|&i| data[i] != 0 || i < 64 || i % 97 == 0) {
+            for v in [0x00, 0xff, 0x80, data[i].wrapping_add(1)] {
+                let mut bad = data.clone();
+                bad[i] = v;
+                let _ = parse(&bad).map(|m| team_identity_of(&m));
+            }
+        }
+    }
+}
+
+#[test]
+fn committed_fixtures_are_what_the_builder_makes() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/macho");
+    for (name, bytes) in committed_fixtures() {
+        let path = dir.join(name);
+        if std::env::var_os("DEVICETRUST_WRITE_FIXTURES").is_some() {
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let on_disk = std::fs::read(&path).unwrap();
+        assert!(on_disk == bytes, "{name} differs from the builder's output");
+    }
+}
+
+#[test]
+fn bundles_resolve_to_their_main_executable() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("Slack.app");
+    std::fs::create_dir_all(app.join("Contents/MacOS")).unwrap();
+    let mut info = plist::Dictionary::new();
+    info.insert("CFBundleExecutable".into(), "Slack".into());
+    plist::Value::Dictionary(info)
+        .to_file_xml(app.join("Contents/Info.plist"))
+        .unwrap();
+    std::fs::write(app.join("Contents/MacOS/Slack"), signed(CPU_ARM64)).unwrap();
+    assert_eq!(
+        executable_path(&app).unwrap(),
+        app.join("Contents/MacOS/Slack")
+    );
+    assert_eq!(team_identity(&app).unwrap().team_id, SLACK_TEAM);
+
+    let mut evil = plist::Dictionary::new();
+    evil.insert("CFBundleExecutable".into(), "../../../etc/passwd".into());
+    plist::Value::Dictionary(evil)
+        .to_file_xml(app.join("Contents/Info.plist"))
+        .unwrap();
+    assert!(matches!(
+        executable_path(&app),
+        Err(CodesignError::BadInfoPlist { .. })
+    ));
+    assert!(matches!(
+        executable_path(dir.path()),
+        Err(CodesignError::NotABundle { .. })
+    ));
+}
