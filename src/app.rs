@@ -16,7 +16,8 @@ pub const EXIT_USAGE: i32 = 2;
 
 /// Runs the command line `args` and returns the process exit code.
 pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
@@ -36,6 +37,14 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             Channel::Stdout
         },
     );
+
+    // Root (a Jamf policy) acts through the console user's own session; see platform::session.
+    #[cfg(target_os = "macos")]
+    if let Some(code) = as_console_user(&cli, args.get(1..).unwrap_or_default()) {
+        return code;
+    }
+    #[cfg(not(target_os = "macos"))]
+    let _ = &args;
 
     match &cli.command {
         Command::Version => {
@@ -84,6 +93,44 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         }
     });
     finish(result.map_err(DemoOrAgent::Agent))
+}
+
+/// Re-executes as the console user when root runs a command of the user's session; `None`
+/// means "run here". The child's exit code is ours.
+#[cfg(target_os = "macos")]
+fn as_console_user(cli: &Cli, args: &[std::ffi::OsString]) -> Option<i32> {
+    use platform::session::{self, Decision};
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let decision = session::needs_reexec(
+        euid,
+        &cli.command,
+        platform::current().console_user().as_deref(),
+        cli.global.user.as_deref(),
+    );
+    match decision {
+        Decision::RunHere => None,
+        Decision::NoConsoleUser => Some(finish(Err(DemoOrAgent::Agent(AgentError::NoUserSession)))),
+        Decision::Reexec { user } => {
+            let config = load_config(cli).ok();
+            match session::reexec(&user, args, config.as_ref(), &cli.command) {
+                Ok(code) => Some(code),
+                // The EA must still print its one line: fall back to checking from here.
+                Err(e) if matches!(cli.command, Command::Ea { .. }) => {
+                    tracing::warn!("{e}");
+                    None
+                }
+                Err(e @ session::ReexecError::Secret(_)) => {
+                    fail(&e.to_string());
+                    Some(EXIT_USAGE)
+                }
+                Err(e) => {
+                    fail(&e.to_string());
+                    Some(EXIT_FAILED)
+                }
+            }
+        }
+    }
 }
 
 fn load_config(cli: &Cli) -> Result<Config, AgentError> {

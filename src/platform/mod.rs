@@ -4,6 +4,7 @@
 //! portable one reads what a Unix system offers, and tests override the facts by flags.
 
 pub mod processes;
+pub mod session;
 // Compiled everywhere: its pure parts (console-user filter, User-Agent forms) are tested on
 // Linux; the IOKit/SystemConfiguration backend inside is macOS-only.
 mod macos;
@@ -46,6 +47,12 @@ pub trait Platform {
     }
     /// The OS version in the User-Agent form `10_15_7`.
     fn os_version(&self) -> String;
+}
+
+/// The numeric user id of `user`, from the directory.
+#[cfg(target_os = "macos")]
+pub fn uid_of(user: &str) -> Option<u32> {
+    unix::uid_of(user)
 }
 
 /// The platform this binary runs on.

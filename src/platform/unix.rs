@@ -93,6 +93,27 @@ fn user_name(uid: libc::uid_t) -> Option<String> {
     Some(name.to_string_lossy().into_owned())
 }
 
+/// The numeric id the password database records for `user` (`launchctl asuser` takes it).
+#[cfg(target_os = "macos")]
+pub(super) fn uid_of(user: &str) -> Option<libc::uid_t> {
+    let c_user = CString::new(user).ok()?;
+    // SAFETY: passwd is plain old data; all-zero is a valid (empty) value to be filled in.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: all pointers are valid for the call; only pw_uid (a plain integer) is read.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            c_user.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    (rc == 0 && !result.is_null()).then_some(pwd.pw_uid)
+}
+
 /// The home folder the password database (Open Directory on macOS) records for `user`.
 pub(super) fn home_of(user: &str) -> Option<PathBuf> {
     let c_user = CString::new(user).ok()?;
