@@ -662,11 +662,16 @@ impl Agent {
             }
         }
         let job = self.renewal_job();
-        if self.package_job_present() {
+        let job_changed = if self.package_job_present() {
             // The installer's global LaunchAgent already renews for every user.
+            false
         } else {
-            self.install_job(&root, &job, &mut changes);
-        }
+            self.install_job(&root, &job, &mut changes)
+        };
+        #[cfg(target_os = "macos")]
+        self.load_job(job_changed, &mut changes);
+        #[cfg(not(target_os = "macos"))]
+        let _ = job_changed;
         for change in &changes {
             info!("{change}");
         }
@@ -680,15 +685,79 @@ impl Agent {
             && schedule::package_job_present(&self.config.root)
     }
 
-    fn install_job(&self, root: &std::path::Path, job: &RenewalJob, changes: &mut Vec<String>) {
+    /// Writes the job's files; returns whether they changed.
+    fn install_job(
+        &self,
+        root: &std::path::Path,
+        job: &RenewalJob,
+        changes: &mut Vec<String>,
+    ) -> bool {
         match schedule::install(root, job, JobKind::native()) {
-            Ok(installed) if installed.changed => changes.push(format!(
-                "renewal job installed (daily at {:02}:{:02} and at login)",
-                job.start.hour(),
-                job.start.minute()
-            )),
-            Ok(_) => {}
-            Err(e) => warn!("renewal job not installed: {e}"),
+            Ok(installed) if installed.changed => {
+                changes.push(format!(
+                    "renewal job installed (daily at {:02}:{:02} and at login)",
+                    job.start.hour(),
+                    job.start.minute()
+                ));
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                warn!("renewal job not installed: {e}");
+                false
+            }
+        }
+    }
+
+    /// The user's uid for launchd's `gui/<uid>` domain; `None` under a test/demo root, where
+    /// no real launchd job may be touched.
+    #[cfg(target_os = "macos")]
+    fn launchd_uid(&self) -> Option<u32> {
+        if self.config.root != std::path::Path::new("/") {
+            return None;
+        }
+        crate::platform::uid_of(&self.user)
+    }
+
+    /// Loads the renewal job into the user's GUI domain when its plist changed or launchd does
+    /// not have it (a package installed after login, a job booted out by hand): the per-user
+    /// plist, else the package's global one.
+    #[cfg(target_os = "macos")]
+    fn load_job(&self, changed: bool, changes: &mut Vec<String>) {
+        use crate::platform::launchd;
+        let Some(uid) = self.launchd_uid() else {
+            return;
+        };
+        let plist = if self.package_job_present() {
+            schedule::package_launch_agent_path(&self.config.root)
+        } else {
+            schedule::launch_agent_path(&self.config.root, &self.home)
+        };
+        if !plist.exists() {
+            return;
+        }
+        if !changed && launchd::is_loaded(uid, schedule::LABEL) == Some(true) {
+            return;
+        }
+        match launchd::reload(uid, schedule::LABEL, &plist) {
+            Ok(()) => changes.push(format!("renewal job loaded into launchd (gui/{uid})")),
+            Err(e) => warn!("renewal job not loaded: {e}"),
+        }
+    }
+
+    /// Unloads our job and Okta's Python task from the user's GUI domain (uninstall).
+    #[cfg(target_os = "macos")]
+    fn unload_jobs(&self) {
+        use crate::platform::launchd;
+        let Some(uid) = self.launchd_uid() else {
+            return;
+        };
+        for label in [schedule::LABEL, crate::migration::PYTHON_TASK_LABEL] {
+            match launchd::unload(uid, label) {
+                Ok(true) => info!("unloaded {label} from launchd (gui/{uid})"),
+                Ok(false) => {}
+                Err(e) => warn!("{label} left loaded: {e}"),
+            }
         }
     }
 
@@ -748,6 +817,9 @@ impl Agent {
                 }
             }
         }
+        // Unloaded before its plist goes, or launchd keeps running a job with no file.
+        #[cfg(target_os = "macos")]
+        self.unload_jobs();
         let removed =
             schedule::remove(&root, &self.home, JobKind::native()).map_err(|e| StoreError::Io {
                 path: self.paths.home.clone(),
@@ -838,15 +910,8 @@ impl Agent {
                     .map(|entry| chrome::is_present(&self.config.root, &entry)),
                 _ => None,
             },
-            renewal_job_installed: Some(
-                self.package_job_present()
-                    || schedule::is_installed(
-                        &self.config.root,
-                        &self.renewal_job(),
-                        JobKind::native(),
-                    ),
-            ),
-            background_task_enabled: None,
+            renewal_job_installed: Some(self.renewal_job_installed()),
+            background_task_enabled: self.background_task_enabled(),
         };
         Ok(StatusReport {
             status: health::evaluate(&facts),
@@ -871,6 +936,29 @@ impl Agent {
             ),
             now,
         })
+    }
+
+    /// The job's files are there and, on macOS, launchd has it loaded (unknown counts as yes:
+    /// a launchctl that cannot run is no evidence against the job).
+    fn renewal_job_installed(&self) -> bool {
+        let files = self.package_job_present()
+            || schedule::is_installed(&self.config.root, &self.renewal_job(), JobKind::native());
+        #[cfg(target_os = "macos")]
+        if let Some(uid) = self.launchd_uid() {
+            return files
+                && crate::platform::launchd::is_loaded(uid, schedule::LABEL) != Some(false);
+        }
+        files
+    }
+
+    /// Whether the user left the job switched on in Login Items (macOS 13+); `None` elsewhere
+    /// or when Background Task Management cannot be read.
+    fn background_task_enabled(&self) -> Option<bool> {
+        #[cfg(target_os = "macos")]
+        if let Some(uid) = self.launchd_uid() {
+            return crate::platform::launchd::login_item_enabled(uid, schedule::LABEL);
+        }
+        None
     }
 
     fn method(&self, state: &AgentState) -> Method {

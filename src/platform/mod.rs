@@ -3,6 +3,7 @@
 //! `Platform` is the seam: the macOS implementation asks IOKit and SystemConfiguration, the
 //! portable one reads what a Unix system offers, and tests override the facts by flags.
 
+pub mod launchd;
 pub mod processes;
 pub mod session;
 // Compiled everywhere: its pure parts (console-user filter, User-Agent forms) are tested on
