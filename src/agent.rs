@@ -661,6 +661,16 @@ impl Agent {
                 },
             }
         }
+        // The user's real preference domains: not under a test/demo root.
+        #[cfg(target_os = "macos")]
+        if self.config.root == std::path::Path::new("/") {
+            match self.browser_entry(state, cert) {
+                None => {
+                    warn!("the certAuthDomain is unknown; browser auto-selection not configured")
+                }
+                Some(entry) => changes.extend(crate::platform::preferences::apply(&entry)),
+            }
+        }
         let job = self.renewal_job();
         let job_changed = if self.package_job_present() {
             // The installer's global LaunchAgent already renews for every user.
@@ -817,6 +827,17 @@ impl Agent {
                 }
             }
         }
+        #[cfg(target_os = "macos")]
+        if let Some(entry) = (self.config.root == std::path::Path::new("/"))
+            .then(|| self.store.certificate().ok().flatten())
+            .flatten()
+            .and_then(|der| CertificateInfo::parse(&der).ok())
+            .and_then(|cert| self.browser_entry(&state, &cert))
+        {
+            for change in crate::platform::preferences::remove(&entry) {
+                info!("{change}");
+            }
+        }
         // Unloaded before its plist goes, or launchd keeps running a job with no file.
         #[cfg(target_os = "macos")]
         self.unload_jobs();
@@ -908,6 +929,10 @@ impl Agent {
                 Some(cert) if BROWSER_POLICY_FILES => self
                     .browser_entry(&state, cert)
                     .map(|entry| chrome::is_present(&self.config.root, &entry)),
+                #[cfg(target_os = "macos")]
+                Some(cert) if self.config.root == std::path::Path::new("/") => self
+                    .browser_entry(&state, cert)
+                    .map(|entry| crate::platform::preferences::present_everywhere(&entry)),
                 _ => None,
             },
             renewal_job_installed: Some(self.renewal_job_installed()),

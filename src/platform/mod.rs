@@ -4,6 +4,7 @@
 //! portable one reads what a Unix system offers, and tests override the facts by flags.
 
 pub mod launchd;
+pub mod preferences;
 pub mod processes;
 pub mod session;
 // Compiled everywhere: its pure parts (console-user filter, User-Agent forms) are tested on
