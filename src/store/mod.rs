@@ -6,6 +6,8 @@
 //! complete before the old one goes, so a device never ends up with none.
 
 pub mod file;
+#[cfg(target_os = "macos")]
+pub mod keychain;
 pub mod keychain_model;
 
 use crate::integrations::allowlist::Partition;
@@ -13,6 +15,8 @@ use crate::pki::{PrivateKey, SigningKey};
 use std::path::PathBuf;
 
 pub use file::FileStore;
+#[cfg(target_os = "macos")]
+pub use keychain::KeychainStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
