@@ -155,7 +155,7 @@ pub fn decode_partition_description(
     description: &str,
 ) -> Result<Vec<Partition>, PartitionDescriptionError> {
     let hex = description.trim();
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err(PartitionDescriptionError::NotHex);
     }
     let bytes = (0..hex.len())
