@@ -7,6 +7,7 @@
 use crate::config::{Config, ConfigError, StoreSpec};
 use crate::health::{self, HealthFacts, HealthStatus};
 use crate::http::{HttpSettings, RetryPolicy};
+use crate::integrations::allowlist::{self, Partition};
 use crate::integrations::chrome;
 use crate::integrations::schedule::{self, JobKind, RenewalJob, RenewalStart};
 use crate::lock::{LockError, RunLock};
@@ -73,6 +74,7 @@ pub enum AgentError {
          SCEP without the CA's challenge: configure scep.challenge_file or DEVICETRUST_SCEP_CHALLENGE"
     )]
     ExpiredNoChallenge { not_after: String },
+    #[cfg(not(target_os = "macos"))]
     #[error("the keychain store is only available on macOS; use --store file:DIR")]
     KeychainUnavailable,
 }
@@ -81,7 +83,9 @@ impl AgentError {
     /// The exit code of cli.md: 2 configuration, 75 try later, 1 everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            AgentError::Config(_) | AgentError::KeychainUnavailable => 2,
+            AgentError::Config(_) => 2,
+            #[cfg(not(target_os = "macos"))]
+            AgentError::KeychainUnavailable => 2,
             AgentError::NoUserSession => 75,
             AgentError::Lock(LockError::Busy { .. }) => 75,
             AgentError::Okta(e) if e.is_transient() => 75,
@@ -234,9 +238,14 @@ impl Agent {
         };
         let home = platform.home_dir(&user);
         let paths = UserPaths::new(&config.root, &home);
+        // The keychain is the macOS default (spec section 6); elsewhere the file store.
         let store: Box<dyn IdentityStore> = match &config.store {
-            None => Box::new(FileStore::new(paths.default_file_store())),
             Some(StoreSpec::File(dir)) => Box::new(FileStore::new(dir.clone())),
+            #[cfg(target_os = "macos")]
+            None | Some(StoreSpec::Keychain) => Box::new(crate::store::KeychainStore::new(&home)),
+            #[cfg(not(target_os = "macos"))]
+            None => Box::new(FileStore::new(paths.default_file_store())),
+            #[cfg(not(target_os = "macos"))]
             Some(StoreSpec::Keychain) => return Err(AgentError::KeychainUnavailable),
         };
         Ok(Agent {
@@ -682,10 +691,25 @@ impl Agent {
         self.load_job(job_changed, &mut changes);
         #[cfg(not(target_os = "macos"))]
         let _ = job_changed;
+        if let Some(desired) = self.desired_partitions() {
+            changes.extend(apply_allowlist(self.store.as_mut(), &desired));
+        }
         for change in &changes {
             info!("{change}");
         }
         changes
+    }
+
+    /// The key's desired partition list, the agent's own partition included; `None` (with a
+    /// WARN) when the configuration's list is invalid.
+    fn desired_partitions(&self) -> Option<Vec<Partition>> {
+        match self.config.allowlist.desired_with(Some(agent_partition())) {
+            Ok(list) => Some(list),
+            Err(e) => {
+                warn!("the key's app allowlist is not applied: {e}");
+                None
+            }
+        }
     }
 
     /// On macOS the package installs one LaunchAgent for all users; the agent's own per-user
@@ -924,7 +948,9 @@ impl Agent {
             key_matches,
             renew_before_days: self.config.renew_before_days,
             last_renewal: state.last_renewal.clone(),
-            app_access_complete: None,
+            app_access_complete: self
+                .desired_partitions()
+                .and_then(|desired| app_access_complete(self.store.as_ref(), &desired)),
             browser_policy_present: match &certificate {
                 Some(cert) if BROWSER_POLICY_FILES => self
                     .browser_entry(&state, cert)
@@ -995,6 +1021,61 @@ impl Agent {
     }
 }
 
+/// The agent's own partition ID: its signing team, so it keeps using the key it created
+/// (renewal tokens are signed with it); `unsigned:` for a build without a team signature.
+fn agent_partition() -> Partition {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| crate::codesign::team_identity(&exe).ok())
+        .map(|team| team.partition)
+        .unwrap_or_else(|| Partition::Other("unsigned:".to_owned()))
+}
+
+/// The health link: every desired app is on the key's list. `None` when the store has no
+/// partition list (the file store); an unreadable list counts as incomplete.
+fn app_access_complete(store: &dyn IdentityStore, desired: &[Partition]) -> Option<bool> {
+    store.partition_list().map(|r| {
+        r.map(|cur| allowlist::is_complete(&cur, desired))
+            .unwrap_or(false)
+    })
+}
+
+/// Brings the key's partition list to `desired` (adding missing apps, removing strays);
+/// returns the change line for the log, or nothing when the list was right or cannot be set.
+fn apply_allowlist(store: &mut dyn IdentityStore, desired: &[Partition]) -> Option<String> {
+    let current = match store.partition_list()? {
+        Ok(current) => current,
+        Err(e) => {
+            warn!("the key's app allowlist cannot be read: {e}");
+            return None;
+        }
+    };
+    let change = allowlist::diff(&current, desired);
+    if change.is_empty() {
+        return None;
+    }
+    match store.set_partition_list(desired)? {
+        Ok(()) => Some(format!(
+            "key app allowlist set to {} (added: {}; removed: {})",
+            allowlist::partition_list_string(desired),
+            display_or_none(&change.to_add),
+            display_or_none(&change.to_remove),
+        )),
+        Err(e) => {
+            warn!("the key's app allowlist is not applied: {e}");
+            None
+        }
+    }
+}
+
+fn display_or_none(list: &[Partition]) -> String {
+    if list.is_empty() {
+        "none".to_owned()
+    } else {
+        allowlist::partition_list_string(list)
+    }
+}
+
 impl StatusReport {
     /// The report when there is no user to act for, or nothing is configured.
     pub fn without_user(status: HealthStatus, config: Option<&Config>) -> StatusReport {
@@ -1014,5 +1095,101 @@ impl StatusReport {
             renews_below_days: None,
             now: OffsetDateTime::now_utc(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::SigningKey;
+    use crate::store::StoreProbe;
+
+    /// An in-memory store with a partition list, standing in for the keychain on Linux.
+    struct MemoryStore {
+        partitions: Vec<Partition>,
+        writes: usize,
+    }
+
+    impl IdentityStore for MemoryStore {
+        fn location(&self) -> String {
+            "memory:".into()
+        }
+        fn probe(&self) -> StoreProbe {
+            StoreProbe {
+                exists: Some(true),
+                password_item: Some(true),
+            }
+        }
+        fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(None)
+        }
+        fn signing_key(&self) -> Result<Option<Box<dyn SigningKey>>, StoreError> {
+            Ok(None)
+        }
+        fn replace(&mut self, _: &NewIdentity<'_>) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn remove(&mut self) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        fn partition_list(&self) -> Option<Result<Vec<Partition>, StoreError>> {
+            Some(Ok(self.partitions.clone()))
+        }
+        fn set_partition_list(&mut self, list: &[Partition]) -> Option<Result<(), StoreError>> {
+            self.partitions = list.to_vec();
+            self.writes += 1;
+            Some(Ok(()))
+        }
+    }
+
+    fn desired() -> Vec<Partition> {
+        allowlist::AllowlistConfig::default()
+            .desired_with(Some(Partition::Other("unsigned:".into())))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_key_missing_an_app_is_incomplete_until_configure_repairs_it() {
+        let desired = desired();
+        // What SecItemImport leaves: the importing app's partition and apple-tool: only.
+        let mut store = MemoryStore {
+            partitions: vec![
+                Partition::AppleTool,
+                Partition::Other("unsigned:".into()),
+                Partition::TeamId("ABCDE12345".into()),
+            ],
+            writes: 0,
+        };
+        assert_eq!(app_access_complete(&store, &desired), Some(false));
+        let facts_status = |complete| {
+            let mut f = health::tests::healthy();
+            f.app_access_complete = complete;
+            health::evaluate(&f)
+        };
+        assert_eq!(
+            facts_status(app_access_complete(&store, &desired)),
+            HealthStatus::AppAccessIncomplete
+        );
+
+        let line = apply_allowlist(&mut store, &desired).unwrap();
+        assert!(line.contains("teamid:EQHXZ8M8AV"), "{line}");
+        assert!(line.contains("removed: teamid:ABCDE12345"), "{line}");
+        assert_eq!(store.partitions, desired);
+        assert_eq!(app_access_complete(&store, &desired), Some(true));
+        assert_eq!(
+            facts_status(app_access_complete(&store, &desired)),
+            HealthStatus::Healthy
+        );
+        // Already right: no write, no change line.
+        assert_eq!(apply_allowlist(&mut store, &desired), None);
+        assert_eq!(store.writes, 1);
+    }
+
+    #[test]
+    fn the_file_store_has_no_allowlist_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = FileStore::new(dir.path().join("store"));
+        assert_eq!(app_access_complete(&store, &desired()), None);
+        assert_eq!(apply_allowlist(&mut store, &desired()), None);
     }
 }

@@ -119,7 +119,7 @@ pub fn evaluate(f: &HealthFacts) -> HealthStatus {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::pki::{Authority, IssueProfile, IssueRequest};
     use std::sync::OnceLock;
@@ -144,7 +144,7 @@ mod tests {
         CertificateInfo::parse(&der).unwrap()
     }
 
-    fn healthy() -> HealthFacts {
+    pub(crate) fn healthy() -> HealthFacts {
         HealthFacts {
             now: OffsetDateTime::now_utc(),
             configured: true,

@@ -6,11 +6,17 @@
 //! complete before the old one goes, so a device never ends up with none.
 
 pub mod file;
+#[cfg(target_os = "macos")]
+pub mod keychain;
+pub mod keychain_model;
 
+use crate::integrations::allowlist::Partition;
 use crate::pki::{PrivateKey, SigningKey};
 use std::path::PathBuf;
 
 pub use file::FileStore;
+#[cfg(target_os = "macos")]
+pub use keychain::KeychainStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -60,4 +66,13 @@ pub trait IdentityStore {
     fn replace(&mut self, identity: &NewIdentity<'_>) -> Result<(), StoreError>;
     /// Removes the identity and the store itself; `Ok(false)` when there was nothing.
     fn remove(&mut self) -> Result<bool, StoreError>;
+    /// The private key's partition list (the apps allowed to use it without a prompt);
+    /// `None` where the store has no such thing (the file store).
+    fn partition_list(&self) -> Option<Result<Vec<Partition>, StoreError>> {
+        None
+    }
+    /// Sets the private key's partition list; `None` where the store has none.
+    fn set_partition_list(&mut self, _list: &[Partition]) -> Option<Result<(), StoreError>> {
+        None
+    }
 }

@@ -1,0 +1,388 @@
+//! The decisions behind the macOS keychain store that need no operating system: the keychain
+//! password, search-list edits, which identity is live, and the partition-ACL encoding.
+//!
+//! Compiled on every platform so Linux CI tests exactly what `keychain.rs` calls on a Mac.
+
+use crate::integrations::allowlist::Partition;
+use crate::pki::PkiError;
+use crate::secret::Secret;
+use const_oid::db::rfc5912::RSA_ENCRYPTION;
+use der::asn1::BitString;
+use der::{Any, Encode};
+use rand_core::{OsRng, RngCore};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+
+/// The keychain's name as `security list-keychains` shows it; macOS stores it as `-db`.
+pub const KEYCHAIN_NAME: &str = "okta.keychain";
+/// Account, service and label of the login-keychain item holding the keychain password.
+pub const PASSWORD_ITEM: &str = "device_trust";
+/// The ACL authorization under which `security set-key-partition-list` keeps the list.
+pub const PARTITION_AUTHORIZATION: &str = "ACLAuthorizationPartitionID";
+/// Length of the keychain password (spec section 6).
+pub const PASSWORD_LEN: usize = 40;
+
+const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+/// The largest multiple of 62 that fits a byte: bytes at or above it are rejected, so every
+/// character is equally likely (a plain `% 62` would favour the first 8).
+const UNBIASED_LIMIT: u8 = 248;
+
+/// `~/Library/Keychains/okta.keychain` for `home`: the path handed to SecKeychainCreate.
+pub fn keychain_path(home: &Path) -> PathBuf {
+    home.join("Library/Keychains").join(KEYCHAIN_NAME)
+}
+
+/// The file macOS actually writes for `path` (10.12+ appends `-db`).
+pub fn keychain_db_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-db");
+    PathBuf::from(name)
+}
+
+/// A fresh keychain password: 40 characters `[A-Za-z0-9]` from the OS RNG, unbiased.
+pub fn generate_keychain_password() -> Secret {
+    generate_from(&mut OsRng)
+}
+
+fn generate_from(rng: &mut dyn RngCore) -> Secret {
+    let mut out = zeroize::Zeroizing::new(String::with_capacity(PASSWORD_LEN));
+    let mut buf = zeroize::Zeroizing::new([0u8; 64]);
+    while out.len() < PASSWORD_LEN {
+        rng.fill_bytes(buf.as_mut());
+        for &b in buf.iter() {
+            if b < UNBIASED_LIMIT && out.len() < PASSWORD_LEN {
+                out.push(char::from(ALPHABET[usize::from(b % 62)]));
+            }
+        }
+    }
+    Secret::new(out.as_str())
+}
+
+/// Whether two search-list entries name the same keychain: macOS reports `okta.keychain-db`
+/// for a keychain created as `okta.keychain`, so the `-db` suffix is not a difference.
+pub fn same_keychain(a: &Path, b: &Path) -> bool {
+    fn base(p: &Path) -> PathBuf {
+        let s = p.as_os_str().to_string_lossy();
+        PathBuf::from(s.strip_suffix("-db").unwrap_or(&s).to_owned())
+    }
+    base(a) == base(b)
+}
+
+/// The user's search list with ours appended once; the existing order is kept (the login
+/// keychain stays first, so it stays the default for everything else).
+pub fn search_list_with(current: &[PathBuf], ours: &Path) -> Vec<PathBuf> {
+    let mut list = current.to_vec();
+    if !list.iter().any(|p| same_keychain(p, ours)) {
+        list.push(ours.to_path_buf());
+    }
+    list
+}
+
+/// The user's search list without ours (uninstall), other entries in order.
+pub fn search_list_without(current: &[PathBuf], ours: &Path) -> Vec<PathBuf> {
+    current
+        .iter()
+        .filter(|p| !same_keychain(p, ours))
+        .cloned()
+        .collect()
+}
+
+/// Which identity is live and which are leftovers.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Chosen<T> {
+    pub live: T,
+    /// Older identities: what an interrupted replacement left behind, to delete.
+    pub leftovers: Vec<T>,
+}
+
+/// Picks the identity with the latest notAfter: mid-replacement both the old and the new one
+/// are in the keychain, and the new one always outlives the old. Ties keep the first seen.
+pub fn choose_identity<T>(candidates: Vec<(OffsetDateTime, T)>) -> Option<Chosen<T>> {
+    let best = candidates
+        .iter()
+        .enumerate()
+        .fold(
+            None::<(usize, OffsetDateTime)>,
+            |best, (i, (t, _))| match best {
+                Some((_, bt)) if bt >= *t => best,
+                _ => Some((i, *t)),
+            },
+        )?
+        .0;
+    let mut live = None;
+    let mut leftovers = Vec::new();
+    for (i, (_, item)) in candidates.into_iter().enumerate() {
+        if i == best {
+            live = Some(item);
+        } else {
+            leftovers.push(item);
+        }
+    }
+    live.map(|live| Chosen { live, leftovers })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PartitionDescriptionError {
+    #[error("the partition ACL description is not hex")]
+    NotHex,
+    #[error("the partition ACL description is not a property list: {0}")]
+    NotPlist(String),
+    #[error("the partition ACL description has no Partitions array of strings")]
+    NoPartitions,
+    #[error("the partition ACL description lists {0:?}, which is not a partition ID")]
+    BadPartition(String),
+}
+
+/// The ACL description `security set-key-partition-list` writes: an XML plist
+/// `{"Partitions": [ids…]}`, hex-encoded (lowercase) because ACL descriptions are strings.
+pub fn encode_partition_description(list: &[Partition]) -> String {
+    let ids = list
+        .iter()
+        .map(|p| plist::Value::String(p.to_string()))
+        .collect();
+    let mut dict = plist::Dictionary::new();
+    dict.insert("Partitions".to_owned(), plist::Value::Array(ids));
+    let mut xml = Vec::new();
+    // Writing a dictionary of strings into a Vec cannot fail; an empty result would decode
+    // as an error later rather than panic here.
+    let _ = plist::Value::Dictionary(dict).to_writer_xml(&mut xml);
+    crate::fsutil::hex(&xml)
+}
+
+/// Reads the list back from an ACL description (either hex case; surrounding whitespace ok).
+pub fn decode_partition_description(
+    description: &str,
+) -> Result<Vec<Partition>, PartitionDescriptionError> {
+    let hex = description.trim();
+    if !hex.len().is_multiple_of(2) {
+        return Err(PartitionDescriptionError::NotHex);
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or(PartitionDescriptionError::NotHex)?;
+    let value = plist::Value::from_reader(std::io::Cursor::new(bytes))
+        .map_err(|e| PartitionDescriptionError::NotPlist(e.to_string()))?;
+    let ids = value
+        .as_dictionary()
+        .and_then(|d| d.get("Partitions"))
+        .and_then(|v| v.as_array())
+        .ok_or(PartitionDescriptionError::NoPartitions)?;
+    ids.iter()
+        .map(|v| {
+            let s = v
+                .as_string()
+                .ok_or(PartitionDescriptionError::NoPartitions)?;
+            s.parse::<Partition>()
+                .map_err(|_| PartitionDescriptionError::BadPartition(s.to_owned()))
+        })
+        .collect()
+}
+
+/// Wraps a PKCS#1 RSAPublicKey (what SecKeyCopyExternalRepresentation returns for an RSA
+/// public key) into the SubjectPublicKeyInfo the certificate carries, so the two compare.
+pub fn rsa_pkcs1_to_spki(pkcs1: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let spki = SubjectPublicKeyInfoOwned {
+        algorithm: AlgorithmIdentifierOwned {
+            oid: RSA_ENCRYPTION,
+            parameters: Some(Any::null()),
+        },
+        subject_public_key: BitString::from_bytes(pkcs1)
+            .map_err(|e| PkiError::InvalidPublicKey(e.to_string()))?,
+    };
+    let der = spki
+        .to_der()
+        .map_err(|e| PkiError::InvalidPublicKey(e.to_string()))?;
+    // Parse it back as an RSA key: garbage from the OS must not pass for a public key.
+    crate::pki::key::rsa_public_key_from_der(&der)?;
+    Ok(der)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrations::allowlist;
+    use std::collections::HashSet;
+    use time::macros::datetime;
+
+    #[test]
+    fn passwords_are_40_alphanumerics_and_distinct() {
+        let mut seen = HashSet::new();
+        for _ in 0..200 {
+            let p = generate_keychain_password();
+            assert_eq!(p.expose().len(), PASSWORD_LEN);
+            assert!(p.expose().bytes().all(|b| b.is_ascii_alphanumeric()));
+            assert!(seen.insert(p.expose().to_owned()));
+        }
+    }
+
+    /// An RNG that yields only bytes the sampler must reject, then one it must accept.
+    struct Scripted(Vec<u8>, usize);
+    impl RngCore for Scripted {
+        fn next_u32(&mut self) -> u32 {
+            0
+        }
+        fn next_u64(&mut self) -> u64 {
+            0
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            for d in dest {
+                *d = self.0[self.1 % self.0.len()];
+                self.1 += 1;
+            }
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn bytes_above_the_unbiased_limit_are_rejected() {
+        // 248..=255 would map to A..H with `% 62`; only 61 (→ '9') may produce characters.
+        let mut rng = Scripted(vec![248, 250, 255, 61], 0);
+        let p = generate_from(&mut rng);
+        assert_eq!(p.expose(), "9".repeat(PASSWORD_LEN));
+    }
+
+    #[test]
+    fn every_character_is_reachable() {
+        let mut rng = Scripted((0..62).collect(), 0);
+        let mut chars = HashSet::new();
+        for _ in 0..40 {
+            chars.extend(generate_from(&mut rng).expose().chars());
+        }
+        assert_eq!(chars.len(), 62);
+    }
+
+    #[test]
+    fn search_list_appends_ours_once_and_keeps_order() {
+        let login = PathBuf::from("/Users/a/Library/Keychains/login.keychain-db");
+        let other = PathBuf::from("/Users/a/Library/Keychains/other.keychain-db");
+        let ours = keychain_path(Path::new("/Users/a"));
+        let list = search_list_with(&[login.clone(), other.clone()], &ours);
+        assert_eq!(list, vec![login.clone(), other.clone(), ours.clone()]);
+        assert_eq!(search_list_with(&list, &ours), list);
+        // macOS lists it with -db: still ours, not appended again.
+        let listed = vec![login.clone(), keychain_db_path(&ours), other.clone()];
+        assert_eq!(search_list_with(&listed, &ours), listed);
+        assert_eq!(search_list_without(&listed, &ours), vec![login, other]);
+    }
+
+    #[test]
+    fn keychain_paths() {
+        let p = keychain_path(Path::new("/Users/a"));
+        assert_eq!(p, Path::new("/Users/a/Library/Keychains/okta.keychain"));
+        assert_eq!(
+            keychain_db_path(&p),
+            Path::new("/Users/a/Library/Keychains/okta.keychain-db")
+        );
+    }
+
+    #[test]
+    fn the_latest_not_after_is_live_and_the_rest_are_leftovers() {
+        assert_eq!(choose_identity::<&str>(vec![]), None);
+        let old = datetime!(2025-01-01 0:00 UTC);
+        let new = datetime!(2026-01-01 0:00 UTC);
+        assert_eq!(
+            choose_identity(vec![(old, "old"), (new, "new")]),
+            Some(Chosen {
+                live: "new",
+                leftovers: vec!["old"]
+            })
+        );
+        assert_eq!(
+            choose_identity(vec![(new, "new"), (old, "old"), (old, "older")]),
+            Some(Chosen {
+                live: "new",
+                leftovers: vec!["old", "older"]
+            })
+        );
+        assert_eq!(
+            choose_identity(vec![(new, "a"), (new, "b")]).map(|c| c.live),
+            Some("a")
+        );
+    }
+
+    #[test]
+    fn partition_descriptions_round_trip() {
+        let list = allowlist::defaults();
+        let encoded = encode_partition_description(&list);
+        assert!(encoded.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(decode_partition_description(&encoded).unwrap(), list);
+        assert_eq!(
+            decode_partition_description(&encoded.to_uppercase()).unwrap(),
+            list
+        );
+        assert_eq!(
+            decode_partition_description(&encode_partition_description(&[])).unwrap(),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn decodes_what_security_writes() {
+        // The XML `security set-key-partition-list -S apple-tool:,apple:` stores, hex-encoded.
+        let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE plist PUBLIC \
+                   \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
+                   <plist version=\"1.0\">\n<dict>\n\t<key>Partitions</key>\n\t<array>\n\t\t\
+                   <string>apple-tool:</string>\n\t\t<string>apple:</string>\n\t\t\
+                   <string>teamid:EQHXZ8M8AV</string>\n\t</array>\n</dict>\n</plist>\n";
+        let hex = crate::fsutil::hex(xml.as_bytes());
+        assert_eq!(
+            decode_partition_description(&hex).unwrap(),
+            vec![
+                Partition::AppleTool,
+                Partition::Apple,
+                Partition::TeamId("EQHXZ8M8AV".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_descriptions_are_errors() {
+        use PartitionDescriptionError::*;
+        assert_eq!(decode_partition_description("abc"), Err(NotHex));
+        assert_eq!(decode_partition_description("zz"), Err(NotHex));
+        assert!(matches!(
+            decode_partition_description(&crate::fsutil::hex(b"hello")),
+            Err(NotPlist(_))
+        ));
+        let mut d = plist::Dictionary::new();
+        d.insert("Other".into(), plist::Value::Boolean(true));
+        let mut xml = Vec::new();
+        plist::Value::Dictionary(d).to_writer_xml(&mut xml).unwrap();
+        assert_eq!(
+            decode_partition_description(&crate::fsutil::hex(&xml)),
+            Err(NoPartitions)
+        );
+        let mut d = plist::Dictionary::new();
+        d.insert(
+            "Partitions".into(),
+            plist::Value::Array(vec![plist::Value::String("bogus".into())]),
+        );
+        let mut xml = Vec::new();
+        plist::Value::Dictionary(d).to_writer_xml(&mut xml).unwrap();
+        assert_eq!(
+            decode_partition_description(&crate::fsutil::hex(&xml)),
+            Err(BadPartition("bogus".into()))
+        );
+    }
+
+    #[test]
+    fn pkcs1_public_keys_wrap_into_the_certificates_spki() {
+        use rsa::pkcs1::EncodeRsaPublicKey;
+        let key = crate::pki::key::tests::test_key();
+        let pkcs1 = key.rsa().to_public_key().to_pkcs1_der().unwrap();
+        assert_eq!(
+            rsa_pkcs1_to_spki(pkcs1.as_bytes()).unwrap(),
+            key.public_key_der().unwrap()
+        );
+        assert!(rsa_pkcs1_to_spki(b"garbage").is_err());
+    }
+}
