@@ -356,6 +356,7 @@ impl Agent {
                     info.serial_hex,
                     info.days_left(now)
                 );
+                self.retire_python_task();
                 self.configure(&state, &info);
                 return Ok(());
             }
@@ -374,9 +375,51 @@ impl Agent {
                     Some(t) => t,
                     None => self.config.org_token()?,
                 };
-                self.enroll_fresh(&org, &token, state)
+                self.enroll_fresh(&org, &token, state)?
             }
-            Enrollment::Scep(settings) => self.enroll_scep(&settings, state),
+            Enrollment::Scep(settings) => self.enroll_scep(&settings, state)?,
+        }
+        self.retire_python_task();
+        Ok(())
+    }
+
+    /// Takes over from Okta's Python registration task once this agent holds a valid identity:
+    /// its okta.keychain and `device_trust` password are the very store the keychain backend
+    /// uses (so a device it enrolled is adopted without a new certificate, and the five-
+    /// certificate limit is spared); its LaunchAgent and script folder go. Best effort: a
+    /// leftover is a WARN, never a failed enrollment.
+    fn retire_python_task(&self) {
+        let install = crate::migration::detect(&self.config.root, &self.home);
+        if install.is_empty() {
+            return;
+        }
+        let plan = crate::migration::plan(&install, true);
+        for note in &plan.notes {
+            info!("{note}");
+        }
+        #[cfg(target_os = "macos")]
+        if let (Some(label), Some(uid)) = (&plan.bootout_label, self.launchd_uid()) {
+            if let Err(e) = crate::platform::launchd::unload(uid, label) {
+                warn!("{label} left loaded: {e}");
+            }
+        }
+        for path in &plan.remove {
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(path)
+            } else {
+                std::fs::remove_file(path)
+            };
+            match removed {
+                Ok(()) => info!(
+                    "removed {} (Okta's Python registration task)",
+                    path.display()
+                ),
+                Err(e) => warn!(
+                    "{} left in place: {}",
+                    path.display(),
+                    crate::config::io_reason(&e)
+                ),
+            }
         }
     }
 

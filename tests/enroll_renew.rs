@@ -402,3 +402,47 @@ fn a_renewal_warns_when_chrome_is_running() {
         assert!(!run.stdout.contains("is running"), "{run:?}");
     }
 }
+
+/// Okta's Python task as it leaves a home folder: keychain, script folder, LaunchAgent.
+fn plant_python_task(env: &Env) -> [std::path::PathBuf; 3] {
+    let home = env.root.path().join("home").join(USER);
+    let keychain = home.join("Library/Keychains/okta.keychain-db");
+    let script = home.join("Library/Okta/okta_device_trust.py");
+    let agent = home.join("Library/LaunchAgents/com.okta.devicetrust.plist");
+    for f in [&keychain, &script, &agent] {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+    }
+    std::fs::write(&keychain, "keychain").unwrap();
+    std::fs::write(&script, "VERSION = '1.3.3'\n").unwrap();
+    std::fs::write(&agent, "<plist/>").unwrap();
+    [keychain, script, agent]
+}
+
+#[test]
+fn enrollment_retires_the_python_task_but_keeps_its_keychain() {
+    let env = Env::new(365);
+    let [keychain, script, agent] = plant_python_task(&env);
+    let run = env.enroll();
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        keychain.exists(),
+        "the keychain is never deleted by the migration"
+    );
+    assert!(!script.parent().unwrap().exists());
+    assert!(!agent.exists());
+    assert!(
+        run.stdout.contains("1.3.3"),
+        "the task's version is reported: {run:?}"
+    );
+}
+
+#[test]
+fn a_failed_enrollment_leaves_the_python_task_alone() {
+    let env = Env::new(365);
+    let planted = plant_python_task(&env);
+    env.write_token("wrong");
+    assert_eq!(env.enroll().code, 1);
+    for path in planted {
+        assert!(path.exists(), "{} removed by a failed run", path.display());
+    }
+}
