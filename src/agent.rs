@@ -677,6 +677,17 @@ impl Agent {
         Some(chrome::policy_entry(host, issuer))
     }
 
+    /// Safari's identity-preference names (spec section 6), when the certAuthDomain is known.
+    #[cfg(target_os = "macos")]
+    fn safari_names(&self, state: &AgentState) -> Option<Vec<String>> {
+        let host = state.cert_auth_host.as_deref()?;
+        let cell = self.org(state).ok().and_then(|org| org.cell());
+        Some(crate::integrations::safari::identity_preference_hosts(
+            host,
+            cell.as_deref(),
+        ))
+    }
+
     /// Applies everything around the identity: browser auto-selection and the renewal job.
     /// A failure here is a `WARN:`, not a failed run: the certificate is the scarce part, and
     /// the health status names what is missing until `repair` fixes it. Returns the changes.
@@ -721,6 +732,16 @@ impl Agent {
                     warn!("the certAuthDomain is unknown; browser auto-selection not configured")
                 }
                 Some(entry) => changes.extend(crate::platform::preferences::apply(&entry)),
+            }
+            if let Some(names) = self.safari_names(state) {
+                let mut prefs = crate::platform::identity_prefs::KeychainIdentityPreferences;
+                match crate::integrations::safari::apply(&mut prefs, &names, &cert.der) {
+                    Ok(set) => changes.extend(
+                        set.into_iter()
+                            .map(|name| format!("Safari identity preference set for {name}")),
+                    ),
+                    Err(e) => warn!("Safari identity preferences not configured: {e}"),
+                }
             }
         }
         let job = self.renewal_job();
@@ -903,6 +924,22 @@ impl Agent {
         {
             for change in crate::platform::preferences::remove(&entry) {
                 info!("{change}");
+            }
+        }
+        #[cfg(target_os = "macos")]
+        if let (true, Some(der), Some(names)) = (
+            self.config.root == std::path::Path::new("/"),
+            self.store.certificate().ok().flatten(),
+            self.safari_names(&state),
+        ) {
+            let mut prefs = crate::platform::identity_prefs::KeychainIdentityPreferences;
+            match crate::integrations::safari::remove_ours(&mut prefs, &names, &[der.as_slice()]) {
+                Ok(removed) => {
+                    for name in removed {
+                        info!("removed the Safari identity preference for {name}");
+                    }
+                }
+                Err(e) => warn!("Safari identity preferences left in place: {e}"),
             }
         }
         // Unloaded before its plist goes, or launchd keeps running a job with no file.

@@ -3,6 +3,8 @@
 //! `Platform` is the seam: the macOS implementation asks IOKit and SystemConfiguration, the
 //! portable one reads what a Unix system offers, and tests override the facts by flags.
 
+#[cfg(target_os = "macos")]
+pub mod identity_prefs;
 pub mod launchd;
 pub mod preferences;
 pub mod processes;

@@ -153,7 +153,7 @@ impl Drop for Owned {
 }
 
 /// Apple's text for an OSStatus, for one-line errors.
-fn status_text(status: OSStatus) -> String {
+pub(crate) fn status_text(status: OSStatus) -> String {
     // SAFETY: SecCopyErrorMessageString takes any status and a reserved NULL; it returns a +1
     // CFString or NULL, which wrap_under_create_rule then owns.
     let message = unsafe {
