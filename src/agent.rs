@@ -562,6 +562,9 @@ impl Agent {
         state.record_renewal(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
         self.save_state(&state)?;
         if result.is_ok() {
+            // A new key and certificate: the key's app allowlist and Safari's identity
+            // preferences belong to the identity, so they are applied again.
+            self.reconfigure_after_renewal();
             warn_about_running_browsers();
         }
         result.map(|()| RenewOutcome::Renewed)
@@ -593,6 +596,17 @@ impl Agent {
         let info = self.store_new_identity(&key, &issued.certificate_der, &issued.chain, None)?;
         self.announce("renewed", &info);
         Ok(())
+    }
+
+    fn reconfigure_after_renewal(&mut self) {
+        let stored = self.store.certificate().ok().flatten();
+        match stored.map(|der| CertificateInfo::parse(&der)) {
+            Some(Ok(info)) => {
+                let state = self.state();
+                self.configure(&state, &info);
+            }
+            _ => warn!("the renewed identity could not be read back to configure it"),
+        }
     }
 
     /// This device's place in the fleet's renewal window (a hash of its UUID).

@@ -188,3 +188,18 @@ fn repair_without_a_certificate_says_to_enroll() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.error().contains("devicetrust enroll"), "{run:?}");
 }
+
+#[test]
+fn a_renewal_reapplies_what_belongs_to_the_new_identity() {
+    let env = Env::new(365);
+    assert_eq!(env.enroll().code, 0);
+    std::fs::remove_file(policy_file(&env, POLICY_DIRS[0], "devicetrust.json")).unwrap();
+    assert_eq!(env.ea(), "<result>Browser Policy Missing</result>\n");
+    let run = env.run(&["renew", "--force"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("browser auto-selection written"),
+        "{run:?}"
+    );
+    assert_eq!(env.ea(), "<result>Healthy</result>\n");
+}
