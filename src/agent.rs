@@ -769,8 +769,10 @@ impl Agent {
         self.load_job(job_changed, &mut changes);
         #[cfg(not(target_os = "macos"))]
         let _ = job_changed;
-        if let Some(desired) = self.desired_partitions() {
-            changes.extend(apply_allowlist(self.store.as_mut(), &desired));
+        if self.store.has_partition_list() {
+            if let Some(desired) = self.desired_partitions() {
+                changes.extend(apply_allowlist(self.store.as_mut(), &desired));
+            }
         }
         for change in &changes {
             info!("{change}");
@@ -1042,9 +1044,14 @@ impl Agent {
             key_matches,
             renew_before_days: self.config.renew_before_days,
             last_renewal: state.last_renewal.clone(),
-            app_access_complete: self
-                .desired_partitions()
-                .and_then(|desired| app_access_complete(self.store.as_ref(), &desired)),
+            // Working out the desired list reads the agent's own code signature: only where
+            // the store has a list to compare it with.
+            app_access_complete: if self.store.has_partition_list() {
+                self.desired_partitions()
+                    .and_then(|desired| app_access_complete(self.store.as_ref(), &desired))
+            } else {
+                None
+            },
             browser_policy_present: match &certificate {
                 Some(cert) if BROWSER_POLICY_FILES => self
                     .browser_entry(&state, cert)
@@ -1207,6 +1214,10 @@ mod tests {
     impl IdentityStore for MemoryStore {
         fn location(&self) -> String {
             "memory:".into()
+        }
+
+        fn has_partition_list(&self) -> bool {
+            true
         }
         fn probe(&self) -> StoreProbe {
             StoreProbe {

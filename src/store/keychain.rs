@@ -1023,6 +1023,10 @@ impl IdentityStore for KeychainStore {
         Ok(removed)
     }
 
+    fn has_partition_list(&self) -> bool {
+        true
+    }
+
     fn partition_list(&self) -> Option<Result<Vec<Partition>, StoreError>> {
         Some(self.read_partitions())
     }

@@ -66,6 +66,11 @@ pub trait IdentityStore {
     fn replace(&mut self, identity: &NewIdentity<'_>) -> Result<(), StoreError>;
     /// Removes the identity and the store itself; `Ok(false)` when there was nothing.
     fn remove(&mut self) -> Result<bool, StoreError>;
+    /// Whether the key carries a partition list (the keychain does, the file store does not).
+    /// Cheap, so callers can skip working out the desired list where it cannot apply.
+    fn has_partition_list(&self) -> bool {
+        false
+    }
     /// The private key's partition list (the apps allowed to use it without a prompt);
     /// `None` where the store has no such thing (the file store).
     fn partition_list(&self) -> Option<Result<Vec<Partition>, StoreError>> {
