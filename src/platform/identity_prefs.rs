@@ -15,12 +15,13 @@
 //!   scheme and is stored as given: that one is what Safari finds.
 
 use crate::integrations::safari::{IdentityPreferences, SafariError};
+use crate::platform::cf::Owned;
 use crate::store::keychain::status_text;
 use core_foundation::base::TCFType;
 use core_foundation::data::CFData;
 use core_foundation::string::CFString;
 use core_foundation_sys::array::CFArrayRef;
-use core_foundation_sys::base::{CFRelease, CFTypeRef, OSStatus};
+use core_foundation_sys::base::OSStatus;
 use core_foundation_sys::string::CFStringRef;
 use security_framework_sys::base::{SecCertificateRef, SecIdentityRef};
 use security_framework_sys::certificate::{SecCertificateCopyData, SecCertificateCreateWithData};
@@ -44,27 +45,6 @@ extern "C" {
         key_usage: CFArrayRef,
         valid_issuers: CFArrayRef,
     ) -> SecIdentityRef;
-}
-
-/// An owned Core Foundation reference (a Create/Copy result), released on drop.
-struct Owned(CFTypeRef);
-
-impl Owned {
-    /// Takes ownership of a +1 reference; `None` for NULL.
-    fn take<T>(ptr: *mut T) -> Option<Owned> {
-        (!ptr.is_null()).then(|| Owned(ptr as CFTypeRef))
-    }
-
-    fn as_ptr<T>(&self) -> *mut T {
-        self.0 as *mut T
-    }
-}
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        // SAFETY: `take` only builds Owned from non-NULL +1 references, released exactly once.
-        unsafe { CFRelease(self.0) }
-    }
 }
 
 /// The user's identity preferences, as the Security framework keeps them.

@@ -134,42 +134,16 @@ mod ffi {
     type CFDictionaryRef = *const c_void;
     type CFAllocatorRef = *const c_void;
     type SCDynamicStoreRef = *const c_void;
-    type CFIndex = isize;
-    type CFTypeID = usize;
     type CFStringEncoding = u32;
-    type Boolean = u8;
     type MachPort = u32;
     type IoObject = MachPort;
     type KernReturn = i32;
 
-    const K_CF_STRING_ENCODING_UTF8: CFStringEncoding = 0x0800_0100;
     /// `kIOMainPortDefault` (`kIOMasterPortDefault` before macOS 12): MACH_PORT_NULL.
     const K_IO_MAIN_PORT_DEFAULT: MachPort = 0;
 
     #[link(name = "CoreFoundation", kind = "framework")]
-    extern "C" {
-        fn CFRelease(cf: CFTypeRef);
-        fn CFGetTypeID(cf: CFTypeRef) -> CFTypeID;
-        fn CFStringGetTypeID() -> CFTypeID;
-        fn CFStringCreateWithBytes(
-            alloc: CFAllocatorRef,
-            bytes: *const u8,
-            num_bytes: CFIndex,
-            encoding: CFStringEncoding,
-            is_external_representation: Boolean,
-        ) -> CFStringRef;
-        fn CFStringGetLength(s: CFStringRef) -> CFIndex;
-        fn CFStringGetMaximumSizeForEncoding(
-            length: CFIndex,
-            encoding: CFStringEncoding,
-        ) -> CFIndex;
-        fn CFStringGetCString(
-            s: CFStringRef,
-            buffer: *mut c_char,
-            buffer_size: CFIndex,
-            encoding: CFStringEncoding,
-        ) -> Boolean;
-    }
+    extern "C" {}
 
     #[link(name = "IOKit", kind = "framework")]
     extern "C" {
@@ -197,68 +171,7 @@ mod ffi {
         ) -> CFStringRef;
     }
 
-    /// A CoreFoundation object this code owns; released on drop.
-    struct Owned(CFTypeRef);
-
-    impl Owned {
-        /// Takes ownership of a Create/Copy result; `None` for NULL.
-        fn new(object: CFTypeRef) -> Option<Owned> {
-            (!object.is_null()).then_some(Owned(object))
-        }
-
-        fn cf_string(text: &str) -> Option<Owned> {
-            let len = CFIndex::try_from(text.len()).ok()?;
-            // SAFETY: the pointer and length describe `text`, which outlives the call; CF copies
-            // the bytes. A NULL allocator means the default one.
-            Owned::new(unsafe {
-                CFStringCreateWithBytes(
-                    std::ptr::null(),
-                    text.as_ptr(),
-                    len,
-                    K_CF_STRING_ENCODING_UTF8,
-                    0,
-                )
-            })
-        }
-
-        /// The object's text if it is a CFString (IOKit properties can be any CF type).
-        fn text(&self) -> Option<String> {
-            // SAFETY: self.0 is a live CF object we own; type IDs have no preconditions.
-            if unsafe { CFGetTypeID(self.0) != CFStringGetTypeID() } {
-                return None;
-            }
-            // SAFETY: self.0 is a live CFString.
-            let len = unsafe { CFStringGetLength(self.0) };
-            // SAFETY: no preconditions; the result bounds the UTF-8 size of `len` UTF-16 units.
-            let max = unsafe { CFStringGetMaximumSizeForEncoding(len, K_CF_STRING_ENCODING_UTF8) };
-            let size = usize::try_from(max).ok()?.checked_add(1)?;
-            let mut buf = vec![0u8; size];
-            let buf_len = CFIndex::try_from(buf.len()).ok()?;
-            // SAFETY: `buf` is writable for `buf_len` bytes; CF NUL-terminates within it on
-            // success and reports failure if the text would not fit.
-            let ok = unsafe {
-                CFStringGetCString(
-                    self.0,
-                    buf.as_mut_ptr().cast(),
-                    buf_len,
-                    K_CF_STRING_ENCODING_UTF8,
-                )
-            };
-            if ok == 0 {
-                return None;
-            }
-            let end = buf.iter().position(|&b| b == 0)?;
-            buf.truncate(end);
-            String::from_utf8(buf).ok()
-        }
-    }
-
-    impl Drop for Owned {
-        fn drop(&mut self) {
-            // SAFETY: self.0 is non-NULL and owned by us (Create/Copy rule); released once.
-            unsafe { CFRelease(self.0) }
-        }
-    }
+    use crate::platform::cf::Owned;
 
     /// `IOPlatformUUID` of the IOPlatformExpertDevice: the Hardware UUID of System Information.
     pub fn platform_uuid() -> Option<String> {
@@ -274,7 +187,7 @@ mod ffi {
         if service == 0 {
             return None;
         }
-        let key = Owned::cf_string("IOPlatformUUID");
+        let key = Owned::string("IOPlatformUUID");
         let value = key.as_ref().and_then(|key| {
             // SAFETY: `service` is a live registry entry and `key` a live CFString; the result
             // follows the Create rule and is owned by `Owned`.

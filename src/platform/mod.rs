@@ -4,6 +4,8 @@
 //! portable one reads what a Unix system offers, and tests override the facts by flags.
 
 #[cfg(target_os = "macos")]
+pub(crate) mod cf;
+#[cfg(target_os = "macos")]
 pub mod identity_prefs;
 pub mod launchd;
 pub mod preferences;

@@ -96,8 +96,6 @@ mod imp {
     type CFTypeID = usize;
     type Boolean = u8;
 
-    const K_CF_STRING_ENCODING_UTF8: u32 = 0x0800_0100;
-
     #[repr(C)]
     struct CFArrayCallBacks {
         _private: [u8; 0],
@@ -109,25 +107,8 @@ mod imp {
         static kCFPreferencesAnyHost: CFStringRef;
         static kCFTypeArrayCallBacks: CFArrayCallBacks;
 
-        fn CFRelease(cf: CFTypeRef);
         fn CFGetTypeID(cf: CFTypeRef) -> CFTypeID;
-        fn CFStringGetTypeID() -> CFTypeID;
         fn CFArrayGetTypeID() -> CFTypeID;
-        fn CFStringCreateWithBytes(
-            alloc: CFAllocatorRef,
-            bytes: *const u8,
-            num_bytes: CFIndex,
-            encoding: u32,
-            is_external_representation: Boolean,
-        ) -> CFStringRef;
-        fn CFStringGetLength(s: CFStringRef) -> CFIndex;
-        fn CFStringGetMaximumSizeForEncoding(length: CFIndex, encoding: u32) -> CFIndex;
-        fn CFStringGetCString(
-            s: CFStringRef,
-            buffer: *mut std::ffi::c_char,
-            size: CFIndex,
-            encoding: u32,
-        ) -> Boolean;
         fn CFArrayCreate(
             alloc: CFAllocatorRef,
             values: *const CFTypeRef,
@@ -153,63 +134,7 @@ mod imp {
         ) -> Boolean;
     }
 
-    /// A CF object we own (Create/Copy rule); released on drop, on every path.
-    struct Owned(CFTypeRef);
-
-    impl Drop for Owned {
-        fn drop(&mut self) {
-            // SAFETY: self.0 is non-NULL and owned by us; released exactly once.
-            unsafe { CFRelease(self.0) }
-        }
-    }
-
-    impl Owned {
-        fn new(object: CFTypeRef) -> Option<Owned> {
-            (!object.is_null()).then_some(Owned(object))
-        }
-
-        fn string(text: &str) -> Option<Owned> {
-            let len = CFIndex::try_from(text.len()).ok()?;
-            // SAFETY: pointer and length describe `text`, alive for the call; CF copies it.
-            Owned::new(unsafe {
-                CFStringCreateWithBytes(
-                    std::ptr::null(),
-                    text.as_ptr(),
-                    len,
-                    K_CF_STRING_ENCODING_UTF8,
-                    0,
-                )
-            })
-        }
-    }
-
-    /// The text of a CFString we do not own (an array element); `None` for other types.
-    fn text_of(object: CFTypeRef) -> Option<String> {
-        // SAFETY: `object` is a live CF object (held by its array); type IDs need nothing more.
-        if object.is_null() || unsafe { CFGetTypeID(object) != CFStringGetTypeID() } {
-            return None;
-        }
-        // SAFETY: `object` is a live CFString.
-        let len = unsafe { CFStringGetLength(object) };
-        // SAFETY: no preconditions.
-        let max = unsafe { CFStringGetMaximumSizeForEncoding(len, K_CF_STRING_ENCODING_UTF8) };
-        let mut buf = vec![0u8; usize::try_from(max).ok()?.checked_add(1)?];
-        let size = CFIndex::try_from(buf.len()).ok()?;
-        // SAFETY: `buf` is writable for `size` bytes; CF NUL-terminates inside it or fails.
-        let ok = unsafe {
-            CFStringGetCString(
-                object,
-                buf.as_mut_ptr().cast(),
-                size,
-                K_CF_STRING_ENCODING_UTF8,
-            )
-        };
-        if ok == 0 {
-            return None;
-        }
-        buf.truncate(buf.iter().position(|&b| b == 0)?);
-        String::from_utf8(buf).ok()
-    }
+    use crate::platform::cf::{text_of, Owned};
 
     /// The items of a CFArray of CFStrings; `None` if it is not one.
     fn strings_of(array: &Owned) -> Option<Vec<String>> {

@@ -11,6 +11,7 @@ use super::keychain_model::{self as model, PASSWORD_ITEM};
 use super::{IdentityStore, NewIdentity, StoreError, StoreProbe};
 use crate::integrations::allowlist::Partition;
 use crate::pki::{CertificateInfo, PkiError, SigningKey};
+use crate::platform::cf::Owned;
 use crate::secret::Secret;
 use core_foundation::array::CFArray;
 use core_foundation::base::{CFType, TCFType};
@@ -20,7 +21,7 @@ use core_foundation::dictionary::CFDictionary;
 use core_foundation::error::CFError;
 use core_foundation::string::CFString;
 use core_foundation_sys::array::CFArrayRef;
-use core_foundation_sys::base::{CFRelease, CFTypeRef, OSStatus};
+use core_foundation_sys::base::{CFTypeRef, OSStatus};
 use core_foundation_sys::data::CFDataRef;
 use core_foundation_sys::error::CFErrorRef;
 use core_foundation_sys::string::CFStringRef;
@@ -123,33 +124,6 @@ extern "C" {
         password_length: u32,
         password: *const c_void,
     ) -> OSStatus;
-}
-
-/// An owned Core Foundation reference (any Security object), released on drop.
-struct Owned(CFTypeRef);
-
-impl Owned {
-    /// Takes ownership of a +1 reference (a Create/Copy result); `None` for NULL.
-    fn take<T>(ptr: *mut T) -> Option<Owned> {
-        (!ptr.is_null()).then(|| Owned(ptr as CFTypeRef))
-    }
-
-    fn as_ptr<T>(&self) -> *mut T {
-        self.0 as *mut T
-    }
-
-    /// As a `CFType`, for putting into CF collections (retains; ours stays valid).
-    fn as_cf(&self) -> CFType {
-        // SAFETY: self.0 is a valid, non-NULL CF object; get_rule retains it.
-        unsafe { CFType::wrap_under_get_rule(self.0) }
-    }
-}
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        // SAFETY: `take` only builds Owned from non-NULL +1 references, released exactly once.
-        unsafe { CFRelease(self.0) }
-    }
 }
 
 /// Apple's text for an OSStatus, for one-line errors.
