@@ -238,9 +238,15 @@ impl Agent {
         };
         let home = platform.home_dir(&user);
         let paths = UserPaths::new(&config.root, &home);
-        // The keychain is the macOS default (spec section 6); elsewhere the file store.
+        // The keychain is the macOS default (spec section 6); elsewhere the file store. The
+        // keychain cannot live under a `--root` prefix, so with a test or demo root the default
+        // is the file store inside that root: `demo` on a Mac never touches the real keychain.
+        let real_root = config.root == std::path::Path::new("/");
         let store: Box<dyn IdentityStore> = match &config.store {
             Some(StoreSpec::File(dir)) => Box::new(FileStore::new(dir.clone())),
+            None if !real_root || !cfg!(target_os = "macos") => {
+                Box::new(FileStore::new(paths.default_file_store()))
+            }
             #[cfg(target_os = "macos")]
             None | Some(StoreSpec::Keychain) => Box::new(crate::store::KeychainStore::new(&home)),
             #[cfg(not(target_os = "macos"))]
