@@ -93,15 +93,16 @@ fn user_name(uid: libc::uid_t) -> Option<String> {
     Some(name.to_string_lossy().into_owned())
 }
 
-/// The numeric id the password database records for `user` (`launchctl asuser` takes it).
-#[cfg(target_os = "macos")]
-pub(super) fn uid_of(user: &str) -> Option<libc::uid_t> {
+/// Looks `user` up in the password database and hands the entry to `read`, while the
+/// strings it points to are still alive in the lookup's buffer.
+fn with_passwd<T>(user: &str, read: impl FnOnce(&libc::passwd) -> Option<T>) -> Option<T> {
     let c_user = CString::new(user).ok()?;
     // SAFETY: passwd is plain old data; all-zero is a valid (empty) value to be filled in.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 4096];
     let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: all pointers are valid for the call; only pw_uid (a plain integer) is read.
+    // SAFETY: all pointers are valid for the call; the entry's strings live in `buf`, which
+    // outlives `read`.
     let rc = unsafe {
         libc::getpwnam_r(
             c_user.as_ptr(),
@@ -111,36 +112,48 @@ pub(super) fn uid_of(user: &str) -> Option<libc::uid_t> {
             &mut result,
         )
     };
-    (rc == 0 && !result.is_null()).then_some(pwd.pw_uid)
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    read(&pwd)
+}
+
+/// The numeric id the password database records for `user` (`launchctl asuser` takes it).
+#[cfg(target_os = "macos")]
+pub(super) fn uid_of(user: &str) -> Option<libc::uid_t> {
+    with_passwd(user, |pwd| Some(pwd.pw_uid))
 }
 
 /// The home folder the password database (Open Directory on macOS) records for `user`.
 pub(super) fn home_of(user: &str) -> Option<PathBuf> {
-    let c_user = CString::new(user).ok()?;
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 4096];
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: all pointers are valid for the call; the strings read below live in `buf`.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            c_user.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 || result.is_null() || pwd.pw_dir.is_null() {
-        return None;
-    }
-    // SAFETY: getpwnam_r succeeded, so pw_dir points to a NUL-terminated string in `buf`.
-    let dir = unsafe { CStr::from_ptr(pwd.pw_dir) };
-    Some(PathBuf::from(dir.to_string_lossy().into_owned()))
+    with_passwd(user, |pwd| {
+        if pwd.pw_dir.is_null() {
+            return None;
+        }
+        // SAFETY: the lookup succeeded, so pw_dir points to a NUL-terminated string in the
+        // lookup's buffer, alive for this call.
+        let dir = unsafe { CStr::from_ptr(pwd.pw_dir) };
+        Some(PathBuf::from(dir.to_string_lossy().into_owned()))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_password_database_gives_homes_and_knows_who_is_missing() {
+        assert_eq!(
+            home_of("root"),
+            Some(PathBuf::from(if cfg!(target_os = "macos") {
+                "/var/root"
+            } else {
+                "/root"
+            }))
+        );
+        assert_eq!(home_of("no-such-user-devicetrust"), None);
+        assert_eq!(home_of("nul\0byte"), None);
+    }
 
     #[test]
     fn machine_id_becomes_a_hardware_uuid() {
