@@ -7,13 +7,17 @@ use std::path::PathBuf;
 
 const ABOUT: &str =
     "Puts an Okta Device Trust client certificate on this Mac for the console user \
-and keeps it healthy: enrolls, renews 30 days before expiry, reports health to Jamf, uninstalls.";
+and keeps it healthy: enrolls, renews by 30 days before expiry, reports health to Jamf, uninstalls.";
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success or nothing to do, 1 the operation failed, 2 usage or configuration error,
 75 deferred, try again later (no console user, network not ready, rate limited).
 
-Configuration precedence: flag > environment > managed preferences > config file > default.
+Configuration precedence: flag > environment > managed preferences > config file >
+the enrollment record (what a successful enrollment saved) > default. Every option has its
+environment variable (DEVICETRUST_CONFIG, _ROOT, _STORE, _USER, _VERBOSE, _ORG_URL,
+_ORG_TOKEN_FILE, _CA_FILE, _DEVICE_UUID, _DEVICE_NAME, _SCEP_URL, _SCEP_CHALLENGE_FILE,
+_SCEP_CA_FINGERPRINT).
 The org secret is never taken from a flag value: use --org-token-file FILE (- reads stdin),
 the DEVICETRUST_ORG_TOKEN environment variable, or org_token_file in the configuration file.
 
@@ -40,13 +44,14 @@ pub enum Command {
     /// Full setup for the console user: identity store, enrollment, renewal settings.
     /// With a valid certificate present it asks for no new one.
     Enroll,
-    /// Renew the certificate if it has fewer than N days left (default 30), or with --force.
-    /// Outside that window it exits 0 without any network request.
+    /// Renew the certificate when this device's renewal has started (by 30 days before expiry
+    /// at the latest; each device starts up to renew_spread_days earlier), or with --force.
+    /// Before that it exits 0 without any network request.
     Renew {
         /// Renew now, whatever the days left.
         #[arg(long)]
         force: bool,
-        /// Renew when fewer than N days of validity remain.
+        /// Renew when fewer than N days of validity remain (no fleet spread).
         #[arg(long, value_name = "N")]
         renew_before_days: Option<u32>,
     },
@@ -104,38 +109,59 @@ pub struct GlobalArgs {
     /// Identity store: `keychain` (macOS default) or `file:DIR` [env: DEVICETRUST_STORE].
     #[arg(long, global = true, value_name = "SPEC")]
     pub store: Option<String>,
-    /// Act for this user instead of the console user.
+    /// Act for this user instead of the console user [env: DEVICETRUST_USER].
     #[arg(long, global = true, value_name = "NAME")]
     pub user: Option<String>,
-    /// Add DEBUG: lines.
+    /// Add DEBUG: lines [env: DEVICETRUST_VERBOSE=1].
     #[arg(short, long, global = true)]
     pub verbose: bool,
 
     /// The Okta org, e.g. https://acme.okta.com [env: DEVICETRUST_ORG_URL].
     #[arg(long, global = true, value_name = "URL", help_heading = "Enrollment")]
     pub org_url: Option<String>,
-    /// File holding the org secret key; `-` reads it from stdin [env: DEVICETRUST_ORG_TOKEN
-    /// holds the secret itself].
+    /// File holding the org secret key; `-` reads it from stdin [env: DEVICETRUST_ORG_TOKEN_FILE;
+    /// DEVICETRUST_ORG_TOKEN holds the secret itself].
     #[arg(long, global = true, value_name = "FILE", help_heading = "Enrollment")]
     pub org_token_file: Option<PathBuf>,
     /// Extra trust anchors (PEM) for the Okta / SCEP HTTPS endpoints, added to the system's
     /// [env: DEVICETRUST_CA_FILE].
     #[arg(long, global = true, value_name = "PEM", help_heading = "Enrollment")]
     pub ca_file: Option<PathBuf>,
-    /// Override the hardware UUID sent to Okta.
+    /// Override the hardware UUID sent to Okta [env: DEVICETRUST_DEVICE_UUID].
     #[arg(long, global = true, value_name = "UUID", help_heading = "Enrollment")]
     pub device_uuid: Option<String>,
-    /// Override the computer name sent to Okta.
+    /// Override the computer name sent to Okta [env: DEVICETRUST_DEVICE_NAME].
     #[arg(long, global = true, value_name = "NAME", help_heading = "Enrollment")]
     pub device_name: Option<String>,
     /// Enroll over SCEP at this URL instead of the Okta API [env: DEVICETRUST_SCEP_URL].
     #[arg(long, global = true, value_name = "URL", help_heading = "Enrollment")]
     pub scep_url: Option<String>,
-    /// File holding the SCEP static challenge [env: DEVICETRUST_SCEP_CHALLENGE holds the
-    /// challenge itself].
+    /// File holding the SCEP static challenge [env: DEVICETRUST_SCEP_CHALLENGE_FILE;
+    /// DEVICETRUST_SCEP_CHALLENGE holds the challenge itself].
     #[arg(long, global = true, value_name = "FILE", help_heading = "Enrollment")]
     pub scep_challenge_file: Option<PathBuf>,
-    /// SHA-256 fingerprint (hex) of the expected SCEP CA certificate.
+    /// SHA-256 fingerprint (hex) of the expected SCEP CA certificate
+    /// [env: DEVICETRUST_SCEP_CA_FINGERPRINT].
     #[arg(long, global = true, value_name = "HEX", help_heading = "Enrollment")]
     pub scep_ca_fingerprint: Option<String>,
+}
+
+impl GlobalArgs {
+    /// The options as the configuration loader takes them.
+    pub fn flags(&self) -> crate::config::Flags {
+        crate::config::Flags {
+            config: self.config.clone(),
+            root: self.root.clone(),
+            store: self.store.clone(),
+            user: self.user.clone(),
+            org_url: self.org_url.clone(),
+            org_token_file: self.org_token_file.clone(),
+            ca_file: self.ca_file.clone(),
+            device_uuid: self.device_uuid.clone(),
+            device_name: self.device_name.clone(),
+            scep_url: self.scep_url.clone(),
+            scep_challenge_file: self.scep_challenge_file.clone(),
+            scep_ca_fingerprint: self.scep_ca_fingerprint.clone(),
+        }
+    }
 }

@@ -5,10 +5,9 @@
 //! temporary root is touched, and it is deleted at the end.
 
 use crate::agent::{Agent, AgentError, RenewOutcome};
-use crate::cli::GlobalArgs;
-use crate::config::{self, Layer};
+use crate::config::{self, Flags, Layer};
 use crate::sim::{SimConfig, SimError, Simulator};
-use crate::{fsutil, platform, report};
+use crate::{fsutil, host, report};
 use std::path::Path;
 use std::time::Duration;
 use tracing::info;
@@ -44,47 +43,42 @@ pub fn run() -> Result<(), DemoError> {
     write_demo_config(root.path(), &sim)?;
 
     let agent = || -> Result<Agent, DemoError> {
-        let args = GlobalArgs {
-            config: None,
+        let flags = Flags {
             root: Some(root.path().to_owned()),
-            store: None,
             user: Some("demo".into()),
-            verbose: false,
-            org_url: None,
-            org_token_file: None,
-            ca_file: None,
             device_uuid: Some("D3M0D3M0-0000-4000-8000-00000000CAFE".into()),
             device_name: Some("Demo Mac".into()),
-            scep_url: None,
-            scep_challenge_file: None,
-            scep_ca_fingerprint: None,
+            ..Flags::default()
         };
-        let config =
-            config::load(&args, &Default::default(), Layer::default()).map_err(AgentError::from)?;
-        Ok(Agent::new(config, platform::current())?)
+        let config = config::load(&flags, &Default::default(), Layer::default())
+            .map_err(AgentError::from)?;
+        Ok(Agent::new(config, host::for_root(root.path()))?)
     };
 
     info!("2. enroll: new RSA 2048 key, CSR, POST to the enroll endpoint, checks, store");
     agent()?.enroll()?;
-    show(&agent()?)?;
+    show(&mut agent()?)?;
 
     info!("3. enroll again: a valid certificate is there, so no request is made");
     agent()?.enroll()?;
 
-    info!("4. renew: {DEMO_VALIDITY_DAYS} days left; every device renews by 14 days before expiry");
+    info!("4. renew: {DEMO_VALIDITY_DAYS} days left; every device renews by 30 days before expiry");
     info!("   with a CMS renewal token signed by the current key, and a new key");
+    let before = expiry(&mut agent()?)?;
     let outcome = agent()?.renew(false, None)?;
     if outcome != RenewOutcome::Renewed {
         info!("   (renewal outcome: {outcome:?})");
     }
-    show(&agent()?)?;
+    let after = expiry(&mut agent()?)?;
+    info!("   expiry moved from {before} to {after}");
+    show(&mut agent()?)?;
 
     info!("5. uninstall: remove the identity and the agent's state");
     agent()?.uninstall(false)?;
-    let after = agent()?.status(false)?;
+    let gone = agent()?.status(false)?;
     info!(
         "   Extension Attribute now: {}",
-        report::ea_status(after.status)
+        report::ea_status(gone.status)
     );
 
     let requests = sim.requests();
@@ -123,7 +117,16 @@ fn write_demo_config(root: &Path, sim: &Simulator) -> Result<(), DemoError> {
     Ok(())
 }
 
-fn show(agent: &Agent) -> Result<(), DemoError> {
+/// The stored certificate's expiry, as the expiry attribute shows it.
+fn expiry(agent: &mut Agent) -> Result<String, DemoError> {
+    let status = agent.status(false)?;
+    Ok(status
+        .certificate
+        .map(|c| crate::timefmt::rfc3339(c.not_after))
+        .unwrap_or_else(|| "none".into()))
+}
+
+fn show(agent: &mut Agent) -> Result<(), DemoError> {
     let status = agent.status(false)?;
     for line in report::status_lines(&status) {
         info!("   {line}");

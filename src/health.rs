@@ -1,12 +1,7 @@
 //! One health status from the dependency chain of cli.md: the first failing link wins.
 //!
-//! `evaluate` is pure over `HealthFacts`, which the agent gathers. A link whose fact is `None`
-//! does not exist on this platform or store (a keychain password on Linux) and is skipped, so a
-//! healthy Linux device reports `Healthy`.
-
-use crate::pki::CertificateInfo;
-use crate::state::RenewalAttempt;
-use time::OffsetDateTime;
+//! The statuses are stable strings (Jamf Smart Groups match them). The chain of links
+//! (`crate::chain`) observes the device; this module only orders and picks.
 
 /// The statuses, in dependency order. The strings are stable: Jamf Smart Groups match them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -54,210 +49,100 @@ impl std::fmt::Display for HealthStatus {
     }
 }
 
-/// Everything the chain looks at. `None` means "this link does not apply here".
-#[derive(Debug, Clone)]
-pub struct HealthFacts {
-    pub now: OffsetDateTime,
-    pub configured: bool,
-    /// Only probed with `--check-network`.
-    pub okta_reachable: Option<bool>,
-    pub user_session: Option<bool>,
-    pub store_exists: Option<bool>,
-    pub password_item: Option<bool>,
-    pub certificate: Option<CertificateInfo>,
-    /// The stored private key exists and belongs to the certificate.
-    pub key_matches: bool,
-    pub renew_before_days: u32,
-    pub last_renewal: Option<RenewalAttempt>,
-    pub app_access_complete: Option<bool>,
-    pub browser_policy_present: Option<bool>,
-    pub renewal_job_installed: Option<bool>,
-    pub background_task_enabled: Option<bool>,
+/// What one link of the chain found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// Present and right.
+    Healthy,
+    /// Missing or wrong: the status it maps to and what exactly is wrong.
+    Failing {
+        status: HealthStatus,
+        detail: String,
+    },
+    /// The link does not exist here (a keychain password on Linux, Safari off macOS).
+    NotApplicable,
 }
 
-pub fn evaluate(f: &HealthFacts) -> HealthStatus {
-    use HealthStatus::*;
-    if !f.configured {
-        return NotConfigured;
+impl Observation {
+    pub fn failing(status: HealthStatus, detail: impl Into<String>) -> Observation {
+        Observation::Failing {
+            status,
+            detail: detail.into(),
+        }
     }
-    if f.okta_reachable == Some(false) {
-        return OktaUnreachable;
+}
+
+/// The verdict: the first failing observation, in the order given, or `Healthy`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub status: HealthStatus,
+    /// What is wrong, for `status` and the policy log; `None` when healthy.
+    pub detail: Option<String>,
+}
+
+impl Verdict {
+    pub fn of(status: HealthStatus, detail: Option<String>) -> Verdict {
+        Verdict { status, detail }
     }
-    if f.user_session == Some(false) {
-        return NoUserSession;
+}
+
+/// The first failing observation wins; later links are not looked at for the status.
+pub fn first_failing(observations: impl IntoIterator<Item = Observation>) -> Verdict {
+    for observation in observations {
+        if let Observation::Failing { status, detail } = observation {
+            return Verdict::of(status, Some(detail));
+        }
     }
-    if f.store_exists == Some(false) {
-        return KeychainMissing;
-    }
-    if f.password_item == Some(false) {
-        return KeychainPasswordMissing;
-    }
-    let Some(cert) = &f.certificate else {
-        return CertificateMissing;
-    };
-    if !f.key_matches {
-        return PrivateKeyMissing;
-    }
-    if !cert.is_valid_at(f.now) {
-        return CertificateExpired;
-    }
-    let in_window = cert.days_left(f.now) < i64::from(f.renew_before_days);
-    if in_window && f.last_renewal.as_ref().is_some_and(|r| !r.ok) {
-        return RenewalFailing;
-    }
-    let links = [
-        (f.app_access_complete, AppAccessIncomplete),
-        (f.browser_policy_present, BrowserPolicyMissing),
-        (f.renewal_job_installed, RenewalJobMissing),
-        (f.background_task_enabled, BackgroundTaskDisabled),
-    ];
-    links
-        .into_iter()
-        .find(|(ok, _)| *ok == Some(false))
-        .map(|(_, status)| status)
-        .unwrap_or(Healthy)
+    Verdict::of(HealthStatus::Healthy, None)
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::pki::{Authority, IssueProfile, IssueRequest};
-    use std::sync::OnceLock;
-
-    fn cert(days_left: i64) -> CertificateInfo {
-        static CA: OnceLock<Authority> = OnceLock::new();
-        let ca = CA.get_or_init(|| {
-            Authority::new_self_signed("Health Test CA", std::time::Duration::from_secs(86400))
-                .unwrap()
-        });
-        let now = OffsetDateTime::now_utc();
-        let der = ca
-            .issue(IssueRequest {
-                subject: "CN=Okta MTLS".into(),
-                public_key_der: ca.key().public_key_der().unwrap(),
-                not_before: now - time::Duration::days(400),
-                not_after: now + time::Duration::days(days_left) + time::Duration::hours(1),
-                serial: None,
-                profile: IssueProfile::ClientAuth,
-            })
-            .unwrap();
-        CertificateInfo::parse(&der).unwrap()
-    }
-
-    pub(crate) fn healthy() -> HealthFacts {
-        HealthFacts {
-            now: OffsetDateTime::now_utc(),
-            configured: true,
-            okta_reachable: Some(true),
-            user_session: Some(true),
-            store_exists: Some(true),
-            password_item: Some(true),
-            certificate: Some(cert(200)),
-            key_matches: true,
-            renew_before_days: 30,
-            last_renewal: None,
-            app_access_complete: Some(true),
-            browser_policy_present: Some(true),
-            renewal_job_installed: Some(true),
-            background_task_enabled: Some(true),
-        }
-    }
-
-    fn failed_renewal() -> Option<RenewalAttempt> {
-        Some(RenewalAttempt {
-            time: "2026-01-01T00:00:00Z".into(),
-            ok: false,
-            error: Some("x".into()),
-        })
-    }
 
     #[test]
-    fn each_broken_link_reports_itself_and_the_first_one_wins() {
+    fn the_first_failing_link_wins_and_not_applicable_is_skipped() {
         use HealthStatus::*;
-        type Break = fn(&mut HealthFacts);
-        let links: [(Break, HealthStatus); 13] = [
-            (|f| f.configured = false, NotConfigured),
-            (|f| f.okta_reachable = Some(false), OktaUnreachable),
-            (|f| f.user_session = Some(false), NoUserSession),
-            (|f| f.store_exists = Some(false), KeychainMissing),
-            (|f| f.password_item = Some(false), KeychainPasswordMissing),
-            (|f| f.certificate = None, CertificateMissing),
-            (|f| f.key_matches = false, PrivateKeyMissing),
-            (
-                |f| {
-                    if f.certificate.is_some() {
-                        f.certificate = Some(cert(-2))
-                    }
-                },
-                CertificateExpired,
-            ),
-            (
-                |f| {
-                    if f.certificate
-                        .as_ref()
-                        .is_some_and(|c| c.is_valid_at(OffsetDateTime::now_utc()))
-                    {
-                        f.certificate = Some(cert(10));
-                    }
-                    f.last_renewal = failed_renewal();
-                },
-                RenewalFailing,
-            ),
-            (|f| f.app_access_complete = Some(false), AppAccessIncomplete),
-            (
-                |f| f.browser_policy_present = Some(false),
-                BrowserPolicyMissing,
-            ),
-            (|f| f.renewal_job_installed = Some(false), RenewalJobMissing),
-            (
-                |f| f.background_task_enabled = Some(false),
-                BackgroundTaskDisabled,
-            ),
+        let chain = vec![
+            Observation::Healthy,
+            Observation::NotApplicable,
+            Observation::failing(BrowserPolicyMissing, "no entry"),
+            Observation::failing(RenewalJobMissing, "no job"),
         ];
-        assert_eq!(evaluate(&healthy()), Healthy);
-        for (i, (break_link, status)) in links.iter().enumerate() {
-            let mut f = healthy();
-            break_link(&mut f);
-            assert_eq!(evaluate(&f), *status);
-            // Breaking every later link as well changes nothing: the first failure wins.
-            for (later, _) in &links[i + 1..] {
-                later(&mut f);
-            }
-            assert_eq!(evaluate(&f), *status, "with later links broken too");
-        }
-    }
-
-    #[test]
-    fn a_failed_renewal_outside_the_window_is_not_renewal_failing() {
-        let mut f = healthy();
-        f.last_renewal = failed_renewal();
-        assert_eq!(evaluate(&f), HealthStatus::Healthy);
-    }
-
-    #[test]
-    fn links_that_do_not_apply_are_skipped() {
-        let mut f = healthy();
-        f.okta_reachable = None;
-        f.user_session = None;
-        f.store_exists = None;
-        f.password_item = None;
-        f.app_access_complete = None;
-        f.browser_policy_present = None;
-        f.renewal_job_installed = None;
-        f.background_task_enabled = None;
-        assert_eq!(evaluate(&f), HealthStatus::Healthy);
+        assert_eq!(
+            first_failing(chain),
+            Verdict::of(BrowserPolicyMissing, Some("no entry".into()))
+        );
+        assert_eq!(
+            first_failing([Observation::Healthy, Observation::NotApplicable]).status,
+            Healthy
+        );
     }
 
     #[test]
     fn status_strings_are_the_stable_ones_of_the_cli_contract() {
-        assert_eq!(
-            HealthStatus::KeychainPasswordMissing.as_str(),
-            "Keychain Password Missing"
-        );
-        assert_eq!(
-            HealthStatus::BackgroundTaskDisabled.as_str(),
-            "Background Task Disabled"
-        );
-        assert_eq!(HealthStatus::Healthy.to_string(), "Healthy");
+        let all = [
+            (HealthStatus::NotConfigured, "Not Configured"),
+            (HealthStatus::OktaUnreachable, "Okta Unreachable"),
+            (HealthStatus::NoUserSession, "No User Session"),
+            (HealthStatus::KeychainMissing, "Keychain Missing"),
+            (HealthStatus::KeychainPasswordMissing, "Keychain Password Missing"),
+            (HealthStatus::CertificateMissing, "Certificate Missing"),
+            (HealthStatus::PrivateKeyMissing, "Private Key Missing"),
+            (HealthStatus::CertificateExpired, "Certificate Expired"),
+            (HealthStatus::RenewalFailing, "Renewal Failing"),
+            (HealthStatus::AppAccessIncomplete, "App Access Incomplete"),
+            (HealthStatus::BrowserPolicyMissing, "Browser Policy Missing"),
+            (HealthStatus::RenewalJobMissing, "Renewal Job Missing"),
+            (HealthStatus::BackgroundTaskDisabled, "Background Task Disabled"),
+            (HealthStatus::Healthy, "Healthy"),
+        ];
+        for (i, (status, text)) in all.iter().enumerate() {
+            assert_eq!(status.to_string(), *text);
+            // The enum's order is the chain's order.
+            if let Some((next, _)) = all.get(i + 1) {
+                assert!(status < next);
+            }
+        }
     }
 }

@@ -28,6 +28,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod chain;
 pub mod cli;
 pub mod codesign;
 pub mod config;
@@ -36,20 +37,23 @@ pub mod demo;
 pub mod failpoint;
 pub mod fsutil;
 pub mod health;
+pub mod host;
 pub mod http;
 pub mod integrations;
 pub mod lock;
 pub mod migration;
 pub mod okta;
 pub mod output;
+pub mod partition;
 pub mod paths;
 pub mod pki;
 pub mod platform;
+pub mod record;
+pub mod renewal;
 pub mod report;
 pub mod scep;
 pub mod secret;
 #[cfg(feature = "sim")]
 pub mod sim;
-pub mod state;
 pub mod store;
 pub mod timefmt;

@@ -27,7 +27,7 @@ impl RunLock {
     pub fn acquire(path: &Path, timeout: Duration) -> Result<RunLock, LockError> {
         let io = |e: std::io::Error| LockError::Io {
             path: path.to_owned(),
-            reason: crate::config::io_reason(&e),
+            reason: crate::fsutil::io_reason(&e),
         };
         if let Some(parent) = path.parent() {
             if !parent.exists() {

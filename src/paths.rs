@@ -1,4 +1,4 @@
-//! Where the agent keeps things, per platform, always under the `--root` prefix.
+//! Where the agent keeps things, per platform layout, always under the `--root` prefix.
 //!
 //! Tests and the demo point `--root` at a temporary directory, so every default location the
 //! agent reads or writes must be built here and nowhere else.
@@ -14,13 +14,45 @@ pub fn rooted(root: &Path, path: &Path) -> PathBuf {
     root.join(relative)
 }
 
-/// The system-wide configuration file, before the root prefix.
-pub fn system_config_file() -> PathBuf {
-    if cfg!(target_os = "macos") {
-        PathBuf::from("/Library/Application Support/devicetrust/config.toml")
-    } else {
-        PathBuf::from("/etc/devicetrust/config.toml")
+/// The file-system conventions of one platform: where configuration, state and jobs go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `/Library/Application Support`, `~/Library/...`, LaunchAgents.
+    Mac,
+    /// `/etc`, `~/.local/state`, systemd user units.
+    Linux,
+}
+
+impl Layout {
+    /// The layout of the OS this binary runs on.
+    pub fn native() -> Layout {
+        if cfg!(target_os = "macos") {
+            Layout::Mac
+        } else {
+            Layout::Linux
+        }
     }
+
+    /// The system-wide configuration file, before the root prefix.
+    pub fn config_file(self) -> PathBuf {
+        match self {
+            Layout::Mac => PathBuf::from("/Library/Application Support/devicetrust/config.toml"),
+            Layout::Linux => PathBuf::from("/etc/devicetrust/config.toml"),
+        }
+    }
+
+    /// The agent's per-user state directory, relative to the home folder.
+    fn state_dir(self) -> &'static str {
+        match self {
+            Layout::Mac => "Library/Application Support/devicetrust",
+            Layout::Linux => ".local/state/devicetrust",
+        }
+    }
+}
+
+/// The system-wide configuration file of this OS, before the root prefix.
+pub fn system_config_file() -> PathBuf {
+    Layout::native().config_file()
 }
 
 /// The per-user locations of one run.
@@ -33,13 +65,9 @@ pub struct UserPaths {
 }
 
 impl UserPaths {
-    pub fn new(root: &Path, home: &Path) -> Self {
+    pub fn new(root: &Path, home: &Path, layout: Layout) -> Self {
         let home = rooted(root, home);
-        let state_dir = if cfg!(target_os = "macos") {
-            home.join("Library/Application Support/devicetrust")
-        } else {
-            home.join(".local/state/devicetrust")
-        };
+        let state_dir = home.join(layout.state_dir());
         UserPaths { home, state_dir }
     }
 
@@ -53,16 +81,6 @@ impl UserPaths {
 
     pub fn default_file_store(&self) -> PathBuf {
         self.state_dir.join("identity")
-    }
-
-    /// What Okta's Python "Device Registration Task" left in the home folder: its script
-    /// folder and its LaunchAgent. `uninstall` removes them too.
-    pub fn python_task_leftovers(&self) -> [PathBuf; 2] {
-        [
-            self.home.join("Library/Okta"),
-            self.home
-                .join("Library/LaunchAgents/com.okta.devicetrust.plist"),
-        ]
     }
 }
 
@@ -82,6 +100,20 @@ mod tests {
         assert_eq!(
             rooted(Path::new("/"), Path::new("/etc/x")),
             PathBuf::from("/etc/x")
+        );
+    }
+
+    #[test]
+    fn each_layout_keeps_state_in_its_own_place() {
+        let mac = UserPaths::new(Path::new("/r"), Path::new("/Users/a"), Layout::Mac);
+        assert_eq!(
+            mac.state_file(),
+            Path::new("/r/Users/a/Library/Application Support/devicetrust/state.json")
+        );
+        let linux = UserPaths::new(Path::new("/"), Path::new("/home/a"), Layout::Linux);
+        assert_eq!(
+            linux.default_file_store(),
+            Path::new("/home/a/.local/state/devicetrust/identity")
         );
     }
 }

@@ -4,7 +4,7 @@
 use crate::agent::StatusReport;
 use crate::health::HealthStatus;
 use crate::pki::CertificateInfo;
-use crate::state;
+use crate::timefmt;
 use serde_json::{json, Value};
 use time::macros::format_description;
 
@@ -13,6 +13,8 @@ pub fn status_json(r: &StatusReport) -> Value {
     let cert = r.certificate.as_ref();
     json!({
         "status": r.status.as_str(),
+        "detail": r.detail,
+        "error": null,
         "method": r.method.as_str(),
         "user": r.user,
         "org_url": r.org_url,
@@ -21,13 +23,14 @@ pub fn status_json(r: &StatusReport) -> Value {
         "subject": cert.map(|c| &c.subject),
         "issuer": cert.map(|c| &c.issuer),
         "serial": cert.map(|c| &c.serial_hex),
-        "not_before": cert.map(|c| state::rfc3339(c.not_before)),
-        "not_after": cert.map(|c| state::rfc3339(c.not_after)),
+        "not_before": cert.map(|c| timefmt::rfc3339(c.not_before)),
+        "not_after": cert.map(|c| timefmt::rfc3339(c.not_after)),
         "days_left": cert.map(|c| c.days_left(r.now)),
         "fingerprint_sha256": cert.map(|c| &c.fingerprint_sha256),
         "store": r.store,
         "certificate_pem": cert.map(|c| c.to_pem()),
         "renews_below_days": r.renews_below_days,
+        "renews_from": r.renews_from.map(timefmt::rfc3339),
         "last_renewal": r.last_renewal.as_ref().map(|l| json!({
             "time": l.time, "ok": l.ok, "error": l.error,
         })),
@@ -37,6 +40,9 @@ pub fn status_json(r: &StatusReport) -> Value {
 /// `status`: one `label: value` per line, for a terminal or a Jamf policy log.
 pub fn status_lines(r: &StatusReport) -> Vec<String> {
     let mut lines = vec![format!("status: {}", r.status)];
+    if let Some(detail) = &r.detail {
+        lines.push(format!("problem: {detail}"));
+    }
     let mut push = |label: &str, value: Option<String>| {
         if let Some(v) = value {
             lines.push(format!("{label}: {v}"));
@@ -54,14 +60,15 @@ pub fn status_lines(r: &StatusReport) -> Vec<String> {
             push("subject", Some(c.subject.clone()));
             push("issuer", Some(c.issuer.clone()));
             push("serial", Some(c.serial_hex.clone()));
-            push("not before", Some(state::rfc3339(c.not_before)));
-            push("not after", Some(state::rfc3339(c.not_after)));
+            push("not before", Some(timefmt::rfc3339(c.not_before)));
+            push("not after", Some(timefmt::rfc3339(c.not_after)));
             push("days left", Some(c.days_left(r.now).to_string()));
             push("sha-256 fingerprint", Some(c.fingerprint_sha256.clone()));
             push(
                 "renews",
-                r.renews_below_days
-                    .map(|d| format!("when fewer than {d} days are left")),
+                r.renews_from.zip(r.renews_below_days).map(|(from, days)| {
+                    format!("from {} ({days} days before expiry)", timefmt::rfc3339(from))
+                }),
             );
         }
     }
@@ -74,6 +81,32 @@ pub fn status_lines(r: &StatusReport) -> Vec<String> {
         push("last renewal", Some(format!("{} {outcome}", l.time)));
     }
     lines
+}
+
+/// `status --json` when the command failed: the same document, every field null but the
+/// error and its exit code, so a script parsing it never meets an `ERROR:` line instead.
+pub fn error_json(message: &str, exit_code: i32) -> Value {
+    json!({
+        "status": null,
+        "error": message,
+        "exit_code": exit_code,
+        "method": null, "user": null, "org_url": null, "cert_auth_host": null,
+        "scep_url": null, "subject": null, "issuer": null, "serial": null,
+        "not_before": null, "not_after": null, "days_left": null,
+        "fingerprint_sha256": null, "store": null, "certificate_pem": null,
+        "renews_below_days": null, "renews_from": null, "last_renewal": null, "detail": null,
+    })
+}
+
+/// An error with its causes, for `-v`: `a: b: c`.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!("; caused by: {cause}"));
+        source = cause.source();
+    }
+    text
 }
 
 /// The Extension Attribute line.

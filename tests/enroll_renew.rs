@@ -6,7 +6,8 @@ use base64::Engine;
 use common::*;
 use devicetrust::pki::{self, Authority, CertificateInfo, IssueProfile, IssueRequest, PrivateKey};
 use devicetrust::sim::Endpoint;
-use devicetrust::store::{FileStore, IdentityStore, NewIdentity};
+use devicetrust::pki::CheckedIdentity;
+use devicetrust::store::{FileStore, IdentityStore};
 use std::process::Command;
 use time::OffsetDateTime;
 
@@ -142,9 +143,12 @@ fn renew_inside_the_window_replaces_key_and_certificate() {
     assert_eq!(token.signer_certificate_der, old_cert.der);
     assert_eq!(token.claims.device.uuid, DEVICE_UUID);
 
-    // Exactly one generation is left, and the attempt is recorded.
-    let generations = std::fs::read_dir(env.store_dir()).unwrap().count();
-    assert_eq!(generations, 2, "CURRENT and one generation");
+    // The live generation and the one before it are kept, and the attempt is recorded.
+    let generations = std::fs::read_dir(env.store_dir())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("id-"))
+        .count();
+    assert_eq!(generations, 2, "the live and the previous generation");
     let status = env.status_json();
     assert_eq!(status["last_renewal"]["ok"], true);
     assert_eq!(status["serial"], new_cert.serial_hex.as_str());
@@ -176,12 +180,12 @@ fn install_expired_identity(env: &Env) -> CertificateInfo {
             profile: IssueProfile::ClientAuth,
         })
         .unwrap();
+    // Checked as of the day it was issued: the store takes only a checked identity.
+    let then = now - time::Duration::days(300);
+    let identity = CheckedIdentity::check(Box::new(key), &der, vec![], Some("Okta MTLS"), then)
+        .unwrap();
     FileStore::new(env.store_dir())
-        .replace(&NewIdentity {
-            key: &key,
-            certificate_der: &der,
-            chain: &[],
-        })
+        .replace(identity, b"{}")
         .unwrap();
     CertificateInfo::parse(&der).unwrap()
 }

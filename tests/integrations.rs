@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use devicetrust::integrations::{chrome, schedule};
+use devicetrust::integrations::chrome;
+use devicetrust::renewal::RenewalPolicy;
 use std::path::PathBuf;
 
 const POLICY_DIRS: [&str; 3] = [
@@ -153,30 +154,32 @@ fn foreign_policy_entries_and_files_survive_enroll_and_uninstall() {
 
 #[test]
 fn renewal_starts_at_this_devices_own_point_in_the_window() {
-    let env = Env::new(20);
+    // 40 days of validity: inside the spread (30 to 44 days before expiry), so whether this
+    // device renews depends on its own offset.
+    let env = Env::new(40);
     assert_eq!(env.enroll().code, 0);
-    let start = schedule::renewal_offset(DEVICE_UUID, 30, schedule::LATEST_DAYS_BEFORE_EXPIRY);
-    assert!((14..=30).contains(&start.threshold_days));
-    let days_left = env.certificate().days_left(time::OffsetDateTime::now_utc());
+    let policy = RenewalPolicy::for_device(DEVICE_UUID, 30, 14);
+    assert!((30..=44).contains(&policy.threshold_days()));
+    let now = time::OffsetDateTime::now_utc();
+    let due = policy.is_due(env.certificate().not_after, now);
     let serial = env.certificate().serial_hex;
 
     let run = env.run(&["renew"]);
     assert_eq!(run.code, 0, "{run:?}");
-    let renewed = env.certificate().serial_hex != serial;
-    assert_eq!(
-        renewed,
-        days_left < i64::from(start.threshold_days),
-        "{run:?}"
-    );
-    if !renewed {
+    assert_eq!(env.certificate().serial_hex != serial, due, "{run:?}");
+    if !due {
         assert!(
             run.stdout
-                .contains(&format!("fewer than {} days", start.threshold_days)),
+                .contains(&format!("({} days before expiry)", policy.threshold_days())),
             "{run:?}"
         );
     }
-    // An explicit window is the admin's decision: it bypasses the device's offset.
+    // An explicit window is the admin's decision: exactly N days, no spread either way.
+    let serial = env.certificate().serial_hex;
     let run = env.run(&["renew", "--renew-before-days", "30"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(env.certificate().serial_hex, serial, "39 days left, not due");
+    let run = env.run(&["renew", "--renew-before-days", "45"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_ne!(env.certificate().serial_hex, serial);
 }

@@ -72,11 +72,12 @@ fn a_bad_value_in_the_profile_is_exit_2_naming_the_key() {
     );
     let (code, _, stdout) = status(root.path(), &[], &[]);
     assert_eq!(code, 2, "{stdout}");
-    assert!(
-        stdout.starts_with("ERROR: managed preferences "),
-        "{stdout}"
-    );
-    assert!(stdout.contains("network.max_attempts"), "{stdout}");
+    // `--json` answers with one JSON document even when it fails: the error is in it.
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let error = doc["error"].as_str().unwrap();
+    assert!(error.starts_with("managed preferences "), "{error}");
+    assert!(error.contains("network.max_attempts"), "{error}");
+    assert_eq!(doc["exit_code"], 2);
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
 
     // A value of the right type that the agent refuses is the same error as from the file.

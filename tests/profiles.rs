@@ -262,7 +262,16 @@ fn status_with_managed(payload: &plist::Dictionary) -> (i32, String) {
 #[test]
 fn the_template_values_and_the_schema_defaults_are_valid_configuration() {
     let (_, content) = payloads("devicetrust.mobileconfig");
-    let (code, out) = status_with_managed(&content[0]);
+    let mut template = content[0].clone();
+    // The agent reads the extra CA file at load (an empty or broken one is a configuration
+    // error): point the template's at a real bundle.
+    assert!(template.contains_key("ca_file"));
+    let anchors = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pki-fixtures/tls-ca.pem");
+    template.insert(
+        "ca_file".into(),
+        plist::Value::String(anchors.display().to_string()),
+    );
+    let (code, out) = status_with_managed(&template);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("\"method\":\"scep\""), "{out}");
 

@@ -104,7 +104,7 @@ fn crash_renewal_at(failpoint: &str) -> (String, String, String) {
         .unwrap()
         .filter(|e| e.as_ref().unwrap().path().is_dir())
         .count();
-    assert_eq!(generations, 1, "{failpoint}");
+    assert_eq!(generations, 2, "{failpoint}: the live and the previous generation only");
     (old_serial, serial, env.certificate().serial_hex)
 }
 
@@ -284,13 +284,16 @@ fn check_network_reports_okta_unreachable_right_after_not_configured() {
 fn status_says_when_this_device_renews() {
     let env = Env::new(365);
     assert_eq!(env.enroll().code, 0);
-    let start = devicetrust::integrations::schedule::renewal_offset(DEVICE_UUID, 30, 14);
-    assert_eq!(env.status_json()["renews_below_days"], start.threshold_days);
+    let policy = devicetrust::renewal::RenewalPolicy::for_device(DEVICE_UUID, 30, 14);
+    let status = env.status_json();
+    assert_eq!(status["renews_below_days"], policy.threshold_days());
+    let due = devicetrust::timefmt::rfc3339(policy.due_from(env.certificate().not_after));
+    assert_eq!(status["renews_from"], due);
     let run = env.run(&["status"]);
     assert!(
         run.stdout.contains(&format!(
-            "INFO: renews: when fewer than {} days are left",
-            start.threshold_days
+            "INFO: renews: from {due} ({} days before expiry)",
+            policy.threshold_days()
         )),
         "{run:?}"
     );

@@ -12,7 +12,7 @@
 #[cfg(test)]
 pub(crate) mod testbuild;
 
-use crate::integrations::allowlist::Partition;
+use crate::partition::Partition;
 use std::path::{Path, PathBuf};
 
 const MH_MAGIC: u32 = 0xfeed_face;

@@ -3,9 +3,6 @@
 //! The admin edits the spec's default list (add, remove, replace); `apple-tool:` always stays.
 //! The desired list is authoritative for the key the agent owns, so `diff` also removes strays.
 
-use std::fmt;
-use std::str::FromStr;
-
 /// The apps the spec lets use the key by default, by TeamIdentifier.
 pub const DEFAULT_TEAMS: [(&str, &str); 5] = [
     ("UBF8T346G9", "Microsoft"),
@@ -15,86 +12,14 @@ pub const DEFAULT_TEAMS: [(&str, &str); 5] = [
     ("BQR82RBBHL", "Slack"),
 ];
 
+pub use crate::partition::{parse_partition_list, partition_list_string, Partition, PartitionError};
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AllowlistError {
-    #[error(
-        "{0:?} is not a valid TeamIdentifier: it must be exactly 10 characters A-Z or 0-9 \
-         (as `codesign -dv` prints it)"
-    )]
-    BadTeamId(String),
-    #[error(
-        "{0:?} is not a partition ID: expected apple-tool:, apple: or teamid:XXXXXXXXXX{hint}",
-        hint = if looks_like_team_id(.0) { format!(" (did you mean teamid:{}?)", .0) } else { String::new() }
-    )]
-    BadPartition(String),
+    #[error(transparent)]
+    Partition(#[from] PartitionError),
     #[error("{0} is both added to and removed from the allowlist; keep one")]
     Conflict(String),
-}
-
-fn looks_like_team_id(s: &str) -> bool {
-    s.len() == 10
-        && s.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-}
-
-/// One partition ID on the key's list.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Partition {
-    /// `apple-tool:`: Apple's command-line tools (`security`), through which the key is
-    /// administered and inspected without prompts; the spec keeps it always.
-    AppleTool,
-    /// `apple:`: Apple-signed apps, Safari among them.
-    Apple,
-    /// `teamid:XXXXXXXXXX`: apps signed by one developer team.
-    TeamId(String),
-    /// Any other `kind:value` ID macOS may put there (`cdhash:…`, `unsigned:`), kept verbatim.
-    Other(String),
-}
-
-impl Partition {
-    pub fn team_id(id: &str) -> Result<Partition, AllowlistError> {
-        if looks_like_team_id(id) {
-            Ok(Partition::TeamId(id.to_owned()))
-        } else {
-            Err(AllowlistError::BadTeamId(id.to_owned()))
-        }
-    }
-}
-
-impl FromStr for Partition {
-    type Err = AllowlistError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        match s {
-            "apple-tool:" => return Ok(Partition::AppleTool),
-            "apple:" => return Ok(Partition::Apple),
-            _ => {}
-        }
-        if let Some(id) = s.strip_prefix("teamid:") {
-            return Partition::team_id(id);
-        }
-        // Commas separate IDs in `set-key-partition-list -S`, so one could never be inside one.
-        let well_formed = s.split_once(':').is_some_and(|(kind, _)| !kind.is_empty())
-            && !s.contains(',')
-            && !s.chars().any(char::is_whitespace);
-        if well_formed {
-            Ok(Partition::Other(s.to_owned()))
-        } else {
-            Err(AllowlistError::BadPartition(s.to_owned()))
-        }
-    }
-}
-
-impl fmt::Display for Partition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Partition::AppleTool => f.write_str("apple-tool:"),
-            Partition::Apple => f.write_str("apple:"),
-            Partition::TeamId(id) => write!(f, "teamid:{id}"),
-            Partition::Other(s) => f.write_str(s),
-        }
-    }
 }
 
 /// The spec's default list, in its order.
@@ -124,7 +49,10 @@ pub struct AllowlistConfig {
 }
 
 fn parse_all(items: &[String]) -> Result<Vec<Partition>, AllowlistError> {
-    items.iter().map(|s| s.parse()).collect()
+    items
+        .iter()
+        .map(|s| s.parse().map_err(AllowlistError::from))
+        .collect()
 }
 
 impl AllowlistConfig {
@@ -220,23 +148,6 @@ pub fn is_complete(current: &[Partition], desired: &[Partition]) -> bool {
     desired.iter().all(|p| current.contains(p))
 }
 
-/// The comma form `security set-key-partition-list -S` takes.
-pub fn partition_list_string(list: &[Partition]) -> String {
-    list.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Parses the comma form back (as read from the key's ACL); empty items are skipped.
-pub fn parse_partition_list(text: &str) -> Result<Vec<Partition>, AllowlistError> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::parse)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,46 +157,6 @@ mod tests {
 
     fn strings(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    #[test]
-    fn partitions_parse_and_print_back() {
-        for text in [
-            "apple-tool:",
-            "apple:",
-            "teamid:UBF8T346G9",
-            "cdhash:abc123",
-            "unsigned:",
-        ] {
-            let p: Partition = text.parse().unwrap();
-            assert_eq!(p.to_string(), text);
-        }
-        assert_eq!("apple:".parse(), Ok(Partition::Apple));
-        assert_eq!(
-            "teamid:EQHXZ8M8AV".parse(),
-            Ok(Partition::TeamId("EQHXZ8M8AV".into()))
-        );
-    }
-
-    #[test]
-    fn team_ids_are_validated_with_a_clear_error() {
-        for bad in [
-            "teamid:ubf8t346g9",
-            "teamid:UBF8T346G",
-            "teamid:UBF8T346G9X",
-            "teamid:UBF8-346G9",
-        ] {
-            let err = bad.parse::<Partition>().unwrap_err();
-            assert!(matches!(err, AllowlistError::BadTeamId(_)), "{bad}");
-            assert!(err.to_string().contains("exactly 10 characters"));
-        }
-        let err = "UBF8T346G9".parse::<Partition>().unwrap_err();
-        assert!(
-            err.to_string().contains("did you mean teamid:UBF8T346G9?"),
-            "{err}"
-        );
-        assert!("no colon".parse::<Partition>().is_err());
-        assert!("a:b,c".parse::<Partition>().is_err());
     }
 
     #[test]
@@ -325,7 +196,10 @@ mod tests {
             add: strings(&["teamid:abc"]),
             ..Default::default()
         };
-        assert!(matches!(bad.desired(), Err(AllowlistError::BadTeamId(_))));
+        assert!(matches!(
+            bad.desired(),
+            Err(AllowlistError::Partition(PartitionError::BadTeamId(_)))
+        ));
     }
 
     #[test]

@@ -17,21 +17,18 @@ pub enum SafariError {
     },
 }
 
-/// The service names to prefer our identity for: the certAuthDomain host and every host of the
-/// org's cell.
+/// The service names to prefer our identity for: the bare certAuthDomain host and `*.<cell>`.
 ///
-/// The host form is `https://<host>/`. An identity preference is an exact-match keychain item
-/// keyed by name; when Safari asks for a URL, Security.framework's lookup tries the URL, then
-/// each shorter path down to `https://<host>/`, then `*.<domain>` wildcards built from the
-/// host's labels. So `https://<host>/` (with the slash) is the form every URL on the host
-/// reaches, where a bare host or `https://<host>` would only match a caller that asks with
-/// exactly that string. `*.<cell>` (e.g. `*.okta.com`) is the wildcard form that lookup builds,
-/// and covers the org host and the cell's other MTLS hosts.
+/// These are the names `security set-identity-preference -c "Okta MTLS" -s NAME` stores and
+/// Okta's task used. Per Apple's `SecIdentity.cpp`, a URL-form name (one with a scheme) set by
+/// any caller but `security` or Keychain Access is stored with that caller's app identifier
+/// appended, which Safari never finds; a bare host or `*.domain` is stored as given whoever sets
+/// it, and a lookup for a URL tries the host forms, so the bare host serves Safari.
 pub fn identity_preference_hosts(cert_auth_host: &str, org_cell: Option<&str>) -> Vec<String> {
     let host = bare_host(cert_auth_host);
     let mut names = Vec::with_capacity(2);
     if !host.is_empty() {
-        names.push(format!("https://{host}/"));
+        names.push(host.to_owned());
     }
     if let Some(cell) = org_cell.map(bare_host).filter(|c| !c.is_empty()) {
         let wildcard = format!("*.{cell}");
@@ -40,6 +37,17 @@ pub fn identity_preference_hosts(cert_auth_host: &str, org_cell: Option<&str>) -
         }
     }
     names
+}
+
+/// Names earlier setups used for the same host, removed with ours: this agent's first version
+/// set `https://<host>/`.
+pub fn legacy_names(cert_auth_host: &str) -> Vec<String> {
+    let host = bare_host(cert_auth_host);
+    if host.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!("https://{host}/")]
+    }
 }
 
 /// Tolerates a URL where a host is expected (state files and metadata have held both).
@@ -56,8 +64,8 @@ fn bare_host(value: &str) -> &str {
 pub trait IdentityPreferences {
     /// Prefers the identity whose certificate is `certificate_der` for `name`.
     fn set(&mut self, name: &str, certificate_der: &[u8]) -> Result<(), SafariError>;
-    /// Removes the preference for `name`; absent is not an error.
-    fn remove(&mut self, name: &str) -> Result<(), SafariError>;
+    /// Removes the preference for `name`; returns whether there was one (absent is no error).
+    fn remove(&mut self, name: &str) -> Result<bool, SafariError>;
     /// The preferred certificate for `name`, if any.
     fn get(&self, name: &str) -> Result<Option<Vec<u8>>, SafariError>;
 }
@@ -93,9 +101,10 @@ pub fn is_complete(
     Ok(true)
 }
 
-/// Removes the preferences at uninstall. Only a name that points at one of `ours` (current or
-/// older device-trust certificates) goes: a preference the user set for another identity on
-/// `*.okta.com` is theirs.
+/// Removes the preferences at uninstall. A name goes when it points at one of `ours` (current
+/// or older device-trust certificates) or at nothing that still exists (the old task's
+/// preference after its certificate was replaced); a preference the user set for another
+/// identity on `*.okta.com` is theirs.
 pub fn remove_ours(
     prefs: &mut dyn IdentityPreferences,
     names: &[String],
@@ -103,11 +112,11 @@ pub fn remove_ours(
 ) -> Result<Vec<String>, SafariError> {
     let mut removed = Vec::new();
     for name in names {
-        if prefs
-            .get(name)?
-            .is_some_and(|der| ours.contains(&der.as_slice()))
-        {
-            prefs.remove(name)?;
+        let goes = match prefs.get(name)? {
+            Some(der) => ours.contains(&der.as_slice()),
+            None => true,
+        };
+        if goes && prefs.remove(name)? {
             removed.push(name.clone());
         }
     }
@@ -135,9 +144,8 @@ impl IdentityPreferences for MemoryIdentityPreferences {
         Ok(())
     }
 
-    fn remove(&mut self, name: &str) -> Result<(), SafariError> {
-        self.prefs.remove(name);
-        Ok(())
+    fn remove(&mut self, name: &str) -> Result<bool, SafariError> {
+        Ok(self.prefs.remove(name).is_some())
     }
 
     fn get(&self, name: &str) -> Result<Option<Vec<u8>>, SafariError> {
@@ -153,16 +161,20 @@ mod tests {
     fn names_are_the_host_url_and_the_cell_wildcard() {
         assert_eq!(
             identity_preference_hosts("abc-devicetrust.okta.com", Some("okta.com")),
-            vec!["https://abc-devicetrust.okta.com/", "*.okta.com"]
+            vec!["abc-devicetrust.okta.com", "*.okta.com"]
         );
         assert_eq!(
             identity_preference_hosts("https://abc-devicetrust.okta.com/", Some("okta.com")),
-            vec!["https://abc-devicetrust.okta.com/", "*.okta.com"]
+            vec!["abc-devicetrust.okta.com", "*.okta.com"]
         );
         // An org without a cell (a bare IP in tests) gets the host only.
         assert_eq!(
             identity_preference_hosts("127.0.0.1:8443", None),
-            vec!["https://127.0.0.1:8443/"]
+            vec!["127.0.0.1:8443"]
+        );
+        assert_eq!(
+            legacy_names("abc-devicetrust.okta.com"),
+            vec!["https://abc-devicetrust.okta.com/"]
         );
     }
 
@@ -186,7 +198,9 @@ mod tests {
         apply(&mut prefs, &names, b"ours").unwrap();
         prefs.set("*.okta.com", b"users-own").unwrap();
         let removed = remove_ours(&mut prefs, &names, &[b"ours", b"older"]).unwrap();
-        assert_eq!(removed, vec!["https://abc-devicetrust.okta.com/"]);
+        assert_eq!(removed, vec!["abc-devicetrust.okta.com"]);
         assert_eq!(prefs.names().collect::<Vec<_>>(), vec!["*.okta.com"]);
+        // Nothing left to remove: nothing reported.
+        assert!(remove_ours(&mut prefs, &names[..1], &[b"ours"]).unwrap().is_empty());
     }
 }

@@ -1,35 +1,33 @@
-//! The renewal job (a launchd LaunchAgent on macOS, a systemd user timer on Linux) and the
-//! per-device jitter that spreads a fleet's renewals over days and over the minutes of the day.
+//! The renewal job: a launchd LaunchAgent (macOS layout) or a systemd user timer (Linux), run
+//! daily at the device's own minute (`renewal::RenewalPolicy`) and at login.
 //!
-//! Files are rendered and installed here; loading them (`launchctl bootstrap`, `systemctl --user
-//! daemon-reload`) is the platform backend's job, told by `Installed::changed` when to do it.
+//! Files are rendered and installed here; loading them (`launchctl bootstrap`) is the host's
+//! job control, told by `Installed::changed` when to do it. The job's command line repeats the
+//! options the enrollment used (`--config`, `--store`, `--root`), so running it exactly as
+//! installed acts on this device as the enrollment did.
 
 use crate::fsutil;
-use crate::paths::rooted;
-use sha2::{Digest, Sha256};
+use crate::paths::{rooted, Layout};
 use std::path::{Path, PathBuf};
 
 /// The launchd label, also the plist's file name.
 pub const LABEL: &str = "com.devicetrust.renew";
 /// Where the pkg installs the binary.
 pub const DEFAULT_PROGRAM: &str = "/usr/local/bin/devicetrust";
-/// No device waits longer than this to start renewing: two weeks of daily retries remain.
-pub const LATEST_DAYS_BEFORE_EXPIRY: u32 = 14;
 pub const SERVICE_UNIT: &str = "devicetrust-renew.service";
 pub const TIMER_UNIT: &str = "devicetrust-renew.timer";
 /// Positive: a background job yields to the user (the old task's `Nice -20` did the opposite).
 pub const NICE: i64 = 10;
-const MINUTES_PER_DAY: u64 = 24 * 60;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
     #[error("the renewal job's program {0} must be an absolute path")]
     RelativeProgram(PathBuf),
     #[error(
-        "the renewal job's program path {0:?} cannot go into a job definition (it must be UTF-8 \
+        "the renewal job's argument {0:?} cannot go into a job definition (it must be UTF-8 \
          without quotes, backslashes or control characters)"
     )]
-    UnsafeProgram(PathBuf),
+    UnsafeProgram(String),
     #[error("cannot render the renewal job: {0}")]
     Render(String),
     #[error("cannot write the renewal job file {path}: {source}")]
@@ -45,76 +43,6 @@ pub enum ScheduleError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Fleet jitter
-
-/// When one device starts renewing and when its daily job runs; the same on every run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RenewalStart {
-    /// Days added to the latest start (0 ..= window - latest).
-    pub offset_days: u32,
-    /// The certificate is due when fewer than this many whole days are left.
-    pub threshold_days: u32,
-    /// The daily job's local wall-clock time, in minutes after midnight (0..1440).
-    pub minute_of_day: u32,
-}
-
-impl RenewalStart {
-    pub fn hour(&self) -> u32 {
-        self.minute_of_day / 60
-    }
-
-    pub fn minute(&self) -> u32 {
-        self.minute_of_day % 60
-    }
-}
-
-/// The device's renewal start, derived from SHA-256 of its hardware UUID.
-///
-/// A hash rather than a random draw per run: a random draw would make the device due on the
-/// first run whose draw falls low, so the fleet would bunch up at the start of the window again.
-/// With a fixed offset each device has one threshold, uniform over the fleet, between
-/// `latest_days_before_expiry` and `window_days` (both included): with 30 and 14, a device
-/// starts between 30 and 14 days before expiry. A window no wider than the latest start has no
-/// room to spread: every device then uses the window as configured.
-pub fn renewal_offset(
-    device_uuid: &str,
-    window_days: u32,
-    latest_days_before_expiry: u32,
-) -> RenewalStart {
-    // UUIDs reach us in either case (ioreg prints upper, some tools lower): same device, same hash.
-    let digest = Sha256::digest(device_uuid.trim().to_ascii_uppercase().as_bytes());
-    let word = |i: usize| {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(&digest[i * 8..i * 8 + 8]);
-        u64::from_be_bytes(bytes)
-    };
-    let spread = window_days.saturating_sub(latest_days_before_expiry);
-    // A 64-bit word modulo a small number: the bias is below 2^-50, nothing a fleet would see.
-    let offset_days = u32::try_from(word(0) % (u64::from(spread) + 1)).unwrap_or(0);
-    let threshold_days = if spread == 0 {
-        window_days
-    } else {
-        latest_days_before_expiry + offset_days
-    };
-    let minute_of_day = u32::try_from(word(1) % MINUTES_PER_DAY).unwrap_or(0);
-    RenewalStart {
-        offset_days,
-        threshold_days,
-        minute_of_day,
-    }
-}
-
-/// Whether a certificate with `days_left` whole days of validity is due for renewal.
-///
-/// Due when `days_left < min(renew_before_days, start.threshold_days)`: the jittered threshold,
-/// never more than the configured window. An expired certificate (negative) is due, though
-/// `renew` handles it as a re-enrollment. `--force` and an explicit `--renew-before-days`
-/// bypass this and compare with the window alone.
-pub fn is_due(days_left: i64, renew_before_days: u32, start: &RenewalStart) -> bool {
-    days_left < i64::from(renew_before_days.min(start.threshold_days))
-}
-
-// ---------------------------------------------------------------------------------------------
 // The job
 
 /// Which scheduler runs the job.
@@ -127,11 +55,10 @@ pub enum JobKind {
 }
 
 impl JobKind {
-    pub fn native() -> JobKind {
-        if cfg!(target_os = "macos") {
-            JobKind::LaunchAgent
-        } else {
-            JobKind::SystemdUser
+    pub fn for_layout(layout: Layout) -> JobKind {
+        match layout {
+            Layout::Mac => JobKind::LaunchAgent,
+            Layout::Linux => JobKind::SystemdUser,
         }
     }
 }
@@ -141,19 +68,31 @@ impl JobKind {
 pub struct RenewalJob {
     /// The agent binary as the scheduler will run it.
     pub program: PathBuf,
+    /// Options after `renew` (`--config`, `--store`, `--root` when not the defaults).
+    pub options: Vec<String>,
     /// The user's home as the scheduler sees it (not under `--root`): paths *inside* the job
     /// are run-time paths, while the files themselves are written under the root.
     pub home: PathBuf,
-    pub start: RenewalStart,
+    /// The daily run's local time, minutes after midnight.
+    pub minute_of_day: u32,
 }
 
 impl RenewalJob {
-    pub fn new(home: &Path, start: RenewalStart) -> RenewalJob {
+    pub fn new(home: &Path, minute_of_day: u32) -> RenewalJob {
         RenewalJob {
             program: PathBuf::from(DEFAULT_PROGRAM),
+            options: Vec::new(),
             home: home.to_owned(),
-            start,
+            minute_of_day,
         }
+    }
+
+    pub fn hour(&self) -> u32 {
+        self.minute_of_day / 60
+    }
+
+    pub fn minute(&self) -> u32 {
+        self.minute_of_day % 60
     }
 
     /// The job's log on macOS. launchd does not expand `~`, so the path is absolute.
@@ -161,18 +100,23 @@ impl RenewalJob {
         self.home.join("Library/Logs/devicetrust/renew.log")
     }
 
-    fn program_str(&self) -> Result<&str, ScheduleError> {
+    /// The job's full argv. Every argument must survive a plist and a unit file unchanged.
+    pub fn args(&self) -> Result<Vec<String>, ScheduleError> {
         if !self.program.is_absolute() {
             return Err(ScheduleError::RelativeProgram(self.program.clone()));
         }
-        self.program
+        let program = self
+            .program
             .to_str()
-            .filter(|s| !s.chars().any(|c| c.is_control() || c == '"' || c == '\\'))
-            .ok_or_else(|| ScheduleError::UnsafeProgram(self.program.clone()))
-    }
-
-    fn args(&self) -> Result<[String; 2], ScheduleError> {
-        Ok([self.program_str()?.to_owned(), "renew".to_owned()])
+            .ok_or_else(|| ScheduleError::UnsafeProgram(self.program.display().to_string()))?;
+        let mut args = vec![program.to_owned(), "renew".to_owned()];
+        args.extend(self.options.iter().cloned());
+        for arg in &args {
+            if arg.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+                return Err(ScheduleError::UnsafeProgram(arg.clone()));
+            }
+        }
+        Ok(args)
     }
 
     /// The LaunchAgent property list (XML).
@@ -186,11 +130,11 @@ impl RenewalJob {
         let mut calendar = Dictionary::new();
         calendar.insert(
             "Hour".into(),
-            Value::Integer(i64::from(self.start.hour()).into()),
+            Value::Integer(i64::from(self.hour()).into()),
         );
         calendar.insert(
             "Minute".into(),
-            Value::Integer(i64::from(self.start.minute()).into()),
+            Value::Integer(i64::from(self.minute()).into()),
         );
         let args = self.args()?.into_iter().map(Value::String).collect();
         let mut job = Dictionary::new();
@@ -214,20 +158,28 @@ impl RenewalJob {
 
     /// The systemd user service: one `renew` run, at low CPU and I/O priority.
     pub fn systemd_service(&self) -> Result<String, ScheduleError> {
-        // `%` introduces a specifier in unit files; a literal one is written `%%`.
-        let program = self.program_str()?.replace('%', "%%");
-        let program = if program.contains(' ') {
-            format!("\"{program}\"")
-        } else {
-            program
-        };
+        // `%` introduces a specifier in unit files; a literal one is written `%%`. An argument
+        // with a space is quoted (quotes and backslashes were refused above).
+        let exec = self
+            .args()?
+            .iter()
+            .map(|arg| {
+                let arg = arg.replace('%', "%%");
+                if arg.contains(' ') {
+                    format!("\"{arg}\"")
+                } else {
+                    arg
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
         Ok(format!(
             "[Unit]\n\
              Description=Renew the device-trust client certificate when it is due\n\
              \n\
              [Service]\n\
              Type=oneshot\n\
-             ExecStart={program} renew\n\
+             ExecStart={exec}\n\
              Nice={NICE}\n\
              IOSchedulingClass=idle\n"
         ))
@@ -248,8 +200,8 @@ impl RenewalJob {
              \n\
              [Install]\n\
              WantedBy=timers.target\n",
-            hour = self.start.hour(),
-            minute = self.start.minute(),
+            hour = self.hour(),
+            minute = self.minute(),
         )
     }
 }
@@ -428,7 +380,8 @@ pub fn is_installed(root: &Path, job: &RenewalJob, kind: JobKind) -> bool {
                 .get("ProgramArguments")
                 .and_then(|v| v.as_array())
                 .map(|a| a.iter().filter_map(|v| v.as_string()).collect());
-            label_ok && program == Some(vec![args[0].as_str(), args[1].as_str()])
+            let expected: Vec<&str> = args.iter().map(String::as_str).collect();
+            label_ok && program == Some(expected)
         }
         JobKind::SystemdUser => {
             let dir = systemd_unit_dir(root, &job.home);
@@ -473,110 +426,13 @@ fn unit_value(text: &str, section: &str, key: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn fleet_uuid(i: u32) -> String {
-        format!(
-            "{:08X}-{:04X}-4{:03X}-8000-{:012X}",
-            i,
-            i % 65521,
-            i % 4093,
-            u64::from(i) * 7919
-        )
-    }
-
     fn job(program: &str) -> RenewalJob {
         RenewalJob {
             program: PathBuf::from(program),
+            options: Vec::new(),
             home: PathBuf::from("/Users/alice"),
-            start: RenewalStart {
-                offset_days: 3,
-                threshold_days: 17,
-                minute_of_day: 7 * 60 + 5,
-            },
+            minute_of_day: 7 * 60 + 5,
         }
-    }
-
-    #[test]
-    fn the_offset_is_deterministic_per_device_and_case_blind() {
-        let a = renewal_offset("5F0E7C1A-93B2-4C1D-8E5B-2F6A9D0C4B71", 30, 14);
-        assert_eq!(
-            a,
-            renewal_offset("5F0E7C1A-93B2-4C1D-8E5B-2F6A9D0C4B71", 30, 14)
-        );
-        assert_eq!(
-            a,
-            renewal_offset(" 5f0e7c1a-93b2-4c1d-8e5b-2f6a9d0c4b71\n", 30, 14)
-        );
-        assert_eq!(a.threshold_days, 14 + a.offset_days);
-        // Different devices get different starts (with overwhelming likelihood; fixed inputs).
-        let b = renewal_offset("5F0E7C1A-93B2-4C1D-8E5B-2F6A9D0C4B72", 30, 14);
-        assert_ne!(
-            (a.offset_days, a.minute_of_day),
-            (b.offset_days, b.minute_of_day)
-        );
-    }
-
-    #[test]
-    fn the_threshold_stays_inside_the_window() {
-        let mut seen = std::collections::BTreeSet::new();
-        for i in 0..5_000 {
-            let s = renewal_offset(&fleet_uuid(i), 30, 14);
-            assert!((14..=30).contains(&s.threshold_days), "{s:?}");
-            assert!(s.offset_days <= 16);
-            assert!(s.minute_of_day < 1440);
-            seen.insert(s.threshold_days);
-        }
-        assert_eq!(seen.len(), 17, "both ends of the window are used");
-        // No room to spread: the configured window as it is.
-        for i in 0..100 {
-            let s = renewal_offset(&fleet_uuid(i), 10, 14);
-            assert_eq!((s.offset_days, s.threshold_days), (0, 10));
-        }
-    }
-
-    #[test]
-    fn due_means_fewer_days_left_than_the_threshold_never_beyond_the_window() {
-        let start = RenewalStart {
-            offset_days: 6,
-            threshold_days: 20,
-            minute_of_day: 0,
-        };
-        assert!(!is_due(20, 30, &start));
-        assert!(is_due(19, 30, &start));
-        assert!(is_due(-1, 30, &start));
-        // A smaller configured window wins over the jittered threshold.
-        assert!(!is_due(12, 12, &start));
-        assert!(is_due(11, 12, &start));
-    }
-
-    #[test]
-    fn a_fleet_spreads_evenly_over_days_and_minutes() {
-        const N: u32 = 50_000;
-        let mut days = [0u32; 17];
-        let mut hours = [0u32; 24];
-        let mut minutes = vec![0u32; 1440];
-        for i in 0..N {
-            let s = renewal_offset(&fleet_uuid(i), 30, 14);
-            days[s.offset_days as usize] += 1;
-            hours[s.hour() as usize] += 1;
-            minutes[s.minute_of_day as usize] += 1;
-        }
-        let within = |counts: &[u32], tolerance: f64| {
-            let mean = f64::from(N) / counts.len() as f64;
-            counts
-                .iter()
-                .all(|&c| (f64::from(c) - mean).abs() <= tolerance * mean)
-        };
-        assert!(within(&days, 0.2), "{days:?}");
-        assert!(within(&hours, 0.2), "{hours:?}");
-        // Minutes: ~35 per bucket, so a chi-square bound rather than a per-bucket one. With
-        // 1439 degrees of freedom the statistic has mean 1439 and deviation ~54.
-        let mean = f64::from(N) / 1440.0;
-        let chi2: f64 = minutes
-            .iter()
-            .map(|&c| (f64::from(c) - mean).powi(2) / mean)
-            .sum();
-        assert!(chi2 < 1439.0 + 6.0 * 54.0, "chi2 {chi2}");
-        assert!(minutes.iter().all(|&c| c > 0));
     }
 
     #[test]
@@ -607,6 +463,38 @@ mod tests {
         assert_eq!(s("ProcessType"), "Background");
         assert_eq!(d["LowPriorityIO"].as_boolean(), Some(true));
         assert!(d["Nice"].as_signed_integer().unwrap() > 0);
+    }
+
+    #[test]
+    fn the_enrollments_options_are_on_the_jobs_command_line() {
+        let mut j = job("/usr/local/bin/devicetrust");
+        j.options = ["--store", "file:/srv/dt store", "--root", "/tmp/r"]
+            .map(String::from)
+            .to_vec();
+        let xml = j.launch_agent_plist().unwrap();
+        let value = plist::Value::from_reader_xml(xml.as_slice()).unwrap();
+        let args: Vec<_> = value.as_dictionary().unwrap()["ProgramArguments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_string().unwrap().to_owned())
+            .collect();
+        assert_eq!(args, j.args().unwrap());
+        assert_eq!(&args[1..3], ["renew", "--store"]);
+        let service = j.systemd_service().unwrap();
+        assert_eq!(
+            unit_value(&service, "Service", "ExecStart").unwrap(),
+            "/usr/local/bin/devicetrust renew --store \"file:/srv/dt store\" --root /tmp/r"
+        );
+        for kind in [JobKind::LaunchAgent, JobKind::SystemdUser] {
+            let root = tempfile::tempdir().unwrap();
+            install(root.path(), &j, kind).unwrap();
+            assert!(is_installed(root.path(), &j, kind));
+            // The same job without the options is not the one installed.
+            assert!(!is_installed(root.path(), &job("/usr/local/bin/devicetrust"), kind));
+        }
+        j.options.push("--config=/a\"b".into());
+        assert!(matches!(j.args(), Err(ScheduleError::UnsafeProgram(_))));
     }
 
     #[test]
@@ -729,7 +617,7 @@ mod tests {
 
             // A new time of day rewrites the job.
             let mut later = j.clone();
-            later.start.minute_of_day += 1;
+            later.minute_of_day += 1;
             assert!(install(root.path(), &later, kind).unwrap().changed);
 
             let removed = remove(root.path(), &j.home, kind).unwrap();

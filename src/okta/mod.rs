@@ -7,3 +7,6 @@ pub mod wire;
 
 pub use client::{user_agent, Device, Metadata, OktaClient, OktaError, Operation, CLIENT_VERSION};
 pub use org::{cert_auth_host, OrgError, OrgUrl};
+
+/// The subject CN Okta's device-trust CA issues, and the one checked before storing.
+pub const OKTA_SUBJECT_CN: &str = "Okta MTLS";

@@ -26,6 +26,13 @@ pub trait SigningKey {
     /// EnvelopedData, which is how a SCEP CA returns the certificate it issued (the keychain
     /// implements it with `SecKeyCreateDecryptedData`).
     fn decrypt_pkcs1v15(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, PkiError>;
+    /// Signs `message` with SHA-1, for SCEP CAs that offer nothing better. Keys that cannot
+    /// refuse, and the SCEP client then says the CA needs an upgrade.
+    fn sign_sha1(&self, _message: &[u8]) -> Result<Vec<u8>, PkiError> {
+        Err(PkiError::Signing(
+            "this key signs only with SHA-256".to_owned(),
+        ))
+    }
 }
 
 /// An RSA private key held in memory (the simulator, tests, and platforms without a keychain).
@@ -83,7 +90,20 @@ impl fmt::Debug for PrivateKey {
     }
 }
 
+impl super::NewKey for PrivateKey {
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+}
+
 impl SigningKey for PrivateKey {
+    fn sign_sha1(&self, message: &[u8]) -> Result<Vec<u8>, PkiError> {
+        use sha1::Sha1;
+        self.0
+            .sign(Pkcs1v15Sign::new::<Sha1>(), &Sha1::digest(message))
+            .map_err(|e| PkiError::Signing(e.to_string()))
+    }
+
     fn public_key_der(&self) -> Result<Vec<u8>, PkiError> {
         PrivateKey::public_key_der(self)
     }

@@ -7,6 +7,7 @@
 pub mod authority;
 pub mod cert;
 pub mod csr;
+pub mod identity;
 pub mod key;
 pub mod token;
 
@@ -15,6 +16,7 @@ pub use cert::{
     check_issued, pem_decode_all, pem_encode, verify_issued_by, CertificateInfo, IssuedCertError,
 };
 pub use csr::{build_csr, verify_csr, CsrInfo, CsrProfile, KeyUsage, SubjectAltName};
+pub use identity::{CheckedIdentity, NewKey};
 pub use key::{PrivateKey, SigningKey};
 pub use token::{
     sign_renewal_token, verify_renewal_token, RenewalClaims, TokenDevice, VerifiedToken,

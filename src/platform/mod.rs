@@ -1,14 +1,13 @@
-//! What the agent needs to know about the machine it runs on: device identity and the user.
+//! What the agent needs to know about the machine it runs on: device identity, users, running
+//! processes, and the OS tools (launchd, the user's session) the macOS host drives.
 //!
-//! `Platform` is the seam: the macOS implementation asks IOKit and SystemConfiguration, the
-//! portable one reads what a Unix system offers, and tests override the facts by flags.
+//! `Platform` is the seam for facts: the macOS implementation asks IOKit and
+//! SystemConfiguration, the portable one reads what a Unix system offers, and tests override
+//! the facts by flags.
 
 #[cfg(target_os = "macos")]
 pub(crate) mod cf;
-#[cfg(target_os = "macos")]
-pub mod identity_prefs;
 pub mod launchd;
-pub mod preferences;
 pub mod processes;
 pub mod session;
 // Compiled everywhere: its pure parts (console-user filter, User-Agent forms) are tested on

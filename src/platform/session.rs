@@ -1,8 +1,5 @@
-//! Running as the console user: a Jamf policy starts the agent as root, but the keychain,
-//! browser preferences and launchd domain it must change are the console user's.
-//!
-//! The decision and the child's command line are pure and tested everywhere; the re-execution
-//! (`launchctl asuser` + `sudo -u`, the secret on a stdin pipe) is macOS-only.
+//! Running as the console user: the child's command line (pure, tested everywhere) and, on
+//! macOS, the re-execution itself (`launchctl asuser` + `sudo -u`, the secret on a stdin pipe).
 //!
 //! Why `sudo` rather than setgid/initgroups/setuid in a `pre_exec` hook: `launchctl asuser`
 //! must itself run as root (it only moves the child into the user's bootstrap namespace), so
@@ -11,59 +8,13 @@
 //! env_reset clears the parent's environment, so a secret held in an environment variable never
 //! reaches the child through it. Our process keeps no unsafe privilege-switching code.
 
-use crate::cli::Command;
+use crate::secret::Secret;
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
 /// launchctl and sudo by absolute path: a root process must not search a caller's PATH.
 pub const LAUNCHCTL: &str = "/bin/launchctl";
 pub const SUDO: &str = "/usr/bin/sudo";
-
-/// What a run started with effective uid `euid` should do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// Run in this process: not root, or nothing of the user's session is touched.
-    RunHere,
-    /// Re-execute as `user` inside their session.
-    Reexec { user: String },
-    /// Root, a command that needs the user's session, and nobody at the console: exit 75.
-    NoConsoleUser,
-}
-
-/// Whether `command` reads or changes the user's keychain, preferences or launchd domain.
-pub fn touches_user_session(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::Enroll
-            | Command::Renew { .. }
-            | Command::Repair
-            | Command::Uninstall { .. }
-            | Command::Status { .. }
-            | Command::Ea { .. }
-    )
-}
-
-/// Decides whether to re-execute as the user. `--user` wins over the console user (an admin
-/// may act for someone else); `--user root` is taken as meant. The EA must print one result
-/// line whatever happens, so without a console user it runs here and reports "No User Session".
-pub fn needs_reexec(
-    euid: u32,
-    command: &Command,
-    console_user: Option<&str>,
-    explicit_user: Option<&str>,
-) -> Decision {
-    if euid != 0 || !touches_user_session(command) {
-        return Decision::RunHere;
-    }
-    match explicit_user.or(console_user) {
-        Some("root") => Decision::RunHere,
-        Some(user) => Decision::Reexec {
-            user: user.to_owned(),
-        },
-        None if matches!(command, Command::Ea { .. }) => Decision::RunHere,
-        None => Decision::NoConsoleUser,
-    }
-}
 
 /// A secret handed to the child on its stdin, named by the flag that reads it from there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,13 +114,16 @@ fn replaced_flag(arg: &OsStr) -> Option<Form> {
 /// Non-secret settings that come from the environment, with the flag that carries each to the
 /// child (sudo resets the environment). The secrets (`DEVICETRUST_ORG_TOKEN`,
 /// `DEVICETRUST_SCEP_CHALLENGE`) are deliberately absent: they travel on stdin.
-const ENV_FLAGS: [(&str, &str); 6] = [
+const ENV_FLAGS: [(&str, &str); 9] = [
     ("DEVICETRUST_CONFIG", "--config"),
     ("DEVICETRUST_ROOT", "--root"),
     ("DEVICETRUST_STORE", "--store"),
     ("DEVICETRUST_ORG_URL", "--org-url"),
     ("DEVICETRUST_CA_FILE", "--ca-file"),
+    ("DEVICETRUST_DEVICE_UUID", "--device-uuid"),
+    ("DEVICETRUST_DEVICE_NAME", "--device-name"),
     ("DEVICETRUST_SCEP_URL", "--scep-url"),
+    ("DEVICETRUST_SCEP_CA_FINGERPRINT", "--scep-ca-fingerprint"),
 ];
 
 /// The flags that carry the environment's non-secret settings to the child, for each setting
@@ -195,150 +149,108 @@ pub fn env_as_flags(args: &[OsString], env: impl Fn(&str) -> Option<OsString>) -
     flags
 }
 
-/// Whether `command` may need the enrollment secret (a first enrollment, or the re-enrollment
-/// of an expired certificate during renew/repair, or `uninstall --reenroll`).
-pub fn may_need_secret(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::Enroll
-            | Command::Renew { .. }
-            | Command::Repair
-            | Command::Uninstall { reenroll: true }
-    )
+/// Why the re-execution did not happen; the caller turns it into an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ReexecError {
+    #[error("no user named {0:?} in the directory")]
+    NoSuchUser(String),
+    #[error("cannot start {what}: {source}")]
+    Spawn {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How root runs this binary in a user's own session.
+pub trait UserSession {
+    /// Runs this binary with `args` (argv without argv[0]) as `user` in their session and
+    /// returns the child's exit code; its output goes straight to ours. `secret` is written to
+    /// the child's stdin, named by the flag that reads it from there: never argv, never env.
+    fn run_as(
+        &self,
+        user: &str,
+        args: &[OsString],
+        secret: Option<(SecretFlag, Secret)>,
+    ) -> Result<i32, ReexecError>;
 }
 
 #[cfg(target_os = "macos")]
-pub use imp::reexec;
+pub use imp::LaunchctlSession;
 
 #[cfg(target_os = "macos")]
 mod imp {
-    use super::{env_as_flags, may_need_secret, reexec_argv, SecretFlag};
-    use crate::cli::Command;
-    use crate::config::Config;
+    use super::{env_as_flags, reexec_argv, ReexecError, SecretFlag, UserSession};
     use crate::secret::Secret;
     use std::ffi::OsString;
     use std::io::Write;
     use std::process::Stdio;
 
-    /// Why the re-execution did not happen; the caller turns it into an exit code.
-    #[derive(Debug, thiserror::Error)]
-    pub enum ReexecError {
-        #[error("no user named {0:?} in the directory")]
-        NoSuchUser(String),
-        #[error("{0}")]
-        Secret(#[from] crate::config::ConfigError),
-        #[error("cannot start {what}: {reason}")]
-        Spawn { what: &'static str, reason: String },
-    }
+    /// `launchctl asuser` + `sudo -u`: the macOS way into a user's bootstrap namespace.
+    pub struct LaunchctlSession;
 
-    /// Runs this binary with `args` (argv without argv[0]) as `user` in their session and
-    /// returns the child's exit code; its output goes straight to ours.
-    ///
-    /// The secret the command may need is read here, as root (a root-only file, our stdin, an
-    /// environment variable), and written to the child's stdin pipe: it never appears in an
-    /// argv or in the child's environment.
-    pub fn reexec(
-        user: &str,
-        args: &[OsString],
-        config: Option<&Config>,
-        command: &Command,
-    ) -> Result<i32, ReexecError> {
-        let uid = crate::platform::uid_of(user)
-            .ok_or_else(|| ReexecError::NoSuchUser(user.to_owned()))?;
-        let exe = std::env::current_exe().map_err(|e| ReexecError::Spawn {
-            what: "the agent as the console user",
-            reason: e.to_string(),
-        })?;
-        let secret = match config {
-            Some(config) if may_need_secret(command) => read_secret(config)?,
-            _ => None,
-        };
-        let mut full_args = args.to_vec();
-        full_args.extend(env_as_flags(args, |var| std::env::var_os(var)));
-        let argv = reexec_argv(
-            &exe,
-            &full_args,
-            user,
-            uid,
-            secret.as_ref().map(|(flag, _)| *flag),
-        );
-        tracing::debug!("running as {user} (uid {uid}) in the console session");
-        let (program, rest) = argv.split_first().ok_or(ReexecError::Spawn {
-            what: "launchctl",
-            reason: "empty command line".into(),
-        })?;
-        let mut child = std::process::Command::new(program)
-            .args(rest)
-            .stdin(if secret.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::inherit()
-            })
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| ReexecError::Spawn {
-                what: "launchctl asuser",
-                reason: e.to_string(),
+    impl UserSession for LaunchctlSession {
+        fn run_as(
+            &self,
+            user: &str,
+            args: &[OsString],
+            secret: Option<(SecretFlag, Secret)>,
+        ) -> Result<i32, ReexecError> {
+            let uid = crate::platform::uid_of(user)
+                .ok_or_else(|| ReexecError::NoSuchUser(user.to_owned()))?;
+            let exe = std::env::current_exe().map_err(|source| ReexecError::Spawn {
+                what: "the agent as the console user",
+                source,
             })?;
-        if let (Some((_, secret)), Some(mut stdin)) = (secret, child.stdin.take()) {
-            // One short line fits the pipe buffer; a child that exits without reading it
-            // (EPIPE) reports its own error, so the write's outcome is not ours to judge.
-            let mut line = zeroize::Zeroizing::new(secret.expose().as_bytes().to_vec());
-            line.push(b'\n');
-            let _ = stdin.write_all(&line);
-            drop(stdin);
-        }
-        let status = child.wait().map_err(|e| ReexecError::Spawn {
-            what: "the agent as the console user",
-            reason: e.to_string(),
-        })?;
-        // Killed by a signal: a failed run.
-        Ok(status.code().unwrap_or(1))
-    }
-
-    /// The secret the configured enrollment uses: the SCEP challenge when a SCEP URL is set,
-    /// else the org token. An explicit file flag that cannot be read fails the run now, as it
-    /// would in the child; an unreadable configured source is only a warning, because the
-    /// command may not need it (a renewal that is not due).
-    fn read_secret(config: &Config) -> Result<Option<(SecretFlag, Secret)>, ReexecError> {
-        let (flag, source, what) = if config.scep.url.is_some() {
-            (
-                SecretFlag::ScepChallenge,
-                config.scep.challenge.as_ref(),
-                "SCEP challenge",
-            )
-        } else {
-            (SecretFlag::OrgToken, config.org_token.as_ref(), "org token")
-        };
-        let Some(source) = source else {
-            return Ok(None);
-        };
-        match source.read(what) {
-            Ok(secret) => Ok(Some((flag, secret))),
-            Err(e) if source_is_flag(flag) => Err(e.into()),
-            Err(e) => {
-                tracing::warn!("{e}; the run as the console user goes on without it");
-                Ok(None)
+            let mut full_args = args.to_vec();
+            full_args.extend(env_as_flags(args, |var| std::env::var_os(var)));
+            let argv = reexec_argv(
+                &exe,
+                &full_args,
+                user,
+                uid,
+                secret.as_ref().map(|(flag, _)| *flag),
+            );
+            tracing::debug!("running as {user} (uid {uid}) in the console session");
+            let (program, rest) = argv.split_first().ok_or(ReexecError::Spawn {
+                what: "launchctl",
+                source: std::io::Error::other("empty command line"),
+            })?;
+            let mut child = std::process::Command::new(program)
+                .args(rest)
+                .stdin(if secret.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::inherit()
+                })
+                .stdout(Stdio::inherit())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .map_err(|source| ReexecError::Spawn {
+                    what: "launchctl asuser",
+                    source,
+                })?;
+            if let (Some((_, secret)), Some(mut stdin)) = (secret, child.stdin.take()) {
+                // One short line fits the pipe buffer; a child that exits without reading it
+                // (EPIPE) reports its own error, so the write's outcome is not ours to judge.
+                let mut line = zeroize::Zeroizing::new(secret.expose().as_bytes().to_vec());
+                line.push(b'\n');
+                let _ = stdin.write_all(&line);
+                drop(stdin);
             }
+            let status = child.wait().map_err(|source| ReexecError::Spawn {
+                what: "the agent as the console user",
+                source,
+            })?;
+            // Killed by a signal: a failed run.
+            Ok(status.code().unwrap_or(1))
         }
-    }
-
-    fn source_is_flag(flag: SecretFlag) -> bool {
-        std::env::args_os().any(|a| {
-            a.to_str()
-                .is_some_and(|a| a == flag.flag() || a.starts_with(&format!("{}=", flag.flag())))
-        })
     }
 }
-
-#[cfg(target_os = "macos")]
-pub use imp::ReexecError;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn os(args: &[&str]) -> Vec<OsString> {
         args.iter().map(OsString::from).collect()
@@ -348,82 +260,6 @@ mod tests {
         argv.iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect()
-    }
-
-    #[test]
-    fn root_reexecutes_session_commands_as_the_console_user() {
-        let reexec = Decision::Reexec {
-            user: "alice".into(),
-        };
-        for command in [
-            Command::Enroll,
-            Command::Repair,
-            Command::Uninstall { reenroll: false },
-            Command::Status {
-                json: true,
-                check_network: false,
-            },
-            Command::Ea {
-                expiry: false,
-                check_network: false,
-            },
-            Command::Renew {
-                force: false,
-                renew_before_days: None,
-            },
-        ] {
-            assert_eq!(needs_reexec(0, &command, Some("alice"), None), reexec);
-            // Not root: already the user (or a test); run here.
-            assert_eq!(
-                needs_reexec(501, &command, Some("alice"), None),
-                Decision::RunHere
-            );
-        }
-    }
-
-    #[test]
-    fn explicit_user_wins_and_root_stays_root() {
-        assert_eq!(
-            needs_reexec(0, &Command::Enroll, Some("alice"), Some("bob")),
-            Decision::Reexec { user: "bob".into() }
-        );
-        assert_eq!(
-            needs_reexec(0, &Command::Enroll, None, Some("bob")),
-            Decision::Reexec { user: "bob".into() }
-        );
-        assert_eq!(
-            needs_reexec(0, &Command::Enroll, Some("alice"), Some("root")),
-            Decision::RunHere
-        );
-    }
-
-    #[test]
-    fn no_console_user_defers_except_the_ea_which_reports_it() {
-        assert_eq!(
-            needs_reexec(0, &Command::Enroll, None, None),
-            Decision::NoConsoleUser
-        );
-        let ea = Command::Ea {
-            expiry: false,
-            check_network: false,
-        };
-        assert_eq!(needs_reexec(0, &ea, None, None), Decision::RunHere);
-    }
-
-    #[test]
-    fn commands_outside_the_session_run_here() {
-        for command in [
-            Command::Version,
-            Command::Demo,
-            Command::Teamid {
-                path: PathBuf::from("/Applications/Slack.app"),
-            },
-        ] {
-            assert_eq!(
-                needs_reexec(0, &command, Some("alice"), None),
-                Decision::RunHere
-            );
-        }
     }
 
     #[test]
@@ -517,7 +353,8 @@ mod tests {
             .iter()
             .all(|f| !f.contains("TOKEN") && !f.contains("CHALLENGE")));
         assert!(flags.contains(&"value-of-DEVICETRUST_ORG_URL".to_owned()));
-        assert_eq!(flags.len(), 10);
+        // Every non-secret setting but --root (given as a flag), each as flag and value.
+        assert_eq!(flags.len(), 16);
     }
 
     #[test]
@@ -536,16 +373,5 @@ mod tests {
             "--".into(),
             "--user".into()
         ]));
-    }
-
-    #[test]
-    fn only_commands_that_may_enroll_get_the_secret() {
-        assert!(may_need_secret(&Command::Enroll));
-        assert!(may_need_secret(&Command::Uninstall { reenroll: true }));
-        assert!(!may_need_secret(&Command::Uninstall { reenroll: false }));
-        assert!(!may_need_secret(&Command::Status {
-            json: false,
-            check_network: false
-        }));
     }
 }

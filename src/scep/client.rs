@@ -22,7 +22,7 @@ use super::message::{
 use super::settings::ScepSettings;
 use super::{Operation, ScepError};
 use crate::http::{self, HttpSettings, Sender};
-use crate::pki::{build_csr, verify_issued_by, PrivateKey, SigningKey};
+use crate::pki::{build_csr, verify_issued_by, SigningKey};
 
 /// Waits between polls and retries: `std::thread::sleep`, or a recorder in tests.
 pub type Sleeper = Arc<dyn Fn(Duration) + Send + Sync>;
@@ -148,7 +148,7 @@ pub struct Issued {
 pub fn enroll(
     settings: &ScepSettings,
     http: &HttpSettings,
-    key: &PrivateKey,
+    key: &dyn SigningKey,
 ) -> Result<Issued, ScepError> {
     ScepClient::new(settings, http)?.enroll(key)
 }
@@ -162,7 +162,7 @@ pub fn renew(
     http: &HttpSettings,
     current_certificate_der: &[u8],
     current_key: &dyn SigningKey,
-    new_key: &PrivateKey,
+    new_key: &dyn SigningKey,
 ) -> Result<Issued, ScepError> {
     ScepClient::new(settings, http)?.renew(current_certificate_der, current_key, new_key)
 }
@@ -274,7 +274,7 @@ impl ScepClient {
     }
 
     /// PKCSReq for `key` with the challenge; the answer is encrypted to `key`.
-    pub fn enroll(&self, key: &PrivateKey) -> Result<Issued, ScepError> {
+    pub fn enroll(&self, key: &dyn SigningKey) -> Result<Issued, ScepError> {
         let op = Operation::PkcsReq;
         self.check_settings(op)?;
         let caps = self.capabilities()?;
@@ -287,7 +287,7 @@ impl ScepClient {
         &self,
         current_certificate_der: &[u8],
         current_key: &dyn SigningKey,
-        new_key: &PrivateKey,
+        new_key: &dyn SigningKey,
     ) -> Result<Issued, ScepError> {
         let op = Operation::RenewalReq;
         self.check_settings(op)?;
@@ -352,7 +352,7 @@ impl ScepClient {
         &self,
         caps: &Capabilities,
         ca: &CaCertificates,
-        key: &PrivateKey,
+        key: &dyn SigningKey,
     ) -> Result<Issued, ScepError> {
         let op = Operation::PkcsReq;
         let profile = self
@@ -364,14 +364,14 @@ impl ScepClient {
         }
         let csr = build_csr(&profile, key).map_err(ScepError::pki(op))?;
         let public = key.public_key_der().map_err(ScepError::pki(op))?;
-        let certificate = transient_certificate(&self.settings.subject, Signer::InMemory(key))
+        let certificate = transient_certificate(&self.settings.subject, Signer::Delegated(key))
             .map_err(ScepError::pki(op))?;
         let exchange = self.exchange(
             op,
             caps,
             ca,
             certificate,
-            Signer::InMemory(key),
+            Signer::Delegated(key),
             key,
             public,
         );

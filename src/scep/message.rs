@@ -274,9 +274,7 @@ impl Signer<'_> {
                 .sign(digest.padding(), &digest.hash(message))
                 .map_err(|e| PkiError::Signing(e.to_string())),
             (Signer::Delegated(key), MessageDigest::Sha256) => key.sign_sha256(message),
-            (Signer::Delegated(_), MessageDigest::Sha1) => Err(PkiError::Signing(
-                "this key signs only with SHA-256".to_owned(),
-            )),
+            (Signer::Delegated(key), MessageDigest::Sha1) => key.sign_sha1(message),
         }
     }
 
@@ -732,16 +730,38 @@ mod tests {
         }
     }
 
+    /// A key that, like some hardware keys, signs only with SHA-256.
+    struct Sha256Only;
+
+    impl SigningKey for Sha256Only {
+        fn public_key_der(&self) -> Result<Vec<u8>, PkiError> {
+            test_key().public_key_der()
+        }
+        fn sign_sha256(&self, message: &[u8]) -> Result<Vec<u8>, PkiError> {
+            test_key().sign_sha256(message)
+        }
+        fn decrypt_pkcs1v15(
+            &self,
+            ciphertext: &[u8],
+        ) -> Result<zeroize::Zeroizing<Vec<u8>>, PkiError> {
+            test_key().decrypt_pkcs1v15(ciphertext)
+        }
+    }
+
     #[test]
-    fn a_delegated_key_signs_sha256_but_not_sha1() {
+    fn a_delegated_key_signs_sha1_only_when_it_can() {
         let key = test_key();
         let cert = transient_certificate("CN=device", Signer::Delegated(key)).unwrap();
         assert!(certifies(&cert, &key.public_key_der().unwrap()));
         let attrs = request_attributes();
-        let sign = |d| sign_pki_message(&attrs, None, &cert, Signer::Delegated(key), d);
-        assert!(sign(MessageDigest::Sha256).is_ok());
+        let sign = |d, k: &dyn SigningKey| {
+            sign_pki_message(&attrs, None, &cert, Signer::Delegated(k), d)
+        };
+        assert!(sign(MessageDigest::Sha256, key).is_ok());
+        assert!(sign(MessageDigest::Sha1, key).is_ok());
+        assert!(sign(MessageDigest::Sha256, &Sha256Only).is_ok());
         assert!(matches!(
-            sign(MessageDigest::Sha1),
+            sign(MessageDigest::Sha1, &Sha256Only),
             Err(PkiError::Signing(_))
         ));
     }

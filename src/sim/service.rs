@@ -3,7 +3,7 @@
 
 use super::faults::{self, Endpoint, Fault, Injection};
 use super::{CERT_AUTH_HOST, MAX_UNBOUND_CERTIFICATES};
-use crate::agent::OKTA_SUBJECT_CN;
+use crate::okta::OKTA_SUBJECT_CN;
 use crate::pki::{self, Authority, CertificateInfo, IssueProfile, IssueRequest, PrivateKey};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;

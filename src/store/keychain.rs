@@ -9,7 +9,7 @@
 
 use super::keychain_model::{self as model, PASSWORD_ITEM};
 use super::{IdentityStore, NewIdentity, StoreError, StoreProbe};
-use crate::integrations::allowlist::Partition;
+use crate::partition::Partition;
 use crate::pki::{CertificateInfo, PkiError, SigningKey};
 use crate::platform::cf::Owned;
 use crate::secret::Secret;

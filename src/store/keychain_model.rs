@@ -3,7 +3,7 @@
 //!
 //! Compiled on every platform so Linux CI tests exactly what `keychain.rs` calls on a Mac.
 
-use crate::integrations::allowlist::Partition;
+use crate::partition::Partition;
 use crate::pki::PkiError;
 use crate::secret::Secret;
 use const_oid::db::rfc5912::RSA_ENCRYPTION;

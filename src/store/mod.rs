@@ -1,17 +1,18 @@
 //! Where the device identity (private key + certificate) lives: the seam between the workflows
 //! and the platform's secret storage.
 //!
-//! The macOS backend keeps it in `okta.keychain`; the portable `FileStore` keeps it in a
-//! directory only its owner can read. Both replace an identity crash-safely: the new one is
-//! complete before the old one goes, so a device never ends up with none.
+//! The macOS backend keeps it in `okta.keychain`, where the key is also generated; the portable
+//! `FileStore` keeps it in a directory only its owner can read. Both replace an identity
+//! crash-safely: the new one is complete before the old one goes, so a device never ends up with
+//! none. `replace` takes only a [`CheckedIdentity`], so nothing unchecked can be stored.
 
 pub mod file;
 #[cfg(target_os = "macos")]
 pub mod keychain;
 pub mod keychain_model;
 
-use crate::integrations::allowlist::Partition;
-use crate::pki::{PrivateKey, SigningKey};
+use crate::partition::Partition;
+use crate::pki::{CheckedIdentity, NewKey, PkiError, SigningKey};
 use std::path::PathBuf;
 
 pub use file::FileStore;
@@ -20,28 +21,54 @@ pub use keychain::KeychainStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("identity store {path}: {action} failed: {reason}")]
+    #[error("identity store {}: {action} failed: {}", path.display(), crate::fsutil::io_reason(source))]
     Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A platform call failed with a status that has no richer type (an `OSStatus`).
+    #[error("identity store {}: {action} failed: {reason}", path.display())]
+    Os {
         path: PathBuf,
         action: &'static str,
         reason: String,
     },
-    #[error("identity store {path}: {what} is corrupt: {reason}")]
+    #[error("identity store {}: {what} is corrupt: {source}", path.display())]
     Corrupt {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: PkiError,
+    },
+    #[error("identity store {}: {what} is not usable: {reason}", path.display())]
+    Damaged {
         path: PathBuf,
         what: &'static str,
         reason: String,
     },
+    #[error(
+        "{} already holds files devicetrust did not create; choose an empty or new folder for \
+         the file store",
+        path.display()
+    )]
+    Foreign { path: PathBuf },
     #[error("identity store: {0}")]
     Unsupported(String),
+    #[error("identity store: cannot create the key: {0}")]
+    KeyGeneration(#[source] PkiError),
 }
 
-/// A freshly issued identity, ready to be stored.
-pub struct NewIdentity<'a> {
-    pub key: &'a PrivateKey,
-    pub certificate_der: &'a [u8],
-    /// Issuer certificates, nearest first (may be empty).
-    pub chain: &'a [Vec<u8>],
+impl StoreError {
+    /// The store cannot be read as it is: `status` names it, `enroll` sets it aside and starts
+    /// again (unlike an I/O error, which another try may not see).
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Corrupt { .. } | StoreError::Damaged { .. }
+        )
+    }
 }
 
 /// What the health check needs to know about the store itself.
@@ -62,10 +89,28 @@ pub trait IdentityStore {
     fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError>;
     /// A handle that signs with the stored private key, if one is stored.
     fn signing_key(&self) -> Result<Option<Box<dyn SigningKey>>, StoreError>;
-    /// Stores `identity` and only then removes the previous one.
-    fn replace(&mut self, identity: &NewIdentity<'_>) -> Result<(), StoreError>;
-    /// Removes the identity and the store itself; `Ok(false)` when there was nothing.
+    /// A new RSA key of `bits`, generated where the store will keep it. It becomes part of the
+    /// identity only through `replace`; a key never stored is cleaned up by the next write.
+    fn generate_key(&mut self, bits: u32) -> Result<Box<dyn NewKey>, StoreError>;
+    /// Stores `identity`, with `record` (the enrollment record, opaque here) kept beside it so
+    /// a damaged state file can be rebuilt; only then removes the previous identity.
+    fn replace(&mut self, identity: CheckedIdentity, record: &[u8]) -> Result<(), StoreError>;
+    /// The record stored with the live identity, where the store keeps one.
+    fn record_copy(&self) -> Option<Vec<u8>> {
+        None
+    }
+    /// Sets a damaged identity aside (kept for diagnosis, no longer live) so a fresh enrollment
+    /// can start; returns where it went.
+    fn set_aside(&mut self) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+    /// Removes the identity and what the store created for it; `Ok(false)` when there was
+    /// nothing. Anything the store did not create stays.
     fn remove(&mut self) -> Result<bool, StoreError>;
+    /// Re-applies the store's own settings (search list, no auto-lock); the changes made.
+    fn repair(&mut self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
     /// Whether the key carries a partition list (the keychain does, the file store does not).
     /// Cheap, so callers can skip working out the desired list where it cannot apply.
     fn has_partition_list(&self) -> bool {

@@ -1,4 +1,4 @@
-//! Safari's identity preferences on macOS: `safari::IdentityPreferences` over
+//! Safari's identity preferences on macOS (the host's backend of the Safari link): `safari::IdentityPreferences` over
 //! `SecIdentitySetPreferred` / `SecIdentityCopyPreferred` (the `iprf` items in the user's
 //! default keychain that `security set-identity-preference` writes).
 //!
@@ -110,14 +110,15 @@ impl IdentityPreferences for KeychainIdentityPreferences {
         Ok(())
     }
 
-    fn remove(&mut self, name: &str) -> Result<(), SafariError> {
+    fn remove(&mut self, name: &str) -> Result<bool, SafariError> {
         let service = CFString::new(name);
         // SAFETY: a NULL identity clears the preference for `name`; service is live.
         let status = unsafe {
             SecIdentitySetPreferred(ptr::null_mut(), service.as_concrete_TypeRef(), ptr::null())
         };
         match status {
-            0 | ERR_SEC_ITEM_NOT_FOUND => Ok(()),
+            0 => Ok(true),
+            ERR_SEC_ITEM_NOT_FOUND => Ok(false),
             _ => Err(failed(
                 "remove",
                 name,

@@ -1,0 +1,218 @@
+//! `devicetrust enroll`: a certificate when there is no valid one, then the chain applied.
+//! With a valid identity present no certificate is requested; a device taken over from Okta's
+//! task (identity present, no record of ours) only asks Okta for its metadata.
+
+use super::{net, Agent, AgentError, OKTA_KEY_BITS};
+use crate::chain::Held;
+use crate::okta::{OrgUrl, OKTA_SUBJECT_CN};
+use crate::pki::{self, CheckedIdentity, CsrProfile, NewKey};
+use crate::record::{EnrollmentRecord, Method};
+use crate::scep::{self, ScepSettings};
+use crate::secret::Secret;
+use crate::timefmt::{now_rfc3339, rfc3339};
+use time::OffsetDateTime;
+use tracing::{info, warn};
+
+/// Where certificates come from: Okta's device-trust CA, or a SCEP CA when one is configured.
+pub(super) enum Enrollment {
+    Okta(OrgUrl),
+    Scep(Box<ScepSettings>),
+}
+
+impl Agent {
+    /// `devicetrust enroll`.
+    pub fn enroll(&mut self) -> Result<(), AgentError> {
+        let _lock = self.lock()?;
+        self.enroll_locked(None)
+    }
+
+    /// How this device enrolls: SCEP when a SCEP URL is known, else Okta.
+    pub(super) fn enrollment(&self) -> Result<Enrollment, AgentError> {
+        match self.config.scep_settings()? {
+            Some(settings) => Ok(Enrollment::Scep(Box::new(settings))),
+            None => Ok(Enrollment::Okta(self.config.org_url()?.clone())),
+        }
+    }
+
+    pub(super) fn enroll_locked(&mut self, token: Option<Secret>) -> Result<(), AgentError> {
+        let enrollment = self.enrollment()?;
+        let now = OffsetDateTime::now_utc();
+        match self.held(now)? {
+            Held::Valid(info) => {
+                if let Enrollment::Okta(org) = &enrollment {
+                    self.refuse_other_org(org)?;
+                }
+                info!(
+                    "a valid certificate is already installed (serial {}, {} days left); \
+                     no new certificate requested",
+                    info.serial_hex,
+                    info.days_left(now)
+                );
+                self.adopt(&enrollment)?;
+                self.configure(Vec::new())?;
+                return Ok(());
+            }
+            Held::Expired(info) => info!(
+                "the installed certificate expired on {}; enrolling afresh",
+                rfc3339(info.not_after)
+            ),
+            Held::KeyMissing(_) => {
+                warn!("the installed certificate has no matching private key; enrolling afresh")
+            }
+            Held::Damaged { detail, .. } => {
+                let aside = self.store.set_aside()?;
+                warn!(
+                    "{detail}; enrolling afresh{}",
+                    aside
+                        .map(|a| format!(" (the damaged identity is kept as {a})"))
+                        .unwrap_or_default()
+                );
+            }
+            Held::Nothing => {}
+        }
+        match enrollment {
+            Enrollment::Okta(org) => {
+                let token = match token {
+                    Some(t) => t,
+                    None => self.config.org_token()?,
+                };
+                self.enroll_okta(&org, &token)?;
+            }
+            Enrollment::Scep(settings) => self.enroll_scep(&settings)?,
+        }
+        self.configure(Vec::new())?;
+        Ok(())
+    }
+
+    fn refuse_other_org(&self, org: &OrgUrl) -> Result<(), AgentError> {
+        match &self.record.org_url {
+            Some(stored) if stored != org.as_str() && self.record.method == Some(Method::Okta) => {
+                Err(AgentError::OtherOrg {
+                    stored: stored.clone(),
+                    configured: org.as_str().to_owned(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes a valid identity found in the store ours: the record learns how it was enrolled,
+    /// and an Okta identity without a known certAuthDomain (taken over from Okta's task) gets
+    /// it from Okta's metadata, without a new certificate. A metadata failure is a `WARN:`:
+    /// the identity is fine, and the browser link reports what is missing.
+    pub(super) fn adopt(&mut self, enrollment: &Enrollment) -> Result<(), AgentError> {
+        let before = self.record.clone();
+        if self.record.method.is_none() {
+            info!("adopting the identity in {}", self.store.location());
+            self.fill_record(enrollment);
+        }
+        if let Enrollment::Okta(org) = enrollment {
+            if self.record.cert_auth_host.is_none() {
+                info!("asking {} for its device-trust metadata", org.as_str());
+                match net::okta_client(&self.config, self.host.platform(), org, None)
+                    .and_then(|client| Ok(client.metadata()?))
+                {
+                    Ok(metadata) => self.record.cert_auth_host = Some(metadata.cert_auth_host),
+                    Err(e) => warn!("the certAuthDomain is still unknown: {e}"),
+                }
+            }
+        }
+        if self.record != before {
+            self.save_record()?;
+        }
+        Ok(())
+    }
+
+    /// What the record says about an enrollment by `enrollment` with this configuration.
+    fn fill_record(&mut self, enrollment: &Enrollment) {
+        let config = &self.config;
+        let record = &mut self.record;
+        match enrollment {
+            Enrollment::Okta(org) => {
+                record.method = Some(Method::Okta);
+                record.org_url = Some(org.as_str().to_owned());
+                record.cell = org.cell();
+            }
+            Enrollment::Scep(settings) => {
+                record.method = Some(Method::Scep);
+                record.scep_url = Some(settings.url.to_string());
+                record.scep_ca_fingerprint = config.scep.ca_fingerprint.clone();
+                if config.cert_auth_host.is_some() {
+                    record.cert_auth_host = config.cert_auth_host.clone();
+                }
+            }
+        }
+        record.ca_file = config.ca_file.clone();
+        record.store = config.store.as_ref().map(ToString::to_string);
+        record.device_uuid = config.device_uuid.clone();
+        record.device_name = config.device_name.clone();
+    }
+
+    fn enroll_okta(&mut self, org: &OrgUrl, token: &Secret) -> Result<(), AgentError> {
+        let device = self.device()?;
+        let client = net::okta_client(&self.config, self.host.platform(), org, None)?;
+        info!("asking {} for its device-trust metadata", org.as_str());
+        let metadata = client.metadata()?;
+        let key = self.store.generate_key(OKTA_KEY_BITS)?;
+        let csr = pki::build_csr(&CsrProfile::okta(), key.as_ref())?;
+        info!(
+            "requesting a device-trust certificate for {} ({}), user {}",
+            device.display_name,
+            device.uuid,
+            self.user()
+        );
+        let certificate = client.enroll(token, &device, &csr, self.user())?;
+        let mut record = EnrollmentRecord::default();
+        std::mem::swap(&mut record, &mut self.record);
+        self.fill_record(&Enrollment::Okta(org.clone()));
+        self.record.cert_auth_host = Some(metadata.cert_auth_host);
+        self.record.enrolled_at = Some(now_rfc3339());
+        let stored = self.store_identity(key, &certificate, Vec::new(), Some(OKTA_SUBJECT_CN));
+        if stored.is_err() {
+            // Nothing was stored: the record stays as it was.
+            self.record = record;
+        }
+        let info = stored?;
+        self.save_record()?;
+        self.announce("enrolled", &info);
+        Ok(())
+    }
+
+    /// PKCSReq with the static challenge: a new key and a certificate from the SCEP CA.
+    pub(super) fn enroll_scep(&mut self, settings: &ScepSettings) -> Result<(), AgentError> {
+        let key = self.store.generate_key(settings.key_size)?;
+        info!("requesting a certificate from the SCEP CA at {}", settings.url);
+        let issued = scep::enroll(settings, &net::scep_settings(&self.config)?, key.as_ref())?;
+        let previous = std::mem::take(&mut self.record);
+        self.fill_record(&Enrollment::Scep(Box::new(settings.clone())));
+        // The CA this enrollment trusted is pinned for every renewal after it.
+        self.record.scep_ca_fingerprint =
+            Some(scep::sha256_fingerprint_hex(&issued.ca_certificate_der));
+        self.record.enrolled_at = Some(now_rfc3339());
+        let stored = self.store_identity(key, &issued.certificate_der, issued.chain, None);
+        if stored.is_err() {
+            self.record = previous;
+        }
+        let info = stored?;
+        self.save_record()?;
+        self.announce("enrolled", &info);
+        Ok(())
+    }
+
+    /// Checks the issued certificate against the key we generated, then stores both, with a
+    /// copy of the record beside them.
+    pub(super) fn store_identity(
+        &mut self,
+        key: Box<dyn NewKey>,
+        certificate: &[u8],
+        chain: Vec<Vec<u8>>,
+        expected_cn: Option<&str>,
+    ) -> Result<pki::CertificateInfo, AgentError> {
+        let now = OffsetDateTime::now_utc();
+        let identity = CheckedIdentity::check(key, certificate, chain, expected_cn, now)?;
+        let info = identity.certificate().clone();
+        let record = serde_json::to_vec(&self.record).unwrap_or_default();
+        self.store.replace(identity, &record)?;
+        Ok(info)
+    }
+}

@@ -1,0 +1,79 @@
+//! Every way a workflow fails, with the exit code of cli.md each maps to.
+
+use crate::config::ConfigError;
+use crate::host::HostError;
+use crate::lock::LockError;
+use crate::okta::OktaError;
+use crate::pki::{IssuedCertError, PkiError};
+use crate::platform::PlatformError;
+use crate::record::RecordError;
+use crate::scep::ScepError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    #[error("no user is logged in at the console; nothing to do until one is (try again later)")]
+    NoUserSession,
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error(transparent)]
+    Okta(#[from] OktaError),
+    #[error("SCEP: {0}")]
+    Scep(#[from] ScepError),
+    #[error("the CA issued an unusable certificate, nothing was stored: {0}")]
+    Issued(#[from] IssuedCertError),
+    #[error("no device certificate is installed; run `devicetrust enroll`")]
+    NotEnrolled,
+    #[error("{detail}; run `devicetrust enroll` to enroll afresh (the damaged identity is kept aside)")]
+    Damaged { detail: String },
+    #[error(
+        "the certificate's private key is missing or does not match it; \
+         run `devicetrust uninstall --reenroll`"
+    )]
+    KeyMissing,
+    #[error(
+        "the certificate expired on {not_after}; an expired certificate cannot sign a renewal, \
+         so supply an org token to enroll afresh"
+    )]
+    Expired { not_after: String },
+    #[error(
+        "this device's certificate belongs to {stored}, not {configured}; a device belongs to \
+         one org's Device Trust: run `devicetrust uninstall` first to move it"
+    )]
+    OtherOrg { stored: String, configured: String },
+    #[error(
+        "the certificate expired on {not_after}; an expired certificate cannot be renewed over \
+         SCEP without the CA's challenge: configure scep.challenge_file or DEVICETRUST_SCEP_CHALLENGE"
+    )]
+    ExpiredNoChallenge { not_after: String },
+    #[error("uninstall left {} in place (see the WARN lines); run it again once fixed", .left.join(", "))]
+    UninstallIncomplete { left: Vec<&'static str> },
+    #[error("gave up after {secs} s, the longest one run may take (network.run_deadline_secs); the next run continues")]
+    RunDeadline { secs: u64 },
+}
+
+impl AgentError {
+    /// The exit code of cli.md: 2 configuration, 75 try later, 1 everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AgentError::Config(_) | AgentError::Host(HostError::KeychainUnavailable) => 2,
+            AgentError::NoUserSession | AgentError::RunDeadline { .. } => 75,
+            AgentError::Lock(LockError::Busy { .. }) => 75,
+            AgentError::Okta(e) if e.is_transient() => 75,
+            AgentError::Scep(e) if e.is_transient() => 75,
+            _ => 1,
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! `devicetrust uninstall [--reenroll]`: the chain removed in reverse (Okta's task, the job,
+//! browser entries, Safari preferences, then the identity), then the record; with `--reenroll`
+//! a fresh enrollment, for the revoke-and-re-enroll flow.
+
+use super::enroll::Enrollment;
+use super::{Agent, AgentError};
+use crate::chain::Held;
+use time::OffsetDateTime;
+use tracing::info;
+
+impl Agent {
+    pub fn uninstall(&mut self, reenroll: bool) -> Result<(), AgentError> {
+        // Read the token before removing anything: a re-enrollment that cannot happen must not
+        // leave the device without its identity.
+        let token = match (reenroll, self.enrollment()) {
+            (false, _) => None,
+            (true, Err(e)) => return Err(e),
+            (true, Ok(Enrollment::Okta(_))) => Some(self.config.org_token()?),
+            (true, Ok(Enrollment::Scep(_))) => None,
+        };
+        let lock = self.lock()?;
+        // A store that cannot be read still has links to remove; they work from the record.
+        let held = self.held(OffsetDateTime::now_utc()).unwrap_or(Held::Nothing);
+        let failed = self.with_chain(&held, Vec::new(), |chain, cx| chain.remove(cx));
+        if !failed.is_empty() {
+            // The record stays: the next uninstall still knows what to look for.
+            return Err(AgentError::UninstallIncomplete {
+                left: failed.into_iter().map(|(name, _)| name).collect(),
+            });
+        }
+        if self.record_file.remove()? {
+            info!("removed {}", self.record_file.path().display());
+        }
+        self.record = Default::default();
+        if let Some(token) = token {
+            let result = self.enroll_locked(Some(token));
+            drop(lock);
+            return result;
+        }
+        drop(lock);
+        let _ = std::fs::remove_file(self.home.paths.lock_file());
+        let _ = std::fs::remove_dir(&self.home.paths.state_dir);
+        Ok(())
+    }
+}

@@ -1,0 +1,282 @@
+//! The binary's body: parse the command line, run one command, map the outcome to an exit code.
+//!
+//! Every failure ends here as one `ERROR:` line (or, for `status --json`, one JSON document
+//! with an `error` field) and the exit code of cli.md.
+
+pub mod session;
+
+use crate::agent::{Agent, AgentError, StatusReport};
+use crate::cli::{Cli, Command};
+use crate::config::{self, Config};
+use crate::health::HealthStatus;
+use crate::host::{self, Host};
+use crate::output::{self, Channel};
+use crate::report;
+use clap::Parser;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+/// Runs the command line `args` and returns the process exit code.
+pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let json = matches!(cli.command, Command::Status { json: true, .. });
+    let machine_output = json || matches!(cli.command, Command::Ea { .. } | Command::Teamid { .. });
+    let vars = config::process_env();
+    let verbose = cli.global.verbose
+        || vars
+            .get(config::env::VERBOSE)
+            .is_some_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
+    output::init(
+        verbose,
+        if machine_output {
+            Channel::Stderr
+        } else {
+            Channel::Stdout
+        },
+    );
+
+    match &cli.command {
+        Command::Version => {
+            println!("devicetrust {}", env!("CARGO_PKG_VERSION"));
+            return EXIT_OK;
+        }
+        Command::Teamid { path } => return teamid(path, verbose),
+        #[cfg(feature = "sim")]
+        Command::Demo => return finish(crate::demo::run().map_err(Failure::Demo), false),
+        #[cfg(not(feature = "sim"))]
+        Command::Demo => {
+            fail(
+                "this build has no simulator: the installed agent leaves it out. Run the demo \
+                 from a source checkout with `cargo run --release -- demo`",
+            );
+            return EXIT_USAGE;
+        }
+        _ => {}
+    }
+
+    let flags = cli.global.flags();
+    let host = host::for_root(&config::root(&flags, &vars));
+
+    // Root (a Jamf policy) acts through the console user's own session where the host says so.
+    if let Some(code) = as_console_user(&cli, host.as_ref(), &vars, args.get(1..).unwrap_or_default()) {
+        return code;
+    }
+
+    if let Command::Ea {
+        expiry,
+        check_network,
+    } = &cli.command
+    {
+        println!("{}", ea(&cli, host, *expiry, *check_network));
+        return EXIT_OK;
+    }
+
+    let result = load_config(&cli, host.as_ref()).and_then(|config| {
+        let mut agent = Agent::new(config, host)?;
+        match &cli.command {
+            Command::Enroll => agent.enroll(),
+            Command::Renew {
+                force,
+                renew_before_days,
+            } => agent.renew(*force, *renew_before_days).map(|_| ()),
+            Command::Uninstall { reenroll } => agent.uninstall(*reenroll),
+            Command::Repair => agent.repair(),
+            Command::Status {
+                json,
+                check_network,
+            } => {
+                let report = agent.status(*check_network)?;
+                print_status(&report, *json);
+                Ok(())
+            }
+            Command::Ea { .. } | Command::Version | Command::Demo | Command::Teamid { .. } => {
+                Ok(())
+            }
+        }
+    });
+    finish(result.map_err(Failure::Agent), json)
+}
+
+/// Re-executes as the console user when root runs a command of the user's session on a host
+/// that has such sessions; `None` means "run here". The child's exit code is ours.
+fn as_console_user(
+    cli: &Cli,
+    host: &dyn Host,
+    vars: &std::collections::HashMap<String, String>,
+    args: &[std::ffi::OsString],
+) -> Option<i32> {
+    use session::Decision;
+    let user_session = host.user_session()?;
+    let euid = effective_uid();
+    let explicit_user = config::user(&cli.global.flags(), vars);
+    let decision = session::needs_reexec(
+        euid,
+        &cli.command,
+        host.platform().console_user().as_deref(),
+        explicit_user.as_deref(),
+    );
+    match decision {
+        Decision::RunHere => None,
+        Decision::NoConsoleUser => Some(finish(
+            Err(Failure::Agent(AgentError::NoUserSession)),
+            false,
+        )),
+        Decision::Reexec { user } => {
+            let secret = match load_config(cli, host) {
+                Ok(config) if session::may_need_secret(&cli.command) => {
+                    match session::read_secret(&config) {
+                        Ok(secret) => secret,
+                        Err(e) => {
+                            fail(&e.to_string());
+                            return Some(EXIT_USAGE);
+                        }
+                    }
+                }
+                _ => None,
+            };
+            match user_session.run_as(&user, args, secret) {
+                Ok(code) => Some(code),
+                // The EA must still print its one line: fall back to checking from here.
+                Err(e) if matches!(cli.command, Command::Ea { .. }) => {
+                    tracing::warn!("{e}");
+                    None
+                }
+                Err(e) => {
+                    fail(&e.to_string());
+                    Some(EXIT_FAILED)
+                }
+            }
+        }
+    }
+}
+
+/// The effective uid: root runs decide whether to act through the user's session.
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+fn load_config(cli: &Cli, host: &dyn Host) -> Result<Config, AgentError> {
+    let vars = config::process_env();
+    let flags = cli.global.flags();
+    // The user-scope profile is the one of the user we act for: --user, else the console user.
+    let user = config::user(&flags, &vars).or_else(|| host.platform().console_user());
+    let managed = config::managed::load(host.root(), user.as_deref())?;
+    Ok(config::load(&flags, &vars, managed)?)
+}
+
+fn print_status(report: &StatusReport, json: bool) {
+    if json {
+        println!("{}", report::status_json(report));
+    } else {
+        for line in report::status_lines(report) {
+            tracing::info!("{line}");
+        }
+    }
+}
+
+/// `devicetrust teamid`: stdout is the partition line (and, verbose, the identifier), so a
+/// script can paste it into the allowlist; warnings go through the usual lines.
+fn teamid(path: &std::path::Path, verbose: bool) -> i32 {
+    match crate::codesign::team_identity(path) {
+        Ok(id) => {
+            if id.slices_differ {
+                tracing::warn!(
+                    "the {} slices of {} are signed differently; this is the first one's",
+                    id.slices,
+                    path.display()
+                );
+            }
+            println!("{}", id.partition);
+            if verbose {
+                println!("identifier: {}", id.identifier);
+            }
+            EXIT_OK
+        }
+        Err(e) => {
+            fail(&format!("{}: {e}", path.display()));
+            EXIT_FAILED
+        }
+    }
+}
+
+/// The EA never fails: whatever goes wrong becomes the status that explains it.
+fn ea(cli: &Cli, host: Box<dyn Host>, expiry: bool, check_network: bool) -> String {
+    let report = match load_config(cli, host.as_ref()) {
+        Err(AgentError::Config(e)) => {
+            tracing::warn!("{e}");
+            StatusReport::without_user(HealthStatus::NotConfigured, None, Some(e.to_string()))
+        }
+        Err(e) => {
+            tracing::warn!("{e}");
+            StatusReport::without_user(HealthStatus::NotConfigured, None, Some(e.to_string()))
+        }
+        Ok(config) => {
+            let fallback = config.clone();
+            match Agent::new(config, host).and_then(|mut a| a.status(check_network)) {
+                Ok(report) => report,
+                Err(AgentError::NoUserSession) => {
+                    StatusReport::without_user(HealthStatus::NoUserSession, Some(&fallback), None)
+                }
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    StatusReport::without_user(
+                        HealthStatus::CertificateMissing,
+                        Some(&fallback),
+                        Some(e.to_string()),
+                    )
+                }
+            }
+        }
+    };
+    if expiry {
+        report::ea_expiry(report.certificate.as_ref())
+    } else {
+        report::ea_status(report.status)
+    }
+}
+
+enum Failure {
+    Agent(AgentError),
+    #[cfg(feature = "sim")]
+    Demo(crate::demo::DemoError),
+}
+
+/// The outcome as an exit code, with one `ERROR:` line, or for `--json` one JSON document
+/// that says what failed.
+fn finish(result: Result<(), Failure>, json: bool) -> i32 {
+    let (message, code, warn_only) = match result {
+        Ok(()) => return EXIT_OK,
+        // Nobody at the console is not a failure: a later trigger completes the job.
+        Err(Failure::Agent(e @ AgentError::NoUserSession)) => (e.to_string(), e.exit_code(), true),
+        Err(Failure::Agent(e)) => {
+            tracing::debug!("{}", report::error_chain(&e));
+            (e.to_string(), e.exit_code(), false)
+        }
+        #[cfg(feature = "sim")]
+        Err(Failure::Demo(e)) => (e.to_string(), EXIT_FAILED, false),
+    };
+    if json {
+        println!("{}", report::error_json(&message, code));
+    } else if warn_only {
+        println!("WARN: {message}");
+    } else {
+        fail(&message);
+    }
+    code
+}
+
+/// The one `ERROR:` line of a failed run (on stdout, where Jamf policy logs read it).
+fn fail(message: &str) {
+    println!("ERROR: {}", message.replace('\n', " "));
+}

@@ -1,0 +1,194 @@
+//! Whether a command runs here or in the console user's session: a Jamf policy starts the agent
+//! as root, but the keychain, browser preferences and launchd domain it must change are the
+//! console user's. The decision is pure and tested everywhere; the host carries it out.
+
+use crate::cli::Command;
+use crate::config::{Config, ConfigError};
+use crate::platform::session::SecretFlag;
+use crate::secret::Secret;
+
+/// What a run started with effective uid `euid` should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Run in this process: not root, or nothing of the user's session is touched.
+    RunHere,
+    /// Re-execute as `user` inside their session.
+    Reexec { user: String },
+    /// Root, a command that needs the user's session, and nobody at the console: exit 75.
+    NoConsoleUser,
+}
+
+/// Whether `command` reads or changes the user's keychain, preferences or launchd domain.
+pub fn touches_user_session(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Enroll
+            | Command::Renew { .. }
+            | Command::Repair
+            | Command::Uninstall { .. }
+            | Command::Status { .. }
+            | Command::Ea { .. }
+    )
+}
+
+/// Decides whether to re-execute as the user. `--user` wins over the console user (an admin
+/// may act for someone else); `--user root` is taken as meant. The EA must print one result
+/// line whatever happens, so without a console user it runs here and reports "No User Session".
+pub fn needs_reexec(
+    euid: u32,
+    command: &Command,
+    console_user: Option<&str>,
+    explicit_user: Option<&str>,
+) -> Decision {
+    if euid != 0 || !touches_user_session(command) {
+        return Decision::RunHere;
+    }
+    match explicit_user.or(console_user) {
+        Some("root") => Decision::RunHere,
+        Some(user) => Decision::Reexec {
+            user: user.to_owned(),
+        },
+        None if matches!(command, Command::Ea { .. }) => Decision::RunHere,
+        None => Decision::NoConsoleUser,
+    }
+}
+
+/// Whether `command` may need the enrollment secret (a first enrollment, or the re-enrollment
+/// of an expired certificate during renew/repair, or `uninstall --reenroll`).
+pub fn may_need_secret(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Enroll
+            | Command::Renew { .. }
+            | Command::Repair
+            | Command::Uninstall { reenroll: true }
+    )
+}
+
+/// The secret the configured enrollment uses, read here as root (a root-only file, our stdin,
+/// an environment variable) for the child's stdin: the SCEP challenge when a SCEP URL is set,
+/// else the org token. An explicit file flag that cannot be read fails the run now, as it would
+/// in the child; an unreadable configured source is only a warning, because the command may not
+/// need it (a renewal that is not due).
+pub fn read_secret(config: &Config) -> Result<Option<(SecretFlag, Secret)>, ConfigError> {
+    let (flag, source, what) = if config.scep.url.is_some() {
+        (
+            SecretFlag::ScepChallenge,
+            config.scep.challenge.as_ref(),
+            "SCEP challenge",
+        )
+    } else {
+        (SecretFlag::OrgToken, config.org_token.as_ref(), "org token")
+    };
+    let Some(source) = source else {
+        return Ok(None);
+    };
+    match source.read(what) {
+        Ok(secret) => Ok(Some((flag, secret))),
+        Err(e) if source_is_flag(flag) => Err(e),
+        Err(e) => {
+            tracing::warn!("{e}; the run as the console user goes on without it");
+            Ok(None)
+        }
+    }
+}
+
+fn source_is_flag(flag: SecretFlag) -> bool {
+    std::env::args_os().any(|a| {
+        a.to_str()
+            .is_some_and(|a| a == flag.flag() || a.starts_with(&format!("{}=", flag.flag())))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn root_reexecutes_session_commands_as_the_console_user() {
+        let reexec = Decision::Reexec {
+            user: "alice".into(),
+        };
+        for command in [
+            Command::Enroll,
+            Command::Repair,
+            Command::Uninstall { reenroll: false },
+            Command::Status {
+                json: true,
+                check_network: false,
+            },
+            Command::Ea {
+                expiry: false,
+                check_network: false,
+            },
+            Command::Renew {
+                force: false,
+                renew_before_days: None,
+            },
+        ] {
+            assert_eq!(needs_reexec(0, &command, Some("alice"), None), reexec);
+            // Not root: already the user (or a test); run here.
+            assert_eq!(
+                needs_reexec(501, &command, Some("alice"), None),
+                Decision::RunHere
+            );
+        }
+    }
+
+    #[test]
+    fn explicit_user_wins_and_root_stays_root() {
+        assert_eq!(
+            needs_reexec(0, &Command::Enroll, Some("alice"), Some("bob")),
+            Decision::Reexec { user: "bob".into() }
+        );
+        assert_eq!(
+            needs_reexec(0, &Command::Enroll, None, Some("bob")),
+            Decision::Reexec { user: "bob".into() }
+        );
+        assert_eq!(
+            needs_reexec(0, &Command::Enroll, Some("alice"), Some("root")),
+            Decision::RunHere
+        );
+    }
+
+    #[test]
+    fn no_console_user_defers_except_the_ea_which_reports_it() {
+        assert_eq!(
+            needs_reexec(0, &Command::Enroll, None, None),
+            Decision::NoConsoleUser
+        );
+        let ea = Command::Ea {
+            expiry: false,
+            check_network: false,
+        };
+        assert_eq!(needs_reexec(0, &ea, None, None), Decision::RunHere);
+    }
+
+    #[test]
+    fn commands_outside_the_session_run_here() {
+        for command in [
+            Command::Version,
+            Command::Demo,
+            Command::Teamid {
+                path: PathBuf::from("/Applications/Slack.app"),
+            },
+        ] {
+            assert_eq!(
+                needs_reexec(0, &command, Some("alice"), None),
+                Decision::RunHere
+            );
+        }
+    }
+
+    #[test]
+    fn only_commands_that_may_enroll_get_the_secret() {
+        assert!(may_need_secret(&Command::Enroll));
+        assert!(may_need_secret(&Command::Uninstall { reenroll: true }));
+        assert!(!may_need_secret(&Command::Uninstall { reenroll: false }));
+        assert!(!may_need_secret(&Command::Status {
+            json: false,
+            check_network: false
+        }));
+    }
+}

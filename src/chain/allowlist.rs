@@ -1,0 +1,113 @@
+//! The key's app allowlist (partition list): the apps that may use the key without a prompt.
+//! It exists only where the store's key carries one (the keychain), so elsewhere it is skipped.
+
+use super::{Context, Link, LinkError};
+use crate::health::{HealthStatus, Observation};
+use crate::integrations::allowlist::{self, partition_list_string};
+use crate::partition::Partition;
+use crate::store::IdentityStore;
+
+pub struct AllowlistLink;
+
+/// The agent's own partition ID: its signing team, so it keeps using the key it created
+/// (renewal tokens are signed with it); `unsigned:` for a build without a team signature.
+fn agent_partition() -> Partition {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| crate::codesign::team_identity(&exe).ok())
+        .map(|team| team.partition)
+        .unwrap_or_else(|| Partition::Other("unsigned:".to_owned()))
+}
+
+/// The key's desired partition list, the agent's own partition included.
+fn desired(cx: &Context<'_>) -> Result<Vec<Partition>, LinkError> {
+    cx.config
+        .allowlist
+        .desired_with(Some(agent_partition()))
+        .map_err(|e| LinkError::Platform(format!("the configured app allowlist: {e}")))
+}
+
+/// Whether every desired app is on the key's list; extra IDs do not block access.
+pub fn is_complete(store: &dyn IdentityStore, desired: &[Partition]) -> Option<bool> {
+    store.partition_list().map(|r| {
+        r.map(|current| allowlist::is_complete(&current, desired))
+            .unwrap_or(false)
+    })
+}
+
+/// Brings the key's list to `desired` (adding missing apps, removing strays); the change line,
+/// or nothing when the list was right.
+pub fn bring_to(
+    store: &mut dyn IdentityStore,
+    desired: &[Partition],
+) -> Result<Option<String>, LinkError> {
+    let Some(current) = store.partition_list() else {
+        return Ok(None);
+    };
+    let change = allowlist::diff(&current?, desired);
+    if change.is_empty() {
+        return Ok(None);
+    }
+    if let Some(result) = store.set_partition_list(desired) {
+        result?;
+    }
+    Ok(Some(format!(
+        "key app allowlist set to {} (added: {}; removed: {})",
+        partition_list_string(desired),
+        or_none(&change.to_add),
+        or_none(&change.to_remove),
+    )))
+}
+
+fn or_none(list: &[Partition]) -> String {
+    if list.is_empty() {
+        "none".to_owned()
+    } else {
+        partition_list_string(list)
+    }
+}
+
+impl Link for AllowlistLink {
+    fn name(&self) -> &'static str {
+        "key app allowlist"
+    }
+
+    fn statuses(&self) -> &'static [HealthStatus] {
+        &[HealthStatus::AppAccessIncomplete]
+    }
+
+    fn observe(&self, cx: &Context<'_>) -> Observation {
+        // Working out the desired list reads the agent's own signature: only where it matters.
+        if !cx.store.has_partition_list() || !cx.held.is_valid() {
+            return Observation::NotApplicable;
+        }
+        let desired = match desired(cx) {
+            Ok(d) => d,
+            Err(e) => return Observation::failing(HealthStatus::AppAccessIncomplete, e.to_string()),
+        };
+        match is_complete(&*cx.store, &desired) {
+            Some(true) => Observation::Healthy,
+            Some(false) => Observation::failing(
+                HealthStatus::AppAccessIncomplete,
+                format!(
+                    "the key's allowlist lacks some of {}",
+                    partition_list_string(&desired)
+                ),
+            ),
+            None => Observation::NotApplicable,
+        }
+    }
+
+    fn apply(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
+        if !cx.store.has_partition_list() || !cx.held.is_valid() {
+            return Ok(Vec::new());
+        }
+        let desired = desired(cx)?;
+        Ok(bring_to(cx.store, &desired)?.into_iter().collect())
+    }
+
+    /// The list lives on the key, which goes with the identity.
+    fn remove(&self, _: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,110 @@
+//! The identity itself (store, password item, certificate, key, validity) and its renewal:
+//! the first links of the chain, whose statuses run from `Keychain Missing` to
+//! `Renewal Failing`.
+
+use super::{Context, Held, Link, LinkError};
+use crate::health::{HealthStatus, Observation};
+use crate::timefmt::rfc3339;
+
+/// The identity store and what it holds.
+pub struct IdentityLink;
+
+impl Link for IdentityLink {
+    fn name(&self) -> &'static str {
+        "identity store"
+    }
+
+    fn statuses(&self) -> &'static [HealthStatus] {
+        &[
+            HealthStatus::KeychainMissing,
+            HealthStatus::KeychainPasswordMissing,
+            HealthStatus::CertificateMissing,
+            HealthStatus::PrivateKeyMissing,
+            HealthStatus::CertificateExpired,
+        ]
+    }
+
+    fn observe(&self, cx: &Context<'_>) -> Observation {
+        let probe = cx.store.probe();
+        if probe.exists == Some(false) {
+            return Observation::failing(
+                HealthStatus::KeychainMissing,
+                format!("{} does not exist", cx.store.location()),
+            );
+        }
+        if probe.password_item == Some(false) {
+            return Observation::failing(
+                HealthStatus::KeychainPasswordMissing,
+                "the device_trust password item is missing from the login keychain",
+            );
+        }
+        match cx.held {
+            Held::Nothing => Observation::failing(
+                HealthStatus::CertificateMissing,
+                format!("no certificate in {}", cx.store.location()),
+            ),
+            Held::Damaged { status, detail } => Observation::failing(*status, detail.clone()),
+            Held::KeyMissing(_) => Observation::failing(
+                HealthStatus::PrivateKeyMissing,
+                "the certificate's private key is missing or does not match it",
+            ),
+            Held::Expired(c) => Observation::failing(
+                HealthStatus::CertificateExpired,
+                format!("the certificate expired on {}", rfc3339(c.not_after)),
+            ),
+            Held::Valid(_) => Observation::Healthy,
+        }
+    }
+
+    fn apply(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
+        Ok(cx.store.repair()?)
+    }
+
+    fn remove(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
+        let location = cx.store.location();
+        Ok(vec![if cx.store.remove()? {
+            format!("removed the identity from {location}")
+        } else {
+            format!("no identity to remove in {location}")
+        }])
+    }
+}
+
+/// The renewal: failing when this device is due and its last attempt failed.
+pub struct RenewalLink;
+
+impl Link for RenewalLink {
+    fn name(&self) -> &'static str {
+        "renewal"
+    }
+
+    fn statuses(&self) -> &'static [HealthStatus] {
+        &[HealthStatus::RenewalFailing]
+    }
+
+    fn observe(&self, cx: &Context<'_>) -> Observation {
+        let Some(certificate) = cx.held.certificate() else {
+            return Observation::NotApplicable;
+        };
+        let due = cx.policy.is_due(certificate.not_after, cx.now);
+        match &cx.record.last_renewal {
+            Some(attempt) if due && !attempt.ok => Observation::failing(
+                HealthStatus::RenewalFailing,
+                format!(
+                    "the renewal at {} failed: {}",
+                    attempt.time,
+                    attempt.error.as_deref().unwrap_or("no detail recorded")
+                ),
+            ),
+            _ => Observation::Healthy,
+        }
+    }
+
+    fn apply(&self, _: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
+        Ok(Vec::new())
+    }
+
+    fn remove(&self, _: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,177 @@
+//! The renewal job (daily at the device's minute and at login) and, on macOS 13+, the Login
+//! Items switch a user can turn it off with. The files are the same everywhere; loading them
+//! into a session is the host's [`JobControl`].
+
+use super::{Context, Link, LinkError};
+use crate::health::{HealthStatus, Observation};
+use crate::integrations::schedule::{self, JobKind, RenewalJob};
+use std::path::Path;
+use std::rc::Rc;
+
+/// What a service manager does with a job beyond its files.
+pub trait JobControl {
+    /// Loads (or reloads) `label` from `plist` into the user's session.
+    fn load(&self, label: &str, plist: &Path) -> Result<(), LinkError>;
+    /// Unloads `label`; returns whether it was loaded.
+    fn unload(&self, label: &str) -> Result<bool, LinkError>;
+    /// Whether `label` is loaded; `None` when nothing can tell (no service manager to ask).
+    fn is_loaded(&self, label: &str) -> Option<bool>;
+    /// The Login Items switch for `label`; `None` where there is none or it cannot be read.
+    fn login_item_enabled(&self, label: &str) -> Option<bool>;
+}
+
+/// A host whose jobs are files only: systemd picks the timer up at the next login through its
+/// `timers.target.wants` link, and a sandbox root must not touch the real service manager.
+pub struct FilesOnly;
+
+impl JobControl for FilesOnly {
+    fn load(&self, _: &str, _: &Path) -> Result<(), LinkError> {
+        Ok(())
+    }
+    fn unload(&self, _: &str) -> Result<bool, LinkError> {
+        Ok(false)
+    }
+    fn is_loaded(&self, _: &str) -> Option<bool> {
+        None
+    }
+    fn login_item_enabled(&self, _: &str) -> Option<bool> {
+        None
+    }
+}
+
+pub struct JobLink {
+    pub control: Rc<dyn JobControl>,
+}
+
+impl JobLink {
+    fn kind(cx: &Context<'_>) -> JobKind {
+        JobKind::for_layout(cx.home.layout)
+    }
+
+    /// The job as the scheduler will run it: this binary, `renew` and the enrollment's options.
+    fn job(cx: &Context<'_>) -> RenewalJob {
+        let mut job = RenewalJob::new(&cx.home.home, cx.policy.minute_of_day);
+        job.program = cx.program.clone();
+        job.options = cx.config.job_args();
+        job
+    }
+
+    /// On macOS the package installs one LaunchAgent for all users; a per-user job of the same
+    /// label would be shadowed by it (launchd loads one job per label in a domain).
+    fn package_job(cx: &Context<'_>) -> bool {
+        Self::kind(cx) == JobKind::LaunchAgent && schedule::package_job_present(&cx.home.root)
+    }
+
+    fn plist(cx: &Context<'_>) -> std::path::PathBuf {
+        if Self::package_job(cx) {
+            schedule::package_launch_agent_path(&cx.home.root)
+        } else {
+            schedule::launch_agent_path(&cx.home.root, &cx.home.home)
+        }
+    }
+}
+
+impl Link for JobLink {
+    fn name(&self) -> &'static str {
+        "renewal job"
+    }
+
+    fn statuses(&self) -> &'static [HealthStatus] {
+        &[HealthStatus::RenewalJobMissing]
+    }
+
+    fn observe(&self, cx: &Context<'_>) -> Observation {
+        let job = Self::job(cx);
+        let files = Self::package_job(cx) || schedule::is_installed(&cx.home.root, &job, Self::kind(cx));
+        if !files {
+            return Observation::failing(
+                HealthStatus::RenewalJobMissing,
+                "the renewal job is not installed, or does not run this agent's renew",
+            );
+        }
+        // Unknown counts as loaded: a launchctl that cannot run is no evidence against the job.
+        if self.control.is_loaded(schedule::LABEL) == Some(false) {
+            return Observation::failing(
+                HealthStatus::RenewalJobMissing,
+                format!("{} is installed but not loaded", schedule::LABEL),
+            );
+        }
+        Observation::Healthy
+    }
+
+    fn apply(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
+        let mut changes = Vec::new();
+        let changed = if Self::package_job(cx) {
+            false
+        } else {
+            let job = Self::job(cx);
+            let installed = schedule::install(&cx.home.root, &job, Self::kind(cx))?;
+            if installed.changed {
+                changes.push(format!(
+                    "renewal job installed (daily at {:02}:{:02} and at login)",
+                    job.hour(),
+                    job.minute()
+                ));
+            }
+            installed.changed
+        };
+        if Self::kind(cx) == JobKind::LaunchAgent {
+            let plist = Self::plist(cx);
+            if plist.exists()
+                && (changed || self.control.is_loaded(schedule::LABEL) == Some(false))
+            {
+                self.control.load(schedule::LABEL, &plist)?;
+                if self.control.is_loaded(schedule::LABEL).is_some() {
+                    changes.push(format!("renewal job {} loaded", schedule::LABEL));
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    fn remove(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
+        let mut removed = Vec::new();
+        // Unloaded before its plist goes, or launchd keeps running a job with no file.
+        if self.control.unload(schedule::LABEL)? {
+            removed.push(format!("unloaded {}", schedule::LABEL));
+        }
+        for path in schedule::remove(&cx.home.root, &cx.home.home, Self::kind(cx))? {
+            removed.push(format!("removed {}", path.display()));
+        }
+        Ok(removed)
+    }
+}
+
+/// The Login Items switch (macOS 13+): observed only; the fix is a Managed Login Items profile.
+pub struct BackgroundTaskLink {
+    pub control: Rc<dyn JobControl>,
+}
+
+impl Link for BackgroundTaskLink {
+    fn name(&self) -> &'static str {
+        "background task"
+    }
+
+    fn statuses(&self) -> &'static [HealthStatus] {
+        &[HealthStatus::BackgroundTaskDisabled]
+    }
+
+    fn observe(&self, _: &Context<'_>) -> Observation {
+        match self.control.login_item_enabled(schedule::LABEL) {
+            Some(false) => Observation::failing(
+                HealthStatus::BackgroundTaskDisabled,
+                "the renewal job is switched off in System Settings > General > Login Items",
+            ),
+            Some(true) => Observation::Healthy,
+            None => Observation::NotApplicable,
+        }
+    }
+
+    fn apply(&self, _: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
+        Ok(Vec::new())
+    }
+
+    fn remove(&self, _: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
+        Ok(Vec::new())
+    }
+}

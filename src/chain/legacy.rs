@@ -1,0 +1,90 @@
+//! Okta's Python "Device Registration Task": retired once this agent holds a valid identity,
+//! removed at uninstall. It maps to no status; it is in the chain so that every workflow
+//! treats it the way it treats the agent's own artifacts.
+//!
+//! Its okta.keychain is the store the macOS keychain backend uses, so an identity it enrolled
+//! is adopted (sparing one of the user's five Okta certificates); only its LaunchAgent and
+//! script folder go, and only after our identity is valid, so a failed takeover never leaves
+//! the device with neither.
+
+use super::job::JobControl;
+use super::{Context, Link, LinkError};
+use crate::health::{HealthStatus, Observation};
+use crate::migration;
+use std::path::Path;
+use std::rc::Rc;
+use tracing::info;
+
+pub struct LegacyTaskLink {
+    pub control: Rc<dyn JobControl>,
+}
+
+impl LegacyTaskLink {
+    /// Boots the task's job out of launchd, then deletes its files.
+    fn retire(&self, plan: &migration::MigrationPlan) -> Result<Vec<String>, LinkError> {
+        let mut done = Vec::new();
+        if let Some(label) = &plan.bootout_label {
+            if self.control.unload(label)? {
+                done.push(format!("unloaded {label} (Okta's Python registration task)"));
+            }
+        }
+        for path in &plan.remove {
+            remove_path(path)?;
+            done.push(format!(
+                "removed {} (Okta's Python registration task)",
+                path.display()
+            ));
+        }
+        Ok(done)
+    }
+}
+
+fn remove_path(path: &Path) -> Result<(), LinkError> {
+    let is_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    let result = if is_dir {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    match result {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LinkError::Io {
+            what: "removing",
+            path: path.to_owned(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Link for LegacyTaskLink {
+    fn name(&self) -> &'static str {
+        "Okta's Python task"
+    }
+
+    fn statuses(&self) -> &'static [HealthStatus] {
+        &[]
+    }
+
+    fn observe(&self, _: &Context<'_>) -> Observation {
+        Observation::NotApplicable
+    }
+
+    fn apply(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
+        let install = migration::detect(&cx.home.root, &cx.home.home);
+        if install.is_empty() {
+            return Ok(Vec::new());
+        }
+        let plan = migration::plan(&install, cx.held.is_valid());
+        for note in &plan.notes {
+            info!("{note}");
+        }
+        self.retire(&plan)
+    }
+
+    fn remove(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
+        let install = migration::detect(&cx.home.root, &cx.home.home);
+        // Everything of the task but its keychain, which the identity link removes.
+        let plan = migration::plan(&install, true);
+        self.retire(&plan)
+    }
+}

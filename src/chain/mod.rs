@@ -1,0 +1,249 @@
+//! The chain of links: every artifact the agent owns on a device, in the order of the health
+//! statuses, each with the same small interface.
+//!
+//! A link is *observed* (healthy, failing with the status it maps to, or not applicable here),
+//! *applied* (idempotent; it says what it changed) and *removed* (only what is ours). Then
+//! `enroll` and `repair` apply the chain, `status`/`ea` observe it and report the first failing
+//! link, `uninstall` removes it in reverse: one place knows what "configured" means, and a new
+//! integration is one new link. Which links exist, with which backend, is the host's choice.
+
+pub mod allowlist;
+pub mod browser;
+pub mod identity;
+pub mod job;
+pub mod legacy;
+pub mod safari;
+
+use crate::config::Config;
+use crate::health::{self, HealthStatus, Observation, Verdict};
+use crate::paths::{Layout, UserPaths};
+use crate::pki::CertificateInfo;
+use crate::record::{EnrollmentRecord, Method};
+use crate::renewal::RenewalPolicy;
+use crate::store::{IdentityStore, StoreError};
+use std::path::PathBuf;
+use time::OffsetDateTime;
+use tracing::{info, warn};
+
+/// The user the agent acts for, and where their things are.
+#[derive(Debug, Clone)]
+pub struct UserHome {
+    pub user: String,
+    /// The home folder as the OS sees it (what goes *inside* job definitions).
+    pub home: PathBuf,
+    /// The same places under the `--root` prefix (where the files are written).
+    pub paths: UserPaths,
+    pub root: PathBuf,
+    pub layout: Layout,
+}
+
+/// What the store holds right now, judged against the clock; read once per run.
+#[derive(Debug, Clone)]
+pub enum Held {
+    Nothing,
+    /// A stored certificate or key that cannot be read: the status it maps to, and why.
+    Damaged {
+        status: HealthStatus,
+        detail: String,
+    },
+    KeyMissing(CertificateInfo),
+    Expired(CertificateInfo),
+    Valid(CertificateInfo),
+}
+
+impl Held {
+    /// Reads the store. Only damage is folded into the value; an I/O error (a store that
+    /// cannot be reached) is an error, because it says nothing about the identity.
+    pub fn read(store: &dyn IdentityStore, now: OffsetDateTime) -> Result<Held, StoreError> {
+        let certificate = match store.certificate() {
+            Ok(Some(der)) => match CertificateInfo::parse(&der) {
+                Ok(info) => info,
+                Err(e) => {
+                    return Ok(Held::Damaged {
+                        status: HealthStatus::CertificateMissing,
+                        detail: format!("the stored certificate cannot be read: {e}"),
+                    })
+                }
+            },
+            Ok(None) => return Ok(Held::Nothing),
+            Err(e) if e.is_damage() => {
+                return Ok(Held::Damaged {
+                    status: HealthStatus::CertificateMissing,
+                    detail: e.to_string(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let key = match store.signing_key() {
+            Ok(Some(key)) => key,
+            Ok(None) => return Ok(Held::KeyMissing(certificate)),
+            Err(e) if e.is_damage() => {
+                return Ok(Held::Damaged {
+                    status: HealthStatus::PrivateKeyMissing,
+                    detail: e.to_string(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        if !key
+            .public_key_der()
+            .is_ok_and(|k| crate::pki::cert::same_public_key(&k, &certificate.public_key_der))
+        {
+            return Ok(Held::KeyMissing(certificate));
+        }
+        if !certificate.is_valid_at(now) {
+            return Ok(Held::Expired(certificate));
+        }
+        Ok(Held::Valid(certificate))
+    }
+
+    /// The stored certificate, whatever its state.
+    pub fn certificate(&self) -> Option<&CertificateInfo> {
+        match self {
+            Held::KeyMissing(c) | Held::Expired(c) | Held::Valid(c) => Some(c),
+            Held::Nothing | Held::Damaged { .. } => None,
+        }
+    }
+
+    pub fn is_valid(&self) -> bool {
+        matches!(self, Held::Valid(_))
+    }
+}
+
+/// Everything a link may look at or change in one run.
+pub struct Context<'a> {
+    pub config: &'a Config,
+    pub home: &'a UserHome,
+    pub record: &'a EnrollmentRecord,
+    pub store: &'a mut dyn IdentityStore,
+    pub held: &'a Held,
+    pub policy: RenewalPolicy,
+    pub now: OffsetDateTime,
+    /// The agent binary the renewal job runs.
+    pub program: PathBuf,
+    /// certAuthDomain hosts this device used before the current one (a renewal's metadata
+    /// moved it): their browser and Safari entries go.
+    pub superseded_hosts: Vec<String>,
+}
+
+impl Context<'_> {
+    /// How this device enrolled: the record's word, else the configuration's.
+    pub fn method(&self) -> Method {
+        self.record.method.unwrap_or_else(|| self.config.method())
+    }
+
+    /// Where browsers must present the certificate: Okta's metadata (kept in the record) for
+    /// an Okta enrollment; for SCEP, the configured host (or the one the enrollment saved).
+    pub fn cert_auth_host(&self) -> Option<&str> {
+        match self.method() {
+            Method::Okta => self.record.cert_auth_host.as_deref(),
+            Method::Scep => self
+                .config
+                .cert_auth_host
+                .as_deref()
+                .or(self.record.cert_auth_host.as_deref()),
+        }
+    }
+
+    /// The org's cell (`okta.com`): Safari's `*.<cell>` name.
+    pub fn cell(&self) -> Option<String> {
+        self.record
+            .cell
+            .clone()
+            .or_else(|| self.config.org_url.as_ref().and_then(|o| o.cell()))
+            .filter(|_| self.method() == Method::Okta)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Browser(#[from] crate::integrations::chrome::ChromeError),
+    #[error(transparent)]
+    Schedule(#[from] crate::integrations::schedule::ScheduleError),
+    #[error(transparent)]
+    Safari(#[from] crate::integrations::safari::SafariError),
+    #[error("{what} {}: {}", path.display(), crate::fsutil::io_reason(source))]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A platform tool or API that reports in words (launchctl, CFPreferences).
+    #[error("{0}")]
+    Platform(String),
+}
+
+/// One artifact the agent owns.
+pub trait Link {
+    /// For log lines ("browser policy").
+    fn name(&self) -> &'static str;
+    /// The statuses this link can report, in chain order: the chain is sorted by them.
+    fn statuses(&self) -> &'static [HealthStatus];
+    fn observe(&self, cx: &Context<'_>) -> Observation;
+    /// Makes the artifact right; returns the changes made (empty when it already was).
+    fn apply(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError>;
+    /// Removes what of the artifact is ours; returns what was removed.
+    fn remove(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError>;
+}
+
+/// The ordered links of one host.
+pub struct Chain {
+    links: Vec<Box<dyn Link>>,
+}
+
+impl Chain {
+    pub fn new(links: Vec<Box<dyn Link>>) -> Chain {
+        Chain { links }
+    }
+
+    pub fn links(&self) -> impl Iterator<Item = &dyn Link> {
+        self.links.iter().map(|l| l.as_ref())
+    }
+
+    /// The first failing link's status, or `Healthy`.
+    pub fn verdict(&self, cx: &Context<'_>) -> Verdict {
+        health::first_failing(self.links.iter().map(|l| l.observe(cx)))
+    }
+
+    /// Applies every link in order. A link that fails is a `WARN:`, not a failed run: the
+    /// certificate is the scarce part, and the health status names what is missing until
+    /// `repair` fixes it. Returns the changes, each also logged.
+    pub fn apply(&self, cx: &mut Context<'_>) -> Vec<String> {
+        let mut changes = Vec::new();
+        for link in &self.links {
+            match link.apply(cx) {
+                Ok(done) => {
+                    for change in done {
+                        info!("{change}");
+                        changes.push(change);
+                    }
+                }
+                Err(e) => warn!("{} not configured: {e}", link.name()),
+            }
+        }
+        changes
+    }
+
+    /// Removes every link, last first. Goes on past a failure, so one stuck artifact does not
+    /// leave all the others behind; returns the links that failed.
+    pub fn remove(&self, cx: &mut Context<'_>) -> Vec<(&'static str, LinkError)> {
+        let mut failed = Vec::new();
+        for link in self.links.iter().rev() {
+            match link.remove(cx) {
+                Ok(done) => done.iter().for_each(|line| info!("{line}")),
+                Err(e) => {
+                    warn!("{} left in place: {e}", link.name());
+                    failed.push((link.name(), e));
+                }
+            }
+        }
+        failed
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,510 @@
+//! Layered configuration: flag > environment > managed preferences > config file > the
+//! enrollment record > default.
+//!
+//! Every value is validated once, here, so that a bad value is one clear error (exit 2) before
+//! the agent touches the device. Secrets are only *located* here and read when a request needs
+//! them, so commands that never talk to a CA never ask for a token.
+
+pub mod layer;
+pub mod managed;
+pub mod scep;
+pub mod secret_source;
+
+use crate::integrations::allowlist::AllowlistConfig;
+use crate::okta::OrgUrl;
+use crate::paths;
+use crate::record::{EnrollmentRecord, Method};
+use crate::renewal::{RenewalPolicy, DEFAULT_RENEW_BEFORE_DAYS, DEFAULT_SPREAD_DAYS};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use layer::{env, AllowlistLayer, Layer, NetworkLayer, SanLayer, ScepLayer};
+pub use scep::ScepConfig;
+pub use secret_source::SecretSource;
+
+pub(crate) use crate::fsutil::io_reason;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path} does not exist")]
+    FileMissing { path: PathBuf },
+    #[error("cannot read {what} {path}: {reason}")]
+    Unreadable {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("configuration file {path}, line {line}: {message}")]
+    FileInvalid {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("managed preferences {path}: {key}: {message}")]
+    ManagedInvalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error("invalid {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+    #[error(
+        "no org token: pass --org-token-file FILE (or - to read it from stdin), \
+         set DEVICETRUST_ORG_TOKEN, or set org_token_file in the configuration file"
+    )]
+    MissingOrgToken,
+    #[error("the {what} from {source_name} is empty")]
+    EmptySecret {
+        what: &'static str,
+        source_name: String,
+    },
+    #[error("not configured: set org_url (--org-url, DEVICETRUST_ORG_URL) or a SCEP URL")]
+    NotConfigured,
+    #[error(
+        "the extra CA file {} holds no usable certificate: {reason}",
+        path.display()
+    )]
+    CaFileInvalid { path: PathBuf, reason: String },
+}
+
+/// The command line's options, as plain values (the CLI fills them; tests build them).
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub config: Option<PathBuf>,
+    pub root: Option<PathBuf>,
+    pub store: Option<String>,
+    pub user: Option<String>,
+    pub org_url: Option<String>,
+    pub org_token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub device_uuid: Option<String>,
+    pub device_name: Option<String>,
+    pub scep_url: Option<String>,
+    pub scep_challenge_file: Option<PathBuf>,
+    pub scep_ca_fingerprint: Option<String>,
+}
+
+/// Which identity store to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    Keychain,
+    File(PathBuf),
+}
+
+impl StoreSpec {
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        match value {
+            "keychain" => Ok(StoreSpec::Keychain),
+            v if v.starts_with("file:") && v.len() > 5 => {
+                Ok(StoreSpec::File(PathBuf::from(&v[5..])))
+            }
+            _ => Err(ConfigError::Invalid {
+                key: "store",
+                reason: format!("{value:?} is neither `keychain` nor `file:DIR`"),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for StoreSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreSpec::Keychain => f.write_str("keychain"),
+            StoreSpec::File(dir) => write!(f, "file:{}", dir.display()),
+        }
+    }
+}
+
+/// Network behaviour: timeouts and the retry policy.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub retry_base_delay: Duration,
+    pub max_rate_limit_wait: Duration,
+    /// How long `--check-network` waits for the network or a tunnel before calling Okta
+    /// unreachable.
+    pub wait_for_network: Duration,
+    /// The upper bound of one whole run: every request's deadline ends by then.
+    pub run_deadline: Duration,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(60),
+            max_attempts: 4,
+            retry_base_delay: Duration::from_secs(2),
+            max_rate_limit_wait: Duration::from_secs(120),
+            wait_for_network: Duration::from_secs(30),
+            run_deadline: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The resolved configuration of one run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub root: PathBuf,
+    /// The configuration file that was read, if any.
+    pub file: Option<PathBuf>,
+    /// The file was named by `--config` or `DEVICETRUST_CONFIG` (the renewal job repeats it).
+    pub file_explicit: bool,
+    pub user: Option<String>,
+    pub store: Option<StoreSpec>,
+    pub org_url: Option<OrgUrl>,
+    pub org_token: Option<SecretSource>,
+    pub ca_file: Option<PathBuf>,
+    pub device_uuid: Option<String>,
+    pub device_name: Option<String>,
+    pub scep: ScepConfig,
+    /// The latest renewal start; `renew_spread_days` moves each device's start earlier.
+    pub renew_before_days: u32,
+    pub renew_spread_days: u32,
+    pub network: NetworkConfig,
+    pub lock_timeout: Duration,
+    /// Which apps may use the key without a prompt (validated at load).
+    pub allowlist: AllowlistConfig,
+    /// The host browsers present the certificate to. Okta enrollments learn it from the
+    /// metadata; SCEP enrollments take it from here (none: no browser auto-selection).
+    pub cert_auth_host: Option<String>,
+}
+
+impl Config {
+    /// True when there is somewhere to enroll with: the first link of the health chain.
+    pub fn is_configured(&self) -> bool {
+        self.org_url.is_some() || self.scep.url.is_some()
+    }
+
+    /// How this device gets its certificates: SCEP when a SCEP URL is known, else Okta.
+    pub fn method(&self) -> Method {
+        if self.scep.url.is_some() {
+            Method::Scep
+        } else {
+            Method::Okta
+        }
+    }
+
+    /// The org token, read now. The error names every way to supply it.
+    pub fn org_token(&self) -> Result<crate::secret::Secret, ConfigError> {
+        self.org_token
+            .as_ref()
+            .ok_or(ConfigError::MissingOrgToken)?
+            .read("org token")
+    }
+
+    pub fn org_url(&self) -> Result<&OrgUrl, ConfigError> {
+        self.org_url.as_ref().ok_or(ConfigError::NotConfigured)
+    }
+
+    /// This device's renewal policy (SCEP may set its own window, as Apple's payload does).
+    pub fn renewal_policy(&self, device_uuid: &str) -> RenewalPolicy {
+        let window = match self.method() {
+            Method::Scep => self.scep.renew_before_days.unwrap_or(self.renew_before_days),
+            Method::Okta => self.renew_before_days,
+        };
+        RenewalPolicy::for_device(device_uuid, window, self.renew_spread_days)
+    }
+
+    /// Fills what no other layer set from the enrollment record: the layer below the file.
+    /// A value in the record that no longer parses is skipped (and said at debug level).
+    pub fn merge_record(&mut self, record: &EnrollmentRecord) {
+        let configured = self.is_configured();
+        if !configured {
+            match record.method {
+                Some(Method::Scep) => self.scep.url = record.scep_url.clone(),
+                Some(Method::Okta) | None => {
+                    self.org_url = record.org_url.as_deref().and_then(|u| {
+                        OrgUrl::parse(u)
+                            .map_err(|e| tracing::debug!("enrollment record org_url: {e}"))
+                            .ok()
+                    })
+                }
+            }
+        }
+        if self.scep.url.is_some() && self.scep.url == record.scep_url {
+            if self.scep.ca_fingerprint.is_none() {
+                self.scep.ca_fingerprint = record.scep_ca_fingerprint.clone();
+            }
+        }
+        if self.ca_file.is_none() {
+            self.ca_file = record.ca_file.clone();
+        }
+        if self.store.is_none() {
+            self.store = record
+                .store
+                .as_deref()
+                .and_then(|s| StoreSpec::parse(s).ok());
+        }
+        if self.device_uuid.is_none() {
+            self.device_uuid = record.device_uuid.clone();
+        }
+        if self.device_name.is_none() {
+            self.device_name = record.device_name.clone();
+        }
+    }
+
+    /// The options the renewal job must repeat so that running it exactly as installed acts
+    /// on this device as this run did: a non-default configuration file, store and root.
+    pub fn job_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let (true, Some(file)) = (self.file_explicit, &self.file) {
+            args.push("--config".to_owned());
+            args.push(file.display().to_string());
+        }
+        if let Some(store) = &self.store {
+            args.push("--store".to_owned());
+            args.push(store.to_string());
+        }
+        if self.root != Path::new("/") {
+            args.push("--root".to_owned());
+            args.push(self.root.display().to_string());
+        }
+        args
+    }
+}
+
+/// The `--root` prefix of this run: flag, then `DEVICETRUST_ROOT`, then `/`.
+pub fn root(flags: &Flags, vars: &HashMap<String, String>) -> PathBuf {
+    flags
+        .root
+        .clone()
+        .or_else(|| layer::env_value(vars, env::ROOT).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// The user to act for: `--user`, then `DEVICETRUST_USER` (Jamf passes it as `$3`).
+pub fn user(flags: &Flags, vars: &HashMap<String, String>) -> Option<String> {
+    flags
+        .user
+        .clone()
+        .or_else(|| layer::env_value(vars, env::USER))
+}
+
+/// The process environment as the loader sees it (a map, so tests pass their own).
+pub fn process_env() -> HashMap<String, String> {
+    std::env::vars().collect()
+}
+
+/// Resolves the configuration from flags, environment, managed preferences and file. The
+/// enrollment record, the layer below the file, is merged by the agent once it knows the user.
+pub fn load(
+    flags: &Flags,
+    vars: &HashMap<String, String>,
+    managed: Layer,
+) -> Result<Config, ConfigError> {
+    let root = root(flags, vars);
+    let explicit = flags
+        .config
+        .clone()
+        .or_else(|| layer::env_value(vars, env::CONFIG).map(PathBuf::from));
+    let file_explicit = explicit.is_some();
+    let file_path = match explicit {
+        Some(p) if !p.exists() => return Err(ConfigError::FileMissing { path: p }),
+        Some(p) => Some(p),
+        None => Some(paths::rooted(&root, &paths::system_config_file())).filter(|p| p.exists()),
+    };
+    let file = match &file_path {
+        Some(p) => Layer::from_file(p)?,
+        None => Layer::default(),
+    };
+
+    // Highest precedence first; the first layer that has a value wins.
+    let layers = [Layer::from_flags(flags), Layer::from_env(vars), managed, file];
+    macro_rules! pick {
+        ($($field:tt).+) => {
+            layers.iter().find_map(|l| l.$($field).+.clone())
+        };
+    }
+
+    let org_url = pick!(org_url)
+        .map(|u| {
+            OrgUrl::parse(&u).map_err(|e| ConfigError::Invalid {
+                key: "org_url",
+                reason: e.to_string(),
+            })
+        })
+        .transpose()?;
+
+    // A token file named by a higher layer beats a token in a lower layer's environment.
+    let org_token = layers.iter().find_map(|l| {
+        l.org_token_file
+            .clone()
+            .map(SecretSource::from_path)
+            .or_else(|| {
+                l.org_token_env
+                    .clone()
+                    .map(|s| SecretSource::Environment("DEVICETRUST_ORG_TOKEN", s))
+            })
+    });
+    let scep_challenge = layers.iter().find_map(|l| {
+        l.scep
+            .challenge_file
+            .clone()
+            .map(SecretSource::from_path)
+            .or_else(|| {
+                l.scep_challenge_env
+                    .clone()
+                    .map(|s| SecretSource::Environment("DEVICETRUST_SCEP_CHALLENGE", s))
+            })
+    });
+
+    let store = pick!(store).map(|s| StoreSpec::parse(&s)).transpose()?;
+
+    let renew_before_days = pick!(renew_before_days).unwrap_or(DEFAULT_RENEW_BEFORE_DAYS);
+    if !(1..=365).contains(&renew_before_days) {
+        return Err(ConfigError::Invalid {
+            key: "renew_before_days",
+            reason: format!("{renew_before_days} is not between 1 and 365"),
+        });
+    }
+    let renew_spread_days = pick!(renew_spread_days).unwrap_or(DEFAULT_SPREAD_DAYS);
+    if renew_spread_days > 90 {
+        return Err(ConfigError::Invalid {
+            key: "renew_spread_days",
+            reason: format!("{renew_spread_days} is more than 90"),
+        });
+    }
+
+    let defaults = NetworkConfig::default();
+    let secs = |v: Option<u64>, d: Duration| v.map(Duration::from_secs).unwrap_or(d);
+    let network = NetworkConfig {
+        connect_timeout: secs(
+            pick!(network.connect_timeout_secs),
+            defaults.connect_timeout,
+        ),
+        timeout: secs(pick!(network.timeout_secs), defaults.timeout),
+        max_attempts: pick!(network.max_attempts).unwrap_or(defaults.max_attempts),
+        retry_base_delay: pick!(network.retry_base_delay_ms)
+            .map(Duration::from_millis)
+            .unwrap_or(defaults.retry_base_delay),
+        max_rate_limit_wait: secs(
+            pick!(network.max_rate_limit_wait_secs),
+            defaults.max_rate_limit_wait,
+        ),
+        wait_for_network: secs(
+            pick!(network.wait_for_network_secs),
+            defaults.wait_for_network,
+        ),
+        run_deadline: secs(pick!(network.run_deadline_secs), defaults.run_deadline),
+    };
+    if network.max_attempts == 0 || network.max_attempts > 10 {
+        return Err(ConfigError::Invalid {
+            key: "network.max_attempts",
+            reason: format!("{} is not between 1 and 10", network.max_attempts),
+        });
+    }
+    if network.timeout.is_zero()
+        || network.connect_timeout.is_zero()
+        || network.run_deadline.is_zero()
+    {
+        return Err(ConfigError::Invalid {
+            key: "network timeouts",
+            reason: "a timeout of 0 seconds would never let a request finish".into(),
+        });
+    }
+
+    let scep_url = pick!(scep.url);
+    if let Some(u) = &scep_url {
+        let parsed = url::Url::parse(u).map_err(|e| ConfigError::Invalid {
+            key: "scep.url",
+            reason: format!("{u:?}: {e}"),
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ConfigError::Invalid {
+                key: "scep.url",
+                reason: format!("{u:?} is not an http(s) URL"),
+            });
+        }
+    }
+
+    let allowlist = AllowlistConfig {
+        add: pick!(allowlist.add).unwrap_or_default(),
+        remove: pick!(allowlist.remove).unwrap_or_default(),
+        replace_defaults: pick!(allowlist.replace_defaults),
+        allow_all_apps: pick!(allowlist.allow_all_apps).unwrap_or(false),
+    };
+    allowlist.desired().map_err(|e| ConfigError::Invalid {
+        key: "allowlist",
+        reason: e.to_string(),
+    })?;
+    for warning in allowlist.warnings() {
+        tracing::warn!("{warning}");
+    }
+
+    let cert_auth_host = pick!(cert_auth_host)
+        .map(|h| {
+            crate::okta::cert_auth_host(&h).map_err(|e| ConfigError::Invalid {
+                key: "cert_auth_host",
+                reason: e.to_string(),
+            })
+        })
+        .transpose()?;
+
+    let ca_file = pick!(ca_file);
+    if let Some(path) = &ca_file {
+        check_ca_file(path)?;
+    }
+    let vars_value = |key| layer::env_value(vars, key);
+
+    Ok(Config {
+        root,
+        file: file_path,
+        file_explicit,
+        user: user(flags, vars),
+        store,
+        org_url,
+        org_token,
+        ca_file,
+        device_uuid: flags
+            .device_uuid
+            .clone()
+            .or_else(|| vars_value(env::DEVICE_UUID)),
+        device_name: flags
+            .device_name
+            .clone()
+            .or_else(|| vars_value(env::DEVICE_NAME)),
+        scep: scep::resolve_scep(&layers, scep_url, scep_challenge)?,
+        renew_before_days,
+        renew_spread_days,
+        network,
+        lock_timeout: Duration::from_secs(pick!(lock_timeout_secs).unwrap_or(60)),
+        allowlist,
+        cert_auth_host,
+    })
+}
+
+/// A PEM bundle that adds nothing would silently leave a TLS-inspecting proxy untrusted: an
+/// empty or unparsable `--ca-file` is a configuration error at load, not a failure later.
+fn check_ca_file(path: &Path) -> Result<(), ConfigError> {
+    let bytes = crate::fsutil::read_capped(path, layer::CONFIG_FILE_MAX).map_err(|e| {
+        ConfigError::Unreadable {
+            what: "CA file",
+            path: path.to_owned(),
+            reason: io_reason(&e),
+        }
+    })?;
+    let invalid = |reason: String| ConfigError::CaFileInvalid {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = String::from_utf8(bytes).map_err(|_| invalid("it is not PEM text".into()))?;
+    let blocks = crate::pki::pem_decode_all(&text).map_err(|e| invalid(e.to_string()))?;
+    let mut certificates = 0;
+    for (label, der) in blocks {
+        if label == "CERTIFICATE" {
+            crate::pki::CertificateInfo::parse(&der).map_err(|e| invalid(e.to_string()))?;
+            certificates += 1;
+        }
+    }
+    if certificates == 0 {
+        return Err(invalid("it contains no CERTIFICATE block".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,144 @@
+//! The Mac at the real root: the identity in okta.keychain, Chrome and Edge policy in their
+//! preference domains, Safari identity preferences, the renewal job loaded into the user's
+//! launchd domain, and root runs re-executed in the console user's session.
+//!
+//! The preference-domain model (`preferences`) is pure and tested everywhere; the calls into
+//! macOS are compiled for macOS only.
+
+pub mod preferences;
+
+#[cfg(target_os = "macos")]
+mod identity_prefs;
+#[cfg(target_os = "macos")]
+pub use imp::MacHost;
+
+#[cfg(target_os = "macos")]
+mod imp {
+    use super::identity_prefs::KeychainIdentityPreferences;
+    use crate::chain::allowlist::AllowlistLink;
+    use crate::chain::browser::{BrowserPolicy, BrowserPolicyLink};
+    use crate::chain::identity::{IdentityLink, RenewalLink};
+    use crate::chain::job::{BackgroundTaskLink, JobControl, JobLink};
+    use crate::chain::legacy::LegacyTaskLink;
+    use crate::chain::safari::SafariLink;
+    use crate::chain::{Chain, LinkError, UserHome};
+    use crate::config::StoreSpec;
+    use crate::host::{Host, HostError};
+    use crate::paths::Layout;
+    use crate::platform::launchd;
+    use crate::platform::session::{LaunchctlSession, UserSession};
+    use crate::platform::Platform;
+    use crate::store::{FileStore, IdentityStore, KeychainStore};
+    use std::path::Path;
+    use std::rc::Rc;
+
+    pub struct MacHost {
+        platform: Box<dyn Platform>,
+        session: LaunchctlSession,
+    }
+
+    impl MacHost {
+        pub fn new() -> MacHost {
+            MacHost {
+                platform: crate::platform::current(),
+                session: LaunchctlSession,
+            }
+        }
+    }
+
+    /// Chrome's and Edge's preference domains, through CFPreferences.
+    struct CfPreferences;
+
+    impl BrowserPolicy for CfPreferences {
+        fn present(&self, entry: &str) -> bool {
+            super::preferences::present_everywhere(entry)
+        }
+        fn add(&self, entry: &str) -> Result<Vec<String>, LinkError> {
+            Ok(super::preferences::apply(entry))
+        }
+        fn take_out(&self, entry: &str) -> Result<Vec<String>, LinkError> {
+            Ok(super::preferences::remove(entry))
+        }
+    }
+
+    /// The user's launchd GUI domain (`gui/<uid>`) and Background Task Management.
+    struct Launchd {
+        uid: Option<u32>,
+    }
+
+    impl JobControl for Launchd {
+        fn load(&self, label: &str, plist: &Path) -> Result<(), LinkError> {
+            let Some(uid) = self.uid else {
+                return Ok(());
+            };
+            launchd::reload(uid, label, plist).map_err(|e| LinkError::Platform(e.to_string()))
+        }
+        fn unload(&self, label: &str) -> Result<bool, LinkError> {
+            let Some(uid) = self.uid else {
+                return Ok(false);
+            };
+            launchd::unload(uid, label).map_err(|e| LinkError::Platform(e.to_string()))
+        }
+        fn is_loaded(&self, label: &str) -> Option<bool> {
+            launchd::is_loaded(self.uid?, label)
+        }
+        fn login_item_enabled(&self, label: &str) -> Option<bool> {
+            launchd::login_item_enabled(self.uid?, label)
+        }
+    }
+
+    impl Host for MacHost {
+        fn describe(&self) -> &'static str {
+            "macOS"
+        }
+
+        fn root(&self) -> &Path {
+            Path::new("/")
+        }
+
+        fn layout(&self) -> Layout {
+            Layout::Mac
+        }
+
+        fn platform(&self) -> &dyn Platform {
+            self.platform.as_ref()
+        }
+
+        fn open_store(
+            &self,
+            spec: Option<&StoreSpec>,
+            home: &UserHome,
+        ) -> Result<Box<dyn IdentityStore>, HostError> {
+            match spec {
+                None | Some(StoreSpec::Keychain) => Ok(Box::new(KeychainStore::new(&home.home))),
+                Some(StoreSpec::File(dir)) => Ok(Box::new(FileStore::new(dir.clone()))),
+            }
+        }
+
+        fn chain(&self, home: &UserHome) -> Chain {
+            let control: Rc<dyn JobControl> = Rc::new(Launchd {
+                uid: crate::platform::uid_of(&home.user),
+            });
+            Chain::new(vec![
+                Box::new(IdentityLink),
+                Box::new(RenewalLink),
+                Box::new(AllowlistLink),
+                Box::new(BrowserPolicyLink {
+                    backend: Box::new(CfPreferences),
+                }),
+                Box::new(SafariLink::new(Box::new(KeychainIdentityPreferences))),
+                Box::new(JobLink {
+                    control: control.clone(),
+                }),
+                Box::new(BackgroundTaskLink {
+                    control: control.clone(),
+                }),
+                Box::new(LegacyTaskLink { control }),
+            ])
+        }
+
+        fn user_session(&self) -> Option<&dyn UserSession> {
+            Some(&self.session)
+        }
+    }
+}

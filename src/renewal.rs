@@ -1,0 +1,191 @@
+//! When this device renews: one policy for `renew`, `status`, `ea`, the schedule and SCEP alike.
+//!
+//! The configured window (`renew_before_days`, default 30) is the *latest* start: a device with
+//! fewer days left always renews. A fleet enrolled on one day would otherwise renew in one hour,
+//! so each device also has a fixed offset, derived from its hardware UUID, that moves its start
+//! *earlier* by up to `renew_spread_days` (default 14): between 44 and 30 days before expiry.
+//! The same hash gives the daily job its minute of the day.
+
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+
+/// The default latest start: the product promise, the spec and Okta's task all say 30 days.
+pub const DEFAULT_RENEW_BEFORE_DAYS: u32 = 30;
+/// The default spread of the fleet's starts before the latest one.
+pub const DEFAULT_SPREAD_DAYS: u32 = 14;
+const MINUTES_PER_DAY: u64 = 24 * 60;
+
+/// One device's renewal policy. Built once per run from the configuration and the device UUID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenewalPolicy {
+    /// The latest start: renew when fewer than this many days are left.
+    pub renew_before_days: u32,
+    /// This device's own extra days before the latest start (0 ..= spread).
+    pub offset_days: u32,
+    /// The daily job's local wall-clock time, in minutes after midnight (0..1440).
+    pub minute_of_day: u32,
+}
+
+impl RenewalPolicy {
+    /// The device's place in the fleet: `offset_days` uniform in `0..=spread_days` and a minute
+    /// of the day, both from SHA-256 of the hardware UUID.
+    ///
+    /// A hash rather than a random draw per run: a fresh draw each day would make the device due
+    /// on the first day its draw came out early, bunching the fleet at the start of the window.
+    pub fn for_device(device_uuid: &str, renew_before_days: u32, spread_days: u32) -> Self {
+        // UUIDs reach us in either case (ioreg prints upper, some tools lower): same device.
+        let digest = Sha256::digest(device_uuid.trim().to_ascii_uppercase().as_bytes());
+        let word = |i: usize| {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(&digest[i * 8..i * 8 + 8]);
+            u64::from_be_bytes(bytes)
+        };
+        // A 64-bit word modulo a small number: the bias is below 2^-50, nothing a fleet shows.
+        let offset_days = u32::try_from(word(0) % (u64::from(spread_days) + 1)).unwrap_or(0);
+        let minute_of_day = u32::try_from(word(1) % MINUTES_PER_DAY).unwrap_or(0);
+        RenewalPolicy {
+            renew_before_days,
+            offset_days,
+            minute_of_day,
+        }
+    }
+
+    /// An admin's explicit `--renew-before-days N`: exactly N, no spread.
+    pub fn exactly(self, renew_before_days: u32) -> Self {
+        RenewalPolicy {
+            renew_before_days,
+            offset_days: 0,
+            ..self
+        }
+    }
+
+    /// This device renews when fewer than this many days are left.
+    pub fn threshold_days(&self) -> u32 {
+        self.renew_before_days.saturating_add(self.offset_days)
+    }
+
+    /// The moment a certificate expiring at `not_after` becomes due.
+    pub fn due_from(&self, not_after: OffsetDateTime) -> OffsetDateTime {
+        not_after - Duration::days(i64::from(self.threshold_days()))
+    }
+
+    /// Whether a certificate expiring at `not_after` is due at `now`. An expired certificate is
+    /// due too, though `renew` treats it as a re-enrollment.
+    pub fn is_due(&self, not_after: OffsetDateTime, now: OffsetDateTime) -> bool {
+        now >= self.due_from(not_after)
+    }
+
+    pub fn hour(&self) -> u32 {
+        self.minute_of_day / 60
+    }
+
+    pub fn minute(&self) -> u32 {
+        self.minute_of_day % 60
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn fleet_uuid(i: u32) -> String {
+        format!(
+            "{:08X}-{:04X}-4{:03X}-8000-{:012X}",
+            i,
+            i % 65521,
+            i % 4093,
+            u64::from(i) * 7919
+        )
+    }
+
+    #[test]
+    fn the_policy_is_deterministic_per_device_and_case_blind() {
+        let a = RenewalPolicy::for_device("5F0E7C1A-93B2-4C1D-8E5B-2F6A9D0C4B71", 30, 14);
+        assert_eq!(
+            a,
+            RenewalPolicy::for_device("5F0E7C1A-93B2-4C1D-8E5B-2F6A9D0C4B71", 30, 14)
+        );
+        assert_eq!(
+            a,
+            RenewalPolicy::for_device(" 5f0e7c1a-93b2-4c1d-8e5b-2f6a9d0c4b71\n", 30, 14)
+        );
+    }
+
+    #[test]
+    fn every_device_starts_between_the_latest_start_and_the_spread_before_it() {
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..5000 {
+            let p = RenewalPolicy::for_device(&fleet_uuid(i), 30, 14);
+            assert!((30..=44).contains(&p.threshold_days()), "{p:?}");
+            assert!(p.minute_of_day < 1440);
+            seen.insert(p.threshold_days());
+        }
+        // Every day of the spread is used: the fleet covers the whole range.
+        assert_eq!(seen.len(), 15);
+    }
+
+    #[test]
+    fn the_latest_start_is_never_later_than_configured() {
+        let now = OffsetDateTime::now_utc();
+        for i in 0..2000 {
+            let p = RenewalPolicy::for_device(&fleet_uuid(i), 30, 14);
+            // 29 days and 23 hours left: every device is due, whatever its offset.
+            assert!(p.is_due(now + Duration::days(30) - Duration::hours(1), now));
+            // 45 days left: none is.
+            assert!(!p.is_due(now + Duration::days(45), now));
+        }
+    }
+
+    #[test]
+    fn due_means_fewer_than_the_threshold_days_left() {
+        let p = RenewalPolicy {
+            renew_before_days: 30,
+            offset_days: 5,
+            minute_of_day: 0,
+        };
+        let now = OffsetDateTime::now_utc();
+        assert!(!p.is_due(now + Duration::days(35) + Duration::seconds(1), now));
+        assert!(p.is_due(now + Duration::days(35), now));
+        assert!(p.is_due(now - Duration::days(1), now), "expired is due");
+        assert_eq!(p.exactly(10).threshold_days(), 10);
+    }
+
+    #[test]
+    fn no_spread_means_exactly_the_window() {
+        for i in 0..100 {
+            let p = RenewalPolicy::for_device(&fleet_uuid(i), 30, 0);
+            assert_eq!(p.threshold_days(), 30);
+        }
+    }
+
+    /// 50,000 certificates issued the same day: each day of the spread and each hour of the day
+    /// gets its share (within 20 %), and the minutes pass a chi-square bound. The figures are
+    /// the ones docs/architecture.md quotes.
+    #[test]
+    fn a_fleet_spreads_evenly_over_days_and_minutes() {
+        const N: u32 = 50_000;
+        let mut days = [0u32; 15];
+        let mut hours = vec![0u32; 15 * 24];
+        let mut minutes = vec![0u32; 1440];
+        for i in 0..N {
+            let p = RenewalPolicy::for_device(&fleet_uuid(i), 30, 14);
+            days[p.offset_days as usize] += 1;
+            hours[p.offset_days as usize * 24 + p.hour() as usize] += 1;
+            minutes[p.minute_of_day as usize] += 1;
+        }
+        let day_mean = f64::from(N) / 15.0;
+        for d in days {
+            assert!((f64::from(d) - day_mean).abs() < day_mean * 0.2, "{days:?}");
+        }
+        let hour_mean = f64::from(N) / (15.0 * 24.0);
+        let busiest_hour = hours.iter().copied().max().unwrap_or(0);
+        assert!(f64::from(busiest_hour) < hour_mean * 1.6, "{busiest_hour}");
+        let minute_mean = f64::from(N) / 1440.0;
+        let chi2: f64 = minutes
+            .iter()
+            .map(|&m| (f64::from(m) - minute_mean).powi(2) / minute_mean)
+            .sum();
+        // 1439 degrees of freedom: the 99.9th percentile is about 1621.
+        assert!(chi2 < 1621.0, "chi-square {chi2}");
+    }
+}
