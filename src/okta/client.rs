@@ -427,16 +427,20 @@ fn issued_certificate(
     let encoded = body
         .issued_certificate
         .ok_or_else(|| bad(op, "the issuedCertificate field is missing"))?;
-    let encoded = encoded.trim();
-    if encoded.is_empty() {
-        return Err(bad(op, "the issuedCertificate field is empty"));
+    decode_lenient(&encoded).map_err(|what| bad(op, &format!("the issuedCertificate field {what}")))
+}
+
+/// Base64 as Okta's task read it: Python's `b64decode` skips line breaks and other whitespace
+/// (MIME-style answers wrap at 76 characters). Everything else stays strict, and the decoded
+/// certificate is checked strictly before anything is stored.
+fn decode_lenient(encoded: &str) -> Result<Vec<u8>, String> {
+    let compact: String = encoded.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    if compact.is_empty() {
+        return Err("is empty".into());
     }
-    STANDARD.decode(encoded).map_err(|e| {
-        bad(
-            op,
-            &format!("the issuedCertificate field is not base64: {e}"),
-        )
-    })
+    STANDARD
+        .decode(compact)
+        .map_err(|e| format!("is not base64: {e}"))
 }
 
 /// The JSON of a 2xx answer, or the error a non-2xx answer stands for.
@@ -508,6 +512,26 @@ fn status_error(op: Operation, url: &Url, reply: &Reply, secret: Option<&Secret>
             url,
             snippet,
         }
+    }
+}
+
+#[cfg(test)]
+mod lenient_tests {
+    use super::*;
+
+    #[test]
+    fn line_breaks_and_spaces_are_skipped_but_nothing_else() {
+        let der: Vec<u8> = (0..=255u8).cycle().take(300).collect();
+        let plain = STANDARD.encode(&der);
+        let wrapped: String = plain
+            .as_bytes()
+            .chunks(76)
+            .map(|c| format!("{}\r\n", String::from_utf8_lossy(c)))
+            .collect();
+        assert_eq!(decode_lenient(&wrapped).unwrap(), der);
+        assert_eq!(decode_lenient(&format!(" {plain}\t\n")).unwrap(), der);
+        assert!(decode_lenient(&format!("{plain}*")).is_err());
+        assert!(decode_lenient(" \n ").unwrap_err().contains("empty"));
     }
 }
 

@@ -27,6 +27,9 @@ pub enum Fault {
     MissingField,
     /// `issuedCertificate` that is not base64.
     BadBase64,
+    /// The right certificate, its base64 wrapped in 76-character lines (MIME style), which
+    /// Okta's task accepted through Python's `b64decode`.
+    MimeWrappedBase64,
     /// A valid certificate, but for a key the agent did not generate.
     ForeignKeyCertificate,
     /// A certificate whose subject CN is not `Okta MTLS`.

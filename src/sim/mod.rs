@@ -130,6 +130,23 @@ impl Simulator {
         self.with(|s| s.validity = validity);
     }
 
+    /// Moves the service's clock `offset` ahead of the real one (run the agent with the same
+    /// offset, e.g. under `faketime`, to walk a device through simulated days).
+    pub fn set_clock_offset(&self, offset: time::Duration) {
+        self.with(|s| s.clock_offset = offset);
+    }
+
+    /// Certificates issued from now on start `backdate` in the past: the demo's way of showing
+    /// an identity near its expiry, and a renewal that moves the expiry.
+    pub fn set_backdate(&self, backdate: Duration) {
+        self.with(|s| s.backdate = backdate);
+    }
+
+    /// The certAuthDomain the metadata answers with from now on (an org whose domain moved).
+    pub fn set_cert_auth_host(&self, host: &str) {
+        self.with(|s| s.cert_auth_host = host.to_owned());
+    }
+
     /// Answers the next `times` requests to `endpoint` with `fault` (`None`: until cleared).
     pub fn inject(&self, endpoint: Endpoint, fault: Fault, times: Option<u32>) {
         self.with(|s| {

@@ -64,7 +64,8 @@ fn tls_acceptor(authority: &Authority) -> Result<TlsAcceptor, SimError> {
         subject: "CN=localhost".into(),
         public_key_der: key.public_key_der()?,
         not_before: now - time::Duration::hours(1),
-        not_after: now + time::Duration::days(30),
+        // Long enough for journeys that run the agent years ahead under a simulated clock.
+        not_after: now + time::Duration::days(5 * 365),
         serial: None,
         profile: IssueProfile::TlsServer {
             dns_names: vec!["localhost".into(), CERT_AUTH_HOST.into()],

@@ -134,6 +134,12 @@ fn validation_failed(causes: &[String]) -> Response {
 pub(crate) struct Service {
     pub org_token: String,
     pub validity: Duration,
+    /// How far the service's clock runs ahead of the real one (journeys over simulated days).
+    pub clock_offset: time::Duration,
+    /// How long before "now" the next certificates' validity starts (a demo's old identity).
+    pub backdate: Duration,
+    /// The certAuthDomain host the metadata answers with.
+    pub cert_auth_host: String,
     pub requests: Vec<RequestRecord>,
     pub issued: Vec<IssuedRecord>,
     pub(crate) faults: Vec<Injection>,
@@ -145,11 +151,19 @@ impl Service {
         Service {
             org_token,
             validity,
+            clock_offset: time::Duration::ZERO,
+            backdate: Duration::ZERO,
+            cert_auth_host: CERT_AUTH_HOST.to_owned(),
             requests: Vec::new(),
             issued: Vec::new(),
             faults: Vec::new(),
             authority,
         }
+    }
+
+    /// The service's clock.
+    pub fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + self.clock_offset
     }
 
     pub fn handle(&mut self, req: Request) -> Response {
@@ -196,7 +210,7 @@ impl Service {
         }
         let mut response = match endpoint {
             Endpoint::Discovery => Response::json(200, json!({ "issuer": "https://localhost" })),
-            Endpoint::Metadata => metadata(req),
+            Endpoint::Metadata => metadata(&self.cert_auth_host),
             Endpoint::Enroll => self.enroll(req, fault.as_ref()),
             Endpoint::Renew => self.renew(req, fault.as_ref()),
         };
@@ -253,7 +267,7 @@ impl Service {
                 "the renewal token is not signed by a certificate issued to this device",
             );
         };
-        let now = OffsetDateTime::now_utc();
+        let now = self.now();
         match CertificateInfo::parse(&verified.signer_certificate_der) {
             Ok(info) if info.is_valid_at(now) => {}
             _ => return invalid_token("the certificate that signed the renewal token has expired"),
@@ -297,12 +311,15 @@ impl Service {
         via: Endpoint,
         fault: Option<&Fault>,
     ) -> Response {
-        let now = OffsetDateTime::now_utc();
+        // Every certificate gets a fresh validity period from the service's now, so a renewal
+        // moves the expiry by as much time as has passed.
+        let start = self.now() - self.backdate;
+        let now = self.now();
         let mut request = IssueRequest {
             subject: format!("CN={OKTA_SUBJECT_CN}"),
             public_key_der: public_key_der.to_vec(),
-            not_before: now - time::Duration::minutes(5),
-            not_after: now + self.validity,
+            not_before: start - time::Duration::minutes(5),
+            not_after: start + self.validity,
             serial: None,
             profile: IssueProfile::ClientAuth,
         };
@@ -332,7 +349,18 @@ impl Service {
             via,
             renewed: false,
         });
-        Response::json(200, json!({ "issuedCertificate": BASE64.encode(der) }))
+        let encoded = BASE64.encode(der);
+        let encoded = if fault == Some(&Fault::MimeWrappedBase64) {
+            // Lines of 76 characters with CRLF, as a MIME encoder writes them.
+            encoded
+                .as_bytes()
+                .chunks(76)
+                .map(|line| format!("{}\r\n", String::from_utf8_lossy(line)))
+                .collect()
+        } else {
+            encoded
+        };
+        Response::json(200, json!({ "issuedCertificate": encoded }))
     }
 }
 
@@ -433,10 +461,10 @@ fn check_headers(req: &Request, endpoint: Endpoint) -> Option<Response> {
     None
 }
 
-fn metadata(_req: &Request) -> Response {
+fn metadata(cert_auth_host: &str) -> Response {
     Response::json(
         200,
-        json!({ "certAuthDomain": format!("https://{CERT_AUTH_HOST}") }),
+        json!({ "certAuthDomain": format!("https://{cert_auth_host}") }),
     )
 }
 
