@@ -12,8 +12,11 @@ use std::path::Path;
 use std::time::Duration;
 use tracing::info;
 
-/// Certificates from the demo's CA last this long, so a renewal is due at once.
-const DEMO_VALIDITY_DAYS: u64 = 10;
+/// Certificates last a year, as Okta's do.
+const VALIDITY_DAYS: u64 = 365;
+/// The first certificate is issued as if 340 days ago: 25 days left, so its renewal is due.
+const FIRST_CERTIFICATE_AGE_DAYS: u64 = 340;
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -32,9 +35,10 @@ pub fn run() -> Result<(), DemoError> {
     info!("devicetrust demo: a device's certificate from enrollment to uninstall");
     info!("1. starting a local Okta-compatible service with a throwaway CA");
     let sim = Simulator::start(SimConfig {
-        validity: Duration::from_secs(DEMO_VALIDITY_DAYS * 24 * 3600),
+        validity: DAY * VALIDITY_DAYS as u32,
         ..SimConfig::default()
     })?;
+    sim.set_backdate(DAY * FIRST_CERTIFICATE_AGE_DAYS as u32);
     info!(
         "   org URL {}; everything goes under {}",
         sim.org_url(),
@@ -62,15 +66,19 @@ pub fn run() -> Result<(), DemoError> {
     info!("3. enroll again: a valid certificate is there, so no request is made");
     agent()?.enroll()?;
 
-    info!("4. renew: {DEMO_VALIDITY_DAYS} days left; every device renews by 30 days before expiry");
+    info!(
+        "4. renew: {} days left; every device has started renewing by 30 days before expiry",
+        VALIDITY_DAYS - FIRST_CERTIFICATE_AGE_DAYS
+    );
     info!("   with a CMS renewal token signed by the current key, and a new key");
+    sim.set_backdate(Duration::ZERO);
     let before = expiry(&mut agent()?)?;
     let outcome = agent()?.renew(false, None)?;
     if outcome != RenewOutcome::Renewed {
         info!("   (renewal outcome: {outcome:?})");
     }
     let after = expiry(&mut agent()?)?;
-    info!("   expiry moved from {before} to {after}");
+    info!("   the expiry moved from {before} to {after}");
     show(&mut agent()?)?;
 
     info!("5. uninstall: remove the identity and the agent's state");
