@@ -104,7 +104,12 @@ impl Agent {
         let before = self.record.clone();
         if self.record.method.is_none() {
             info!("adopting the identity in {}", self.store.location());
-            self.fill_record(enrollment);
+            let fresh = self.new_record(enrollment);
+            self.record = EnrollmentRecord {
+                cert_auth_host: fresh.cert_auth_host.or(self.record.cert_auth_host.take()),
+                last_renewal: self.record.last_renewal.take(),
+                ..fresh
+            };
         }
         if let Enrollment::Okta(org) = enrollment {
             if self.record.cert_auth_host.is_none() {
@@ -123,10 +128,16 @@ impl Agent {
         Ok(())
     }
 
-    /// What the record says about an enrollment by `enrollment` with this configuration.
-    fn fill_record(&mut self, enrollment: &Enrollment) {
+    /// The record of an enrollment by `enrollment` with this configuration.
+    fn new_record(&self, enrollment: &Enrollment) -> EnrollmentRecord {
         let config = &self.config;
-        let record = &mut self.record;
+        let mut record = EnrollmentRecord {
+            ca_file: config.ca_file.clone(),
+            store: config.store.as_ref().map(ToString::to_string),
+            device_uuid: config.device_uuid.clone(),
+            device_name: config.device_name.clone(),
+            ..EnrollmentRecord::default()
+        };
         match enrollment {
             Enrollment::Okta(org) => {
                 record.method = Some(Method::Okta);
@@ -137,15 +148,35 @@ impl Agent {
                 record.method = Some(Method::Scep);
                 record.scep_url = Some(settings.url.to_string());
                 record.scep_ca_fingerprint = config.scep.ca_fingerprint.clone();
-                if config.cert_auth_host.is_some() {
-                    record.cert_auth_host = config.cert_auth_host.clone();
-                }
+                record.cert_auth_host = config.cert_auth_host.clone();
             }
         }
-        record.ca_file = config.ca_file.clone();
-        record.store = config.store.as_ref().map(ToString::to_string);
-        record.device_uuid = config.device_uuid.clone();
-        record.device_name = config.device_name.clone();
+        record
+    }
+
+    /// Stores a fresh enrollment's identity with its new record; on failure nothing was
+    /// stored and the old record stays.
+    fn store_enrollment(
+        &mut self,
+        mut record: EnrollmentRecord,
+        key: Box<dyn NewKey>,
+        certificate: &[u8],
+        chain: Vec<Vec<u8>>,
+        expected_cn: Option<&str>,
+    ) -> Result<(), AgentError> {
+        record.enrolled_at = Some(now_rfc3339());
+        let previous = std::mem::replace(&mut self.record, record);
+        match self.store_identity(key, certificate, chain, expected_cn) {
+            Ok(info) => {
+                self.save_record()?;
+                self.announce("enrolled", &info);
+                Ok(())
+            }
+            Err(e) => {
+                self.record = previous;
+                Err(e)
+            }
+        }
     }
 
     fn enroll_okta(&mut self, org: &OrgUrl, token: &Secret) -> Result<(), AgentError> {
@@ -162,20 +193,9 @@ impl Agent {
             self.user()
         );
         let certificate = client.enroll(token, &device, &csr, self.user())?;
-        let mut record = EnrollmentRecord::default();
-        std::mem::swap(&mut record, &mut self.record);
-        self.fill_record(&Enrollment::Okta(org.clone()));
-        self.record.cert_auth_host = Some(metadata.cert_auth_host);
-        self.record.enrolled_at = Some(now_rfc3339());
-        let stored = self.store_identity(key, &certificate, Vec::new(), Some(OKTA_SUBJECT_CN));
-        if stored.is_err() {
-            // Nothing was stored: the record stays as it was.
-            self.record = record;
-        }
-        let info = stored?;
-        self.save_record()?;
-        self.announce("enrolled", &info);
-        Ok(())
+        let mut record = self.new_record(&Enrollment::Okta(org.clone()));
+        record.cert_auth_host = Some(metadata.cert_auth_host);
+        self.store_enrollment(record, key, &certificate, Vec::new(), Some(OKTA_SUBJECT_CN))
     }
 
     /// PKCSReq with the static challenge: a new key and a certificate from the SCEP CA.
@@ -183,20 +203,10 @@ impl Agent {
         let key = self.store.generate_key(settings.key_size)?;
         info!("requesting a certificate from the SCEP CA at {}", settings.url);
         let issued = scep::enroll(settings, &net::scep_settings(&self.config)?, key.as_ref())?;
-        let previous = std::mem::take(&mut self.record);
-        self.fill_record(&Enrollment::Scep(Box::new(settings.clone())));
+        let mut record = self.new_record(&Enrollment::Scep(Box::new(settings.clone())));
         // The CA this enrollment trusted is pinned for every renewal after it.
-        self.record.scep_ca_fingerprint =
-            Some(scep::sha256_fingerprint_hex(&issued.ca_certificate_der));
-        self.record.enrolled_at = Some(now_rfc3339());
-        let stored = self.store_identity(key, &issued.certificate_der, issued.chain, None);
-        if stored.is_err() {
-            self.record = previous;
-        }
-        let info = stored?;
-        self.save_record()?;
-        self.announce("enrolled", &info);
-        Ok(())
+        record.scep_ca_fingerprint = Some(scep::sha256_fingerprint_hex(&issued.ca_certificate_der));
+        self.store_enrollment(record, key, &issued.certificate_der, issued.chain, None)
     }
 
     /// Checks the issued certificate against the key we generated, then stores both, with a

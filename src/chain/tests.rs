@@ -94,6 +94,31 @@ fn valid_held() -> Held {
     Held::Valid(CertificateInfo::parse(&der).unwrap())
 }
 
+/// A context over `store` and `held` for a fresh root, with `record`.
+fn with_context<R>(
+    record: &EnrollmentRecord,
+    store: &mut dyn IdentityStore,
+    held: &Held,
+    superseded_hosts: Vec<String>,
+    f: impl FnOnce(&mut Context<'_>) -> R,
+) -> R {
+    let root = tempfile::tempdir().unwrap();
+    let config = config(root.path());
+    let home = home(root.path());
+    let mut cx = Context {
+        config: &config,
+        home: &home,
+        record,
+        store,
+        held,
+        policy: RenewalPolicy::for_device("x", 30, 14),
+        now: OffsetDateTime::now_utc(),
+        program: "/usr/local/bin/devicetrust".into(),
+        superseded_hosts,
+    };
+    f(&mut cx)
+}
+
 /// Every link kind, in the order the hosts build them.
 fn every_link() -> Chain {
     let control: Rc<dyn JobControl> = Rc::new(super::job::FilesOnly);
@@ -150,11 +175,6 @@ fn the_chain_is_ordered_as_the_health_statuses() {
 
 #[test]
 fn a_key_missing_an_app_is_incomplete_until_apply_repairs_it() {
-    let root = tempfile::tempdir().unwrap();
-    let config = config(root.path());
-    let home = home(root.path());
-    let record = EnrollmentRecord::default();
-    let held = valid_held();
     // What SecItemImport leaves: the importing app's partition and apple-tool: only.
     let mut store = MemoryStore {
         partitions: vec![
@@ -164,32 +184,23 @@ fn a_key_missing_an_app_is_incomplete_until_apply_repairs_it() {
         ],
         writes: 0,
     };
-    let mut cx = Context {
-        config: &config,
-        home: &home,
-        record: &record,
-        store: &mut store,
-        held: &held,
-        policy: RenewalPolicy::for_device("x", 30, 14),
-        now: OffsetDateTime::now_utc(),
-        program: "/usr/local/bin/devicetrust".into(),
-        superseded_hosts: Vec::new(),
-    };
-    let link = AllowlistLink;
-    assert!(matches!(
-        link.observe(&cx),
-        Observation::Failing {
-            status: HealthStatus::AppAccessIncomplete,
-            ..
-        }
-    ));
-    let changes = link.apply(&mut cx).unwrap();
-    assert!(changes[0].contains("teamid:EQHXZ8M8AV"), "{changes:?}");
-    assert!(changes[0].contains("removed: teamid:ABCDE12345"), "{changes:?}");
-    assert_eq!(link.observe(&cx), Observation::Healthy);
-    // Already right: no write, no change line.
-    assert!(link.apply(&mut cx).unwrap().is_empty());
-    drop(cx);
+    let record = EnrollmentRecord::default();
+    with_context(&record, &mut store, &valid_held(), Vec::new(), |cx| {
+        let link = AllowlistLink;
+        assert!(matches!(
+            link.observe(cx),
+            Observation::Failing {
+                status: HealthStatus::AppAccessIncomplete,
+                ..
+            }
+        ));
+        let changes = link.apply(cx).unwrap();
+        assert!(changes[0].contains("teamid:EQHXZ8M8AV"), "{changes:?}");
+        assert!(changes[0].contains("removed: teamid:ABCDE12345"), "{changes:?}");
+        assert_eq!(link.observe(cx), Observation::Healthy);
+        // Already right: no write, no change line.
+        assert!(link.apply(cx).unwrap().is_empty());
+    });
     assert_eq!(store.writes, 1);
     let desired = AllowlistConfig::default()
         .desired_with(Some(Partition::Other("unsigned:".into())))
@@ -199,32 +210,18 @@ fn a_key_missing_an_app_is_incomplete_until_apply_repairs_it() {
 
 #[test]
 fn the_file_store_has_no_allowlist_link() {
-    let root = tempfile::tempdir().unwrap();
-    let config = config(root.path());
-    let home = home(root.path());
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = crate::store::FileStore::new(dir.path().join("store"));
     let record = EnrollmentRecord::default();
-    let held = valid_held();
-    let mut store = crate::store::FileStore::new(root.path().join("store"));
-    let mut cx = Context {
-        config: &config,
-        home: &home,
-        record: &record,
-        store: &mut store,
-        held: &held,
-        policy: RenewalPolicy::for_device("x", 30, 14),
-        now: OffsetDateTime::now_utc(),
-        program: "/usr/local/bin/devicetrust".into(),
-        superseded_hosts: Vec::new(),
-    };
-    assert_eq!(AllowlistLink.observe(&cx), Observation::NotApplicable);
-    assert!(AllowlistLink.apply(&mut cx).unwrap().is_empty());
+    with_context(&record, &mut store, &valid_held(), Vec::new(), |cx| {
+        assert_eq!(AllowlistLink.observe(cx), Observation::NotApplicable);
+        assert!(AllowlistLink.apply(cx).unwrap().is_empty());
+    });
 }
 
 #[test]
 fn safari_follows_a_moved_cert_auth_domain_and_uninstall_takes_ours() {
-    let root = tempfile::tempdir().unwrap();
-    let config = config(root.path());
-    let home = home(root.path());
+    use crate::integrations::safari::IdentityPreferences;
     let record = EnrollmentRecord {
         method: Some(Method::Okta),
         org_url: Some("https://acme.okta.com".into()),
@@ -235,7 +232,6 @@ fn safari_follows_a_moved_cert_auth_domain_and_uninstall_takes_ours() {
     let held = valid_held();
     let der = held.certificate().unwrap().der.clone();
     let mut prefs = MemoryIdentityPreferences::default();
-    use crate::integrations::safari::IdentityPreferences;
     // Okta's task left a bare-host preference for the old host; our first version a URL one.
     prefs.set("old-devicetrust.okta.com", &der).unwrap();
     prefs.set("https://old-devicetrust.okta.com/", &der).unwrap();
@@ -244,25 +240,17 @@ fn safari_follows_a_moved_cert_auth_domain_and_uninstall_takes_ours() {
         partitions: vec![],
         writes: 0,
     };
-    let mut cx = Context {
-        config: &config,
-        home: &home,
-        record: &record,
-        store: &mut store,
-        held: &held,
-        policy: RenewalPolicy::for_device("x", 30, 14),
-        now: OffsetDateTime::now_utc(),
-        program: "/usr/local/bin/devicetrust".into(),
-        superseded_hosts: vec!["old-devicetrust.okta.com".into()],
-    };
-    assert!(matches!(link.observe(&cx), Observation::Failing { .. }));
-    let changes = link.apply(&mut cx).unwrap();
-    assert_eq!(link.observe(&cx), Observation::Healthy, "{changes:?}");
-    assert!(changes
-        .iter()
-        .any(|c| c.contains("removed") && c.contains("old-devicetrust.okta.com")));
-    cx.superseded_hosts.clear();
-    let removed = link.remove(&mut cx).unwrap();
-    assert_eq!(removed.len(), 2, "{removed:?}");
-    assert!(matches!(link.observe(&cx), Observation::Failing { .. }));
+    let superseded = vec!["old-devicetrust.okta.com".to_owned()];
+    with_context(&record, &mut store, &held, superseded, |cx| {
+        assert!(matches!(link.observe(cx), Observation::Failing { .. }));
+        let changes = link.apply(cx).unwrap();
+        assert_eq!(link.observe(cx), Observation::Healthy, "{changes:?}");
+        assert!(changes
+            .iter()
+            .any(|c| c.contains("removed") && c.contains("old-devicetrust.okta.com")));
+        cx.superseded_hosts.clear();
+        let removed = link.remove(cx).unwrap();
+        assert_eq!(removed.len(), 2, "{removed:?}");
+        assert!(matches!(link.observe(cx), Observation::Failing { .. }));
+    });
 }
