@@ -4,7 +4,7 @@
 use std::error::Error as _;
 use std::io::Read;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand_core::RngCore;
 use reqwest::blocking::{Client, RequestBuilder};
@@ -32,6 +32,10 @@ pub enum HttpError {
     ClientSetup { reason: String },
     #[error("cannot reach {url}: {reason}")]
     Unreachable { url: String, reason: String },
+    /// The server's certificate is not trusted (unknown CA, wrong host, expired): retrying
+    /// will not fix it, an admin must.
+    #[error("cannot trust {url}: {reason}")]
+    Untrusted { url: String, reason: String },
     #[error("no answer from {url} within {}", fmt_duration(*after))]
     Timeout { url: String, after: Duration },
     #[error("{url} is rate limiting us; {}", retry_hint(*reset_at))]
@@ -221,6 +225,8 @@ pub fn send_with_retry(
     let shown_url = url.as_str().to_owned();
     for attempt in 1..=max {
         let last = attempt == max;
+        // One deadline per request covers connect, headers and body alike.
+        let deadline = Instant::now() + sender.settings.timeout;
         let delay = match build().send() {
             Err(e) => {
                 let (err, retryable) = classify(&e, &shown_url, sender.settings);
@@ -281,7 +287,7 @@ pub fn send_with_retry(
                     );
                     delay
                 } else {
-                    return read_reply(response, &shown_url, sender.settings);
+                    return read_reply(response, &shown_url, sender.settings, deadline);
                 }
             }
         };
@@ -294,25 +300,41 @@ pub fn send_with_retry(
     })
 }
 
+/// Reads the body until `deadline`: reqwest bounds each read, not their sum, so a server that
+/// sends a byte a second would otherwise hold the run (and its lock) as long as it likes.
 fn read_reply(
     response: reqwest::blocking::Response,
     url: &str,
     settings: &HttpSettings,
+    deadline: Instant,
 ) -> Result<Reply, HttpError> {
     let status = response.status();
     let headers = response.headers().clone();
     let mut body = Vec::new();
     let mut limited = response.take(MAX_BODY_BYTES + 1);
-    if let Err(e) = limited.read_to_end(&mut body) {
+    let timeout = || HttpError::Timeout {
+        url: url.to_owned(),
+        after: settings.timeout,
+    };
+    let mut chunk = [0u8; 8192];
+    let read = loop {
+        if Instant::now() >= deadline {
+            return Err(timeout());
+        }
+        match limited.read(&mut chunk) {
+            Ok(0) => break Ok(()),
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    if let Err(e) = read {
         let timed_out = e.kind() == std::io::ErrorKind::TimedOut
             || e.get_ref()
                 .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
                 .is_some_and(reqwest::Error::is_timeout);
         return Err(if timed_out {
-            HttpError::Timeout {
-                url: url.to_owned(),
-                after: settings.timeout,
-            }
+            timeout()
         } else {
             HttpError::Unreachable {
                 url: url.to_owned(),
@@ -368,16 +390,17 @@ fn classify(e: &reqwest::Error, url: &str, settings: &HttpSettings) -> (HttpErro
         Some(_) => format!("TLS failed ({})", error_chain(e)),
         None => error_chain(e),
     };
+    let untrusted = matches!(tls, Some(rustls::Error::InvalidCertificate(_)));
     let tls = tls.is_some();
     // A certificate problem does not fix itself in seconds; a refused or reset connect might.
     let retryable = e.is_connect() && !tls;
-    (
-        HttpError::Unreachable {
-            url: url.to_owned(),
-            reason,
-        },
-        retryable,
-    )
+    let url = url.to_owned();
+    let err = if untrusted {
+        HttpError::Untrusted { url, reason }
+    } else {
+        HttpError::Unreachable { url, reason }
+    };
+    (err, retryable)
 }
 
 fn tls_error(e: &reqwest::Error) -> Option<&rustls::Error> {
@@ -443,7 +466,9 @@ fn io_chain(e: &std::io::Error) -> String {
 
 fn short_reason(err: &HttpError) -> String {
     match err {
-        HttpError::Unreachable { reason, .. } => reason.clone(),
+        HttpError::Unreachable { reason, .. } | HttpError::Untrusted { reason, .. } => {
+            reason.clone()
+        }
         HttpError::Timeout { after, .. } => {
             format!("connect timed out after {}", fmt_duration(*after))
         }

@@ -184,7 +184,8 @@ fn an_untrusted_server_certificate_is_refused() {
     )
     .unwrap();
     let run = env.enroll();
-    assert_ne!(run.code, 0, "{run:?}");
+    // Retrying will not make the certificate trusted: a failure (1), not "try later" (75).
+    assert_eq!(run.code, 1, "{run:?}");
     assert!(
         run.error().to_lowercase().contains("certificate"),
         "{run:?}"
@@ -309,4 +310,39 @@ fn usage_errors_exit_2_and_help_and_version_exit_0() {
         version.stdout.trim(),
         format!("devicetrust {}", env!("CARGO_PKG_VERSION"))
     );
+}
+
+#[test]
+fn an_answer_that_trickles_in_is_cut_off_at_the_request_deadline() {
+    let env = Env::new(365);
+    // 2 s for the whole request; the metadata answer's ~60 bytes would take ~15 s to arrive.
+    env.write_config("[network]\ntimeout_secs = 2\nretry_base_delay_ms = 1");
+    env.sim.inject(
+        Endpoint::Metadata,
+        Fault::Trickle(Duration::from_millis(250)),
+        None,
+    );
+    let run = env.enroll();
+    assert_eq!(run.code, 75, "{run:?}");
+    assert!(run.error().contains("timed out"), "{run:?}");
+    assert!(env.requests_to("/enroll/macos").is_empty());
+    assert!(!env.store_dir().exists());
+}
+
+#[test]
+fn a_whole_run_gives_up_at_its_deadline_and_frees_the_lock() {
+    let env = Env::new(365);
+    // Each request may take a minute, but the whole run only 2 seconds.
+    env.write_config("[network]\ntimeout_secs = 60\nrun_deadline_secs = 2");
+    env.sim
+        .inject(Endpoint::Metadata, Fault::Slow(Duration::from_secs(30)), None);
+    let run = env.enroll();
+    assert_eq!(run.code, 75, "{run:?}");
+    assert!(run.error().contains("gave up after 2 s"), "{run:?}");
+    assert!(!env.store_dir().exists());
+    // The lock went with the process: the next run starts at once and succeeds.
+    env.sim.clear_faults();
+    env.write_config("lock_timeout_secs = 0");
+    let run = env.enroll();
+    assert_eq!(run.code, 0, "{run:?}");
 }

@@ -82,6 +82,12 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     }
 
     let result = load_config(&cli, host.as_ref()).and_then(|config| {
+        if matches!(
+            cli.command,
+            Command::Enroll | Command::Renew { .. } | Command::Repair | Command::Uninstall { .. }
+        ) {
+            start_run_deadline(config.network.run_deadline);
+        }
         let mut agent = Agent::new(config, host)?;
         match &cli.command {
             Command::Enroll => agent.enroll(),
@@ -157,6 +163,25 @@ fn as_console_user(
                 }
             }
         }
+    }
+}
+
+/// The upper bound of one whole run (retries, back-off, rate-limit waits and slow servers
+/// together): past it the run gives up with exit 75 and the next trigger continues. Exiting
+/// releases the run lock with the process, and every store write is crash-safe at each step.
+fn start_run_deadline(limit: std::time::Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("run-deadline".into())
+        .spawn(move || {
+            std::thread::sleep(limit);
+            let e = AgentError::RunDeadline {
+                secs: limit.as_secs(),
+            };
+            fail(&e.to_string());
+            std::process::exit(e.exit_code());
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no run deadline: {e}");
     }
 }
 

@@ -127,6 +127,12 @@ pub enum OktaError {
         url: String,
         reason: String,
     },
+    #[error("Okta {op} failed: cannot trust {url}: {reason}")]
+    Untrusted {
+        op: Operation,
+        url: String,
+        reason: String,
+    },
     #[error("Okta {op} timed out: no answer from {url} within {}", http::fmt_duration(*after))]
     Timeout {
         op: Operation,
@@ -176,6 +182,7 @@ impl OktaError {
     fn from_http(op: Operation, err: HttpError) -> Self {
         match err {
             HttpError::Unreachable { url, reason } => OktaError::Unreachable { op, url, reason },
+            HttpError::Untrusted { url, reason } => OktaError::Untrusted { op, url, reason },
             HttpError::Timeout { url, after } => OktaError::Timeout { op, url, after },
             HttpError::RateLimited { reset_at, .. } => OktaError::RateLimited { op, reset_at },
             HttpError::TooLarge { limit, .. } => OktaError::BadResponse {
@@ -406,14 +413,23 @@ fn invalid(op: Operation, what: &str) -> OktaError {
     }
 }
 
-/// One line of text from the server, with the org token blanked should the server echo it.
+/// One line of text from the server, with the org token (or a long piece of it) blanked
+/// should the server echo it: blanked first, then folded.
 fn clean(text: &str, secret: Option<&Secret>) -> String {
-    let line = http::one_line(text);
     match secret {
-        Some(secret) if !secret.is_empty() && line.contains(secret.expose()) => {
-            line.replace(secret.expose(), "[redacted]")
+        Some(secret) => http::one_line(&secret.redact(text)),
+        None => http::one_line(text),
+    }
+}
+
+/// A short excerpt of a body that is not Okta's error object, secret blanked before the cut.
+fn snippet(body: &[u8], secret: Option<&Secret>) -> String {
+    match secret {
+        Some(secret) => {
+            let redacted = secret.redact(&String::from_utf8_lossy(body));
+            http::body_snippet(redacted.as_bytes(), SNIPPET_CHARS)
         }
-        _ => line,
+        None => http::body_snippet(body, SNIPPET_CHARS),
     }
 }
 
@@ -461,7 +477,7 @@ fn parse_success<T: DeserializeOwned>(
         .is_some_and(|v| v.to_ascii_lowercase().contains("html"))
         || reply.body.trim_ascii_start().starts_with(b"<");
     if is_html {
-        let snippet = clean(&http::body_snippet(&reply.body, SNIPPET_CHARS), secret);
+        let snippet = snippet(&reply.body, secret);
         return Err(bad(
             op,
             &format!(
@@ -473,8 +489,13 @@ fn parse_success<T: DeserializeOwned>(
     if reply.body.trim_ascii().is_empty() {
         return Err(bad(op, &format!("the body is empty (HTTP {status})")));
     }
-    serde_json::from_slice(&reply.body)
-        .map_err(|e| bad(op, &format!("malformed JSON (HTTP {status}): {e}")))
+    // serde's messages quote the values they did not expect.
+    serde_json::from_slice(&reply.body).map_err(|e| {
+        bad(
+            op,
+            &clean(&format!("malformed JSON (HTTP {status}): {e}"), secret),
+        )
+    })
 }
 
 fn status_error(op: Operation, url: &Url, reply: &Reply, secret: Option<&Secret>) -> OktaError {
@@ -496,7 +517,7 @@ fn status_error(op: Operation, url: &Url, reply: &Reply, secret: Option<&Secret>
             };
         }
     }
-    let snippet = clean(&http::body_snippet(&reply.body, SNIPPET_CHARS), secret);
+    let snippet = snippet(&reply.body, secret);
     let url = url.as_str().to_owned();
     if reply.status.is_server_error() {
         OktaError::ServerError {
@@ -1134,7 +1155,8 @@ IDpAsjb8qax4/eHGpNKzy9XksdYmbtiHW2XsSI1cIMFQAiEAgQZ2/J/aKG7L3tEu
         let (client, slept) = client(&server, &settings());
         let err = client.metadata().unwrap_err();
         let text = err.to_string();
-        assert!(matches!(err, OktaError::Unreachable { .. }), "{err:?}");
+        assert!(matches!(err, OktaError::Untrusted { .. }), "{err:?}");
+        assert!(!err.is_transient(), "an admin must act: exit 1, not 75");
         assert!(
             text.contains("certificate verification failed (invalid peer certificate"),
             "{text}"

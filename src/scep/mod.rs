@@ -73,6 +73,12 @@ pub enum ScepError {
         url: String,
         reason: String,
     },
+    #[error("SCEP {op} failed: cannot trust {url}: {reason}")]
+    Untrusted {
+        op: Operation,
+        url: String,
+        reason: String,
+    },
     #[error("SCEP {op} timed out: no answer from {url} within {}", http::fmt_duration(*after))]
     Timeout {
         op: Operation,
@@ -154,6 +160,7 @@ impl ScepError {
         let url = url.to_owned();
         match err {
             HttpError::Unreachable { reason, .. } => ScepError::Unreachable { op, url, reason },
+            HttpError::Untrusted { reason, .. } => ScepError::Untrusted { op, url, reason },
             HttpError::Timeout { after, .. } => ScepError::Timeout { op, url, after },
             HttpError::RateLimited { reset_at, .. } => ScepError::RateLimited { op, url, reset_at },
             HttpError::TooLarge { limit, .. } => ScepError::BadResponse {

@@ -38,6 +38,11 @@ pub enum Fault {
     ExpiredCertificate,
     /// The right answer, after this long.
     Slow(Duration),
+    /// A filtering proxy's block page (HTTP 403, HTML) that quotes the request body, cut after
+    /// this many bytes, the way such pages show "what you sent".
+    QuotingBlockPage { quoted_bytes: usize },
+    /// Headers at once, then the body one byte at a time, this long apart.
+    Trickle(Duration),
 }
 
 #[derive(Debug, Clone)]

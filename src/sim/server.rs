@@ -7,11 +7,14 @@ use super::service::{Request, Service};
 use super::{SimError, CERT_AUTH_HOST};
 use crate::pki::{Authority, IssueProfile, IssueRequest, PrivateKey};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -115,10 +118,75 @@ async fn serve(
     }
 }
 
+/// A response body: all at once, or one byte per tick (a server that trickles its answer).
+enum SimBody {
+    Full(Full<Bytes>),
+    Trickle {
+        bytes: Bytes,
+        next: usize,
+        tick: tokio::time::Interval,
+    },
+}
+
+impl SimBody {
+    fn trickle(bytes: Vec<u8>, every: Duration) -> SimBody {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        SimBody::Trickle {
+            bytes: Bytes::from(bytes),
+            next: 0,
+            tick,
+        }
+    }
+}
+
+impl Body for SimBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            SimBody::Full(full) => Pin::new(full).poll_frame(cx),
+            SimBody::Trickle { bytes, next, tick } => {
+                if *next >= bytes.len() {
+                    return Poll::Ready(None);
+                }
+                match tick.poll_tick(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(_) => {
+                        let byte = bytes.slice(*next..*next + 1);
+                        *next += 1;
+                        Poll::Ready(Some(Ok(Frame::data(byte))))
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            SimBody::Full(full) => full.is_end_stream(),
+            SimBody::Trickle { bytes, next, .. } => *next >= bytes.len(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            SimBody::Full(full) => full.size_hint(),
+            SimBody::Trickle { bytes, next, .. } => {
+                SizeHint::with_exact(bytes.len().saturating_sub(*next) as u64)
+            }
+        }
+    }
+}
+
 async fn answer(
     req: hyper::Request<Incoming>,
     service: Arc<Mutex<Service>>,
-) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+) -> Result<hyper::Response<SimBody>, Infallible> {
     let (parts, body) = req.into_parts();
     let Ok(body) = Limited::new(body, MAX_BODY).collect().await else {
         return Ok(plain(413, "request body too large"));
@@ -155,13 +223,19 @@ async fn answer(
     for (name, value) in &response.headers {
         builder = builder.header(*name, value);
     }
+    let body = match response.trickle {
+        Some(every) => SimBody::trickle(response.body, every),
+        None => SimBody::Full(Full::new(Bytes::from(response.body))),
+    };
     Ok(builder
-        .body(Full::new(Bytes::from(response.body)))
+        .body(body)
         .unwrap_or_else(|_| plain(500, "response could not be built")))
 }
 
-fn plain(status: u16, text: &'static str) -> hyper::Response<Full<Bytes>> {
-    let mut response = hyper::Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+fn plain(status: u16, text: &'static str) -> hyper::Response<SimBody> {
+    let mut response = hyper::Response::new(SimBody::Full(Full::new(Bytes::from_static(
+        text.as_bytes(),
+    ))));
     *response.status_mut() =
         hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST);
     response

@@ -72,6 +72,8 @@ pub(crate) struct Response {
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
     pub delay: Option<Duration>,
+    /// Send the body one byte at a time, this long apart (a server that trickles).
+    pub trickle: Option<Duration>,
 }
 
 impl Response {
@@ -82,6 +84,7 @@ impl Response {
             headers: Vec::new(),
             body: body.to_string().into_bytes(),
             delay: None,
+            trickle: None,
         }
     }
 
@@ -92,6 +95,7 @@ impl Response {
             headers: Vec::new(),
             body: body.as_bytes().to_vec(),
             delay: None,
+            trickle: None,
         }
     }
 }
@@ -200,6 +204,14 @@ impl Service {
             }
         };
         let fault = faults::take(&mut self.faults, endpoint);
+        if let Some(Fault::QuotingBlockPage { quoted_bytes }) = fault {
+            let quoted = String::from_utf8_lossy(&req.body[..quoted_bytes.min(req.body.len())]);
+            let page = format!(
+                "<html><body><h1>Blocked by policy</h1><p>Request: POST {}</p><pre>{quoted}</pre></body></html>",
+                req.path
+            );
+            return Response::raw(403, "text/html", &page);
+        }
         if let Some(canned) = fault.as_ref().and_then(|f| canned_answer(f, endpoint)) {
             return canned;
         }
@@ -214,8 +226,10 @@ impl Service {
             Endpoint::Enroll => self.enroll(req, fault.as_ref()),
             Endpoint::Renew => self.renew(req, fault.as_ref()),
         };
-        if let Some(Fault::Slow(d)) = fault {
-            response.delay = Some(d);
+        match fault {
+            Some(Fault::Slow(d)) => response.delay = Some(d),
+            Some(Fault::Trickle(d)) => response.trickle = Some(d),
+            _ => {}
         }
         response
     }
