@@ -326,3 +326,44 @@ fn without_a_console_user_ea_says_so_and_commands_defer() {
     );
     assert!(env.sim.requests().is_empty());
 }
+
+/// Every 8-character piece of `secret`.
+fn fragments(secret: &str) -> Vec<&str> {
+    (0..=secret.len().saturating_sub(8))
+        .map(|i| &secret[i..i + 8])
+        .collect()
+}
+
+#[test]
+fn a_block_page_quoting_the_request_never_leaks_a_piece_of_the_token() {
+    let env = Env::new(365);
+    let token = env.sim.org_token();
+    let leaks = |quoted_bytes: usize| {
+        env.sim.inject(
+            Endpoint::Enroll,
+            Fault::QuotingBlockPage { quoted_bytes },
+            Some(1),
+        );
+        let run = env.enroll();
+        assert_eq!(run.code, 1, "{run:?}");
+        let mut found = Vec::new();
+        let shown = run.all_output();
+        found.extend(fragments(&token).into_iter().filter(|p| shown.contains(p)));
+        for bytes in env.snapshot().into_values() {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            found.extend(fragments(&token).into_iter().filter(|p| text.contains(p)));
+        }
+        (found, shown)
+    };
+    // The whole request quoted first: this is where the token sits in it.
+    let (found, shown) = leaks(4096);
+    assert!(found.is_empty(), "{found:?} in {shown}");
+    let body = env.requests_to("/enroll/macos")[0].body.clone();
+    let at = String::from_utf8_lossy(&body).find(&token).unwrap();
+    // Cut inside the token, leaving 8, 16 and all but one of its characters, and just after it.
+    for cut in [at + 8, at + 16, at + token.len() - 1, at + token.len()] {
+        let (found, shown) = leaks(cut);
+        assert!(found.is_empty(), "cut at {cut}: {found:?} in {shown}");
+        assert!(shown.contains("[redacted]"), "cut at {cut}: {shown}");
+    }
+}

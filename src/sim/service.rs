@@ -207,7 +207,7 @@ impl Service {
         if let Some(Fault::QuotingBlockPage { quoted_bytes }) = fault {
             let quoted = String::from_utf8_lossy(&req.body[..quoted_bytes.min(req.body.len())]);
             let page = format!(
-                "<html><body><h1>Blocked by policy</h1><p>Request: POST {}</p><pre>{quoted}</pre></body></html>",
+                "<html><body><pre>{quoted}</pre><p>Blocked by policy: POST {}</p></body></html>",
                 req.path
             );
             return Response::raw(403, "text/html", &page);
