@@ -8,5 +8,6 @@
 
 pub mod allowlist;
 pub mod chrome;
+pub mod nss;
 pub mod safari;
 pub mod schedule;
