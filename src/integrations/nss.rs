@@ -280,7 +280,10 @@ impl<R: ToolRunner> NssDb<R> {
         let under_our_nickname = present && self.labelled_ours(&id)?;
         let mut others = Vec::new();
         for der in self.group(&pkcs11_uri(Some(&self.nickname), None))? {
-            let cert = describe(&der, &key_ids)?;
+            // A certificate this module cannot read (an unusual key type) is not ours.
+            let Ok(cert) = describe(&der, &key_ids) else {
+                continue;
+            };
             if cert.fingerprint_sha256 != ours.fingerprint_sha256
                 && self.labelled_ours(&hex_decode(&cert.key_id))?
             {
@@ -399,7 +402,9 @@ impl<R: ToolRunner> NssDb<R> {
         }
         if let Some(issuer_cn) = &ours.issuer_cn {
             for der in self.group(&pkcs11_uri(Some(&self.nickname), None))? {
-                let cert = describe(&der, &key_ids)?;
+                let Ok(cert) = describe(&der, &key_ids) else {
+                    continue;
+                };
                 if cert.issuer_cn.as_deref() == Some(issuer_cn.as_str())
                     && self.labelled_ours(&hex_decode(&cert.key_id))?
                 {
