@@ -7,17 +7,34 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [[ $(id -u) -ne 0 ]]; then sudo=sudo; else sudo=; fi
+updated=
+apt_install() {
+  if [[ -z $updated ]]; then
+    $sudo apt-get update -qq >/dev/null
+    updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
 # Debian packages the tests drive: openssl (interop checks), scep (micromdm's scepserver and
-# scepclient for the SCEP path), shellcheck (the shipped scripts).
+# scepclient for the SCEP path), shellcheck (the shipped scripts), libnss3-tools (certutil and
+# pk12util: the NSS database Chrome and Chromium read client certificates from on Linux).
 need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v scepserver >/dev/null || need+=(scep)
 command -v shellcheck >/dev/null || need+=(shellcheck)
+command -v certutil >/dev/null || need+=(libnss3-tools)
 if ((${#need[@]})); then
   echo "test.sh: installing ${need[*]}" >&2
-  if [[ $(id -u) -ne 0 ]]; then sudo=sudo; else sudo=; fi
-  $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  apt_install "${need[@]}"
+fi
+
+# Chromium, for the real-browser test (tests/browser.rs) only, and large: if it cannot be
+# installed, that test says so and skips (under CI it fails instead).
+if ! command -v chromium >/dev/null; then
+  echo "test.sh: installing chromium" >&2
+  apt_install chromium || echo "test.sh: chromium could not be installed; tests/browser.rs will skip" >&2
 fi
 
 if command -v shellcheck >/dev/null; then

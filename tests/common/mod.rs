@@ -3,6 +3,7 @@
 //! Like a test `Environment` that spawns a real server, it tears everything down on drop.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod scepserver;
 
 use devicetrust::pki::{Authority, CertificateInfo};

@@ -1,0 +1,711 @@
+//! The user's NSS database (`~/.pki/nssdb`), where Chrome and Chromium on Linux look for client
+//! identities: created as Chrome creates it, and our identity added, observed and removed there.
+//!
+//! The work is done by NSS's own tools (`certutil`, `pk12util`), so the database is only ever
+//! written by the code that owns its format. Two facts of NSS shape the design:
+//!
+//! * **Nicknames follow the subject.** NSS files every certificate of one subject DN under the
+//!   nickname the first of them got (`pk12util` looks the DN up and reuses its nickname). Our
+//!   identity is imported as [`NICKNAME`], but if another certificate with subject `CN=Okta MTLS`
+//!   was there first, ours carries that one's nickname, and a later foreign certificate of that
+//!   subject carries ours. A nickname alone therefore never identifies our certificate.
+//! * **Selectors.** `certutil -D`/`-F -n` take a PKCS#11 URI (RFC 7512) instead of a nickname.
+//!   `pkcs11:id=…;type=cert` selects by CKA_ID, which NSS derives from the public key (SHA-1 of
+//!   the RSA modulus or of the EC point). Each identity has its own key (a renewal generates a
+//!   new one), so the id names exactly one of our certificates; `object=` adds the nickname when
+//!   we need to know whether a certificate is filed under ours.
+//!
+//! So ours is decided by SHA-256 fingerprint (certificates the caller knows) or by our nickname
+//! *and* the issuer our browser policy selects; deletion is by key id and checked afterwards.
+
+mod pfx;
+mod runner;
+
+pub use pfx::PfxError;
+pub use runner::{RunAs, SecretDir, SystemRunner, Tool, ToolOutput, ToolRunner};
+
+use crate::fsutil::hex;
+use crate::pki::CertificateInfo;
+use runner::arg;
+use sha1::{Digest as _, Sha1};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// The nickname our identity is imported under (the PKCS#12 friendlyName).
+pub const NICKNAME: &str = "devicetrust";
+/// The database Chrome and Chromium open, relative to the user's home folder.
+pub const DATABASE_DIR: &str = ".pki/nssdb";
+
+/// Passed where NSS asks for the database password: Chrome's database has an empty one, and an
+/// empty file makes a database with a real password fail at once instead of prompting.
+const EMPTY_PASSWORD_FILE: &str = "/dev/null";
+
+const RSA_ENCRYPTION: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const EC_PUBLIC_KEY: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+
+#[derive(Debug, thiserror::Error)]
+pub enum NssError {
+    #[error("{tool} is not installed (package: {package}); browsers on this device cannot be given the certificate")]
+    ToolMissing {
+        tool: &'static str,
+        package: &'static str,
+    },
+    #[error("cannot start {tool}: {reason}")]
+    Spawn { tool: &'static str, reason: String },
+    #[error("{tool} failed {action} in {dir}: {detail}")]
+    Failed {
+        tool: &'static str,
+        action: &'static str,
+        dir: PathBuf,
+        detail: String,
+    },
+    #[error("the NSS database {dir} is protected by a password; devicetrust uses the database only as Chrome creates it (empty password)")]
+    PasswordProtected { dir: PathBuf },
+    #[error("{action} {path}: {reason}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("certificate for the NSS database: {0}")]
+    Certificate(String),
+    #[error(transparent)]
+    Pkcs12(#[from] PfxError),
+    #[error("the NSS database {dir} {what}")]
+    Unexpected { dir: PathBuf, what: String },
+}
+
+/// One certificate as found in the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NssCertificate {
+    /// SHA-256 of the DER, lowercase hex.
+    pub fingerprint_sha256: String,
+    pub subject: String,
+    pub issuer: String,
+    pub issuer_cn: Option<String>,
+    /// Lowercase hex, as `CertificateInfo` writes it.
+    pub serial_hex: String,
+    /// NSS's CKA_ID for the certificate's key, lowercase hex (as `certutil -K` prints it).
+    pub key_id: String,
+    /// A private key with that id is in the database.
+    pub key_present: bool,
+    pub der: Vec<u8>,
+}
+
+/// What the database holds of one identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    /// This exact certificate (by SHA-256) is in the database.
+    pub present: bool,
+    /// Its private key is in the database.
+    pub key_present: bool,
+    /// The certificate is filed under our nickname (not, say, under an older certificate's of
+    /// the same subject).
+    pub under_our_nickname: bool,
+    /// The nickname NSS gave its key, if the key is there.
+    pub key_nickname: Option<String>,
+    /// The other certificates filed under our nickname.
+    pub others_under_our_nickname: Vec<NssCertificate>,
+}
+
+impl Observation {
+    /// The browser can present this identity: certificate and key are both there.
+    pub fn is_usable(&self) -> bool {
+        self.present && self.key_present
+    }
+}
+
+/// Which certificates in the database are ours to remove.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ours {
+    /// Certificates (DER) the agent put there and still knows, e.g. the identity a renewal
+    /// replaces: removed wherever NSS filed them.
+    pub known: Vec<Vec<u8>>,
+    /// A certificate filed under our nickname whose issuer CN is this one is ours too (the
+    /// issuer the browser policy selects; it covers identities whose certificate the agent no
+    /// longer has). `None`: only `known` certificates are ours.
+    pub issuer_cn: Option<String>,
+}
+
+impl Ours {
+    /// Certificates under our nickname issued by `issuer_cn`, plus `known`.
+    pub fn issued_by(issuer_cn: &str, known: Vec<Vec<u8>>) -> Ours {
+        Ours {
+            known,
+            issuer_cn: Some(issuer_cn.to_owned()),
+        }
+    }
+}
+
+/// One private key as `certutil -K` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEntry {
+    pub key_id: String,
+    pub nickname: String,
+}
+
+/// A user's NSS database and the way its tools are run.
+pub struct NssDb<R: ToolRunner = SystemRunner> {
+    dir: PathBuf,
+    runner: R,
+    nickname: String,
+}
+
+impl NssDb<SystemRunner> {
+    /// The database Chrome uses for the user whose home folder is `home` (`<home>/.pki/nssdb`).
+    /// As root, the tools run as the owner of `home`.
+    pub fn for_home(home: &Path) -> Result<NssDb<SystemRunner>, NssError> {
+        Ok(NssDb::with_runner(
+            home.join(DATABASE_DIR),
+            SystemRunner::for_home(home)?,
+        ))
+    }
+}
+
+impl<R: ToolRunner> NssDb<R> {
+    pub fn with_runner(dir: PathBuf, runner: R) -> NssDb<R> {
+        NssDb {
+            dir,
+            runner,
+            nickname: NICKNAME.to_owned(),
+        }
+    }
+
+    /// Imports identities under `nickname` instead of [`NICKNAME`].
+    pub fn with_nickname(mut self, nickname: &str) -> NssDb<R> {
+        nickname.clone_into(&mut self.nickname);
+        self
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn nickname(&self) -> &str {
+        &self.nickname
+    }
+
+    /// Creates the database if it is missing, as Chrome does (folders 0700, SQL format, empty
+    /// password); returns whether it was created.
+    pub fn ensure(&self) -> Result<bool, NssError> {
+        // The folders are made by the tools' user, so a link planted in the home folder is
+        // followed with that user's rights only.
+        let mut args = vec![arg("-p"), arg("-m"), arg("0700"), arg("--")];
+        if let Some(parent) = self.dir.parent() {
+            args.push(arg(parent));
+        }
+        args.push(arg(&self.dir));
+        self.checked(Tool::Mkdir, "creating the database folder", &args)?;
+        if self.exists() {
+            return Ok(false);
+        }
+        self.checked(
+            Tool::Certutil,
+            "creating the database",
+            &[arg("-N"), arg("-d"), self.db_arg(), arg("--empty-password")],
+        )?;
+        Ok(true)
+    }
+
+    /// Adds the identity (certificate DER, PKCS#8 private key DER) under our nickname; returns
+    /// `false` when it was already there with its key. Nothing else in the database changes.
+    ///
+    /// Creates the database first if it is missing ([`NssDb::ensure`]).
+    pub fn add_identity(
+        &self,
+        cert_der: &[u8],
+        key_der: &Zeroizing<Vec<u8>>,
+    ) -> Result<bool, NssError> {
+        let cert = describe(cert_der, &[])?;
+        self.ensure()?;
+        if self.observe(cert_der)?.is_usable() {
+            return Ok(false);
+        }
+        let local_key_id = hex_decode(&cert.key_id);
+        let pfx = pfx::build(cert_der, key_der, &self.nickname, &local_key_id)?;
+        let secrets = SecretDir::new(self.runner.run_as())?;
+        let p12 = secrets.write("identity.p12", &pfx.der)?;
+        let password = secrets.write("identity.pw", pfx.password.as_bytes())?;
+        self.checked(
+            Tool::Pk12util,
+            "importing the identity",
+            &[
+                arg("-i"),
+                arg(&p12),
+                arg("-d"),
+                self.db_arg(),
+                arg("-w"),
+                arg(&password),
+                arg("-k"),
+                arg(EMPTY_PASSWORD_FILE),
+            ],
+        )?;
+        drop(secrets);
+        let after = self.observe(cert_der)?;
+        if !after.is_usable() {
+            return Err(self.unexpected(format!(
+                "lacks the identity after importing it (certificate {}, key {})",
+                found(after.present),
+                found(after.key_present)
+            )));
+        }
+        Ok(true)
+    }
+
+    /// What the database holds of the identity whose certificate is `cert_der`, and what else
+    /// is filed under our nickname.
+    /// A missing database holds nothing.
+    pub fn observe(&self, cert_der: &[u8]) -> Result<Observation, NssError> {
+        if !self.exists() {
+            describe(cert_der, &[])?;
+            return Ok(Observation {
+                present: false,
+                key_present: false,
+                under_our_nickname: false,
+                key_nickname: None,
+                others_under_our_nickname: Vec::new(),
+            });
+        }
+        let keys = self.keys()?;
+        let key_ids: Vec<String> = keys.iter().map(|k| k.key_id.clone()).collect();
+        let ours = describe(cert_der, &key_ids)?;
+        let id = hex_decode(&ours.key_id);
+        let present = self
+            .group(&pkcs11_uri(None, Some(&id)))?
+            .iter()
+            .any(|der| fingerprint(der) == ours.fingerprint_sha256);
+        let under_our_nickname = present && self.labelled_ours(&id)?;
+        let mut others = Vec::new();
+        for der in self.group(&pkcs11_uri(Some(&self.nickname), None))? {
+            // A certificate this module cannot read (an unusual key type) is not ours.
+            let Ok(cert) = describe(&der, &key_ids) else {
+                continue;
+            };
+            if cert.fingerprint_sha256 != ours.fingerprint_sha256
+                && self.labelled_ours(&hex_decode(&cert.key_id))?
+            {
+                others.push(cert);
+            }
+        }
+        Ok(Observation {
+            present,
+            key_present: ours.key_present,
+            under_our_nickname,
+            key_nickname: keys
+                .into_iter()
+                .find(|k| k.key_id == ours.key_id)
+                .map(|k| k.nickname),
+            others_under_our_nickname: others,
+        })
+    }
+
+    /// Renewal, new before old: adds the new identity, checks that it is usable, then removes
+    /// every other certificate that is ours. Returns what was removed.
+    pub fn replace_identity(
+        &self,
+        cert_der: &[u8],
+        key_der: &Zeroizing<Vec<u8>>,
+        ours: &Ours,
+    ) -> Result<Vec<NssCertificate>, NssError> {
+        self.add_identity(cert_der, key_der)?;
+        let keep = describe(cert_der, &[])?;
+        self.remove(ours, Some(&keep))
+    }
+
+    /// Removes our certificates and their keys (see [`Ours`]); nothing else. Returns what was
+    /// removed.
+    pub fn remove_ours(&self, ours: &Ours) -> Result<Vec<NssCertificate>, NssError> {
+        if !self.exists() {
+            return Ok(Vec::new());
+        }
+        self.remove(ours, None)
+    }
+
+    /// The database has been created (Chrome's SQL format).
+    pub fn exists(&self) -> bool {
+        self.dir.join("cert9.db").exists()
+    }
+
+    /// Adds `ca_der` as a CA trusted to issue TLS server certificates (`C,,`), under
+    /// `nickname`. Used for anchors a device needs besides the public ones.
+    pub fn add_trusted_ca(&self, nickname: &str, ca_der: &[u8]) -> Result<(), NssError> {
+        let files = SecretDir::new(self.runner.run_as())?;
+        let path = files.write("ca.der", ca_der)?;
+        self.checked(
+            Tool::Certutil,
+            "adding a trusted CA",
+            &[
+                arg("-A"),
+                arg("-d"),
+                self.db_arg(),
+                arg("-n"),
+                arg(nickname),
+                arg("-t"),
+                arg("C,,"),
+                arg("-i"),
+                arg(&path),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Every private key in the database.
+    pub fn keys(&self) -> Result<Vec<KeyEntry>, NssError> {
+        let out = self.run(
+            Tool::Certutil,
+            &[
+                arg("-K"),
+                arg("-d"),
+                self.db_arg(),
+                arg("-f"),
+                arg(EMPTY_PASSWORD_FILE),
+            ],
+        )?;
+        if !out.success {
+            // certutil says this on stdout, with exit status 255.
+            if out.stdout.contains("no keys found") || out.stderr.contains("no keys found") {
+                return Ok(Vec::new());
+            }
+            return Err(self.failure(Tool::Certutil, "listing the keys", &out));
+        }
+        Ok(parse_key_list(&out.stdout))
+    }
+
+    fn remove(
+        &self,
+        ours: &Ours,
+        keep: Option<&NssCertificate>,
+    ) -> Result<Vec<NssCertificate>, NssError> {
+        let keys = self.keys()?;
+        let key_ids: Vec<String> = keys.iter().map(|k| k.key_id.clone()).collect();
+        let mut doomed: Vec<NssCertificate> = Vec::new();
+        let mut add = |cert: NssCertificate| {
+            if !doomed
+                .iter()
+                .any(|d| d.fingerprint_sha256 == cert.fingerprint_sha256)
+            {
+                doomed.push(cert);
+            }
+        };
+        for known in &ours.known {
+            let cert = describe(known, &key_ids)?;
+            let group = self.group(&pkcs11_uri(None, Some(&hex_decode(&cert.key_id))))?;
+            if group
+                .iter()
+                .any(|der| fingerprint(der) == cert.fingerprint_sha256)
+            {
+                add(cert);
+            }
+        }
+        if let Some(issuer_cn) = &ours.issuer_cn {
+            for der in self.group(&pkcs11_uri(Some(&self.nickname), None))? {
+                let Ok(cert) = describe(&der, &key_ids) else {
+                    continue;
+                };
+                if cert.issuer_cn.as_deref() == Some(issuer_cn.as_str())
+                    && self.labelled_ours(&hex_decode(&cert.key_id))?
+                {
+                    add(cert);
+                }
+            }
+        }
+        if let Some(keep) = keep {
+            // A certificate sharing the kept identity's key cannot be told apart from it by key
+            // id, the only selector NSS offers; it stays rather than risk the new identity.
+            doomed.retain(|d| d.key_id != keep.key_id);
+        }
+        for cert in &doomed {
+            self.delete(cert)?;
+        }
+        Ok(doomed)
+    }
+
+    /// Deletes exactly `cert` (and its key, when present), then checks that it is gone.
+    fn delete(&self, cert: &NssCertificate) -> Result<(), NssError> {
+        let id = hex_decode(&cert.key_id);
+        let selector = pkcs11_uri(None, Some(&id));
+        let (flag, action) = if cert.key_present {
+            ("-F", "deleting a certificate and its key")
+        } else {
+            ("-D", "deleting a certificate")
+        };
+        let out = self.run(
+            Tool::Certutil,
+            &[
+                arg(flag),
+                arg("-d"),
+                self.db_arg(),
+                arg("-f"),
+                arg(EMPTY_PASSWORD_FILE),
+                arg("-n"),
+                arg(&selector),
+            ],
+        )?;
+        if !out.success && !out.stderr.contains("Could not find") {
+            return Err(self.failure(Tool::Certutil, action, &out));
+        }
+        let still_there = self
+            .group(&selector)?
+            .iter()
+            .any(|der| fingerprint(der) == cert.fingerprint_sha256);
+        if still_there {
+            return Err(self.unexpected(format!(
+                "still holds certificate {} after deleting it",
+                cert.fingerprint_sha256
+            )));
+        }
+        if self.keys()?.iter().any(|k| k.key_id == cert.key_id) {
+            // The certificate went but its key stayed (or was left behind by someone else's
+            // deletion): remove the key by its id, which is ours.
+            self.checked(
+                Tool::Certutil,
+                "deleting a key",
+                &[
+                    arg("-F"),
+                    arg("-d"),
+                    self.db_arg(),
+                    arg("-f"),
+                    arg(EMPTY_PASSWORD_FILE),
+                    arg("-k"),
+                    arg(&cert.key_id),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Whether a certificate with key id `id` is filed under our nickname.
+    fn labelled_ours(&self, id: &[u8]) -> Result<bool, NssError> {
+        Ok(!self
+            .group(&pkcs11_uri(Some(&self.nickname), Some(id)))?
+            .is_empty())
+    }
+
+    /// The certificates `certutil -L -n <name>` prints: the one `name` selects and every other
+    /// certificate of its subject. Empty when `name` selects nothing.
+    fn group(&self, name: &str) -> Result<Vec<Vec<u8>>, NssError> {
+        let out = self.run(
+            Tool::Certutil,
+            &[
+                arg("-L"),
+                arg("-d"),
+                self.db_arg(),
+                arg("-n"),
+                arg(name),
+                arg("-a"),
+            ],
+        )?;
+        if !out.success {
+            if out.stderr.contains("Could not find cert") {
+                return Ok(Vec::new());
+            }
+            return Err(self.failure(Tool::Certutil, "listing certificates", &out));
+        }
+        parse_pem_certificates(&out.stdout)
+    }
+
+    fn db_arg(&self) -> OsString {
+        let mut value = OsString::from("sql:");
+        value.push(self.dir.as_os_str());
+        value
+    }
+
+    fn run(&self, tool: Tool, args: &[OsString]) -> Result<ToolOutput, NssError> {
+        self.runner.run(tool, args)
+    }
+
+    fn checked(
+        &self,
+        tool: Tool,
+        action: &'static str,
+        args: &[OsString],
+    ) -> Result<ToolOutput, NssError> {
+        let out = self.run(tool, args)?;
+        if out.success {
+            Ok(out)
+        } else {
+            Err(self.failure(tool, action, &out))
+        }
+    }
+
+    fn failure(&self, tool: Tool, action: &'static str, out: &ToolOutput) -> NssError {
+        if is_password_failure(&out.stderr) || is_password_failure(&out.stdout) {
+            return NssError::PasswordProtected {
+                dir: self.dir.clone(),
+            };
+        }
+        NssError::Failed {
+            tool: tool.name(),
+            action,
+            dir: self.dir.clone(),
+            detail: last_line(&format!("{}\n{}", out.stdout, out.stderr), out.code),
+        }
+    }
+
+    fn unexpected(&self, what: String) -> NssError {
+        NssError::Unexpected {
+            dir: self.dir.clone(),
+            what,
+        }
+    }
+}
+
+fn found(yes: bool) -> &'static str {
+    if yes {
+        "present"
+    } else {
+        "missing"
+    }
+}
+
+fn is_password_failure(stderr: &str) -> bool {
+    stderr.contains("SEC_ERROR_BAD_PASSWORD") || stderr.contains("password file contains no data")
+}
+
+/// The tool's last message, for an error line: NSS prints its reason last. The tools' argv and
+/// output never carry secrets (those stay in files), so the text is safe to show.
+fn last_line(output: &str, code: Option<i32>) -> String {
+    let line = output
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let mut text: String = line.chars().take(300).collect();
+    if text.is_empty() {
+        text = match code {
+            Some(code) => format!("exit status {code}"),
+            None => "killed by a signal".to_owned(),
+        };
+    }
+    text
+}
+
+/// The facts about `der` this module works with; `key_ids` are the keys in the database.
+fn describe(der: &[u8], key_ids: &[String]) -> Result<NssCertificate, NssError> {
+    let info = CertificateInfo::parse(der).map_err(|e| NssError::Certificate(e.to_string()))?;
+    let key_id = hex(&key_id(&info.public_key_der)?);
+    Ok(NssCertificate {
+        fingerprint_sha256: info.fingerprint_sha256,
+        subject: info.subject,
+        issuer: info.issuer,
+        issuer_cn: info.issuer_cn,
+        serial_hex: info.serial_hex,
+        key_present: key_ids.contains(&key_id),
+        key_id,
+        der: info.der,
+    })
+}
+
+fn fingerprint(der: &[u8]) -> String {
+    hex(&sha2::Sha256::digest(der))
+}
+
+/// NSS's CKA_ID for a public key (`PK11_MakeIDFromPubKey`): SHA-1 of the RSA modulus without
+/// leading zeros, or of the EC public point.
+pub fn key_id(spki_der: &[u8]) -> Result<Vec<u8>, NssError> {
+    use der::Decode;
+    let bad = |e: der::Error| NssError::Certificate(format!("public key: {e}"));
+    let spki = spki::SubjectPublicKeyInfoRef::from_der(spki_der).map_err(bad)?;
+    let raw = spki.subject_public_key.raw_bytes();
+    let hashed: &[u8] = if spki.algorithm.oid == RSA_ENCRYPTION {
+        let key = RsaPublicKey::from_der(raw).map_err(bad)?;
+        key.modulus.as_bytes()
+    } else if spki.algorithm.oid == EC_PUBLIC_KEY {
+        raw
+    } else {
+        return Err(NssError::Certificate(format!(
+            "unsupported public key algorithm {}",
+            spki.algorithm.oid
+        )));
+    };
+    Ok(Sha1::digest(hashed).to_vec())
+}
+
+/// RFC 8017 `RSAPublicKey`; `UintRef` drops the sign byte, as NSS does for the id.
+#[derive(der::Sequence)]
+struct RsaPublicKey<'a> {
+    modulus: der::asn1::UintRef<'a>,
+    #[allow(dead_code)]
+    public_exponent: der::asn1::UintRef<'a>,
+}
+
+/// A PKCS#11 URI selecting certificate objects by nickname (`object`) and/or key id (`id`).
+pub fn pkcs11_uri(object: Option<&str>, id: Option<&[u8]>) -> String {
+    let mut uri = String::from("pkcs11:");
+    if let Some(object) = object {
+        uri.push_str("object=");
+        for byte in object.bytes() {
+            // RFC 7512 unreserved characters stay; everything else is percent-encoded, so a
+            // nickname cannot add attributes of its own.
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                uri.push(char::from(byte));
+            } else {
+                uri.push_str(&format!("%{byte:02X}"));
+            }
+        }
+        uri.push(';');
+    }
+    if let Some(id) = id {
+        uri.push_str("id=");
+        for byte in id {
+            uri.push_str(&format!("%{byte:02x}"));
+        }
+        uri.push(';');
+    }
+    uri.push_str("type=cert");
+    uri
+}
+
+/// `certutil -K` lines: `< 0> rsa      <40 hex digits>   <nickname>`.
+pub fn parse_key_list(stdout: &str) -> Vec<KeyEntry> {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let rest = line.trim_start().strip_prefix('<')?;
+            let (_, rest) = rest.split_once('>')?;
+            let rest = rest.trim_start();
+            let (_kind, rest) = rest.split_once(char::is_whitespace)?;
+            let rest = rest.trim_start();
+            let (id, nickname) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            Some(KeyEntry {
+                key_id: id.to_ascii_lowercase(),
+                nickname: nickname.trim().to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// The certificates in `certutil -L -a` output.
+pub fn parse_pem_certificates(stdout: &str) -> Result<Vec<Vec<u8>>, NssError> {
+    if !stdout.contains("-----BEGIN") {
+        return Ok(Vec::new());
+    }
+    let blocks = crate::pki::pem_decode_all(stdout)
+        .map_err(|e| NssError::Certificate(format!("certutil output: {e}")))?;
+    Ok(blocks
+        .into_iter()
+        .filter(|(label, _)| label == "CERTIFICATE")
+        .map(|(_, der)| der)
+        .collect())
+}
+
+fn hex_decode(text: &str) -> Vec<u8> {
+    text.as_bytes()
+        .chunks(2)
+        .filter_map(|pair| {
+            std::str::from_utf8(pair)
+                .ok()
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

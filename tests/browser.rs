@@ -1,0 +1,256 @@
+//! A real browser, given what the agent wrote: headless Chromium presents the agent's
+//! certificate to the certAuthDomain host without a prompt, prefers it to a decoy of the same
+//! name because of the policy's issuer filter, presents nothing without the policy, and
+//! presents the new certificate after a renewal.
+//!
+//! Needs root (Chromium's managed policy lives in /etc), Chromium and NSS's tools; it skips with
+//! a message without them, except under CI, where `scripts/test.sh` installs them.
+
+mod common;
+
+use common::browser::{self, Event, PolicyGuard, Presented, Stand, CHROMIUM, CHROMIUM_POLICY_DIR};
+use common::*;
+use devicetrust::integrations::{chrome, nss};
+use devicetrust::pki::{self, Authority, CertificateInfo, IssueProfile, IssueRequest, PrivateKey};
+use devicetrust::sim::{CERT_AUTH_HOST, MTLS_CA_NAME};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+const DECOY_CA: &str = "Decoy Certificate Authority";
+
+/// How long Chromium may take to load the page before it stops by itself. A visit that gets a
+/// certificate ends in well under a second; only the visit without the policy runs this long.
+const STOP_AFTER: Duration = Duration::from_secs(8);
+
+/// Whether this machine can run the test; under CI it must.
+fn prerequisites() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let missing: Vec<&str> = [CHROMIUM, "/usr/bin/certutil", "/usr/bin/pk12util"]
+        .into_iter()
+        .filter(|p| !Path::new(p).exists())
+        .collect();
+    if root && missing.is_empty() {
+        return true;
+    }
+    let why = if root {
+        format!("not installed: {}", missing.join(", "))
+    } else {
+        "needs root (Chromium reads managed policy from /etc)".to_owned()
+    };
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "the browser test must run under CI: {why}"
+    );
+    eprintln!("skipped: the browser test {why}");
+    false
+}
+
+/// Until the agent puts its identity into the user's NSS database itself, the test does it
+/// here, the way the agent would: the file store's live identity goes in with
+/// `integrations::nss`, new before old, and the identity it replaces (if any) comes out.
+fn put_identity_in_nss(env: &Env, db: &nss::NssDb, replaced: Option<&[u8]>) -> CertificateInfo {
+    let cert = env.certificate();
+    let key_pem = Zeroizing::new(env.key_pem());
+    let (label, key_der) = pki::pem_decode_all(&key_pem).unwrap().remove(0);
+    assert_eq!(label, "PRIVATE KEY");
+    let key_der = Zeroizing::new(key_der);
+    let known = replaced.map(|der| vec![der.to_vec()]).unwrap_or_default();
+    db.replace_identity(
+        &cert.der,
+        &key_der,
+        &nss::Ours::issued_by(chrome::OKTA_ISSUER_CN, known),
+    )
+    .unwrap();
+    cert
+}
+
+fn fixture_key(name: &str) -> PrivateKey {
+    PrivateKey::from_pkcs8_pem(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap()
+}
+
+fn fixture_authority(cert: &str, key: &str) -> Authority {
+    let read = |n: &str| std::fs::read_to_string(fixture(n)).unwrap();
+    Authority::from_pem(&read(cert), &read(key)).unwrap()
+}
+
+/// The stand-in host's TLS identity, from the same test TLS CA the simulator uses.
+fn stand(env: &Env) -> (Stand, Vec<u8>) {
+    let tls_ca = fixture_authority("tls-ca.pem", "tls-ca.key");
+    let key = fixture_key("device.key");
+    let now = OffsetDateTime::now_utc();
+    let cert = tls_ca
+        .issue(IssueRequest {
+            subject: format!("CN={CERT_AUTH_HOST}"),
+            public_key_der: key.public_key_der().unwrap(),
+            not_before: now - time::Duration::hours(1),
+            not_after: now + time::Duration::days(7),
+            serial: None,
+            profile: IssueProfile::TlsServer {
+                dns_names: vec![CERT_AUTH_HOST.into()],
+                ip_addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            },
+        })
+        .unwrap();
+    let stand = Stand {
+        host: CERT_AUTH_HOST.to_owned(),
+        cert_der: cert,
+        key_der: key.to_pkcs8_der().unwrap().to_vec(),
+        client_ca_der: env.sim.mtls_ca_der().to_vec(),
+    };
+    (stand, tls_ca.certificate_der().to_vec())
+}
+
+/// `CN=Okta MTLS`, like ours, from a CA that is not Okta's.
+fn decoy() -> (Vec<u8>, Zeroizing<Vec<u8>>) {
+    let ca = Authority::self_signed_with_key(
+        fixture_key("tls-ca.key"),
+        DECOY_CA,
+        Duration::from_secs(24 * 3600),
+    )
+    .unwrap();
+    let key = fixture_key("mtls-ca.key");
+    let now = OffsetDateTime::now_utc();
+    let cert = ca
+        .issue(IssueRequest {
+            subject: "CN=Okta MTLS".into(),
+            public_key_der: key.public_key_der().unwrap(),
+            not_before: now - time::Duration::hours(1),
+            not_after: now + time::Duration::days(7),
+            serial: None,
+            profile: IssueProfile::ClientAuth,
+        })
+        .unwrap();
+    (cert, key.to_pkcs8_der().unwrap())
+}
+
+fn policy_with(issuer_cn: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        chrome::POLICY_KEY: [chrome::policy_entry(CERT_AUTH_HOST, issuer_cn)]
+    }))
+    .unwrap()
+}
+
+fn assert_presented(events: &[Event], cert: &CertificateInfo, accepted: bool) {
+    let expected = Presented {
+        subject: cert.subject.clone(),
+        issuer: cert.issuer.clone(),
+        serial_hex: cert.serial_hex.clone(),
+        accepted,
+    };
+    assert_eq!(
+        browser::first_presented(events),
+        Some(&expected),
+        "events: {events:?}"
+    );
+}
+
+fn page(events: &[Event]) -> &str {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::BrowserExited { stdout, .. } => Some(stdout.as_str()),
+            _ => None,
+        })
+        .unwrap_or("")
+}
+
+#[test]
+fn chromium_presents_the_agents_certificate_to_the_cert_auth_host() {
+    if !prerequisites() {
+        return;
+    }
+    let started = Instant::now();
+    let env = Env::new(365);
+    let run = env.enroll();
+    assert_eq!(run.code, 0, "{run:?}");
+    let home = env.root.path().join("home").join(USER);
+    let db = nss::NssDb::for_home(&home).unwrap();
+    db.ensure().unwrap();
+
+    // The host is trusted the way a real one is: its CA is a trust anchor in the user's NSS
+    // database (no certificate checks are turned off).
+    let (stand, tls_ca_der) = stand(&env);
+    db.add_trusted_ca("devicetrust test TLS CA", &tls_ca_der)
+        .unwrap();
+
+    // The decoy goes in first, so NSS even files our identity under the decoy's nickname.
+    let (decoy_cert, decoy_key) = decoy();
+    let decoy_db = nss::NssDb::for_home(&home).unwrap().with_nickname("decoy");
+    decoy_db.add_identity(&decoy_cert, &decoy_key).unwrap();
+    let decoy = CertificateInfo::parse(&decoy_cert).unwrap();
+
+    let first = put_identity_in_nss(&env, &db, None);
+    assert_eq!(first.issuer_cn.as_deref(), Some(MTLS_CA_NAME));
+
+    // The policy file the agent wrote under its root, as Chromium will read it from /etc.
+    let agent_policy = std::fs::read(
+        env.root
+            .path()
+            .join(CHROMIUM_POLICY_DIR.trim_start_matches('/'))
+            .join(chrome::OUR_FILE),
+    )
+    .unwrap();
+    let entry = chrome::policy_entry(CERT_AUTH_HOST, chrome::OKTA_ISSUER_CN);
+
+    // 1. With the agent's policy, Chromium presents the agent's certificate, unprompted.
+    {
+        let guard = PolicyGuard::install(chrome::OUR_FILE, &agent_policy);
+        let report = chrome::inspect(Path::new("/"), &entry).unwrap();
+        let chromium = report.iter().find(|r| r.browser == "Chromium").unwrap();
+        assert_eq!(chromium.effective_file.as_deref(), Some(guard.path()));
+        assert!(chromium.present);
+        let events = browser::visit(&stand, &home, STOP_AFTER);
+        assert_presented(&events, &first, true);
+        assert!(
+            page(&events).contains(&format!("serial={}", first.serial_hex)),
+            "{events:?}"
+        );
+    }
+
+    // 2. The policy's issuer filter is what chooses: naming the decoy's issuer instead, the
+    //    decoy is presented (and refused by the host).
+    {
+        let _guard = PolicyGuard::install(chrome::OUR_FILE, &policy_with(DECOY_CA));
+        let events = browser::visit(&stand, &home, STOP_AFTER);
+        assert_presented(&events, &decoy, false);
+    }
+
+    // 3. Without the policy, nothing is presented: the browser is asked for a certificate (it
+    //    hangs up to consult its policy) and then waits for a choice nobody makes, until its
+    //    own timeout.
+    {
+        let events = browser::visit(&stand, &home, STOP_AFTER);
+        assert_eq!(browser::first_presented(&events), None, "{events:?}");
+        assert!(events.contains(&Event::Abandoned), "{events:?}");
+        assert!(!events.contains(&Event::Declined), "{events:?}");
+    }
+
+    // 4. After a renewal (new identity in, old one out), the host sees the new certificate.
+    let run = env.run(&["renew", "--force"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let second = put_identity_in_nss(&env, &db, Some(&first.der));
+    assert_ne!(second.serial_hex, first.serial_hex);
+    let old = db.observe(&first.der).unwrap();
+    assert!(!old.present && !old.key_present, "{old:?}");
+    assert!(decoy_db.observe(&decoy_cert).unwrap().is_usable());
+    let agent_policy = std::fs::read(
+        env.root
+            .path()
+            .join(CHROMIUM_POLICY_DIR.trim_start_matches('/'))
+            .join(chrome::OUR_FILE),
+    )
+    .unwrap();
+    {
+        let _guard = PolicyGuard::install(chrome::OUR_FILE, &agent_policy);
+        let events = browser::visit(&stand, &home, STOP_AFTER);
+        assert_presented(&events, &second, true);
+    }
+    assert!(!Path::new(CHROMIUM_POLICY_DIR)
+        .join(chrome::OUR_FILE)
+        .exists());
+    eprintln!("browser test: {:.1} s", started.elapsed().as_secs_f64());
+}
