@@ -62,6 +62,7 @@ pub fn run() -> Result<(), DemoError> {
     info!("2. enroll: new RSA 2048 key, CSR, POST to the enroll endpoint, checks, store");
     agent()?.enroll()?;
     show(&mut agent()?)?;
+    where_the_identity_went(&agent()?);
 
     info!("3. enroll again: a valid certificate is there, so no request is made");
     agent()?.enroll()?;
@@ -123,6 +124,21 @@ fn write_demo_config(root: &Path, sim: &Simulator) -> Result<(), DemoError> {
         config,
     )?;
     Ok(())
+}
+
+/// On Linux, the NSS database the browsers read the identity from (when NSS's tools are here;
+/// without them the run has said so in a `WARN:` line).
+fn where_the_identity_went(agent: &Agent) {
+    let nssdb = agent
+        .paths()
+        .home
+        .join(crate::integrations::nss::DATABASE_DIR);
+    if nssdb.join("cert9.db").exists() {
+        info!(
+            "   Chrome and Chromium on Linux read the identity from the user's NSS database: {}",
+            nssdb.display()
+        );
+    }
 }
 
 /// The stored certificate's expiry, as the expiry attribute shows it.

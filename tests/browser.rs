@@ -11,7 +11,7 @@ mod common;
 use common::browser::{self, Event, PolicyGuard, Presented, Stand, CHROMIUM, CHROMIUM_POLICY_DIR};
 use common::*;
 use devicetrust::integrations::{chrome, nss};
-use devicetrust::pki::{self, Authority, CertificateInfo, IssueProfile, IssueRequest, PrivateKey};
+use devicetrust::pki::{Authority, CertificateInfo, IssueProfile, IssueRequest, PrivateKey};
 use devicetrust::sim::{CERT_AUTH_HOST, MTLS_CA_NAME};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -47,25 +47,6 @@ fn prerequisites() -> bool {
     );
     eprintln!("skipped: the browser test {why}");
     false
-}
-
-/// Until the agent puts its identity into the user's NSS database itself, the test does it
-/// here, the way the agent would: the file store's live identity goes in with
-/// `integrations::nss`, new before old, and the identity it replaces (if any) comes out.
-fn put_identity_in_nss(env: &Env, db: &nss::NssDb, replaced: Option<&[u8]>) -> CertificateInfo {
-    let cert = env.certificate();
-    let key_pem = Zeroizing::new(env.key_pem());
-    let (label, key_der) = pki::pem_decode_all(&key_pem).unwrap().remove(0);
-    assert_eq!(label, "PRIVATE KEY");
-    let key_der = Zeroizing::new(key_der);
-    let known = replaced.map(|der| vec![der.to_vec()]).unwrap_or_default();
-    db.replace_identity(
-        &cert.der,
-        &key_der,
-        &nss::Ours::issued_by(chrome::OKTA_ISSUER_CN, known),
-    )
-    .unwrap();
-    cert
 }
 
 fn fixture_key(name: &str) -> PrivateKey {
@@ -165,9 +146,8 @@ fn chromium_presents_the_agents_certificate_to_the_cert_auth_host() {
     }
     let started = Instant::now();
     let env = Env::new(365);
-    let run = env.enroll();
-    assert_eq!(run.code, 0, "{run:?}");
     let home = env.root.path().join("home").join(USER);
+    std::fs::create_dir_all(&home).unwrap();
     let db = nss::NssDb::for_home(&home).unwrap();
     db.ensure().unwrap();
 
@@ -183,8 +163,14 @@ fn chromium_presents_the_agents_certificate_to_the_cert_auth_host() {
     decoy_db.add_identity(&decoy_cert, &decoy_key).unwrap();
     let decoy = CertificateInfo::parse(&decoy_cert).unwrap();
 
-    let first = put_identity_in_nss(&env, &db, None);
+    // The agent enrolls and puts its identity in the user's NSS database itself.
+    let run = env.enroll();
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("put in the NSS database"), "{run:?}");
+    let first = env.certificate();
     assert_eq!(first.issuer_cn.as_deref(), Some(MTLS_CA_NAME));
+    assert!(db.observe(&first.der).unwrap().is_usable());
+    assert_eq!(env.ea(), "<result>Healthy</result>\n");
 
     // The policy file the agent wrote under its root, as Chromium will read it from /etc.
     let agent_policy = std::fs::read(
@@ -229,10 +215,11 @@ fn chromium_presents_the_agents_certificate_to_the_cert_auth_host() {
         assert!(!events.contains(&Event::Declined), "{events:?}");
     }
 
-    // 4. After a renewal (new identity in, old one out), the host sees the new certificate.
+    // 4. After a renewal (the agent puts the new identity in, then takes the old one out), the
+    //    host sees the new certificate.
     let run = env.run(&["renew", "--force"]);
     assert_eq!(run.code, 0, "{run:?}");
-    let second = put_identity_in_nss(&env, &db, Some(&first.der));
+    let second = env.certificate();
     assert_ne!(second.serial_hex, first.serial_hex);
     let old = db.observe(&first.der).unwrap();
     assert!(!old.present && !old.key_present, "{old:?}");

@@ -242,7 +242,25 @@ fn uninstall_removes_everything_enroll_created() {
         "state dir left: {:?}",
         env.snapshot().keys()
     );
-    assert!(env.snapshot().is_empty());
+    // The user's NSS database stays (Chrome's, holding whatever else the user put there), but
+    // without our identity.
+    let left: Vec<_> = env
+        .snapshot()
+        .into_keys()
+        .filter(|p| !p.to_string_lossy().contains("/.pki/nssdb/"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let nss = devicetrust::integrations::nss::NssDb::for_home(
+        &env.root.path().join("home").join(USER),
+    )
+    .unwrap();
+    if nss.exists() {
+        let ours = devicetrust::integrations::nss::Ours::issued_by(
+            devicetrust::integrations::chrome::OKTA_ISSUER_CN,
+            vec![],
+        );
+        assert!(nss.remove_ours(&ours).unwrap().is_empty(), "ours left in NSS");
+    }
     assert_eq!(env.ea(), "<result>Certificate Missing</result>\n");
     // Idempotent.
     assert_eq!(env.run(&["uninstall"]).code, 0);

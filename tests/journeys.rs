@@ -97,6 +97,23 @@ impl Mac {
         run.stdout
     }
 
+    /// The user's NSS database, as Chrome and Chromium on Linux read it.
+    fn nss(&self) -> devicetrust::integrations::nss::NssDb {
+        let home = self.env.root.path().join("home").join(USER);
+        devicetrust::integrations::nss::NssDb::for_home(&home).unwrap()
+    }
+
+    fn installed_job_file(&self) -> Option<PathBuf> {
+        let unit = self
+            .env
+            .root
+            .path()
+            .join("home")
+            .join(USER)
+            .join(".config/systemd/user/devicetrust-renew.service");
+        unit.exists().then_some(unit)
+    }
+
     /// The installed renewal job's command line (systemd's `ExecStart`), split as systemd does.
     fn installed_job(&self) -> Vec<String> {
         let unit = self
@@ -176,6 +193,9 @@ fn a_policy_given_only_parameters_enrolls_reports_and_renews_unattended_for_year
     let first = mac.env.certificate();
     assert_eq!(mac.ea(0, "ea-status.sh"), "<result>Healthy</result>\n");
     assert_eq!(mac.ea(0, "ea-expiry.sh"), ea_date(&first));
+    // On Linux the browsers find it in the user's NSS database.
+    let nss = mac.nss();
+    assert!(nss.observe(&first.der).unwrap().is_usable());
 
     // The job carries what this root needs and nothing secret.
     let job = mac.installed_job();
@@ -207,6 +227,9 @@ fn a_policy_given_only_parameters_enrolls_reports_and_renews_unattended_for_year
     assert!(moved >= time::Duration::days(335), "expiry moved by {moved}");
     assert_eq!(mac.ea(336, "ea-status.sh"), "<result>Healthy</result>\n");
     assert_eq!(mac.ea(336, "ea-expiry.sh"), ea_date(&second));
+    assert!(nss.observe(&second.der).unwrap().is_usable());
+    let old = nss.observe(&first.der).unwrap();
+    assert!(!old.present && !old.key_present, "{old:?}");
     let run = mac.run_job(337);
     assert!(run.stdout.contains("nothing to do"), "{run:?}");
 
@@ -224,6 +247,16 @@ fn a_policy_given_only_parameters_enrolls_reports_and_renews_unattended_for_year
     let run = mac.policy(late, [&mac.env.sim.org_url(), &token, "", &ca_option]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(mac.ea(late, "ea-status.sh"), "<result>Healthy</result>\n");
+    let third = mac.env.certificate();
+    assert!(nss.observe(&third.der).unwrap().is_usable());
+
+    // Revoke and re-enroll's first half: the uninstall mode takes everything out.
+    let run = mac.policy(late, ["", "", "uninstall", ""]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!nss.observe(&third.der).unwrap().present);
+    assert!(!mac.env.state_dir().exists(), "{run:?}");
+    assert!(mac.installed_job_file().is_none());
+    assert_eq!(mac.ea(late, "ea-status.sh"), "<result>Not Configured</result>\n");
 }
 
 #[test]

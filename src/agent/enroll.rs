@@ -3,7 +3,7 @@
 //! task (identity present, no record of ours) only asks Okta for its metadata.
 
 use super::{net, Agent, AgentError, OKTA_KEY_BITS};
-use crate::chain::Held;
+use crate::chain::{Held, Superseded};
 use crate::okta::{OrgUrl, OKTA_SUBJECT_CN};
 use crate::pki::{self, CheckedIdentity, CsrProfile, NewKey};
 use crate::record::{EnrollmentRecord, Method};
@@ -49,7 +49,7 @@ impl Agent {
                     info.days_left(now)
                 );
                 self.adopt(&enrollment)?;
-                self.configure(Vec::new())?;
+                self.configure(Superseded::default())?;
                 return Ok(());
             }
             Held::Expired(info) => info!(
@@ -80,7 +80,7 @@ impl Agent {
             }
             Enrollment::Scep(settings) => self.enroll_scep(&settings)?,
         }
-        self.configure(Vec::new())?;
+        self.configure(Superseded::default())?;
         Ok(())
     }
 

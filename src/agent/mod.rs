@@ -17,7 +17,7 @@ pub use error::AgentError;
 pub use renew::RenewOutcome;
 pub use status::StatusReport;
 
-use crate::chain::{Chain, Context, Held, UserHome};
+use crate::chain::{Chain, Context, Held, Superseded, UserHome};
 use crate::config::Config;
 use crate::host::Host;
 use crate::lock::RunLock;
@@ -154,7 +154,7 @@ impl Agent {
     fn with_chain<R>(
         &mut self,
         held: &Held,
-        superseded_hosts: Vec<String>,
+        superseded: Superseded,
         f: impl FnOnce(&Chain, &mut Context<'_>) -> R,
     ) -> R {
         let policy = self.policy();
@@ -177,15 +177,15 @@ impl Agent {
             policy,
             now: OffsetDateTime::now_utc(),
             program,
-            superseded_hosts,
+            superseded,
         };
         f(chain, &mut cx)
     }
 
     /// Applies the chain around a (new) identity; returns the changes made.
-    fn configure(&mut self, superseded_hosts: Vec<String>) -> Result<Vec<String>, AgentError> {
+    fn configure(&mut self, superseded: Superseded) -> Result<Vec<String>, AgentError> {
         let held = self.held(OffsetDateTime::now_utc())?;
-        Ok(self.with_chain(&held, superseded_hosts, |chain, cx| chain.apply(cx)))
+        Ok(self.with_chain(&held, superseded, |chain, cx| chain.apply(cx)))
     }
 
     /// The line an admin looks for in the policy log after a certificate was stored.

@@ -8,7 +8,7 @@
 
 use super::enroll::Enrollment;
 use super::{net, Agent, AgentError, OKTA_KEY_BITS};
-use crate::chain::Held;
+use crate::chain::{Held, Superseded};
 use crate::okta::{OrgUrl, OKTA_SUBJECT_CN};
 use crate::pki::{self, CertificateInfo, CsrProfile, SigningKey};
 use crate::scep::{self, ScepSettings};
@@ -65,7 +65,7 @@ impl Agent {
             && self.record.cert_auth_host.is_none();
         if self.record.method.is_none() || unknown_host {
             self.adopt(&enrollment)?;
-            self.configure(Vec::new())?;
+            self.configure(Superseded::default())?;
         }
         let policy = match renew_before_days {
             // An admin's explicit window (like --force) is a decision: no fleet spread.
@@ -100,13 +100,13 @@ impl Agent {
         Ok(RenewOutcome::Renewed)
     }
 
-    /// Returns the certAuthDomain hosts this renewal left behind.
+    /// Returns what this renewal left behind: the old certificate, a moved certAuthDomain.
     fn renew_okta(
         &mut self,
         org: &OrgUrl,
         current: &CertificateInfo,
         current_key: &dyn SigningKey,
-    ) -> Result<Vec<String>, AgentError> {
+    ) -> Result<Superseded, AgentError> {
         let device = self.device()?;
         let client = net::okta_client(&self.config, self.host.platform(), org, None)?;
         let moved_to = match client.metadata() {
@@ -147,7 +147,10 @@ impl Agent {
                 self.record.cert_auth_host.as_deref().unwrap_or_default()
             );
         }
-        Ok(old_host.into_iter().collect())
+        Ok(Superseded {
+            hosts: old_host.into_iter().collect(),
+            certificates: vec![current.der.clone()],
+        })
     }
 
     /// RenewalReq signed by the current identity (or a fresh PKCSReq, as the CA allows).
@@ -156,7 +159,7 @@ impl Agent {
         settings: &ScepSettings,
         current: &CertificateInfo,
         current_key: &dyn SigningKey,
-    ) -> Result<Vec<String>, AgentError> {
+    ) -> Result<Superseded, AgentError> {
         let key = self.store.generate_key(settings.key_size)?;
         let issued = scep::renew(
             settings,
@@ -167,7 +170,10 @@ impl Agent {
         )?;
         let info = self.store_identity(key, &issued.certificate_der, issued.chain, None)?;
         self.announce("renewed", &info);
-        Ok(Vec::new())
+        Ok(Superseded {
+            hosts: Vec::new(),
+            certificates: vec![current.der.clone()],
+        })
     }
 
     fn reenroll_expired(
@@ -209,7 +215,7 @@ impl Agent {
             Held::Expired(_) | Held::Valid(_) => {}
         }
         self.adopt(&enrollment)?;
-        let changes = self.configure(Vec::new())?;
+        let changes = self.configure(Superseded::default())?;
         let outcome = self.renew_locked(false, None)?;
         if changes.is_empty() && outcome == RenewOutcome::NotDue {
             info!("nothing needed repair");

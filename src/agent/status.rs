@@ -1,5 +1,6 @@
 //! `devicetrust status` and `ea`: what is on the device and the first failing link.
 
+use crate::chain::Superseded;
 use super::{net, Agent, AgentError};
 use crate::config::Config;
 use crate::health::HealthStatus;
@@ -44,7 +45,7 @@ impl Agent {
                 Some("the org does not answer".into()),
             )
         } else {
-            self.with_chain(&held, Vec::new(), |chain, cx| chain.verdict(cx))
+            self.with_chain(&held, Superseded::default(), |chain, cx| chain.verdict(cx))
         };
         let policy = self.policy();
         let certificate = held.certificate().cloned();

@@ -4,7 +4,7 @@
 
 use super::enroll::Enrollment;
 use super::{Agent, AgentError};
-use crate::chain::Held;
+use crate::chain::{Held, Superseded};
 use time::OffsetDateTime;
 use tracing::info;
 
@@ -21,7 +21,7 @@ impl Agent {
         let lock = self.lock()?;
         // A store that cannot be read still has links to remove; they work from the record.
         let held = self.held(OffsetDateTime::now_utc()).unwrap_or(Held::Nothing);
-        let failed = self.with_chain(&held, Vec::new(), |chain, cx| chain.remove(cx));
+        let failed = self.with_chain(&held, Superseded::default(), |chain, cx| chain.remove(cx));
         if !failed.is_empty() {
             // The record stays: the next uninstall still knows what to look for.
             return Err(AgentError::UninstallIncomplete {

@@ -117,7 +117,7 @@ impl Link for BrowserPolicyLink {
             return Ok(Vec::new());
         };
         let mut changes = Vec::new();
-        for old in cx.superseded_hosts.iter().filter(|h| **h != host) {
+        for old in cx.superseded.hosts.iter().filter(|h| **h != host) {
             changes.extend(self.backend.take_out(&entry_for(cx, old))?);
         }
         changes.extend(self.backend.add(&entry_for(cx, &host))?);

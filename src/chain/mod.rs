@@ -12,6 +12,7 @@ pub mod browser;
 pub mod identity;
 pub mod job;
 pub mod legacy;
+pub mod nss;
 pub mod safari;
 
 use crate::config::Config;
@@ -121,9 +122,18 @@ pub struct Context<'a> {
     pub now: OffsetDateTime,
     /// The agent binary the renewal job runs.
     pub program: PathBuf,
-    /// certAuthDomain hosts this device used before the current one (a renewal's metadata
-    /// moved it): their browser and Safari entries go.
-    pub superseded_hosts: Vec<String>,
+    /// What this run's renewal left behind, for the links to clean up.
+    pub superseded: Superseded,
+}
+
+/// What a renewal replaced.
+#[derive(Debug, Clone, Default)]
+pub struct Superseded {
+    /// certAuthDomain hosts this device used before the current one (the metadata moved it):
+    /// their browser and Safari entries go.
+    pub hosts: Vec<String>,
+    /// Certificates (DER) this run replaced: copies of them elsewhere (NSS, Safari) go.
+    pub certificates: Vec<Vec<u8>>,
 }
 
 impl Context<'_> {

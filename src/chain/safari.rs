@@ -57,7 +57,7 @@ impl Link for SafariLink {
         let mut prefs = self.prefs.borrow_mut();
         let mut changes = Vec::new();
         let ours: Vec<&[u8]> = vec![&certificate.der];
-        for old in cx.superseded_hosts.iter().filter(|h| h.as_str() != host) {
+        for old in cx.superseded.hosts.iter().filter(|h| h.as_str() != host) {
             let mut stale = names(cx, old);
             stale.extend(safari::legacy_names(old));
             for name in safari::remove_ours(&mut **prefs, &stale, &ours)? {

@@ -114,7 +114,10 @@ fn with_context<R>(
         policy: RenewalPolicy::for_device("x", 30, 14),
         now: OffsetDateTime::now_utc(),
         program: "/usr/local/bin/devicetrust".into(),
-        superseded_hosts,
+        superseded: Superseded {
+            hosts: superseded_hosts,
+            certificates: Vec::new(),
+        },
     };
     f(&mut cx)
 }
@@ -126,6 +129,7 @@ fn every_link() -> Chain {
         Box::new(IdentityLink),
         Box::new(RenewalLink),
         Box::new(AllowlistLink),
+        Box::new(super::nss::NssLink),
         Box::new(BrowserPolicyLink {
             backend: Box::new(super::browser::PolicyFiles {
                 root: "/nonexistent".into(),
@@ -248,7 +252,7 @@ fn safari_follows_a_moved_cert_auth_domain_and_uninstall_takes_ours() {
         assert!(changes
             .iter()
             .any(|c| c.contains("removed") && c.contains("old-devicetrust.okta.com")));
-        cx.superseded_hosts.clear();
+        cx.superseded.hosts.clear();
         let removed = link.remove(cx).unwrap();
         assert_eq!(removed.len(), 2, "{removed:?}");
         assert!(matches!(link.observe(cx), Observation::Failing { .. }));

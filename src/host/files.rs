@@ -8,7 +8,8 @@ use crate::chain::browser::{BrowserPolicyLink, PolicyFiles};
 use crate::chain::identity::{IdentityLink, RenewalLink};
 use crate::chain::job::{FilesOnly, JobLink};
 use crate::chain::legacy::LegacyTaskLink;
-use crate::chain::{Chain, UserHome};
+use crate::chain::nss::NssLink;
+use crate::chain::{Chain, Link, UserHome};
 use crate::config::StoreSpec;
 use crate::paths::Layout;
 use crate::platform::Platform;
@@ -68,19 +69,24 @@ impl Host for FilesHost {
 
     fn chain(&self, _: &UserHome) -> Chain {
         let control = Rc::new(FilesOnly);
-        Chain::new(vec![
+        let mut links: Vec<Box<dyn Link>> = vec![
             Box::new(IdentityLink),
             Box::new(RenewalLink),
             Box::new(AllowlistLink),
-            Box::new(BrowserPolicyLink {
-                backend: Box::new(PolicyFiles {
-                    root: self.root.clone(),
-                }),
+        ];
+        // Chrome and Chromium on Linux read client identities from the user's NSS database.
+        if self.layout == Layout::Linux {
+            links.push(Box::new(NssLink));
+        }
+        links.push(Box::new(BrowserPolicyLink {
+            backend: Box::new(PolicyFiles {
+                root: self.root.clone(),
             }),
-            Box::new(JobLink {
-                control: control.clone(),
-            }),
-            Box::new(LegacyTaskLink { control }),
-        ])
+        }));
+        links.push(Box::new(JobLink {
+            control: control.clone(),
+        }));
+        links.push(Box::new(LegacyTaskLink { control }));
+        Chain::new(links)
     }
 }

@@ -242,6 +242,20 @@ impl IdentityStore for FileStore {
         Ok(Some(Box::new(key)))
     }
 
+    fn export_key_pkcs8(&self) -> Option<Result<zeroize::Zeroizing<Vec<u8>>, StoreError>> {
+        let key = self.read_member(KEY).transpose()?;
+        Some(key.and_then(|pem| {
+            let pem = zeroize::Zeroizing::new(pem);
+            PrivateKey::from_pkcs8_pem(&pem)
+                .and_then(|k| k.to_pkcs8_der())
+                .map_err(|source| StoreError::Corrupt {
+                    path: self.dir.clone(),
+                    what: "the private key",
+                    source,
+                })
+        }))
+    }
+
     fn generate_key(&mut self, bits: u32) -> Result<Box<dyn NewKey>, StoreError> {
         let key = PrivateKey::generate_rsa(bits as usize).map_err(StoreError::KeyGeneration)?;
         Ok(Box::new(key))

@@ -111,6 +111,11 @@ pub trait IdentityStore {
     fn repair(&mut self) -> Result<Vec<String>, StoreError> {
         Ok(Vec::new())
     }
+    /// The private key as PKCS#8 DER, for handing the identity to another store (the user's
+    /// NSS database on Linux); `None` where the key never leaves its store (the keychain).
+    fn export_key_pkcs8(&self) -> Option<Result<zeroize::Zeroizing<Vec<u8>>, StoreError>> {
+        None
+    }
     /// Whether the key carries a partition list (the keychain does, the file store does not).
     /// Cheap, so callers can skip working out the desired list where it cannot apply.
     fn has_partition_list(&self) -> bool {
