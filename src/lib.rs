@@ -48,6 +48,7 @@ pub mod platform;
 pub mod report;
 pub mod scep;
 pub mod secret;
+pub mod securefs;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod state;
