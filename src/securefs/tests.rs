@@ -276,8 +276,22 @@ fn read_capped_refuses_devices_and_fifos_at_once() {
     let s = scene();
     let fifo = s.home.join("fifo");
     mkfifo(&fifo);
-    // Without O_NONBLOCK this open would wait for a writer forever.
-    let err = read_capped(&fifo, SECRET_MAX, "the SCEP challenge file").unwrap_err();
+    // Without O_NONBLOCK the open waits for a writer forever: read on another thread, and
+    // after a generous deadline play the writer to release it and fail.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(read_capped(&fifo, SECRET_MAX, "the SCEP challenge file"));
+        })
+    };
+    let result = rx.recv_timeout(std::time::Duration::from_secs(20));
+    if result.is_err() {
+        let _writer = std::fs::OpenOptions::new().write(true).open(&fifo);
+        let _ = reader.join();
+        panic!("read_capped hung on a FIFO");
+    }
+    let err = result.unwrap().unwrap_err();
     assert!(
         matches!(&err, SecureFsError::NotRegular { kind: "a FIFO", .. }),
         "{err}"
