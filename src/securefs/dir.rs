@@ -141,8 +141,8 @@ impl SecureDir {
     /// Replaces `name` with `bytes` atomically: a reader sees the old file or the new one.
     ///
     /// The new file is created exclusively under an unpredictable name in this directory, so
-    /// nothing planted can be opened in its place; it gets exactly `mode` and (as root) `owner`,
-    /// is synced, and is renamed over `name`. A link at `name` is replaced, never followed. On
+    /// nothing planted can be opened in its place; it is written, given exactly `mode` and (as
+    /// root) `owner`, synced, and renamed over `name`. A link at `name` is replaced, never followed. On
     /// failure the temporary file is removed.
     pub fn write_file_atomic(
         &self,
@@ -157,9 +157,11 @@ impl SecureDir {
         let (temp, fd) = self.create_temp(name, &path)?;
         let mut renamed = false;
         let result = (|| -> std::io::Result<()> {
-            adopt(fd.as_fd(), mode, owner)?;
             let mut file = File::from(fd);
             file.write_all(bytes)?;
+            // Given away only once complete: until then only root may write to it, so what is
+            // renamed into place is exactly `bytes`.
+            adopt(file.as_fd(), mode, owner)?;
             // std uses F_FULLFSYNC on macOS, which a plain fsync is not.
             file.sync_all()?;
             drop(file);

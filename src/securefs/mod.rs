@@ -221,6 +221,8 @@ pub struct Metadata {
 }
 
 impl Metadata {
+    // `st_mode` is 16 bits on macOS: the conversion is only useless on Linux.
+    #[allow(clippy::useless_conversion)]
     fn from_stat(stat: &Stat) -> Metadata {
         Metadata {
             kind: FileKind::of(FileType::from_raw_mode(stat.st_mode)),
@@ -310,6 +312,8 @@ fn explain(
 }
 
 /// A regular file with no other hard link, or the error saying why not.
+// `st_nlink` is 16 bits on macOS: the conversion is only useless on 64-bit Linux.
+#[allow(clippy::useless_conversion)]
 fn check_private_file(fd: &OwnedFd, path: &Path, what: &'static str) -> Result<Stat> {
     let stat = rustix::fs::fstat(fd).map_err(|e| io_error("inspect", what, path, e))?;
     if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {

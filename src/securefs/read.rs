@@ -1,7 +1,7 @@
 //! Bounded reads: of files the admin names, of standard input, and the shared reading loop.
 
 use super::{io_error, kind_name, Result, SecureFsError, READ_FLAGS};
-use rustix::fd::OwnedFd;
+use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{FileType, Mode, Stat};
 use std::fs::File;
 use std::io::Read;
@@ -32,7 +32,13 @@ pub fn read_capped(
 
 /// Reads standard input (`--org-token-file -`) up to `max_bytes`; more is an error.
 pub fn read_capped_stdin(max_bytes: u64) -> Result<Zeroizing<Vec<u8>>> {
-    match read_bounded(&mut std::io::stdin().lock(), max_bytes, 0) {
+    // Read through a duplicate of descriptor 0 rather than `Stdin`, whose buffer would keep a
+    // copy of the secret that is never zeroed. Nothing else in the process reads stdin.
+    let fd = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|source| SecureFsError::Stdin { source })?;
+    match read_bounded(&mut File::from(fd), max_bytes, 0) {
         Ok(Some(bytes)) => Ok(bytes),
         Ok(None) => Err(SecureFsError::StdinTooLarge { max: max_bytes }),
         Err(source) => Err(SecureFsError::Stdin { source }),
