@@ -20,6 +20,8 @@
 //!   renewal job (pure models; the macOS calls sit behind them).
 //! * [`platform`]: device facts and the console user; [`migration`] plans the takeover from
 //!   Okta's Python task.
+//! * [`securefs`]: file access for a root process in a user's home (no link followed, exact
+//!   owner and mode, atomic replacement) and capped reads of the files an admin names.
 //! * [`codesign`]: an app's TeamIdentifier from its code signature (`devicetrust teamid`).
 //! * [`sim`] (feature `sim`): an Okta-compatible service for the demo and the tests.
 //!
@@ -53,6 +55,7 @@ pub mod renewal;
 pub mod report;
 pub mod scep;
 pub mod secret;
+pub mod securefs;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod store;

@@ -1,0 +1,555 @@
+use super::read::read_bounded;
+use super::*;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+
+thread_local! {
+    static TEMPS: RefCell<Vec<OsString>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Remembers the temporary names this thread's writes used (each test runs on its own thread).
+pub(super) fn record_temp(name: &OsStr) {
+    TEMPS.with(|t| t.borrow_mut().push(name.to_owned()));
+}
+
+fn take_temps() -> Vec<OsString> {
+    TEMPS.with(|t| std::mem::take(&mut *t.borrow_mut()))
+}
+
+/// A scratch root holding a `home` and a `victim` folder outside it: a 0751 folder with a
+/// 0640 file and a subfolder, the kind of place a planted link would aim at.
+struct Scene {
+    _root: tempfile::TempDir,
+    home: PathBuf,
+    victim: PathBuf,
+}
+
+fn scene() -> Scene {
+    let root = tempfile::tempdir().unwrap();
+    let home = root.path().join("home");
+    let victim = root.path().join("victim");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::create_dir_all(victim.join("sub")).unwrap();
+    std::fs::write(victim.join("keep"), b"precious").unwrap();
+    std::fs::write(victim.join("sub/inner"), b"also precious").unwrap();
+    std::fs::set_permissions(victim.join("keep"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o751)).unwrap();
+    Scene {
+        _root: root,
+        home,
+        victim,
+    }
+}
+
+/// Every entry below `dir` (and `dir` itself): kind, mode, owner and content, links unfollowed.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u32, u32, u32, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let content = if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                pending.push(entry.unwrap().path());
+            }
+            Vec::new()
+        } else if meta.is_file() {
+            std::fs::read(&path).unwrap()
+        } else {
+            std::fs::read_link(&path)
+                .unwrap()
+                .into_os_string()
+                .into_vec()
+        };
+        out.insert(path, (meta.mode(), meta.uid(), meta.gid(), content));
+    }
+    out
+}
+
+fn private() -> Option<Create> {
+    Some(Create {
+        mode: 0o700,
+        owner: None,
+    })
+}
+
+fn mode_of(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
+}
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+#[test]
+fn a_link_at_any_component_is_refused_and_its_target_is_untouched() {
+    for planted in ["a", "a/b", "a/b/state.json"] {
+        let s = scene();
+        let link = s.home.join(planted);
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        if planted.ends_with(".json") {
+            symlink(s.victim.join("keep"), &link).unwrap();
+        } else {
+            symlink(&s.victim, &link).unwrap();
+        }
+        let before = snapshot(&s.victim);
+        let home = SecureDir::open_trusted(&s.home).unwrap();
+
+        if planted.ends_with(".json") {
+            let dir = home.open_dir("a/b", private()).unwrap();
+            let err = dir.read_file("state.json", DOCUMENT_MAX).unwrap_err();
+            assert!(
+                matches!(&err, SecureFsError::Symlink { path } if *path == link),
+                "{err}"
+            );
+            let err = dir.try_lock_file("state.json", None).unwrap_err();
+            assert!(
+                matches!(&err, SecureFsError::Symlink { path } if *path == link),
+                "{err}"
+            );
+            let err = dir.open_dir("state.json", private()).unwrap_err();
+            assert!(matches!(&err, SecureFsError::Symlink { .. }), "{err}");
+        } else {
+            for create in [None, private()] {
+                let err = home.open_dir("a/b/identity", create).unwrap_err();
+                assert!(
+                    matches!(&err, SecureFsError::Symlink { path } if *path == link),
+                    "{err}"
+                );
+                assert_eq!(
+                    err.to_string(),
+                    format!(
+                        "{} is a symbolic link; devicetrust does not follow links in a user's home",
+                        link.display()
+                    )
+                );
+            }
+        }
+        assert_eq!(
+            snapshot(&s.victim),
+            before,
+            "a link at {planted} reached its target"
+        );
+    }
+}
+
+#[test]
+fn writes_use_fresh_temporary_names_and_replace_a_link_at_the_target() {
+    let s = scene();
+    // What the old code's predictable name would have met, and a link at the target itself.
+    let predictable = format!(".state.json.tmp-{}", std::process::id());
+    symlink(s.victim.join("keep"), s.home.join(&predictable)).unwrap();
+    symlink(s.victim.join("keep"), s.home.join("state.json")).unwrap();
+    let before = snapshot(&s.victim);
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+
+    take_temps();
+    home.write_file_atomic("state.json", b"one", 0o600, None)
+        .unwrap();
+    home.write_file_atomic("state.json", b"two", 0o600, None)
+        .unwrap();
+    let temps = take_temps();
+    assert_eq!(temps.len(), 2);
+    assert_ne!(temps[0], temps[1]);
+    for temp in &temps {
+        assert!(temp.as_bytes().starts_with(b".state.json.tmp-"), "{temp:?}");
+        assert_ne!(temp.as_os_str(), OsStr::new(&predictable));
+    }
+
+    assert_eq!(snapshot(&s.victim), before, "the link's target was written");
+    let target = std::fs::symlink_metadata(s.home.join("state.json")).unwrap();
+    assert!(target.is_file(), "the link was replaced by a file");
+    assert_eq!(std::fs::read(s.home.join("state.json")).unwrap(), b"two");
+    let names: Vec<_> = home
+        .entries()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, [OsString::from(&predictable), "state.json".into()]);
+}
+
+#[test]
+fn a_failed_write_leaves_no_temporary_file() {
+    let s = scene();
+    std::fs::create_dir_all(s.home.join("state.json/occupied")).unwrap();
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    let err = home
+        .write_file_atomic("state.json", b"x", 0o600, None)
+        .unwrap_err();
+    assert!(
+        matches!(&err, SecureFsError::Io { action: "write", path, .. } if *path == s.home.join("state.json")),
+        "{err}"
+    );
+    let names: Vec<_> = home
+        .entries()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["state.json"]);
+}
+
+#[test]
+fn modes_are_exact_whatever_the_umask() {
+    // 0666 and 0775 are what a 022 or 002 umask would narrow.
+    let s = scene();
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    let create = Create {
+        mode: 0o775,
+        owner: None,
+    };
+    let dir = home.open_dir("x/y", Some(create)).unwrap();
+    assert_eq!(dir.path(), s.home.join("x/y"));
+    dir.write_file_atomic("f", b"", 0o666, None).unwrap();
+    assert_eq!(mode_of(&s.home.join("x")), 0o775);
+    assert_eq!(mode_of(&s.home.join("x/y")), 0o775);
+    assert_eq!(mode_of(&s.home.join("x/y/f")), 0o666);
+    // Set-id bits never go into a user's home.
+    dir.write_file_atomic("g", b"", 0o4755, None).unwrap();
+    assert_eq!(mode_of(&s.home.join("x/y/g")), 0o755);
+    let meta = dir.metadata("g").unwrap().unwrap();
+    assert_eq!((meta.kind, meta.mode, meta.len), (FileKind::File, 0o755, 0));
+}
+
+#[test]
+fn what_root_creates_belongs_to_the_homes_owner() {
+    if !running_as_root() {
+        println!("skipped: changing ownership needs root");
+        return;
+    }
+    let s = scene();
+    std::os::unix::fs::chown(&s.home, Some(4242), Some(4242)).unwrap();
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    let owner = Owner::of_dir(&home).unwrap();
+    assert_eq!(
+        owner,
+        Owner {
+            uid: 4242,
+            gid: 4242
+        }
+    );
+    let create = Create {
+        mode: 0o700,
+        owner: Some(owner),
+    };
+    let state = home
+        .open_dir(".local/state/devicetrust", Some(create))
+        .unwrap();
+    let identity = state.open_dir("identity", Some(create)).unwrap();
+    state
+        .write_file_atomic("state.json", b"{}", 0o600, Some(owner))
+        .unwrap();
+    identity
+        .write_file_atomic("CURRENT", b"id-1", 0o600, Some(owner))
+        .unwrap();
+    let lock = state.try_lock_file("lock", Some(owner)).unwrap();
+    assert!(lock.is_some());
+    for rel in [
+        ".local",
+        ".local/state",
+        ".local/state/devicetrust",
+        ".local/state/devicetrust/identity",
+        ".local/state/devicetrust/identity/CURRENT",
+        ".local/state/devicetrust/state.json",
+        ".local/state/devicetrust/lock",
+    ] {
+        let meta = std::fs::symlink_metadata(s.home.join(rel)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (4242, 4242), "{rel}");
+    }
+    assert_eq!(
+        mode_of(&s.home.join(".local/state/devicetrust/lock")),
+        0o600
+    );
+}
+
+#[test]
+fn read_capped_refuses_devices_and_fifos_at_once() {
+    let err = read_capped("/dev/zero", SECRET_MAX, "the org token file").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the org token file /dev/zero is a character device, not a regular file"
+    );
+    let s = scene();
+    let fifo = s.home.join("fifo");
+    mkfifo(&fifo);
+    // Without O_NONBLOCK the open waits for a writer forever: read on another thread, and
+    // after a generous deadline play the writer to release it and fail.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(read_capped(&fifo, SECRET_MAX, "the SCEP challenge file"));
+        })
+    };
+    let result = rx.recv_timeout(std::time::Duration::from_secs(20));
+    if result.is_err() {
+        let _writer = std::fs::OpenOptions::new().write(true).open(&fifo);
+        let _ = reader.join();
+        panic!("read_capped hung on a FIFO");
+    }
+    let err = result.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, SecureFsError::NotRegular { kind: "a FIFO", .. }),
+        "{err}"
+    );
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    let err = home.read_file("fifo", DOCUMENT_MAX).unwrap_err();
+    assert!(
+        matches!(&err, SecureFsError::NotRegular { kind: "a FIFO", .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn reads_stop_at_the_cap() {
+    let s = scene();
+    let at_cap = s.home.join("at-cap");
+    let over = s.home.join("over");
+    std::fs::write(&at_cap, vec![b'x'; 4096]).unwrap();
+    std::fs::write(&over, vec![b'x'; 4097]).unwrap();
+    assert_eq!(
+        read_capped(&at_cap, SECRET_MAX, "the org token file")
+            .unwrap()
+            .len(),
+        4096
+    );
+    let err = read_capped(&over, SECRET_MAX, "the org token file").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the org token file {} is larger than 4096 bytes",
+            over.display()
+        )
+    );
+    // The admin's links are followed.
+    symlink(&at_cap, s.home.join("link")).unwrap();
+    assert_eq!(
+        read_capped(s.home.join("link"), 4096, "the CA file")
+            .unwrap()
+            .len(),
+        4096
+    );
+
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    assert_eq!(home.read_file("at-cap", 4096).unwrap().unwrap().len(), 4096);
+    assert!(matches!(
+        home.read_file("over", 4096),
+        Err(SecureFsError::TooLarge { max: 4096, .. })
+    ));
+    assert!(home.read_file("absent", 4096).unwrap().is_none());
+}
+
+#[test]
+fn an_endless_stream_is_cut_at_the_cap() {
+    // Standard input (`--org-token-file - < /dev/zero`) has no size to check first.
+    assert!(read_bounded(&mut std::io::repeat(0), SECRET_MAX, 0)
+        .unwrap()
+        .is_none());
+    // Past the first buffer: the growth path keeps the cap too.
+    let exact = vec![7u8; 20_000];
+    let read = read_bounded(&mut exact.as_slice(), 20_000, 0)
+        .unwrap()
+        .unwrap();
+    assert_eq!(*read, exact);
+    let over = vec![7u8; 20_001];
+    assert!(read_bounded(&mut over.as_slice(), 20_000, 0)
+        .unwrap()
+        .is_none());
+    assert!(read_bounded(&mut [].as_slice(), 0, 0)
+        .unwrap()
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn remove_tree_unlinks_links_and_spares_their_targets() {
+    let s = scene();
+    let tree = s.home.join("identity");
+    std::fs::create_dir_all(tree.join("id-1/deeper")).unwrap();
+    std::fs::write(tree.join("CURRENT"), b"id-1").unwrap();
+    std::fs::write(tree.join("id-1/key.pem"), b"key").unwrap();
+    symlink(&s.victim, tree.join("id-1/to-victim")).unwrap();
+    symlink(s.victim.join("keep"), tree.join("id-1/deeper/to-keep")).unwrap();
+    mkfifo(&tree.join("fifo"));
+    // A 0000 folder of the user's is no obstacle to root, nor to its owner in the tests.
+    std::fs::set_permissions(
+        tree.join("id-1/deeper"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    symlink(&s.victim, s.home.join("identity-link")).unwrap();
+    let before = snapshot(&s.victim);
+
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    assert!(home.remove_tree("identity").unwrap());
+    assert!(home.remove_tree("identity-link").unwrap());
+    assert!(!s.home.join("identity").exists());
+    assert!(std::fs::symlink_metadata(s.home.join("identity-link")).is_err());
+    assert_eq!(snapshot(&s.victim), before);
+    assert!(!home.remove_tree("identity").unwrap());
+}
+
+#[test]
+fn remove_tree_gives_up_on_an_absurdly_deep_tree() {
+    let s = scene();
+    let mut deep = s.home.join("deep");
+    for i in 0..=MAX_DEPTH {
+        deep.push(i.to_string());
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    let err = home.remove_tree("deep").unwrap_err();
+    assert!(matches!(err, SecureFsError::TooDeep { .. }), "{err}");
+}
+
+#[test]
+fn only_plain_relative_names_are_accepted() {
+    let s = scene();
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    for rel in ["../victim", "a/../../victim", "/etc"] {
+        let err = home.open_dir(rel, private()).unwrap_err();
+        assert!(matches!(err, SecureFsError::BadName { .. }), "{rel}: {err}");
+    }
+    for name in ["", ".", "..", "a/b"] {
+        let err = home.read_file(name, 10).unwrap_err();
+        assert!(
+            matches!(err, SecureFsError::BadName { .. }),
+            "{name:?}: {err}"
+        );
+        let err = home.write_file_atomic(name, b"", 0o600, None).unwrap_err();
+        assert!(
+            matches!(err, SecureFsError::BadName { .. }),
+            "{name:?}: {err}"
+        );
+    }
+    assert!(home.entries().unwrap().is_empty(), "nothing was created");
+    // `.` components are harmless, and an empty path is the directory itself.
+    assert_eq!(home.open_dir("./", None).unwrap().path(), s.home);
+}
+
+#[test]
+fn files_links_and_folders_are_handled_by_name_without_following() {
+    let s = scene();
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    let wants = home.open_dir("timers.target.wants", private()).unwrap();
+    let unit = Path::new("../devicetrust-renew.timer");
+    assert_eq!(wants.read_link("devicetrust-renew.timer").unwrap(), None);
+    wants.symlink(unit, "devicetrust-renew.timer").unwrap();
+    assert_eq!(
+        wants
+            .read_link("devicetrust-renew.timer")
+            .unwrap()
+            .as_deref(),
+        Some(unit)
+    );
+    home.write_file_atomic("plain", b"x", 0o644, None).unwrap();
+    assert!(matches!(
+        home.read_link("plain"),
+        Err(SecureFsError::NotSymlink {
+            kind: "a regular file",
+            ..
+        })
+    ));
+
+    symlink(&s.victim, s.home.join("to-victim")).unwrap();
+    let kinds: Vec<_> = home
+        .entries()
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.name.into_string().unwrap(), e.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("plain".to_owned(), FileKind::File),
+            ("timers.target.wants".to_owned(), FileKind::Dir),
+            ("to-victim".to_owned(), FileKind::Symlink),
+        ]
+    );
+    assert_eq!(
+        home.metadata("to-victim").unwrap().unwrap().kind,
+        FileKind::Symlink
+    );
+    assert_eq!(home.metadata("absent").unwrap(), None);
+
+    let before = snapshot(&s.victim);
+    assert!(matches!(
+        home.remove_empty_dir("to-victim"),
+        Err(SecureFsError::Symlink { .. })
+    ));
+    assert!(home.remove_file("to-victim").unwrap());
+    assert!(!home.remove_file("to-victim").unwrap());
+    assert_eq!(snapshot(&s.victim), before);
+
+    assert!(matches!(
+        home.remove_file("timers.target.wants"),
+        Err(SecureFsError::IsDirectory { .. })
+    ));
+    assert!(matches!(
+        home.open_dir("plain", None),
+        Err(SecureFsError::NotDirectory {
+            kind: "a regular file",
+            ..
+        })
+    ));
+    assert!(wants.remove_file("devicetrust-renew.timer").unwrap());
+    assert!(home.remove_empty_dir("timers.target.wants").unwrap());
+    assert!(!home.remove_empty_dir("timers.target.wants").unwrap());
+
+    home.rename("plain", "renamed").unwrap();
+    assert_eq!(*home.read_file("renamed", 10).unwrap().unwrap(), b"x");
+    let err = home.open_dir("absent", None).unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+}
+
+#[test]
+fn the_run_lock_is_exclusive_and_never_a_link() {
+    let s = scene();
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    let first = home.try_lock_file("lock", None).unwrap();
+    assert!(first.is_some());
+    assert!(home.try_lock_file("lock", None).unwrap().is_none());
+    drop(first);
+    assert!(home.try_lock_file("lock", None).unwrap().is_some());
+    assert_eq!(mode_of(&s.home.join("lock")), 0o600);
+
+    symlink(s.victim.join("nonexistent"), s.home.join("lock2")).unwrap();
+    let err = home.try_lock_file("lock2", None).unwrap_err();
+    assert!(matches!(err, SecureFsError::Symlink { .. }), "{err}");
+    assert!(
+        !s.victim.join("nonexistent").exists(),
+        "nothing created through the link"
+    );
+}
+
+#[test]
+fn hard_linked_files_are_not_read() {
+    let s = scene();
+    // Where protected_hardlinks is off (macOS), a user can link a file they cannot read.
+    std::fs::hard_link(s.victim.join("keep"), s.home.join("state.json")).unwrap();
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    let err = home.read_file("state.json", DOCUMENT_MAX).unwrap_err();
+    assert!(matches!(err, SecureFsError::HardLinked { .. }), "{err}");
+    let err = home.try_lock_file("state.json", None).unwrap_err();
+    assert!(matches!(err, SecureFsError::HardLinked { .. }), "{err}");
+    // Replacing it is fine: the name is replaced, the shared file is not written.
+    home.write_file_atomic("state.json", b"{}", 0o600, None)
+        .unwrap();
+    assert_eq!(std::fs::read(s.victim.join("keep")).unwrap(), b"precious");
+}
+
+#[test]
+fn messages_stay_on_one_line_whatever_the_names() {
+    let s = scene();
+    let name = "evil\nERROR: forged";
+    symlink(&s.victim, s.home.join(name)).unwrap();
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    let err = home.open_dir(name, None).unwrap_err();
+    let message = err.to_string();
+    assert!(!message.contains('\n'), "{message}");
+    assert!(message.contains("evil\\nERROR: forged"), "{message}");
+}
