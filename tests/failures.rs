@@ -346,3 +346,89 @@ fn a_whole_run_gives_up_at_its_deadline_and_frees_the_lock() {
     let run = env.enroll();
     assert_eq!(run.code, 0, "{run:?}");
 }
+
+#[test]
+fn a_damaged_record_is_kept_aside_and_rebuilt_from_the_store() {
+    let env = Env::new(365);
+    // Enrolled by flags only: nothing but the record knows the org afterwards.
+    std::fs::remove_file(env.etc().join("config.toml")).unwrap();
+    let ca = env.etc().join("tls-ca.pem").display().to_string();
+    let run = env.run_with_token(&["enroll", "--org-url", &env.sim.org_url(), "--ca-file", &ca]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let state = env.state_dir().join("state.json");
+    std::fs::write(&state, b"{\"method\": \"okta\", \"org_url\": tru").unwrap();
+
+    let run = env.run(&["renew", "--force"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("WARN: the enrollment record did not parse"), "{run:?}");
+    let kept: Vec<_> = std::fs::read_dir(env.state_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("state.json.damaged-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        std::fs::read(&kept[0]).unwrap(),
+        b"{\"method\": \"okta\", \"org_url\": tru"
+    );
+    let rebuilt: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(rebuilt["org_url"], env.sim.org_url());
+    assert_eq!(rebuilt["last_renewal"]["ok"], true);
+}
+
+#[test]
+fn a_corrupt_certificate_is_named_and_enroll_starts_afresh_keeping_it_aside() {
+    let env = Env::new(365);
+    assert_eq!(env.enroll().code, 0);
+    let broken = env.generation();
+    std::fs::write(broken.join("cert.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n").unwrap();
+
+    assert_eq!(env.ea(), "<result>Certificate Missing</result>\n");
+    let status = env.status_json();
+    assert!(
+        status["detail"].as_str().unwrap().contains("certificate is corrupt"),
+        "{status}"
+    );
+    // renew cannot help: it says what will.
+    let run = env.run(&["renew"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.error().contains("devicetrust enroll"), "{run:?}");
+
+    let run = env.enroll();
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(env.ea(), "<result>Healthy</result>\n");
+    let aside: Vec<_> = std::fs::read_dir(env.store_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("damaged-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(env.store_dir().join(&aside[0]).join("cert.pem").exists());
+}
+
+#[test]
+fn status_json_is_one_document_even_when_the_store_cannot_be_read() {
+    let env = Env::new(365);
+    // A "store folder" that is a file: every read of it fails.
+    let not_a_folder = env.etc().join("config.toml").display().to_string();
+    let run = env.run(&["status", "--json", "--store", &format!("file:{not_a_folder}")]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(doc["error"].as_str().unwrap().contains("identity store"), "{doc}");
+    assert_eq!(doc["status"], serde_json::Value::Null);
+    assert_eq!(run.stdout.lines().count(), 1);
+}
+
+#[test]
+fn an_empty_or_unparsable_ca_file_is_a_configuration_error() {
+    let env = Env::new(365);
+    let bad = env.etc().join("bad-ca.pem");
+    for content in ["", "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"] {
+        std::fs::write(&bad, content).unwrap();
+        let run = env.run_with_token(&["enroll", "--ca-file", &bad.display().to_string()]);
+        assert_eq!(run.code, 2, "{content:?}: {run:?}");
+        assert!(run.error().contains("bad-ca.pem"), "{run:?}");
+        assert!(env.sim.requests().is_empty());
+    }
+}

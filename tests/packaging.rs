@@ -249,3 +249,20 @@ fn build_pkg_names_every_missing_identity_before_building() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(fakes.calls("cargo").is_empty() && fakes.calls("codesign").is_empty());
 }
+
+#[test]
+fn the_package_builds_the_agent_without_the_simulator() {
+    let (_, _, fakes) = build_pkg(
+        "Darwin",
+        &[
+            ("APP_IDENTITY", "Developer ID Application: X"),
+            ("INSTALLER_IDENTITY", "Developer ID Installer: X"),
+            ("NOTARY_PROFILE", "profile"),
+        ],
+    );
+    let builds = fakes.calls("cargo");
+    assert_eq!(builds.len(), 2, "{builds:?}");
+    for call in builds {
+        assert!(call.contains("build --release --locked --no-default-features"), "{call}");
+    }
+}
