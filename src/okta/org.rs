@@ -12,8 +12,12 @@ pub enum OrgError {
     PlainHttp(String),
     #[error("the Okta org URL {value:?} uses the scheme {scheme:?}; expected https://")]
     Scheme { value: String, scheme: String },
-    #[error("the Okta org URL {value:?} is not a URL: {reason}")]
-    Unparsable { value: String, reason: String },
+    #[error("the Okta org URL {value:?} is not a URL: {source}")]
+    Unparsable {
+        value: String,
+        #[source]
+        source: url::ParseError,
+    },
     #[error("the Okta org URL {0:?} has no host")]
     NoHost(String),
     #[error("the Okta org URL {0:?} contains a user name or password; give only the host")]
@@ -47,9 +51,9 @@ impl OrgUrl {
                 value: value.to_owned(),
                 scheme,
             },
-            OriginFault::Unparsable(reason) => OrgError::Unparsable {
+            OriginFault::Unparsable(source) => OrgError::Unparsable {
                 value: value.to_owned(),
-                reason,
+                source,
             },
             OriginFault::NoHost => OrgError::NoHost(value.to_owned()),
             OriginFault::UserInfo => OrgError::UserInfo(value.to_owned()),
@@ -132,7 +136,7 @@ pub fn cert_auth_host(value: &str) -> Result<String, OrgError> {
     let url = parse_origin(trimmed).map_err(|fault| match fault {
         OriginFault::PlainHttp => invalid("plain http:// is not used for device trust"),
         OriginFault::Scheme(_) => invalid("not an https URL"),
-        OriginFault::Unparsable(reason) => invalid(&reason),
+        OriginFault::Unparsable(source) => invalid(&source.to_string()),
         OriginFault::NoHost => invalid("no host"),
         OriginFault::UserInfo => invalid("contains a user name or password"),
         OriginFault::NotAnOrigin => invalid("has a path, query or fragment"),
@@ -147,7 +151,7 @@ pub fn cert_auth_host(value: &str) -> Result<String, OrgError> {
 enum OriginFault {
     PlainHttp,
     Scheme(String),
-    Unparsable(String),
+    Unparsable(url::ParseError),
     NoHost,
     UserInfo,
     NotAnOrigin,
@@ -160,7 +164,7 @@ fn parse_origin(value: &str) -> Result<Url, OriginFault> {
     } else {
         format!("https://{value}")
     };
-    let url = Url::parse(&with_scheme).map_err(|e| OriginFault::Unparsable(e.to_string()))?;
+    let url = Url::parse(&with_scheme).map_err(OriginFault::Unparsable)?;
     match url.scheme() {
         "https" => {}
         "http" => return Err(OriginFault::PlainHttp),

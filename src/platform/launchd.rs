@@ -22,8 +22,12 @@ pub const SFLTOOL_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchdError {
-    #[error("cannot run {program}: {reason}")]
-    Spawn { program: String, reason: String },
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{program} did not finish within {secs} s")]
     Timeout { program: String, secs: u64 },
     #[error("{command} failed ({status}): {message}")]
@@ -137,16 +141,16 @@ pub fn run(argv: &[OsString], timeout: Duration) -> Result<Finished, LaunchdErro
         .unwrap_or_default();
     let mut child = Command::new(argv.first().ok_or_else(|| LaunchdError::Spawn {
         program: program.clone(),
-        reason: "empty command line".into(),
+        source: std::io::Error::other("empty command line"),
     })?)
     .args(argv.iter().skip(1))
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .spawn()
-    .map_err(|e| LaunchdError::Spawn {
+    .map_err(|source| LaunchdError::Spawn {
         program: program.clone(),
-        reason: e.to_string(),
+        source,
     })?;
     let reader = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
@@ -182,12 +186,7 @@ pub fn run(argv: &[OsString], timeout: Duration) -> Result<Finished, LaunchdErro
                     secs: timeout.as_secs(),
                 });
             }
-            Err(e) => {
-                return Err(LaunchdError::Spawn {
-                    program,
-                    reason: e.to_string(),
-                })
-            }
+            Err(source) => return Err(LaunchdError::Spawn { program, source }),
         }
     };
     Ok(Finished {
