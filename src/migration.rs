@@ -5,7 +5,7 @@
 //! task already enrolled is adopted (its okta.keychain is the agent's store), not re-enrolled;
 //! the task's files are removed only once the agent holds a valid identity, so a failed takeover
 //! never leaves the device with neither. Acting on the plan is the chain's legacy link, with
-//! [`remove`]. The home is the user's: nothing of the task is read or removed through a link.
+//! [`remove_file`] and [`remove_folder`]. The home is the user's: nothing of the task is read or removed through a link.
 
 use crate::paths::UserHome;
 use crate::securefs::{FileKind, SecureDir, SecureFsError, DOCUMENT_MAX};
@@ -94,10 +94,30 @@ pub fn detect(home: &UserHome) -> PythonTaskInstall {
     }
 }
 
-/// Removes one of the task's files or folders named by a plan (a path in `home` as [`detect`]
-/// found it): a folder with everything in it, and nothing any link points to. `Ok(false)`
-/// when it was already gone.
-pub fn remove(home: &UserHome, path: &Path) -> Result<bool, SecureFsError> {
+/// Removes the task's script folder as [`detect`] found it (`install.script_dir`), with
+/// everything in it and nothing any link in it points to. `Ok(false)` when already gone.
+pub fn remove_folder(home: &UserHome, path: &Path) -> Result<bool, SecureFsError> {
+    match parent_of(home, path)? {
+        Some((dir, name)) => dir.remove_tree(name),
+        None => Ok(false),
+    }
+}
+
+/// Removes one of the task's files as [`detect`] found it (its LaunchAgent); a link there goes
+/// itself, a folder there stays. `Ok(false)` when already gone.
+pub fn remove_file(home: &UserHome, path: &Path) -> Result<bool, SecureFsError> {
+    match parent_of(home, path)? {
+        Some((dir, name)) => dir.remove_file(name),
+        None => Ok(false),
+    }
+}
+
+/// The folder holding `path` (a path in the home under the root), opened without following
+/// links, and the name in it; `None` when the folder is gone.
+fn parent_of<'a>(
+    home: &UserHome,
+    path: &'a Path,
+) -> Result<Option<(SecureDir, &'a std::ffi::OsStr)>, SecureFsError> {
     let bad = |reason| SecureFsError::BadName {
         path: path.to_owned(),
         reason,
@@ -108,10 +128,7 @@ pub fn remove(home: &UserHome, path: &Path) -> Result<bool, SecureFsError> {
     let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
         return Err(bad("not a file or folder in the user's home folder"));
     };
-    match home.place(parent).open()? {
-        Some(dir) => dir.remove_tree(name),
-        None => Ok(false),
-    }
+    Ok(home.place(parent).open()?.map(|dir| (dir, name)))
 }
 
 /// Decides the takeover. `store_has_valid_identity`: the agent's store (okta.keychain on macOS)
@@ -403,9 +420,15 @@ mod tests {
         assert_eq!(found.version, None, "a linked script is not read");
         let plan = plan(&found, true);
         assert_eq!(plan.remove.len(), 2);
-        for path in &plan.remove {
-            assert!(remove(&user(root.path()), path).unwrap(), "{path:?}");
-        }
+        assert_eq!(
+            plan.remove,
+            [
+                found.launch_agent.clone().unwrap(),
+                found.script_dir.clone().unwrap()
+            ]
+        );
+        assert!(remove_file(&user(root.path()), &plan.remove[0]).unwrap());
+        assert!(remove_folder(&user(root.path()), &plan.remove[1]).unwrap());
         assert!(!h.join("Library/Okta").exists());
         assert!(!h
             .join("Library/LaunchAgents/com.okta.devicetrust.plist")
@@ -416,10 +439,10 @@ mod tests {
             "VERSION = '9.9'\n"
         );
         assert!(
-            !remove(&user(root.path()), &plan.remove[1]).unwrap(),
+            !remove_folder(&user(root.path()), &plan.remove[1]).unwrap(),
             "already gone"
         );
-        assert!(remove(&user(root.path()), Path::new("/etc/passwd")).is_err());
+        assert!(remove_file(&user(root.path()), Path::new("/etc/passwd")).is_err());
 
         // The task's folder as a link is not the task's folder: neither detected nor removed.
         symlink(&outside, h.join("Library/Okta")).unwrap();

@@ -210,13 +210,24 @@ fn links_at_the_old_predictable_temporary_names_are_not_written_through() {
         return;
     };
     let chown = |path: &Path| std::os::unix::fs::chown(path, Some(UID), Some(GID)).unwrap();
-    for rel in [".local", ".local/state", STATE_DIR, ".config", ".config/systemd", UNIT_DIR] {
+    for rel in [
+        ".local",
+        ".local/state",
+        STATE_DIR,
+        ".config",
+        ".config/systemd",
+        UNIT_DIR,
+    ] {
         std::fs::create_dir(scene.home.join(rel)).unwrap();
         chown(&scene.home.join(rel));
     }
     let target = scene.outside.join("notes.txt");
     let plants = [
-        (scene.home.join(STATE_DIR), ".state.json.tmp-", target.clone()),
+        (
+            scene.home.join(STATE_DIR),
+            ".state.json.tmp-",
+            target.clone(),
+        ),
         (
             scene.home.join(UNIT_DIR),
             ".devicetrust-renew.service.tmp-",
@@ -302,7 +313,8 @@ fn an_explicit_store_folder_holding_other_files_is_refused_and_left_alone() {
     let run = scene.run(&["enroll", "--store", &store]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
-        run.error().contains("already holds files devicetrust did not create"),
+        run.error()
+            .contains("already holds files devicetrust did not create"),
         "{run:?}"
     );
     assert_eq!(snapshot(&folder), before);

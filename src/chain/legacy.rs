@@ -23,6 +23,7 @@ impl LegacyTaskLink {
     fn retire(
         &self,
         cx: &Context<'_>,
+        install: &migration::PythonTaskInstall,
         plan: &migration::MigrationPlan,
     ) -> Result<Vec<String>, LinkError> {
         let mut done = Vec::new();
@@ -32,7 +33,12 @@ impl LegacyTaskLink {
             }
         }
         for path in &plan.remove {
-            if migration::remove(cx.home, path)? {
+            let removed = if install.script_dir.as_ref() == Some(path) {
+                migration::remove_folder(cx.home, path)?
+            } else {
+                migration::remove_file(cx.home, path)?
+            };
+            if removed {
                 done.push(format!(
                     "removed {} (Okta's Python registration task)",
                     path.display()
@@ -65,13 +71,13 @@ impl Link for LegacyTaskLink {
         for note in &plan.notes {
             info!("{note}");
         }
-        self.retire(cx, &plan)
+        self.retire(cx, &install, &plan)
     }
 
     fn remove(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
         let install = migration::detect(cx.home);
         // Everything of the task but its keychain, which the identity link removes.
         let plan = migration::plan(&install, true);
-        self.retire(cx, &plan)
+        self.retire(cx, &install, &plan)
     }
 }
