@@ -165,16 +165,21 @@ impl FileStore {
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(fs(action)(e)),
         };
-        let Some(bytes) = generation.read_file(name, MEMBER_MAX).map_err(fs(action))? else {
+        let Some(mut bytes) = generation.read_file(name, MEMBER_MAX).map_err(fs(action))? else {
             return Ok(None);
         };
-        String::from_utf8(bytes.to_vec())
-            .map(Some)
-            .map_err(|_| StoreError::Damaged {
-                path: self.dir.clone(),
-                what: "a stored file",
-                reason: format!("{name} is not text"),
-            })
+        // Moved, not copied: the key's text leaves no unzeroed copy behind.
+        match String::from_utf8(std::mem::take(&mut *bytes)) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) => {
+                drop(zeroize::Zeroizing::new(e.into_bytes()));
+                Err(StoreError::Damaged {
+                    path: self.dir.clone(),
+                    what: "a stored file",
+                    reason: format!("{name} is not text"),
+                })
+            }
+        }
     }
 
     /// Creates the folder (0700) with our marker, or adopts a folder that is ours already;
