@@ -7,7 +7,7 @@
 use crate::agent::{Agent, AgentError, RenewOutcome};
 use crate::config::{self, Flags, Layer};
 use crate::sim::{SimConfig, SimError, Simulator};
-use crate::{fsutil, host, report};
+use crate::{host, report};
 use std::path::Path;
 use std::time::Duration;
 use tracing::info;
@@ -108,9 +108,22 @@ fn write_demo_config(root: &Path, sim: &Simulator) -> Result<(), DemoError> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| root.to_path_buf());
-    fsutil::create_private_dir(&etc)?;
+    // The demo's own temporary root: private folder, token readable by root only.
+    {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&etc)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(etc.join("org-token"))?
+            .write_all(sim.org_token().as_bytes())?;
+    }
     let token = etc.join("org-token");
-    fsutil::write_private_file(&token, sim.org_token().as_bytes())?;
     let ca = etc.join("simulator-ca.pem");
     std::fs::write(&ca, sim.tls_ca_pem())?;
     let config = format!(

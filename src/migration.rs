@@ -4,16 +4,22 @@
 //! Okta issues at most five device-trust certificates per user and device, so an identity the
 //! task already enrolled is adopted (its okta.keychain is the agent's store), not re-enrolled;
 //! the task's files are removed only once the agent holds a valid identity, so a failed takeover
-//! never leaves the device with neither. Acting on the plan is the macOS backend's job.
+//! never leaves the device with neither. Acting on the plan is the chain's legacy link, with
+//! [`remove_file`] and [`remove_folder`]. The home is the user's: nothing of the task is read or removed through a link.
 
-use crate::paths::rooted;
-use std::io::Read;
+use crate::paths::UserHome;
+use crate::securefs::{FileKind, SecureDir, SecureFsError, DOCUMENT_MAX};
 use std::path::{Path, PathBuf};
 
 /// The task's LaunchAgent label (also its plist's file name).
 pub const PYTHON_TASK_LABEL: &str = "com.okta.devicetrust";
 /// The task's script files are small; anything bigger is not one of them.
 const MAX_SCRIPT_BYTES: u64 = 1 << 20;
+const KEYCHAINS: &str = "Library/Keychains";
+const LAUNCH_AGENTS: &str = "Library/LaunchAgents";
+/// The task's script folder, `~/Library/Okta`.
+const LIBRARY: &str = "Library";
+const SCRIPT_DIR: &str = "Okta";
 
 /// What of the Python task exists in one home folder (paths under the root).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,23 +55,27 @@ pub struct MigrationPlan {
     pub notes: Vec<String>,
 }
 
-/// Looks for the Python task's artifacts in `home` (a path before the root prefix).
-pub fn detect(root: &Path, home: &Path) -> PythonTaskInstall {
-    let home = rooted(root, home);
-    let keychains = home.join("Library/Keychains");
-    let keychain = ["okta.keychain-db", "okta.keychain"]
-        .iter()
-        .map(|name| keychains.join(name))
-        .find(|p| p.is_file());
-    let script_dir = Some(home.join("Library/Okta")).filter(|p| p.is_dir());
-    let launch_agent = Some(
-        home.join("Library/LaunchAgents")
-            .join(format!("{PYTHON_TASK_LABEL}.plist")),
-    )
-    .filter(|p| p.is_file());
-    let launch_agent_label = launch_agent.as_deref().map(|plist| {
-        plist::Value::from_file(plist)
+/// Looks for the Python task's artifacts in the user's home. Only real files and folders count:
+/// a link at one of the task's names is neither followed nor taken for the task's.
+pub fn detect(home: &UserHome) -> PythonTaskInstall {
+    let open = |rel: &str| home.place(rel).open().ok().flatten();
+    let kind = |dir: &SecureDir, name: &str| dir.metadata(name).ok().flatten().map(|m| m.kind);
+    let keychain = open(KEYCHAINS).and_then(|dir| {
+        ["okta.keychain-db", "okta.keychain"]
+            .into_iter()
+            .find(|name| kind(&dir, name) == Some(FileKind::File))
+            .map(|name| dir.path().join(name))
+    });
+    let scripts = open(LIBRARY)
+        .filter(|dir| kind(dir, SCRIPT_DIR) == Some(FileKind::Dir))
+        .and_then(|dir| dir.open_dir(SCRIPT_DIR, None).ok());
+    let plist_name = format!("{PYTHON_TASK_LABEL}.plist");
+    let agents = open(LAUNCH_AGENTS).filter(|dir| kind(dir, &plist_name) == Some(FileKind::File));
+    let launch_agent_label = agents.as_ref().map(|dir| {
+        dir.read_file(&plist_name, DOCUMENT_MAX)
             .ok()
+            .flatten()
+            .and_then(|bytes| plist::Value::from_reader(std::io::Cursor::new(&bytes[..])).ok())
             .and_then(|v| {
                 v.as_dictionary()?
                     .get("Label")?
@@ -75,14 +85,50 @@ pub fn detect(root: &Path, home: &Path) -> PythonTaskInstall {
             .filter(|l| !l.trim().is_empty())
             .unwrap_or_else(|| PYTHON_TASK_LABEL.to_owned())
     });
-    let version = script_dir.as_deref().and_then(version_in_dir);
     PythonTaskInstall {
         keychain,
-        script_dir,
-        launch_agent,
+        version: scripts.as_ref().and_then(version_in_dir),
+        script_dir: scripts.map(|dir| dir.path().to_owned()),
+        launch_agent: agents.map(|dir| dir.path().join(&plist_name)),
         launch_agent_label,
-        version,
     }
+}
+
+/// Removes the task's script folder as [`detect`] found it (`install.script_dir`), with
+/// everything in it and nothing any link in it points to. `Ok(false)` when already gone.
+pub fn remove_folder(home: &UserHome, path: &Path) -> Result<bool, SecureFsError> {
+    match parent_of(home, path)? {
+        Some((dir, name)) => dir.remove_tree(name),
+        None => Ok(false),
+    }
+}
+
+/// Removes one of the task's files as [`detect`] found it (its LaunchAgent); a link there goes
+/// itself, a folder there stays. `Ok(false)` when already gone.
+pub fn remove_file(home: &UserHome, path: &Path) -> Result<bool, SecureFsError> {
+    match parent_of(home, path)? {
+        Some((dir, name)) => dir.remove_file(name),
+        None => Ok(false),
+    }
+}
+
+/// The folder holding `path` (a path in the home under the root), opened without following
+/// links, and the name in it; `None` when the folder is gone.
+fn parent_of<'a>(
+    home: &UserHome,
+    path: &'a Path,
+) -> Result<Option<(SecureDir, &'a std::ffi::OsStr)>, SecureFsError> {
+    let bad = |reason| SecureFsError::BadName {
+        path: path.to_owned(),
+        reason,
+    };
+    let rel = path
+        .strip_prefix(&home.paths.home)
+        .map_err(|_| bad("not in the user's home folder"))?;
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return Err(bad("not a file or folder in the user's home folder"));
+    };
+    Ok(home.place(parent).open()?.map(|dir| (dir, name)))
 }
 
 /// Decides the takeover. `store_has_valid_identity`: the agent's store (okta.keychain on macOS)
@@ -143,27 +189,19 @@ pub fn plan(install: &PythonTaskInstall, store_has_valid_identity: bool) -> Migr
     plan
 }
 
-/// The first version a regular file directly in `dir` declares, files in name order.
-fn version_in_dir(dir: &Path) -> Option<String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+/// The first version a regular file directly in `dir` declares, files in name order. Links,
+/// hard-linked and oversized files are skipped.
+fn version_in_dir(dir: &SecureDir) -> Option<String> {
+    dir.entries()
         .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && m.len() <= MAX_SCRIPT_BYTES)
+        .into_iter()
+        .filter(|entry| entry.kind == FileKind::File)
+        .find_map(|entry| {
+            let bytes = dir.read_file(&entry.name, MAX_SCRIPT_BYTES).ok()??;
+            String::from_utf8_lossy(&bytes)
+                .lines()
+                .find_map(parse_version)
         })
-        .collect();
-    files.sort();
-    files.iter().find_map(|path| {
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .ok()?
-            .take(MAX_SCRIPT_BYTES)
-            .read_to_end(&mut bytes)
-            .ok()?;
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .find_map(parse_version)
-    })
 }
 
 /// A version declared on one line: `VERSION = '1.3.3'`, `__version__ = "1.3"`,
@@ -191,8 +229,13 @@ pub fn parse_version(line: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::paths::{rooted, Layout};
 
     const HOME: &str = "/Users/alice";
+
+    fn user(root: &Path) -> UserHome {
+        UserHome::new("alice", Path::new(HOME), root, Layout::Mac)
+    }
 
     /// A fixture home folder under a fresh root with the chosen artifacts of the task.
     fn fixture(keychain: bool, scripts: bool, agent: bool) -> tempfile::TempDir {
@@ -229,7 +272,7 @@ mod tests {
     fn detect_finds_each_artifact_and_the_version() {
         let root = fixture(true, true, true);
         let h = home(&root);
-        let found = detect(root.path(), Path::new(HOME));
+        let found = detect(&user(root.path()));
         assert_eq!(
             found,
             PythonTaskInstall {
@@ -241,7 +284,7 @@ mod tests {
             }
         );
         let nothing = fixture(false, false, false);
-        assert!(detect(nothing.path(), Path::new(HOME)).is_empty());
+        assert!(detect(&user(nothing.path())).is_empty());
     }
 
     #[test]
@@ -258,13 +301,13 @@ mod tests {
             "garbage",
         )
         .unwrap();
-        let found = detect(root.path(), Path::new(HOME));
+        let found = detect(&user(root.path()));
         assert_eq!(found.version, None);
         assert_eq!(found.launch_agent_label.as_deref(), Some(PYTHON_TASK_LABEL));
         // The legacy keychain name counts too.
         std::fs::create_dir_all(h.join("Library/Keychains")).unwrap();
         std::fs::write(h.join("Library/Keychains/okta.keychain"), b"k").unwrap();
-        assert!(detect(root.path(), Path::new(HOME)).keychain.is_some());
+        assert!(detect(&user(root.path())).keychain.is_some());
     }
 
     #[test]
@@ -292,7 +335,7 @@ mod tests {
     fn a_valid_identity_in_okta_keychain_is_adopted_then_the_task_removed() {
         let root = fixture(true, true, true);
         let h = home(&root);
-        let plan = plan(&detect(root.path(), Path::new(HOME)), true);
+        let plan = plan(&detect(&user(root.path())), true);
         assert!(plan.adopt_keychain);
         assert_eq!(plan.bootout_label.as_deref(), Some("com.okta.devicetrust"));
         assert_eq!(
@@ -314,7 +357,7 @@ mod tests {
             (false, false, true),
         ] {
             let root = fixture(keychain, scripts, agent);
-            let plan = plan(&detect(root.path(), Path::new(HOME)), false);
+            let plan = plan(&detect(&user(root.path())), false);
             assert!(!plan.adopt_keychain);
             assert!(plan.remove.is_empty() && plan.bootout_label.is_none());
             assert!(
@@ -327,7 +370,7 @@ mod tests {
     #[test]
     fn leftovers_without_a_keychain_go_once_the_agent_has_its_own_identity() {
         let root = fixture(false, true, true);
-        let plan = plan(&detect(root.path(), Path::new(HOME)), true);
+        let plan = plan(&detect(&user(root.path())), true);
         assert!(!plan.adopt_keychain);
         assert_eq!(plan.remove.len(), 2);
         assert!(plan.bootout_label.is_some());
@@ -337,12 +380,12 @@ mod tests {
     fn partial_installs_remove_only_what_exists() {
         // Keychain and script folder, no LaunchAgent: nothing to boot out.
         let root = fixture(true, true, false);
-        let plan1 = plan(&detect(root.path(), Path::new(HOME)), true);
+        let plan1 = plan(&detect(&user(root.path())), true);
         assert!(plan1.adopt_keychain && plan1.bootout_label.is_none());
         assert_eq!(plan1.remove, vec![home(&root).join("Library/Okta")]);
         // Only the keychain (the agent's own store looks the same): adopt, remove nothing.
         let root = fixture(true, false, false);
-        let plan2 = plan(&detect(root.path(), Path::new(HOME)), true);
+        let plan2 = plan(&detect(&user(root.path())), true);
         assert!(plan2.adopt_keychain && plan2.remove.is_empty());
     }
 
@@ -350,10 +393,60 @@ mod tests {
     fn no_task_is_an_empty_plan() {
         let root = fixture(false, false, false);
         for valid in [false, true] {
-            let plan = plan(&detect(root.path(), Path::new(HOME)), valid);
+            let plan = plan(&detect(&user(root.path())), valid);
             assert!(!plan.adopt_keychain && plan.remove.is_empty());
             assert!(plan.bootout_label.is_none());
             assert_eq!(plan.notes.len(), 1);
         }
+    }
+
+    #[test]
+    fn the_tasks_files_are_found_and_removed_without_following_links() {
+        use std::os::unix::fs::symlink;
+        let root = fixture(false, true, true);
+        let h = home(&root);
+        let outside = root.path().join("outside");
+        std::fs::create_dir_all(outside.join("sub")).unwrap();
+        std::fs::write(outside.join("VERSION.py"), "VERSION = '9.9'\n").unwrap();
+        // A link inside the task's folder, and one in place of a script.
+        symlink(&outside, h.join("Library/Okta/linked")).unwrap();
+        std::fs::remove_file(h.join("Library/Okta/okta_device_trust.py")).unwrap();
+        symlink(
+            outside.join("VERSION.py"),
+            h.join("Library/Okta/okta_device_trust.py"),
+        )
+        .unwrap();
+        let found = detect(&user(root.path()));
+        assert_eq!(found.version, None, "a linked script is not read");
+        let plan = plan(&found, true);
+        assert_eq!(plan.remove.len(), 2);
+        assert_eq!(
+            plan.remove,
+            [
+                found.launch_agent.clone().unwrap(),
+                found.script_dir.clone().unwrap()
+            ]
+        );
+        assert!(remove_file(&user(root.path()), &plan.remove[0]).unwrap());
+        assert!(remove_folder(&user(root.path()), &plan.remove[1]).unwrap());
+        assert!(!h.join("Library/Okta").exists());
+        assert!(!h
+            .join("Library/LaunchAgents/com.okta.devicetrust.plist")
+            .exists());
+        assert!(outside.join("sub").is_dir());
+        assert_eq!(
+            std::fs::read_to_string(outside.join("VERSION.py")).unwrap(),
+            "VERSION = '9.9'\n"
+        );
+        assert!(
+            !remove_folder(&user(root.path()), &plan.remove[1]).unwrap(),
+            "already gone"
+        );
+        assert!(remove_file(&user(root.path()), Path::new("/etc/passwd")).is_err());
+
+        // The task's folder as a link is not the task's folder: neither detected nor removed.
+        symlink(&outside, h.join("Library/Okta")).unwrap();
+        assert_eq!(detect(&user(root.path())).script_dir, None);
+        assert!(outside.join("sub").is_dir());
     }
 }

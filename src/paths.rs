@@ -3,6 +3,7 @@
 //! Tests and the demo point `--root` at a temporary directory, so every default location the
 //! agent reads or writes must be built here and nowhere else.
 
+use crate::securefs::Place;
 use std::path::{Component, Path, PathBuf};
 
 /// `path` (absolute) placed under `root`.
@@ -55,7 +56,15 @@ pub fn system_config_file() -> PathBuf {
     Layout::native().config_file()
 }
 
-/// The per-user locations of one run.
+/// The enrollment record's file name in the state directory.
+pub const STATE_FILE: &str = "state.json";
+/// The run lock's file name in the state directory.
+pub const LOCK_FILE: &str = "lock";
+/// The default file store's folder name in the state directory.
+pub const STORE_DIR: &str = "identity";
+
+/// The per-user locations of one run, as paths: for messages, and for what other programs
+/// are told. The agent itself reaches them through [`UserHome::place`].
 #[derive(Debug, Clone)]
 pub struct UserPaths {
     /// The user's home folder, under the root.
@@ -72,15 +81,66 @@ impl UserPaths {
     }
 
     pub fn state_file(&self) -> PathBuf {
-        self.state_dir.join("state.json")
+        self.state_dir.join(STATE_FILE)
     }
 
     pub fn lock_file(&self) -> PathBuf {
-        self.state_dir.join("lock")
+        self.state_dir.join(LOCK_FILE)
     }
 
     pub fn default_file_store(&self) -> PathBuf {
-        self.state_dir.join("identity")
+        self.state_dir.join(STORE_DIR)
+    }
+}
+
+/// The user the agent acts for, and where their things are.
+///
+/// Everything below the home folder is the user's to rename or replace, also while a run works
+/// there, so the agent never hands such a path to the OS whole: [`UserHome::place`] starts at
+/// the home folder (whose entry lives in root-owned `/home` or `/Users`) and walks the rest
+/// without following links.
+#[derive(Debug, Clone)]
+pub struct UserHome {
+    pub user: String,
+    /// The home folder as the OS sees it (what goes *inside* job definitions).
+    pub home: PathBuf,
+    /// The same places under the `--root` prefix (where the files are written).
+    pub paths: UserPaths,
+    pub root: PathBuf,
+    pub layout: Layout,
+}
+
+impl UserHome {
+    pub fn new(user: impl Into<String>, home: &Path, root: &Path, layout: Layout) -> UserHome {
+        UserHome {
+            user: user.into(),
+            home: home.to_owned(),
+            paths: UserPaths::new(root, home, layout),
+            root: root.to_owned(),
+            layout,
+        }
+    }
+
+    /// The folder `rel` below the home folder. What is created there belongs to the owner of
+    /// the home folder. A home missing under a test or demo root is created (the root prefix is
+    /// the admin's); at the real root a missing home is an error, not something to invent.
+    pub fn place(&self, rel: impl AsRef<Path>) -> Place {
+        let place = Place::new(&self.paths.home, rel.as_ref());
+        if self.root == Path::new("/") {
+            place
+        } else {
+            place.creating_base()
+        }
+    }
+
+    /// The agent's state directory: the record, the run lock, the default file store.
+    pub fn state_place(&self) -> Place {
+        self.place(self.layout.state_dir())
+    }
+
+    /// The default file store's folder.
+    pub fn default_store_place(&self) -> Place {
+        self.state_place().join(STORE_DIR)
     }
 }
 
@@ -115,5 +175,15 @@ mod tests {
             linux.default_file_store(),
             Path::new("/home/a/.local/state/devicetrust/identity")
         );
+    }
+
+    #[test]
+    fn a_users_places_start_at_the_home_folder_under_the_root() {
+        let home = UserHome::new("a", Path::new("/home/a"), Path::new("/r"), Layout::Linux);
+        let store = home.default_store_place();
+        assert_eq!(store.base(), Path::new("/r/home/a"));
+        assert_eq!(store.rel(), Path::new(".local/state/devicetrust/identity"));
+        assert_eq!(store.path(), home.paths.default_file_store());
+        assert_eq!(home.state_place().path(), home.paths.state_dir);
     }
 }

@@ -6,11 +6,15 @@
 //! the file and above the defaults (cli.md), so that job, `status`, `ea`, `repair` and
 //! `uninstall` still know the org, the CA file and the store. It holds no secret.
 
+use crate::paths::STATE_FILE;
 use crate::pki::CertificateInfo;
+use crate::securefs::{FileKind, Place, SecureDir, SecureFsError};
 use crate::timefmt;
 use serde::{Deserialize, Serialize};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use time::OffsetDateTime;
+use tracing::warn;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -99,16 +103,20 @@ impl EnrollmentRecord {
 
 /// A record file bigger than this was not written by the agent.
 const RECORD_MAX: u64 = 64 * 1024;
+/// What `write_file_atomic` and the agents before it named their temporary copies of the
+/// record: `.state.json.tmp-<random>`, and `.state.json.tmp-<pid>` before that.
+const TEMP_PREFIX: &str = ".state.json.tmp-";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error("cannot {action} the enrollment record {}: {}", path.display(), crate::fsutil::io_reason(source))]
-    Io {
+    #[error("cannot {action} the enrollment record: {source}")]
+    Fs {
         action: &'static str,
-        path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: SecureFsError,
     },
+    #[error("cannot encode the enrollment record: {0}")]
+    Encode(#[source] serde_json::Error),
 }
 
 /// What reading the record found.
@@ -119,18 +127,25 @@ pub enum Loaded {
     Found(EnrollmentRecord),
     /// The file did not parse; it was renamed to `kept_as` (never overwritten) and the run
     /// goes on without it.
-    Damaged { kept_as: PathBuf, reason: String },
+    Damaged {
+        kept_as: PathBuf,
+        reason: String,
+    },
 }
 
-/// `state.json` in the user's state directory.
+/// `state.json` in the user's state directory, reached without following links: the folder is
+/// the user's, and a link planted at it or at the file is refused, never followed.
 #[derive(Debug, Clone)]
 pub struct RecordFile {
+    dir: Place,
     path: PathBuf,
 }
 
 impl RecordFile {
-    pub fn at(path: PathBuf) -> RecordFile {
-        RecordFile { path }
+    /// The record in the folder `dir` (the user's state directory).
+    pub fn in_dir(dir: Place) -> RecordFile {
+        let path = dir.path().join(STATE_FILE);
+        RecordFile { dir, path }
     }
 
     pub fn path(&self) -> &std::path::Path {
@@ -138,60 +153,83 @@ impl RecordFile {
     }
 
     /// Reads the record. A file that does not parse is set aside under a new name, so neither
-    /// this run nor a later one overwrites what an admin may want to look at.
+    /// this run nor a later one overwrites what an admin may want to look at. A link or a
+    /// hard-linked file at its name is refused: that is not damage but something planted.
     pub fn load(&self) -> Result<Loaded, RecordError> {
-        let io = |action, source| RecordError::Io {
-            action,
-            path: self.path.clone(),
+        let read = |source| RecordError::Fs {
+            action: "read",
             source,
         };
-        let bytes = match crate::fsutil::read_capped(&self.path, RECORD_MAX) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::Absent),
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                return Err(io("read", e))
-            }
-            // Too big or not a regular file: damaged, set aside like unparsable text.
-            Err(e) => return self.set_aside(e.to_string()),
+        let Some(dir) = self.dir.open().map_err(read)? else {
+            return Ok(Loaded::Absent);
+        };
+        let bytes = match dir.read_file(STATE_FILE, RECORD_MAX) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(Loaded::Absent),
+            Err(e) if e.is_planted() => return Err(read(e)),
+            // Too big, a folder or a FIFO: damaged, set aside like unparsable text.
+            Err(
+                e @ (SecureFsError::TooLarge { .. }
+                | SecureFsError::NotRegular { .. }
+                | SecureFsError::IsDirectory { .. }),
+            ) => return self.set_aside(&dir, e.to_string()),
+            Err(e) => return Err(read(e)),
         };
         match serde_json::from_slice(&bytes) {
             Ok(record) => Ok(Loaded::Found(record)),
-            Err(e) => self.set_aside(e.to_string()),
+            Err(e) => self.set_aside(&dir, e.to_string()),
         }
     }
 
-    fn set_aside(&self, reason: String) -> Result<Loaded, RecordError> {
+    fn set_aside(&self, dir: &SecureDir, reason: String) -> Result<Loaded, RecordError> {
         let stamp = OffsetDateTime::now_utc().unix_timestamp_nanos();
-        let kept_as = self.path.with_file_name(format!("state.json.damaged-{stamp}"));
-        std::fs::rename(&self.path, &kept_as).map_err(|source| RecordError::Io {
-            action: "set aside",
-            path: self.path.clone(),
-            source,
-        })?;
-        Ok(Loaded::Damaged { kept_as, reason })
+        let name = format!("{STATE_FILE}.damaged-{stamp}");
+        dir.rename(STATE_FILE, &name)
+            .map_err(|source| RecordError::Fs {
+                action: "set aside",
+                source,
+            })?;
+        Ok(Loaded::Damaged {
+            kept_as: dir.path().join(name),
+            reason,
+        })
     }
 
-    /// Writes the record atomically: a new file, synced, renamed over the old, directory synced.
+    /// Writes the record atomically (a new file under an unpredictable name, synced, renamed
+    /// over the old), owned by the user whose home it is, then sweeps temporary copies that
+    /// interrupted writes left. Runs hold the run lock while they save, so no other write is
+    /// under way.
     pub fn save(&self, record: &EnrollmentRecord) -> Result<(), RecordError> {
-        let io = |source| RecordError::Io {
+        let write = |source| RecordError::Fs {
             action: "write",
-            path: self.path.clone(),
             source,
         };
-        let json = serde_json::to_vec_pretty(record).map_err(|e| io(std::io::Error::other(e)))?;
-        crate::fsutil::atomic_write_private(&self.path, &json).map_err(io)
+        let json = serde_json::to_vec_pretty(record).map_err(RecordError::Encode)?;
+        let dir = self.dir.create(0o700).map_err(write)?;
+        let owner = self.dir.owner().map_err(write)?;
+        dir.write_file_atomic(STATE_FILE, &json, 0o600, Some(owner))
+            .map_err(write)?;
+        for entry in dir.entries().map_err(write)? {
+            let leftover = entry.name.as_bytes().starts_with(TEMP_PREFIX.as_bytes());
+            // A folder of that name is not a file we wrote; only files and links go.
+            if leftover && entry.kind != FileKind::Dir {
+                if let Err(e) = dir.remove_file(&entry.name) {
+                    warn!("a temporary copy of the enrollment record stays: {e}");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Removes the record (uninstall); absent is fine.
     pub fn remove(&self) -> Result<bool, RecordError> {
-        match std::fs::remove_file(&self.path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(source) => Err(RecordError::Io {
-                action: "remove",
-                path: self.path.clone(),
-                source,
-            }),
+        let remove = |source| RecordError::Fs {
+            action: "remove",
+            source,
+        };
+        match self.dir.open().map_err(remove)? {
+            Some(dir) => dir.remove_file(STATE_FILE).map_err(remove),
+            None => Ok(false),
         }
     }
 }
@@ -215,8 +253,9 @@ mod tests {
     #[test]
     fn a_damaged_record_is_set_aside_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
-        let file = RecordFile::at(dir.path().join("state.json"));
+        let file = RecordFile::in_dir(Place::new(dir.path(), "state"));
         assert!(matches!(file.load().unwrap(), Loaded::Absent));
+        std::fs::create_dir(dir.path().join("state")).unwrap();
         std::fs::write(file.path(), b"{\"org_url\": tru").unwrap();
         let Loaded::Damaged { kept_as, .. } = file.load().unwrap() else {
             panic!("not damaged")
@@ -231,6 +270,48 @@ mod tests {
         file.save(&record).unwrap();
         assert!(matches!(file.load().unwrap(), Loaded::Found(r) if r == record));
         assert!(kept_as.exists(), "the damaged copy stays");
+    }
+
+    #[test]
+    fn a_link_at_the_record_is_refused_and_leftover_copies_are_swept() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, b"not yours").unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        let file = RecordFile::in_dir(Place::new(dir.path(), "state"));
+
+        symlink(&outside, state.join(STATE_FILE)).unwrap();
+        let err = file.load().unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        assert!(
+            std::fs::symlink_metadata(state.join(STATE_FILE))
+                .unwrap()
+                .is_symlink(),
+            "a planted link is not damage to set aside"
+        );
+        std::fs::remove_file(state.join(STATE_FILE)).unwrap();
+
+        // What interrupted writes of this and older agents left, and a folder that is not.
+        symlink(&outside, state.join(".state.json.tmp-4242")).unwrap();
+        std::fs::write(state.join(".state.json.tmp-0123"), b"{}").unwrap();
+        std::fs::create_dir(state.join(".state.json.tmp-dir")).unwrap();
+        file.save(&EnrollmentRecord::default()).unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(&state)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".state.json.tmp-dir", STATE_FILE]);
+        assert_eq!(std::fs::read(&outside).unwrap(), b"not yours");
+
+        let link = dir.path().join("linked");
+        symlink(&state, &link).unwrap();
+        let err = RecordFile::in_dir(Place::new(dir.path(), "linked"))
+            .save(&EnrollmentRecord::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
     }
 
     #[test]

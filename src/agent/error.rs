@@ -1,5 +1,6 @@
 //! Every way a workflow fails, with the exit code of cli.md each maps to.
 
+use crate::chain::LinkError;
 use crate::config::ConfigError;
 use crate::host::HostError;
 use crate::lock::LockError;
@@ -26,6 +27,9 @@ pub enum AgentError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// A link of the chain refused something planted in the user's home.
+    #[error(transparent)]
+    Link(#[from] LinkError),
     #[error(transparent)]
     Pki(#[from] PkiError),
     #[error(transparent)]
@@ -58,8 +62,17 @@ pub enum AgentError {
          SCEP without the CA's challenge: configure scep.challenge_file or DEVICETRUST_SCEP_CHALLENGE"
     )]
     ExpiredNoChallenge { not_after: String },
-    #[error("uninstall left {} in place (see the WARN lines); run it again once fixed", .left.join(", "))]
-    UninstallIncomplete { left: Vec<&'static str> },
+    #[error(
+        "uninstall left {} in place ({first}{}); run it again once fixed",
+        .left.join(", "),
+        if .left.len() > 1 { "; see the WARN lines" } else { "" }
+    )]
+    UninstallIncomplete {
+        left: Vec<&'static str>,
+        /// Why the first of them stayed.
+        #[source]
+        first: LinkError,
+    },
     #[error("gave up after {secs} s, the longest one run may take (network.run_deadline_secs); the next run continues")]
     RunDeadline { secs: u64 },
 }

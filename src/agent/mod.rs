@@ -55,14 +55,8 @@ impl Agent {
                 .ok_or(AgentError::NoUserSession)?,
         };
         let home_dir = host.platform().home_dir(&user);
-        let home = UserHome {
-            paths: UserPaths::new(host.root(), &home_dir, host.layout()),
-            user,
-            home: home_dir,
-            root: host.root().to_owned(),
-            layout: host.layout(),
-        };
-        let record_file = RecordFile::at(home.paths.state_file());
+        let home = UserHome::new(user, &home_dir, host.root(), host.layout());
+        let record_file = RecordFile::in_dir(home.state_place());
         let (mut record, damaged) = match record_file.load()? {
             Loaded::Absent => (EnrollmentRecord::default(), false),
             Loaded::Found(record) => (record, false),
@@ -118,7 +112,8 @@ impl Agent {
 
     fn lock(&self) -> Result<RunLock, AgentError> {
         Ok(RunLock::acquire(
-            &self.home.paths.lock_file(),
+            &self.home.state_place(),
+            crate::paths::LOCK_FILE,
             self.config.lock_timeout,
         )?)
     }
@@ -185,7 +180,7 @@ impl Agent {
     /// Applies the chain around a (new) identity; returns the changes made.
     fn configure(&mut self, superseded: Superseded) -> Result<Vec<String>, AgentError> {
         let held = self.held(OffsetDateTime::now_utc())?;
-        Ok(self.with_chain(&held, superseded, |chain, cx| chain.apply(cx)))
+        Ok(self.with_chain(&held, superseded, |chain, cx| chain.apply(cx))?)
     }
 
     /// The line an admin looks for in the policy log after a certificate was stored.

@@ -9,9 +9,6 @@ use crate::platform::Platform;
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
-/// A CA bundle the size of a whole system trust store is about 250 KiB.
-const CA_FILE_MAX: u64 = 1024 * 1024;
-
 /// The configured trust, timeouts and retries (`retry` overrides the policy).
 pub fn http_settings(
     config: &Config,
@@ -20,13 +17,12 @@ pub fn http_settings(
 ) -> Result<HttpSettings, AgentError> {
     let net = &config.network;
     let extra_roots_pem = match &config.ca_file {
-        Some(path) => crate::fsutil::read_capped(path, CA_FILE_MAX).map_err(|e| {
-            ConfigError::Unreadable {
-                what: "CA file",
-                path: path.clone(),
-                reason: crate::fsutil::io_reason(&e),
-            }
-        })?,
+        // A CA bundle the size of a whole system trust store is about 250 KiB.
+        Some(path) => {
+            crate::securefs::read_capped(path, crate::securefs::DOCUMENT_MAX, "the CA file")
+                .map_err(ConfigError::Read)?
+                .to_vec()
+        }
         None => Vec::new(),
     };
     Ok(HttpSettings {

@@ -22,11 +22,12 @@ impl Agent {
         // A store that cannot be read still has links to remove; they work from the record.
         let held = self.held(OffsetDateTime::now_utc()).unwrap_or(Held::Nothing);
         let failed = self.with_chain(&held, Superseded::default(), |chain, cx| chain.remove(cx));
-        if !failed.is_empty() {
+        let mut failed = failed.into_iter();
+        if let Some((name, first)) = failed.next() {
             // The record stays: the next uninstall still knows what to look for.
-            return Err(AgentError::UninstallIncomplete {
-                left: failed.into_iter().map(|(name, _)| name).collect(),
-            });
+            let mut left = vec![name];
+            left.extend(failed.map(|(name, _)| name));
+            return Err(AgentError::UninstallIncomplete { left, first });
         }
         if self.record_file.remove()? {
             info!("removed {}", self.record_file.path().display());
@@ -38,8 +39,13 @@ impl Agent {
             return result;
         }
         drop(lock);
-        let _ = std::fs::remove_file(self.home.paths.lock_file());
-        let _ = std::fs::remove_dir(&self.home.paths.state_dir);
+        // The lock file, then the state folder if nothing else is left in it; best effort, as
+        // another run may be starting.
+        let state = self.home.state_place();
+        if let Ok(Some(dir)) = state.open() {
+            let _ = dir.remove_file(crate::paths::LOCK_FILE);
+        }
+        let _ = state.remove_if_empty();
         Ok(())
     }
 }

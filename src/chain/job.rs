@@ -66,7 +66,7 @@ impl JobLink {
         if Self::package_job(cx) {
             schedule::package_launch_agent_path(&cx.home.root)
         } else {
-            schedule::launch_agent_path(&cx.home.root, &cx.home.home)
+            schedule::launch_agent_path(cx.home)
         }
     }
 }
@@ -82,7 +82,7 @@ impl Link for JobLink {
 
     fn observe(&self, cx: &Context<'_>) -> Observation {
         let job = Self::job(cx);
-        let files = Self::package_job(cx) || schedule::is_installed(&cx.home.root, &job, Self::kind(cx));
+        let files = Self::package_job(cx) || schedule::is_installed(cx.home, &job, Self::kind(cx));
         if !files {
             return Observation::failing(
                 HealthStatus::RenewalJobMissing,
@@ -105,7 +105,7 @@ impl Link for JobLink {
             false
         } else {
             let job = Self::job(cx);
-            let installed = schedule::install(&cx.home.root, &job, Self::kind(cx))?;
+            let installed = schedule::install(cx.home, &job, Self::kind(cx))?;
             if installed.changed {
                 changes.push(format!(
                     "renewal job installed (daily at {:02}:{:02} and at login)",
@@ -115,11 +115,10 @@ impl Link for JobLink {
             }
             installed.changed
         };
+        // The plist is there: the package's was found above, or ours was just installed.
         if Self::kind(cx) == JobKind::LaunchAgent {
             let plist = Self::plist(cx);
-            if plist.exists()
-                && (changed || self.control.is_loaded(schedule::LABEL) == Some(false))
-            {
+            if changed || self.control.is_loaded(schedule::LABEL) == Some(false) {
                 self.control.load(schedule::LABEL, &plist)?;
                 if self.control.is_loaded(schedule::LABEL).is_some() {
                     changes.push(format!("renewal job {} loaded", schedule::LABEL));
@@ -135,7 +134,7 @@ impl Link for JobLink {
         if self.control.unload(schedule::LABEL)? {
             removed.push(format!("unloaded {}", schedule::LABEL));
         }
-        for path in schedule::remove(&cx.home.root, &cx.home.home, Self::kind(cx))? {
+        for path in schedule::remove(cx.home, Self::kind(cx))? {
             removed.push(format!("removed {}", path.display()));
         }
         Ok(removed)

@@ -11,7 +11,6 @@ use super::job::JobControl;
 use super::{Context, Link, LinkError};
 use crate::health::{HealthStatus, Observation};
 use crate::migration;
-use std::path::Path;
 use std::rc::Rc;
 use tracing::info;
 
@@ -21,7 +20,12 @@ pub struct LegacyTaskLink {
 
 impl LegacyTaskLink {
     /// Boots the task's job out of launchd, then deletes its files.
-    fn retire(&self, plan: &migration::MigrationPlan) -> Result<Vec<String>, LinkError> {
+    fn retire(
+        &self,
+        cx: &Context<'_>,
+        install: &migration::PythonTaskInstall,
+        plan: &migration::MigrationPlan,
+    ) -> Result<Vec<String>, LinkError> {
         let mut done = Vec::new();
         if let Some(label) = &plan.bootout_label {
             if self.control.unload(label)? {
@@ -29,30 +33,19 @@ impl LegacyTaskLink {
             }
         }
         for path in &plan.remove {
-            remove_path(path)?;
-            done.push(format!(
-                "removed {} (Okta's Python registration task)",
-                path.display()
-            ));
+            let removed = if install.script_dir.as_ref() == Some(path) {
+                migration::remove_folder(cx.home, path)?
+            } else {
+                migration::remove_file(cx.home, path)?
+            };
+            if removed {
+                done.push(format!(
+                    "removed {} (Okta's Python registration task)",
+                    path.display()
+                ));
+            }
         }
         Ok(done)
-    }
-}
-
-fn remove_path(path: &Path) -> Result<(), LinkError> {
-    let is_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
-    let result = if is_dir {
-        std::fs::remove_dir_all(path)
-    } else {
-        std::fs::remove_file(path)
-    };
-    match result {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LinkError::Io {
-            what: "removing",
-            path: path.to_owned(),
-            source: e,
-        }),
-        _ => Ok(()),
     }
 }
 
@@ -70,7 +63,7 @@ impl Link for LegacyTaskLink {
     }
 
     fn apply(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
-        let install = migration::detect(&cx.home.root, &cx.home.home);
+        let install = migration::detect(cx.home);
         if install.is_empty() {
             return Ok(Vec::new());
         }
@@ -78,13 +71,13 @@ impl Link for LegacyTaskLink {
         for note in &plan.notes {
             info!("{note}");
         }
-        self.retire(&plan)
+        self.retire(cx, &install, &plan)
     }
 
     fn remove(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
-        let install = migration::detect(&cx.home.root, &cx.home.home);
+        let install = migration::detect(cx.home);
         // Everything of the task but its keychain, which the identity link removes.
         let plan = migration::plan(&install, true);
-        self.retire(&plan)
+        self.retire(cx, &install, &plan)
     }
 }

@@ -17,26 +17,15 @@ pub mod safari;
 
 use crate::config::Config;
 use crate::health::{self, HealthStatus, Observation, Verdict};
-use crate::paths::{Layout, UserPaths};
 use crate::pki::CertificateInfo;
 use crate::record::{EnrollmentRecord, Method};
 use crate::renewal::RenewalPolicy;
 use crate::store::{IdentityStore, StoreError};
+
+pub use crate::paths::UserHome;
 use std::path::PathBuf;
 use time::OffsetDateTime;
 use tracing::{info, warn};
-
-/// The user the agent acts for, and where their things are.
-#[derive(Debug, Clone)]
-pub struct UserHome {
-    pub user: String,
-    /// The home folder as the OS sees it (what goes *inside* job definitions).
-    pub home: PathBuf,
-    /// The same places under the `--root` prefix (where the files are written).
-    pub paths: UserPaths,
-    pub root: PathBuf,
-    pub layout: Layout,
-}
 
 /// What the store holds right now, judged against the clock; read once per run.
 #[derive(Debug, Clone)]
@@ -175,13 +164,10 @@ pub enum LinkError {
     Schedule(#[from] crate::integrations::schedule::ScheduleError),
     #[error(transparent)]
     Safari(#[from] crate::integrations::safari::SafariError),
-    #[error("{what} {}: {}", path.display(), crate::fsutil::io_reason(source))]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// A step in the user's home (not transparent: [`crate::securefs::planted_in`] looks for
+    /// the `SecureFsError` itself among the sources).
+    #[error("{0}")]
+    Fs(#[from] crate::securefs::SecureFsError),
     /// A platform tool or API that reports in words (launchctl, CFPreferences).
     #[error("{0}")]
     Platform(String),
@@ -222,8 +208,14 @@ impl Chain {
     /// Applies every link in order. A link that fails is a `WARN:`, not a failed run: the
     /// certificate is the scarce part, and the health status names what is missing until
     /// `repair` fixes it. Returns the changes, each also logged.
-    pub fn apply(&self, cx: &mut Context<'_>) -> Vec<String> {
+    ///
+    /// A link that found something planted where its own file or folder belongs (a symbolic
+    /// link in the user's home) touched nothing, and that is not a gap for `repair` but
+    /// something an admin must look at: once the other links are applied, the run fails with
+    /// it (the first such; any others are `WARN:` lines).
+    pub fn apply(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
         let mut changes = Vec::new();
+        let mut refused = None;
         for link in &self.links {
             match link.apply(cx) {
                 Ok(done) => {
@@ -232,10 +224,16 @@ impl Chain {
                         changes.push(change);
                     }
                 }
+                Err(e) if refused.is_none() && crate::securefs::planted_in(&e).is_some() => {
+                    refused = Some(e);
+                }
                 Err(e) => warn!("{} not configured: {e}", link.name()),
             }
         }
-        changes
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(changes),
+        }
     }
 
     /// Removes every link, last first. Goes on past a failure, so one stuck artifact does not

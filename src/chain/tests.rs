@@ -13,6 +13,7 @@ use crate::host::Host;
 use crate::integrations::allowlist::AllowlistConfig;
 use crate::integrations::safari::MemoryIdentityPreferences;
 use crate::partition::Partition;
+use crate::paths::Layout;
 use crate::pki::authority::tests::{client_request, test_authority};
 use crate::pki::{CheckedIdentity, NewKey, PrivateKey, SigningKey};
 use crate::store::StoreProbe;
@@ -74,13 +75,7 @@ fn config(root: &Path) -> Config {
 }
 
 fn home(root: &Path) -> UserHome {
-    UserHome {
-        user: "alice".into(),
-        home: "/home/alice".into(),
-        paths: UserPaths::new(root, Path::new("/home/alice"), Layout::Linux),
-        root: root.to_owned(),
-        layout: Layout::Linux,
-    }
+    UserHome::new("alice", Path::new("/home/alice"), root, Layout::Linux)
 }
 
 fn valid_held() -> Held {

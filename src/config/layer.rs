@@ -1,14 +1,11 @@
 //! One source of settings, in the shape of the TOML file: the flags, the environment, managed
 //! preferences and the file each become a `Layer`, and `load` picks the highest that has a value.
 
-use super::{io_reason, ConfigError, Flags};
+use super::{ConfigError, Flags};
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-
-/// A configuration file bigger than this is not one an admin wrote.
-pub const CONFIG_FILE_MAX: u64 = 1024 * 1024;
 
 /// The shape of the TOML file, which the other layers reuse.
 #[derive(Debug, Default, Deserialize)]
@@ -163,14 +160,13 @@ impl Layer {
     }
 
     pub(super) fn from_file(path: &Path) -> Result<Layer, ConfigError> {
-        let bytes = crate::fsutil::read_capped(path, CONFIG_FILE_MAX).map_err(|e| {
-            ConfigError::Unreadable {
-                what: "configuration file",
-                path: path.to_owned(),
-                reason: io_reason(&e),
-            }
-        })?;
-        let text = String::from_utf8(bytes).map_err(|_| ConfigError::FileInvalid {
+        let bytes = crate::securefs::read_capped(
+            path,
+            crate::securefs::DOCUMENT_MAX,
+            "the configuration file",
+        )
+        .map_err(ConfigError::Read)?;
+        let text = String::from_utf8(bytes.to_vec()).map_err(|_| ConfigError::FileInvalid {
             path: path.to_owned(),
             line: 1,
             message: "the file is not UTF-8 text".into(),

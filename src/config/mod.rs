@@ -29,6 +29,15 @@ pub(crate) use crate::fsutil::io_reason;
 pub enum ConfigError {
     #[error("configuration file {path} does not exist")]
     FileMissing { path: PathBuf },
+    #[error("cannot read the {what}: {source}")]
+    SecretUnreadable {
+        what: &'static str,
+        #[source]
+        source: crate::securefs::SecureFsError,
+    },
+    /// A file the admin named (the configuration, a CA bundle).
+    #[error("{0}")]
+    Read(#[source] crate::securefs::SecureFsError),
     #[error("cannot read {what} {path}: {reason}")]
     Unreadable {
         what: &'static str,
@@ -480,18 +489,14 @@ pub fn load(
 /// A PEM bundle that adds nothing would silently leave a TLS-inspecting proxy untrusted: an
 /// empty or unparsable `--ca-file` is a configuration error at load, not a failure later.
 fn check_ca_file(path: &Path) -> Result<(), ConfigError> {
-    let bytes = crate::fsutil::read_capped(path, layer::CONFIG_FILE_MAX).map_err(|e| {
-        ConfigError::Unreadable {
-            what: "CA file",
-            path: path.to_owned(),
-            reason: io_reason(&e),
-        }
-    })?;
+    let bytes = crate::securefs::read_capped(path, crate::securefs::DOCUMENT_MAX, "the CA file")
+        .map_err(ConfigError::Read)?;
     let invalid = |reason: String| ConfigError::CaFileInvalid {
         path: path.to_owned(),
         reason,
     };
-    let text = String::from_utf8(bytes).map_err(|_| invalid("it is not PEM text".into()))?;
+    let text =
+        String::from_utf8(bytes.to_vec()).map_err(|_| invalid("it is not PEM text".into()))?;
     let blocks = crate::pki::pem_decode_all(&text).map_err(|e| invalid(e.to_string()))?;
     let mut certificates = 0;
     for (label, der) in blocks {

@@ -1,12 +1,10 @@
 //! Where a secret (the org token, the SCEP challenge) comes from. Only its place is configured;
 //! it is read when a request needs it, so commands that never talk to a CA never ask for it.
 
-use super::{io_reason, ConfigError};
+use super::ConfigError;
 use crate::secret::Secret;
+use crate::securefs::{self, SECRET_MAX};
 use std::path::{Path, PathBuf};
-
-/// A token or challenge is one short line; a file far bigger is the wrong file (or `/dev/zero`).
-pub const SECRET_FILE_MAX: u64 = 4 * 1024;
 
 /// Where a secret comes from. Reading is deferred to the moment it is needed.
 #[derive(Debug, Clone)]
@@ -34,24 +32,16 @@ impl SecretSource {
     }
 
     /// Reads the secret. Only the first line counts, trimmed, so `echo token > file` works.
+    /// A token or challenge is one short line: a file or stream bigger than
+    /// [`SECRET_MAX`] is the wrong one (or `/dev/zero`), and only a regular file is read.
     pub fn read(&self, what: &'static str) -> Result<Secret, ConfigError> {
-        let unreadable = |path: &Path, e: std::io::Error| ConfigError::Unreadable {
-            what,
-            path: path.to_owned(),
-            reason: io_reason(&e),
-        };
+        let unreadable = |source| ConfigError::SecretUnreadable { what, source };
         let bytes = match self {
             SecretSource::Environment(_, s) => zeroize::Zeroizing::new(s.expose().as_bytes().to_vec()),
-            SecretSource::Stdin => zeroize::Zeroizing::new(
-                crate::fsutil::read_capped_stdin(SECRET_FILE_MAX)
-                    .map_err(|e| unreadable(Path::new("-"), e))?,
-            ),
+            SecretSource::Stdin => securefs::read_capped_stdin(SECRET_MAX).map_err(unreadable)?,
             SecretSource::File(path) => {
                 warn_if_readable_by_others(path, what);
-                zeroize::Zeroizing::new(
-                    crate::fsutil::read_capped(path, SECRET_FILE_MAX)
-                        .map_err(|e| unreadable(path, e))?,
-                )
+                securefs::read_capped(path, SECRET_MAX, "the secret file").map_err(unreadable)?
             }
         };
         let text = String::from_utf8_lossy(&bytes);
@@ -115,7 +105,7 @@ mod tests {
         assert!(err.contains("/dev/zero"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
-        std::fs::write(&file, vec![b'a'; SECRET_FILE_MAX as usize + 1]).unwrap();
+        std::fs::write(&file, vec![b'a'; SECRET_MAX as usize + 1]).unwrap();
         let err = SecretSource::File(file).read("org token").unwrap_err().to_string();
         assert!(err.contains("4096"), "{err}");
     }

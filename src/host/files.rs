@@ -60,7 +60,7 @@ impl Host for FilesHost {
         home: &UserHome,
     ) -> Result<Box<dyn IdentityStore>, HostError> {
         match spec {
-            None => Ok(Box::new(FileStore::new(home.paths.default_file_store()))),
+            None => Ok(Box::new(FileStore::at(home.default_store_place()))),
             // Paths given explicitly are used as given, not under the root.
             Some(StoreSpec::File(dir)) => Ok(Box::new(FileStore::new(dir.clone()))),
             Some(StoreSpec::Keychain) => Err(HostError::KeychainUnavailable),

@@ -4,8 +4,8 @@
 //! On Linux it lives in managed policy files (written here); on macOS in preference domains,
 //! for which this module decides what to write and the macOS backend writes it.
 
-use crate::fsutil;
 use crate::paths::rooted;
+use crate::securefs::{self, FileKind, SecureDir, SecureFsError, DOCUMENT_MAX};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
@@ -20,21 +20,23 @@ pub const MACOS_DOMAINS: [&str; 2] = ["com.google.Chrome", "com.microsoft.Edge"]
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChromeError {
-    #[error("cannot read the browser policy directory {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read the browser policy: {0}")]
+    Read(#[source] SecureFsError),
     #[error(
         "the browser policy file {path} is not usable ({reason}); devicetrust does not overwrite \
          it: fix or delete it"
     )]
     OwnFileUnusable { path: PathBuf, reason: String },
-    #[error("cannot write the browser policy file {path}: {source}")]
-    Write {
+    #[error("cannot create the browser policy directory {path}: {source}")]
+    CreateDir {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
+    #[error("cannot write the browser policy: {0}")]
+    Write(#[source] SecureFsError),
+    #[error("cannot encode the browser policy: {0}")]
+    Encode(#[source] serde_json::Error),
 }
 
 /// The policy string selecting our certificate on the certAuthDomain host.
@@ -251,40 +253,37 @@ struct DirView {
 }
 
 impl DirView {
+    /// The directory is root's (under `/etc`), so it is opened, and its files read, as the OS
+    /// resolves them, like Chrome does; only regular files count.
     fn read(dir: &Path) -> Result<DirView, ChromeError> {
-        let read_err = |source| ChromeError::Read {
-            path: dir.to_owned(),
-            source,
-        };
-        let mut names = Vec::new();
-        match std::fs::read_dir(dir) {
-            Ok(entries) => {
-                for entry in entries {
-                    let entry = entry.map_err(read_err)?;
-                    let name = entry.file_name();
-                    let text = name.to_string_lossy();
-                    // Dot files are temporaries (ours included) or hidden; not policy.
-                    if text.ends_with(".json") && !text.starts_with('.') {
-                        names.push(name);
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(read_err(e)),
-        }
-        names.sort();
         let mut view = DirView {
             objects: Vec::new(),
             unparseable: Vec::new(),
         };
-        for name in names {
-            let path = dir.join(name);
-            if !path.is_file() {
+        let folder = match SecureDir::open_trusted(dir) {
+            Ok(folder) => folder,
+            Err(e) if e.is_not_found() => return Ok(view),
+            Err(e) => return Err(ChromeError::Read(e)),
+        };
+        for entry in folder.entries().map_err(ChromeError::Read)? {
+            let text = entry.name.to_string_lossy();
+            // Dot files are temporaries (ours included) or hidden; not policy.
+            if !text.ends_with(".json") || text.starts_with('.') {
                 continue;
             }
-            match read_object(&path) {
-                Ok(map) => view.objects.push((path, map)),
-                Err(reason) => view.unparseable.push((path, reason)),
+            if !matches!(entry.kind, FileKind::File | FileKind::Symlink) {
+                continue;
+            }
+            let path = dir.join(&entry.name);
+            match securefs::read_capped(&path, DOCUMENT_MAX, "the browser policy file") {
+                Ok(bytes) => match parse_object(&bytes) {
+                    Ok(map) => view.objects.push((path, map)),
+                    Err(reason) => view.unparseable.push((path, reason)),
+                },
+                // A link to a folder or device is not a policy file.
+                Err(SecureFsError::NotRegular { .. }) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => view.unparseable.push((path, e.to_string())),
             }
         }
         Ok(view)
@@ -300,9 +299,8 @@ impl DirView {
     }
 }
 
-fn read_object(path: &Path) -> Result<Map<String, Value>, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    match serde_json::from_slice::<Value>(&bytes) {
+fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
+    match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err("not a JSON object".into()),
         Err(e) => Err(format!("not JSON: {e}")),
@@ -364,16 +362,19 @@ fn own_policy(view: &DirView, own: &Path) -> Result<(Map<String, Value>, Vec<Val
     Ok((map, list))
 }
 
-fn write_object(path: &Path, map: Map<String, Value>) -> Result<(), ChromeError> {
-    let write_err = |source| ChromeError::Write {
-        path: path.to_owned(),
-        source,
-    };
-    let mut bytes = serde_json::to_vec_pretty(&Value::Object(map))
-        .map_err(|e| write_err(std::io::Error::other(e)))?;
+/// Writes our file in the policy directory `dir` (created if missing: it is root's, under
+/// `/etc`). The temporary name is unpredictable, like every write of the agent's.
+fn write_object(dir: &Path, map: Map<String, Value>) -> Result<(), ChromeError> {
+    let mut bytes = serde_json::to_vec_pretty(&Value::Object(map)).map_err(ChromeError::Encode)?;
     bytes.push(b'\n');
+    std::fs::create_dir_all(dir).map_err(|source| ChromeError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })?;
     // 0644: the browser runs as the user and must read a file root wrote.
-    fsutil::atomic_write(path, &bytes, 0o644).map_err(write_err)
+    SecureDir::open_trusted(dir)
+        .and_then(|folder| folder.write_file_atomic(OUR_FILE, &bytes, 0o644, None))
+        .map_err(ChromeError::Write)
 }
 
 /// Puts our entry into every browser's managed policy, in our own file only.
@@ -404,7 +405,7 @@ pub fn apply(root: &Path, entry: &str) -> Result<Vec<Change>, ChromeError> {
         let (merged, changed) = merge(&list, entry);
         if changed {
             map.insert(POLICY_KEY.to_owned(), Value::Array(merged));
-            write_object(&own, map)?;
+            write_object(&dir.path, map)?;
             changes.push(Change::Written(own));
         }
     }
@@ -416,7 +417,16 @@ pub fn remove_from_dirs(root: &Path, entry: &str) -> Result<Vec<Change>, ChromeE
     let mut changes = Vec::new();
     for dir in PolicyDirs::under(root).dirs() {
         let own = dir.path.join(OUR_FILE);
-        if !own.exists() {
+        let folder = match SecureDir::open_trusted(&dir.path) {
+            Ok(folder) => folder,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(ChromeError::Read(e)),
+        };
+        if folder
+            .metadata(OUR_FILE)
+            .map_err(ChromeError::Read)?
+            .is_none()
+        {
             continue;
         }
         let view = DirView::read(&dir.path)?;
@@ -431,12 +441,9 @@ pub fn remove_from_dirs(root: &Path, entry: &str) -> Result<Vec<Change>, ChromeE
             map.insert(POLICY_KEY.to_owned(), Value::Array(kept));
         }
         if map.is_empty() {
-            std::fs::remove_file(&own).map_err(|source| ChromeError::Write {
-                path: own.clone(),
-                source,
-            })?;
+            folder.remove_file(OUR_FILE).map_err(ChromeError::Write)?;
         } else {
-            write_object(&own, map)?;
+            write_object(&dir.path, map)?;
         }
         changes.push(Change::Removed(own));
     }
@@ -568,6 +575,23 @@ mod tests {
         }
         assert!(is_present(root.path(), &ours()));
         assert_eq!(apply(root.path(), &ours()).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn the_policy_file_is_written_under_an_unpredictable_temporary_name() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = chrome_dir(root.path());
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = root.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let predictable = dir.join(format!(".{OUR_FILE}.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &predictable).unwrap();
+        apply(root.path(), &ours()).unwrap();
+        assert_eq!(read(&dir.join(OUR_FILE)), json!({ POLICY_KEY: [ours()] }));
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(std::fs::symlink_metadata(&predictable)
+            .unwrap()
+            .is_symlink());
     }
 
     #[test]

@@ -4,10 +4,11 @@
 //! Files are rendered and installed here; loading them (`launchctl bootstrap`) is the host's
 //! job control, told by `Installed::changed` when to do it. The job's command line repeats the
 //! options the enrollment used (`--config`, `--store`, `--root`), so running it exactly as
-//! installed acts on this device as the enrollment did.
+//! installed acts on this device as the enrollment did. The files live in the user's home, so
+//! every step there goes through `securefs`: a link planted at a folder or file is refused.
 
-use crate::fsutil;
-use crate::paths::{rooted, Layout};
+use crate::paths::{rooted, Layout, UserHome};
+use crate::securefs::{self, Owner, SecureDir, SecureFsError, DOCUMENT_MAX};
 use std::path::{Path, PathBuf};
 
 /// The launchd label, also the plist's file name.
@@ -18,6 +19,17 @@ pub const SERVICE_UNIT: &str = "devicetrust-renew.service";
 pub const TIMER_UNIT: &str = "devicetrust-renew.timer";
 /// Positive: a background job yields to the user (the old task's `Nice -20` did the opposite).
 pub const NICE: i64 = 10;
+/// The LaunchAgent's folder, the job's log folder and the systemd user units, in the home.
+const LAUNCH_AGENTS: &str = "Library/LaunchAgents";
+const LOG_DIR: &str = "Library/Logs/devicetrust";
+const LOG_FILE: &str = "renew.log";
+const UNIT_DIR: &str = ".config/systemd/user";
+/// Where `systemctl --user enable` links the timer, inside the unit folder.
+const TIMERS_WANTS: &str = "timers.target.wants";
+/// Job folders are 0755: launchd and systemd read them, and refuse what others can write.
+const JOB_DIR_MODE: u32 = 0o755;
+/// Job files are 0644, for the same reasons.
+const JOB_FILE_MODE: u32 = 0o644;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
@@ -30,16 +42,16 @@ pub enum ScheduleError {
     UnsafeProgram(String),
     #[error("cannot render the renewal job: {0}")]
     Render(String),
-    #[error("cannot write the renewal job file {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
+    #[error("cannot {action} the renewal job: {source}")]
+    Fs {
+        action: &'static str,
+        #[source]
+        source: SecureFsError,
     },
-    #[error("cannot remove the renewal job file {path}: {source}")]
-    Remove {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+}
+
+fn fs(action: &'static str) -> impl Fn(SecureFsError) -> ScheduleError {
+    move |source| ScheduleError::Fs { action, source }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -97,7 +109,7 @@ impl RenewalJob {
 
     /// The job's log on macOS. launchd does not expand `~`, so the path is absolute.
     pub fn log_path(&self) -> PathBuf {
-        self.home.join("Library/Logs/devicetrust/renew.log")
+        self.home.join(LOG_DIR).join(LOG_FILE)
     }
 
     /// The job's full argv. Every argument must survive a plist and a unit file unchanged.
@@ -128,10 +140,7 @@ impl RenewalJob {
             .map(str::to_owned)
             .ok_or_else(|| ScheduleError::Render("the home folder is not UTF-8".into()))?;
         let mut calendar = Dictionary::new();
-        calendar.insert(
-            "Hour".into(),
-            Value::Integer(i64::from(self.hour()).into()),
-        );
+        calendar.insert("Hour".into(), Value::Integer(i64::from(self.hour()).into()));
         calendar.insert(
             "Minute".into(),
             Value::Integer(i64::from(self.minute()).into()),
@@ -206,29 +215,30 @@ impl RenewalJob {
     }
 }
 
+fn plist_name() -> String {
+    format!("{LABEL}.plist")
+}
+
 /// The LaunchAgent's file, under the root.
-pub fn launch_agent_path(root: &Path, home: &Path) -> PathBuf {
-    rooted(
-        root,
-        &home
-            .join("Library/LaunchAgents")
-            .join(format!("{LABEL}.plist")),
-    )
+pub fn launch_agent_path(home: &UserHome) -> PathBuf {
+    home.place(LAUNCH_AGENTS).path().join(plist_name())
 }
 
 /// The LaunchAgent the installer package puts in `/Library/LaunchAgents` for every user.
 pub fn package_launch_agent_path(root: &Path) -> PathBuf {
-    rooted(
-        root,
-        &Path::new("/Library/LaunchAgents").join(format!("{LABEL}.plist")),
-    )
+    rooted(root, &Path::new("/Library/LaunchAgents").join(plist_name()))
 }
 
 /// Whether the package's global LaunchAgent is there and is ours (label and `renew`). It runs
 /// for every user at login and daily, so a per-user job of the same label would be shadowed by
-/// it: launchd loads one job per label in a user's domain.
+/// it: launchd loads one job per label in a user's domain. The folder is root's, so the file is
+/// read as the OS finds it.
 pub fn package_job_present(root: &Path) -> bool {
-    let Ok(value) = plist::Value::from_file(package_launch_agent_path(root)) else {
+    let path = package_launch_agent_path(root);
+    let Ok(bytes) = securefs::read_capped(&path, DOCUMENT_MAX, "the package's LaunchAgent") else {
+        return false;
+    };
+    let Ok(value) = plist::Value::from_reader(std::io::Cursor::new(&bytes[..])) else {
         return false;
     };
     let Some(dict) = value.as_dictionary() else {
@@ -243,16 +253,8 @@ pub fn package_job_present(root: &Path) -> bool {
 }
 
 /// The systemd user unit directory, under the root.
-pub fn systemd_unit_dir(root: &Path, home: &Path) -> PathBuf {
-    rooted(root, &home.join(".config/systemd/user"))
-}
-
-/// Where `systemctl --user enable` would link the timer; we make the same link ourselves so
-/// the timer is enabled even when root installs it while the user's manager is not running.
-fn timer_wants_link(root: &Path, home: &Path) -> PathBuf {
-    systemd_unit_dir(root, home)
-        .join("timers.target.wants")
-        .join(TIMER_UNIT)
+pub fn systemd_unit_dir(home: &UserHome) -> PathBuf {
+    home.place(UNIT_DIR).path()
 }
 
 /// What `install` left on disk.
@@ -263,113 +265,142 @@ pub struct Installed {
     pub changed: bool,
 }
 
-/// Writes `bytes` unless the file already holds them; true when written.
-fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, ScheduleError> {
-    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+/// Writes `bytes` to `name` in `dir` unless the file already holds them; true when written.
+/// A link at `name` is refused when read, never followed.
+fn write_if_changed(
+    dir: &SecureDir,
+    name: &str,
+    bytes: &[u8],
+    owner: Owner,
+) -> Result<bool, ScheduleError> {
+    let old = dir.read_file(name, DOCUMENT_MAX).map_err(fs("install"))?;
+    if old.is_some_and(|old| old.as_slice() == bytes) {
         return Ok(false);
     }
-    // 0644: launchd and systemd refuse job files that others can write, and need to read them.
-    fsutil::atomic_write(path, bytes, 0o644).map_err(|source| ScheduleError::Write {
-        path: path.to_owned(),
-        source,
-    })?;
+    dir.write_file_atomic(name, bytes, JOB_FILE_MODE, Some(owner))
+        .map_err(fs("install"))?;
     Ok(true)
 }
 
-/// Installs (or updates) the job's files.
-pub fn install(root: &Path, job: &RenewalJob, kind: JobKind) -> Result<Installed, ScheduleError> {
+/// Installs (or updates) the job's files, owned by the user whose home it is.
+pub fn install(
+    home: &UserHome,
+    job: &RenewalJob,
+    kind: JobKind,
+) -> Result<Installed, ScheduleError> {
+    let install = fs("install");
     match kind {
         JobKind::LaunchAgent => {
-            let path = launch_agent_path(root, &job.home);
-            let changed = write_if_changed(&path, &job.launch_agent_plist()?)?;
-            // launchd opens the log but does not create its folder.
-            let log_dir = job.log_path();
-            if let Some(dir) = log_dir.parent() {
-                let dir = rooted(root, dir);
-                std::fs::create_dir_all(&dir)
-                    .map_err(|source| ScheduleError::Write { path: dir, source })?;
-            }
+            let plist = job.launch_agent_plist()?;
+            // launchd opens the log as the user but does not create its folder. Made first, so
+            // that a job whose log folder is refused is not installed either.
+            home.place(LOG_DIR).create(JOB_DIR_MODE).map_err(&install)?;
+            let place = home.place(LAUNCH_AGENTS);
+            let dir = place.create(JOB_DIR_MODE).map_err(&install)?;
+            let owner = place.owner().map_err(&install)?;
+            let changed = write_if_changed(&dir, &plist_name(), &plist, owner)?;
             Ok(Installed {
-                files: vec![path],
+                files: vec![dir.path().join(plist_name())],
                 changed,
             })
         }
         JobKind::SystemdUser => {
-            let dir = systemd_unit_dir(root, &job.home);
-            let service = dir.join(SERVICE_UNIT);
-            let timer = dir.join(TIMER_UNIT);
-            let mut changed = write_if_changed(&service, job.systemd_service()?.as_bytes())?;
-            changed |= write_if_changed(&timer, job.systemd_timer().as_bytes())?;
-            let link = timer_wants_link(root, &job.home);
-            changed |= ensure_wants_link(&link)?;
+            let service = job.systemd_service()?;
+            let place = home.place(UNIT_DIR);
+            let dir = place.create(JOB_DIR_MODE).map_err(&install)?;
+            let owner = place.owner().map_err(&install)?;
+            let mut changed = write_if_changed(&dir, SERVICE_UNIT, service.as_bytes(), owner)?;
+            changed |= write_if_changed(&dir, TIMER_UNIT, job.systemd_timer().as_bytes(), owner)?;
+            let wants = place
+                .join(TIMERS_WANTS)
+                .create(JOB_DIR_MODE)
+                .map_err(&install)?;
+            changed |= ensure_wants_link(&wants)?;
             Ok(Installed {
-                files: vec![service, timer, link],
+                files: vec![
+                    dir.path().join(SERVICE_UNIT),
+                    dir.path().join(TIMER_UNIT),
+                    wants.path().join(TIMER_UNIT),
+                ],
                 changed,
             })
         }
     }
 }
 
-#[cfg(unix)]
-fn ensure_wants_link(link: &Path) -> Result<bool, ScheduleError> {
+/// The link `systemctl --user enable` would make; we make it ourselves so the timer is enabled
+/// even when root installs it while the user's manager is not running. It stays root's (a
+/// link's owner can only be changed by name, which the user could swap meanwhile); the user,
+/// owning the folder, may still remove it.
+fn ensure_wants_link(wants: &SecureDir) -> Result<bool, ScheduleError> {
     let target = Path::new("..").join(TIMER_UNIT);
-    if std::fs::read_link(link).is_ok_and(|t| t == target) {
-        return Ok(false);
+    match wants.read_link(TIMER_UNIT) {
+        Ok(Some(current)) if current == target => return Ok(false),
+        Ok(Some(_)) => {
+            wants.remove_file(TIMER_UNIT).map_err(fs("enable"))?;
+        }
+        Ok(None) => {}
+        // A file of the timer's name where the link belongs is replaced by the link, as
+        // `systemctl enable` would; a folder there is refused by the removal.
+        Err(SecureFsError::NotSymlink { .. }) => {
+            wants.remove_file(TIMER_UNIT).map_err(fs("enable"))?;
+        }
+        Err(e) => return Err(fs("enable")(e)),
     }
-    let write_err = |source| ScheduleError::Write {
-        path: link.to_owned(),
-        source,
-    };
-    if let Some(parent) = link.parent() {
-        std::fs::create_dir_all(parent).map_err(write_err)?;
-    }
-    match std::fs::remove_file(link) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(write_err(e)),
-    }
-    std::os::unix::fs::symlink(&target, link).map_err(write_err)?;
+    wants.symlink(&target, TIMER_UNIT).map_err(fs("enable"))?;
     Ok(true)
-}
-
-#[cfg(not(unix))]
-fn ensure_wants_link(_link: &Path) -> Result<bool, ScheduleError> {
-    Ok(false)
 }
 
 /// Removes the job's files (after the backend has unloaded it); returns what was removed.
-pub fn remove(root: &Path, home: &Path, kind: JobKind) -> Result<Vec<PathBuf>, ScheduleError> {
-    let paths = match kind {
-        JobKind::LaunchAgent => vec![launch_agent_path(root, home)],
-        JobKind::SystemdUser => {
-            let dir = systemd_unit_dir(root, home);
-            vec![
-                timer_wants_link(root, home),
-                dir.join(TIMER_UNIT),
-                dir.join(SERVICE_UNIT),
-            ]
-        }
-    };
+pub fn remove(home: &UserHome, kind: JobKind) -> Result<Vec<PathBuf>, ScheduleError> {
+    let remove = fs("remove");
     let mut removed = Vec::new();
-    for path in paths {
-        match std::fs::remove_file(&path) {
-            Ok(()) => removed.push(path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(ScheduleError::Remove { path, source }),
+    let mut take = |dir: &SecureDir, name: &str| -> Result<(), ScheduleError> {
+        if dir.remove_file(name).map_err(&remove)? {
+            removed.push(dir.path().join(name));
+        }
+        Ok(())
+    };
+    match kind {
+        JobKind::LaunchAgent => {
+            if let Some(dir) = home.place(LAUNCH_AGENTS).open().map_err(&remove)? {
+                take(&dir, &plist_name())?;
+            }
+        }
+        JobKind::SystemdUser => {
+            let place = home.place(UNIT_DIR);
+            if let Some(dir) = place.open().map_err(&remove)? {
+                if let Some(wants) = place.join(TIMERS_WANTS).open().map_err(&remove)? {
+                    take(&wants, TIMER_UNIT)?;
+                }
+                take(&dir, TIMER_UNIT)?;
+                take(&dir, SERVICE_UNIT)?;
+            }
         }
     }
     Ok(removed)
 }
 
 /// The health link: the job's files are there and run this program's `renew` (a job with
-/// another time of day still renews, so the time is not checked; `repair` rewrites it).
-pub fn is_installed(root: &Path, job: &RenewalJob, kind: JobKind) -> bool {
+/// another time of day still renews, so the time is not checked; `repair` rewrites it). A link
+/// where a file or folder of the job belongs counts as not installed.
+pub fn is_installed(home: &UserHome, job: &RenewalJob, kind: JobKind) -> bool {
     let Ok(args) = job.args() else {
         return false;
     };
+    let read = |dir: &SecureDir, name: &str| dir.read_file(name, DOCUMENT_MAX).ok().flatten();
     match kind {
         JobKind::LaunchAgent => {
-            let Ok(value) = plist::Value::from_file(launch_agent_path(root, &job.home)) else {
+            let Some(bytes) = home
+                .place(LAUNCH_AGENTS)
+                .open()
+                .ok()
+                .flatten()
+                .and_then(|dir| read(&dir, &plist_name()))
+            else {
+                return false;
+            };
+            let Ok(value) = plist::Value::from_reader(std::io::Cursor::new(&bytes[..])) else {
                 return false;
             };
             let Some(dict) = value.as_dictionary() else {
@@ -384,16 +415,27 @@ pub fn is_installed(root: &Path, job: &RenewalJob, kind: JobKind) -> bool {
             label_ok && program == Some(expected)
         }
         JobKind::SystemdUser => {
-            let dir = systemd_unit_dir(root, &job.home);
-            let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
-            let (Some(service), Some(timer)) = (read(SERVICE_UNIT), read(TIMER_UNIT)) else {
+            let place = home.place(UNIT_DIR);
+            let Ok(Some(dir)) = place.open() else {
+                return false;
+            };
+            let text = |name| read(&dir, name).map(|b| String::from_utf8_lossy(&b).into_owned());
+            let (Some(service), Some(timer)) = (text(SERVICE_UNIT), text(TIMER_UNIT)) else {
                 return false;
             };
             let Ok(expected) = job.systemd_service() else {
                 return false;
             };
             let exec = |text: &str| unit_value(text, "Service", "ExecStart");
-            let enabled = cfg!(not(unix)) || timer_wants_link(root, &job.home).exists();
+            // Enabled: a link of the timer's name (ours is relative, `systemctl enable` makes an
+            // absolute one); looked at, not followed.
+            let enabled = place
+                .join(TIMERS_WANTS)
+                .open()
+                .ok()
+                .flatten()
+                .and_then(|wants| wants.read_link(TIMER_UNIT).ok().flatten())
+                .is_some_and(|target| target.file_name() == Some(TIMER_UNIT.as_ref()));
             exec(&service).is_some()
                 && exec(&service) == exec(&expected)
                 && unit_value(&timer, "Timer", "OnCalendar").is_some()
@@ -425,6 +467,10 @@ fn unit_value(text: &str, section: &str, key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn home(root: &Path) -> UserHome {
+        UserHome::new("alice", Path::new("/Users/alice"), root, Layout::Mac)
+    }
 
     fn job(program: &str) -> RenewalJob {
         RenewalJob {
@@ -488,10 +534,14 @@ mod tests {
         );
         for kind in [JobKind::LaunchAgent, JobKind::SystemdUser] {
             let root = tempfile::tempdir().unwrap();
-            install(root.path(), &j, kind).unwrap();
-            assert!(is_installed(root.path(), &j, kind));
+            install(&home(root.path()), &j, kind).unwrap();
+            assert!(is_installed(&home(root.path()), &j, kind));
             // The same job without the options is not the one installed.
-            assert!(!is_installed(root.path(), &job("/usr/local/bin/devicetrust"), kind));
+            assert!(!is_installed(
+                &home(root.path()),
+                &job("/usr/local/bin/devicetrust"),
+                kind
+            ));
         }
         j.options.push("--config=/a\"b".into());
         assert!(matches!(j.args(), Err(ScheduleError::UnsafeProgram(_))));
@@ -600,34 +650,34 @@ mod tests {
         for kind in [JobKind::LaunchAgent, JobKind::SystemdUser] {
             let root = tempfile::tempdir().unwrap();
             let j = job("/usr/local/bin/devicetrust");
-            assert!(!is_installed(root.path(), &j, kind));
-            let first = install(root.path(), &j, kind).unwrap();
+            assert!(!is_installed(&home(root.path()), &j, kind));
+            let first = install(&home(root.path()), &j, kind).unwrap();
             assert!(first.changed);
             for f in &first.files {
                 assert!(f.starts_with(root.path().join("Users/alice")), "{f:?}");
                 assert!(f.exists(), "{f:?}");
             }
-            assert!(is_installed(root.path(), &j, kind), "{kind:?}");
-            assert!(!install(root.path(), &j, kind).unwrap().changed);
+            assert!(is_installed(&home(root.path()), &j, kind), "{kind:?}");
+            assert!(!install(&home(root.path()), &j, kind).unwrap().changed);
 
             // Another program is not our job.
             let mut other = j.clone();
             other.program = PathBuf::from("/opt/other/devicetrust");
-            assert!(!is_installed(root.path(), &other, kind));
+            assert!(!is_installed(&home(root.path()), &other, kind));
 
             // A new time of day rewrites the job.
             let mut later = j.clone();
             later.minute_of_day += 1;
-            assert!(install(root.path(), &later, kind).unwrap().changed);
+            assert!(install(&home(root.path()), &later, kind).unwrap().changed);
 
-            let removed = remove(root.path(), &j.home, kind).unwrap();
+            let removed = remove(&home(root.path()), kind).unwrap();
             assert!(!removed.is_empty());
-            assert!(!is_installed(root.path(), &j, kind));
-            assert!(remove(root.path(), &j.home, kind).unwrap().is_empty());
+            assert!(!is_installed(&home(root.path()), &j, kind));
+            assert!(remove(&home(root.path()), kind).unwrap().is_empty());
         }
         let root = tempfile::tempdir().unwrap();
         let j = job("/usr/local/bin/devicetrust");
-        install(root.path(), &j, JobKind::LaunchAgent).unwrap();
+        install(&home(root.path()), &j, JobKind::LaunchAgent).unwrap();
         assert!(root
             .path()
             .join("Users/alice/Library/Logs/devicetrust")
@@ -642,19 +692,24 @@ mod tests {
     fn a_damaged_or_disabled_job_is_not_installed() {
         let root = tempfile::tempdir().unwrap();
         let j = job("/usr/local/bin/devicetrust");
-        install(root.path(), &j, JobKind::LaunchAgent).unwrap();
-        std::fs::write(launch_agent_path(root.path(), &j.home), b"<plist").unwrap();
-        assert!(!is_installed(root.path(), &j, JobKind::LaunchAgent));
+        install(&home(root.path()), &j, JobKind::LaunchAgent).unwrap();
+        std::fs::write(launch_agent_path(&home(root.path())), b"<plist").unwrap();
+        assert!(!is_installed(&home(root.path()), &j, JobKind::LaunchAgent));
 
-        install(root.path(), &j, JobKind::SystemdUser).unwrap();
-        std::fs::remove_file(timer_wants_link(root.path(), &j.home)).unwrap();
-        assert!(!is_installed(root.path(), &j, JobKind::SystemdUser));
+        install(&home(root.path()), &j, JobKind::SystemdUser).unwrap();
+        std::fs::remove_file(
+            systemd_unit_dir(&home(root.path()))
+                .join(TIMERS_WANTS)
+                .join(TIMER_UNIT),
+        )
+        .unwrap();
+        assert!(!is_installed(&home(root.path()), &j, JobKind::SystemdUser));
         assert!(
-            install(root.path(), &j, JobKind::SystemdUser)
+            install(&home(root.path()), &j, JobKind::SystemdUser)
                 .unwrap()
                 .changed
         );
-        assert!(is_installed(root.path(), &j, JobKind::SystemdUser));
+        assert!(is_installed(&home(root.path()), &j, JobKind::SystemdUser));
     }
 
     #[test]
@@ -670,5 +725,63 @@ mod tests {
         // Another tool's job under our file name is not ours.
         std::fs::write(&target, b"<?xml version=\"1.0\"?><plist version=\"1.0\"><dict><key>Label</key><string>com.example.other</string></dict></plist>").unwrap();
         assert!(!package_job_present(root.path()));
+    }
+
+    #[test]
+    fn a_link_where_a_job_folder_or_file_belongs_is_refused_and_its_target_untouched() {
+        use std::os::unix::fs::symlink;
+        let j = job("/usr/local/bin/devicetrust");
+        let listing = |dir: &Path| {
+            let mut names: Vec<_> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            names
+        };
+        for (kind, planted) in [
+            (JobKind::SystemdUser, UNIT_DIR),
+            (JobKind::SystemdUser, ".config"),
+            (JobKind::LaunchAgent, LAUNCH_AGENTS),
+            (JobKind::LaunchAgent, LOG_DIR),
+        ] {
+            let root = tempfile::tempdir().unwrap();
+            let outside = root.path().join("outside");
+            std::fs::create_dir(&outside).unwrap();
+            std::fs::write(outside.join(SERVICE_UNIT), "theirs").unwrap();
+            let link = home(root.path()).paths.home.join(planted);
+            std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+            symlink(&outside, &link).unwrap();
+            let err = install(&home(root.path()), &j, kind).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("{} is a symbolic link", link.display())),
+                "{planted}: {err}"
+            );
+            assert!(!is_installed(&home(root.path()), &j, kind));
+            if planted != LOG_DIR {
+                assert!(remove(&home(root.path()), kind).is_err(), "{planted}");
+            }
+            assert_eq!(listing(&outside), [SERVICE_UNIT], "{planted}");
+            assert_eq!(
+                std::fs::read(outside.join(SERVICE_UNIT)).unwrap(),
+                b"theirs"
+            );
+        }
+
+        // A link at a unit file itself.
+        let root = tempfile::tempdir().unwrap();
+        let outside = root.path().join("theirs.service");
+        std::fs::write(&outside, "theirs").unwrap();
+        let units = systemd_unit_dir(&home(root.path()));
+        std::fs::create_dir_all(&units).unwrap();
+        symlink(&outside, units.join(SERVICE_UNIT)).unwrap();
+        let err = install(&home(root.path()), &j, JobKind::SystemdUser).unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        assert_eq!(std::fs::read(&outside).unwrap(), b"theirs");
+        // Removal takes the link, never its target.
+        remove(&home(root.path()), JobKind::SystemdUser).unwrap();
+        assert!(!units.join(SERVICE_UNIT).exists());
+        assert_eq!(std::fs::read(&outside).unwrap(), b"theirs");
     }
 }

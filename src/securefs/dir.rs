@@ -92,6 +92,29 @@ impl SecureDir {
         Ok(SecureDir { fd, path })
     }
 
+    /// Creates the folder `name`, which must not exist yet (anything there, a link included,
+    /// is an error), with exactly `mode` and (as root) `owner`, and opens it. For a folder
+    /// this process fills itself, so that nothing anyone put there beforehand ends up in it.
+    pub fn create_dir(
+        &self,
+        name: impl AsRef<OsStr>,
+        mode: u32,
+        owner: Option<Owner>,
+    ) -> Result<SecureDir> {
+        let name = self.name(name.as_ref())?;
+        let path = self.path.join(name);
+        let what = "the directory";
+        rustix::fs::mkdirat(&self.fd, name, mode_bits(mode))
+            .map_err(|e| io_error("create", what, &path, e))?;
+        // Opened without following: a link swapped in since `mkdirat` is refused.
+        let fd = rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty())
+            .map_err(|e| explain(self.fd.as_fd(), name, &path, e, ("open", what, Expect::Dir)))?;
+        adopt(fd.as_fd(), mode, owner)
+            .and_then(|()| rustix::fs::fsync(&self.fd))
+            .map_err(|e| io_error("create", what, &path, e))?;
+        Ok(SecureDir { fd, path })
+    }
+
     fn name<'a>(&self, name: &'a OsStr) -> Result<&'a OsStr> {
         let reason = if name.is_empty() {
             "an empty name"

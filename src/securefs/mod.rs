@@ -11,7 +11,9 @@
 //! opened itself (`fchmod`, `fchown`), never by name after a check, which would be a race. New
 //! files appear under unpredictable temporary names created exclusively, and what root creates
 //! is given to the user whose home it is. Hard-linked files are refused for reading: a user may
-//! hard-link a file they cannot read (macOS has no `protected_hardlinks`).
+//! hard-link a file they cannot read (macOS has no `protected_hardlinks`). A [`Place`] names a
+//! folder as a trusted base (the root prefix, the home folder) plus a path walked this way, so
+//! callers say where their folder is once and every run walks to it afresh.
 //!
 //! Files the *admin* names (the org token, the SCEP challenge, CA bundles, the configuration)
 //! sit outside the user's reach, so [`read_capped`] follows links as the OS does; it accepts
@@ -28,11 +30,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 mod dir;
+mod place;
 mod read;
 #[cfg(test)]
 mod tests;
 
 pub use dir::SecureDir;
+pub use place::Place;
 pub use read::{read_capped, read_capped_stdin};
 
 /// Cap for a secret read from a file or standard input (org token, SCEP challenge).
@@ -125,6 +129,44 @@ impl SecureFsError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, SecureFsError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
     }
+
+    /// True when something was planted where the agent expects its own file or folder: a
+    /// symbolic link, or a file with other hard links. Not a fault to work around but a run to
+    /// stop: the caller reports it as the run's error.
+    pub fn is_planted(&self) -> bool {
+        matches!(
+            self,
+            SecureFsError::Symlink { .. } | SecureFsError::HardLinked { .. }
+        )
+    }
+}
+
+/// The first planted link or hard link ([`SecureFsError::is_planted`]) among `error` and its
+/// sources, however deep the wrapping.
+pub fn planted_in<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a SecureFsError> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(fs) = e.downcast_ref::<SecureFsError>() {
+            if fs.is_planted() {
+                return Some(fs);
+            }
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// The name a temporary file of [`SecureDir::write_file_atomic`] stands in for, if `name` is
+/// one (`.<name>.tmp-<32 hex digits>`): what an interrupted write leaves behind, for the owner
+/// of the folder to sweep.
+pub fn temp_target(name: &OsStr) -> Option<&OsStr> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = name.as_bytes();
+    let rest = bytes.strip_prefix(b".")?;
+    let (target, random) = rest.split_at(rest.len().checked_sub(TEMP_MARKER.len() + 32)?);
+    let digits = random.strip_prefix(TEMP_MARKER.as_bytes())?;
+    let lower_hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+    (!target.is_empty() && digits.iter().all(lower_hex)).then(|| OsStr::from_bytes(target))
 }
 
 /// A path for a message: lossy UTF-8 with control characters escaped.

@@ -553,3 +553,144 @@ fn messages_stay_on_one_line_whatever_the_names() {
     assert!(!message.contains('\n'), "{message}");
     assert!(message.contains("evil\\nERROR: forged"), "{message}");
 }
+
+#[test]
+fn a_place_walks_below_its_base_without_following_and_creates_for_the_bases_owner() {
+    let s = scene();
+    let place = Place::new(&s.home, ".local/state/devicetrust");
+    assert!(place.open().unwrap().is_none(), "nothing there yet");
+    assert_eq!(place.path(), s.home.join(".local/state/devicetrust"));
+    let dir = place.create(0o700).unwrap();
+    assert_eq!(dir.path(), place.path());
+    assert_eq!(mode_of(&s.home.join(".local")), 0o700);
+    assert_eq!(mode_of(&place.path()), 0o700);
+    assert!(place.open().unwrap().is_some());
+    let meta = std::fs::metadata(s.home.join(".local/state/devicetrust")).unwrap();
+    let home = std::fs::metadata(&s.home).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (home.uid(), home.gid()));
+    assert_eq!(
+        place.owner().unwrap(),
+        Owner {
+            uid: home.uid(),
+            gid: home.gid()
+        }
+    );
+
+    // A link anywhere below the base is refused, for opening and creating alike.
+    std::fs::remove_dir(place.path()).unwrap();
+    symlink(&s.victim, place.path()).unwrap();
+    let before = snapshot(&s.victim);
+    for result in [
+        place.open().map(|_| ()),
+        place.create(0o700).map(|_| ()),
+        place.join("identity").create(0o700).map(|_| ()),
+        place.remove_if_empty().map(|_| ()),
+    ] {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err, SecureFsError::Symlink { path } if *path == place.path()),
+            "{err}"
+        );
+    }
+    assert_eq!(snapshot(&s.victim), before);
+}
+
+#[test]
+fn a_place_makes_a_missing_base_only_when_allowed() {
+    let s = scene();
+    let base = s.home.join("missing/home");
+    let place = Place::new(&base, "state");
+    assert!(place.open().unwrap().is_none());
+    assert!(place.create(0o700).unwrap_err().is_not_found());
+    assert!(!base.exists());
+    let place = place.creating_base();
+    place.create(0o700).unwrap();
+    assert!(base.join("state").is_dir());
+}
+
+#[test]
+fn remove_if_empty_keeps_a_folder_with_something_in_it() {
+    let s = scene();
+    let place = Place::new(&s.home, "a/b");
+    assert!(!place.remove_if_empty().unwrap(), "absent");
+    let dir = place.create(0o700).unwrap();
+    dir.write_file_atomic("theirs", b"x", 0o600, None).unwrap();
+    assert!(!place.remove_if_empty().unwrap());
+    dir.remove_file("theirs").unwrap();
+    assert!(place.remove_if_empty().unwrap());
+    assert!(!s.home.join("a/b").exists());
+    assert!(s.home.join("a").is_dir(), "only the folder itself goes");
+    assert!(
+        !Place::new(&s.home, "").remove_if_empty().unwrap(),
+        "never the base"
+    );
+    assert!(s.home.is_dir());
+}
+
+#[test]
+fn create_dir_makes_a_new_folder_only() {
+    let s = scene();
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    let fresh = home.create_dir("fresh", 0o700, None).unwrap();
+    fresh.write_file_atomic("f", b"1", 0o600, None).unwrap();
+    assert_eq!(mode_of(&s.home.join("fresh")), 0o700);
+    let err = home.create_dir("fresh", 0o700, None).unwrap_err();
+    assert!(!err.is_not_found(), "{err}");
+    symlink(&s.victim, s.home.join("planted")).unwrap();
+    let before = snapshot(&s.victim);
+    assert!(home.create_dir("planted", 0o700, None).is_err());
+    assert_eq!(snapshot(&s.victim), before);
+}
+
+#[test]
+fn temporary_names_are_recognised_for_sweeping() {
+    let s = scene();
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    take_temps();
+    home.write_file_atomic("CURRENT", b"x", 0o600, None)
+        .unwrap();
+    let temp = take_temps().pop().unwrap();
+    assert_eq!(temp_target(&temp), Some(OsStr::new("CURRENT")));
+    let hex32 = "0123456789abcdef0123456789abcdef";
+    for (name, want) in [
+        (
+            format!("..devicetrust-store.tmp-{hex32}"),
+            Some(".devicetrust-store"),
+        ),
+        (format!(".state.json.tmp-{hex32}"), Some("state.json")),
+        (".state.json.tmp-4242".to_owned(), None),
+        (format!(".tmp-{hex32}"), None),
+        (format!("CURRENT.tmp-{hex32}"), None),
+        (format!(".x.tmp-{}", hex32.to_uppercase()), None),
+        (format!(".x.tmp-{hex32}0"), None),
+    ] {
+        assert_eq!(
+            temp_target(OsStr::new(&name)),
+            want.map(OsStr::new),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_planted_link_is_found_through_wrapping_errors() {
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Outer(#[source] SecureFsError);
+    #[derive(Debug, thiserror::Error)]
+    enum Transparent {
+        #[error(transparent)]
+        Outer(#[from] Outer),
+    }
+    let s = scene();
+    symlink(&s.victim, s.home.join("link")).unwrap();
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    let planted = home.open_dir("link", None).unwrap_err();
+    let wrapped = Transparent::Outer(Outer(planted));
+    assert!(matches!(
+        planted_in(&wrapped),
+        Some(SecureFsError::Symlink { .. })
+    ));
+    let missing = home.open_dir("absent", None).unwrap_err();
+    assert!(planted_in(&Outer(missing)).is_none());
+}

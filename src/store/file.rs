@@ -9,9 +9,10 @@
 
 use super::{IdentityStore, StoreError, StoreProbe};
 use crate::failpoint;
-use crate::fsutil::{create_private_dir, hex, sync_dir, write_private_file};
+use crate::fsutil::hex;
 use crate::pki::{self, CheckedIdentity, NewKey, PrivateKey, SigningKey};
-use std::fs;
+use crate::securefs::{self, FileKind, Owner, Place, SecureDir, SecureFsError};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// The marker that says "devicetrust created this folder".
@@ -29,13 +30,16 @@ const SET_ASIDE_PREFIX: &str = "damaged-";
 /// A PEM key, certificate or chain is a few KiB; anything far bigger is not one of ours.
 const MEMBER_MAX: u64 = 256 * 1024;
 
+/// The store folder, reached from a trusted base without following links: below the user's
+/// home for the default store, below the admin's parent folder for `--store file:DIR`.
 pub struct FileStore {
+    place: Place,
     dir: PathBuf,
 }
 
 /// What one entry of the store folder is, by its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Entry {
+enum Class {
     Marker,
     Current,
     Generation,
@@ -44,165 +48,191 @@ enum Entry {
     Foreign,
 }
 
-fn classify(name: &str) -> Entry {
+fn classify(name: &str) -> Class {
     match name {
-        MARKER => Entry::Marker,
-        CURRENT => Entry::Current,
-        n if n.starts_with(GENERATION_PREFIX) => Entry::Generation,
-        n if n.starts_with(SET_ASIDE_PREFIX) => Entry::SetAside,
-        n if n.starts_with(TMP_PREFIX) => Entry::Temporary,
-        _ => Entry::Foreign,
+        MARKER => Class::Marker,
+        CURRENT => Class::Current,
+        n if n.starts_with(GENERATION_PREFIX) => Class::Generation,
+        n if n.starts_with(SET_ASIDE_PREFIX) => Class::SetAside,
+        n if n.starts_with(TMP_PREFIX) => Class::Temporary,
+        // An interrupted replacement of `CURRENT` or the marker.
+        n if securefs::temp_target(n.as_ref())
+            .is_some_and(|target| target == CURRENT || target == MARKER) =>
+        {
+            Class::Temporary
+        }
+        _ => Class::Foreign,
     }
 }
 
+/// One entry of the store folder.
+struct Member {
+    name: OsString,
+    class: Class,
+    kind: FileKind,
+}
+
+/// Whether a folder holding `entries` is ours: it carries the marker, or everything in it has
+/// one of our names (a store written before the marker existed). An empty folder is ours to
+/// take.
+fn is_ours(entries: &[Member]) -> bool {
+    entries.iter().any(|m| m.class == Class::Marker)
+        || entries.iter().all(|m| m.class != Class::Foreign)
+}
+
 impl FileStore {
+    /// The folder an admin named (`--store file:DIR`). Its parent is the admin's and is opened
+    /// as the OS resolves it (and created if missing); the folder itself and everything in it
+    /// are reached without following links.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        FileStore { dir: dir.into() }
+        let dir = dir.into();
+        let place = match (dir.parent(), dir.file_name()) {
+            (Some(parent), Some(name)) => {
+                let parent = if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                };
+                Place::new(parent, name)
+            }
+            _ => Place::new(&dir, ""),
+        };
+        FileStore {
+            place: place.creating_base(),
+            dir,
+        }
+    }
+
+    /// The store in `place` (the default store, in the user's state directory).
+    pub fn at(place: Place) -> Self {
+        FileStore {
+            dir: place.path(),
+            place,
+        }
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    fn io(&self, action: &'static str, source: std::io::Error) -> StoreError {
-        StoreError::Io {
-            path: self.dir.clone(),
-            action,
-            source,
-        }
+    fn open(&self, action: &'static str) -> Result<Option<SecureDir>, StoreError> {
+        self.place.open().map_err(fs(action))
     }
 
-    /// The folder's entries by name and kind (an absent folder has none).
-    fn entries(&self) -> Result<Vec<(String, Entry, bool)>, StoreError> {
-        let list = match fs::read_dir(&self.dir) {
-            Ok(list) => list,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(self.io("listing the store", e)),
-        };
-        let mut entries = Vec::new();
-        for entry in list {
-            let entry = entry.map_err(|e| self.io("listing the store", e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            // file_type() does not follow links: a link is never taken for one of our folders.
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            entries.push((classify(&name), name, is_dir));
-        }
-        Ok(entries
+    /// The folder's entries by name, class and kind.
+    fn entries(&self, dir: &SecureDir) -> Result<Vec<Member>, StoreError> {
+        Ok(dir
+            .entries()
+            .map_err(fs("list the store"))?
             .into_iter()
-            .map(|(kind, name, is_dir)| (name, kind, is_dir))
+            .map(|entry| Member {
+                class: classify(&entry.name.to_string_lossy()),
+                name: entry.name,
+                kind: entry.kind,
+            })
             .collect())
     }
 
-    /// Whether the folder is ours: it carries the marker, or everything in it has one of our
-    /// names (a store written before the marker existed). An empty or absent folder is ours to
-    /// take.
-    fn is_ours(&self) -> Result<bool, StoreError> {
-        let entries = self.entries()?;
-        Ok(entries.iter().any(|(_, kind, _)| *kind == Entry::Marker)
-            || entries.iter().all(|(_, kind, _)| *kind != Entry::Foreign))
-    }
-
-    /// The live generation directory, if `CURRENT` names one.
-    fn current_generation(&self) -> Result<Option<PathBuf>, StoreError> {
-        let name = match read_capped(&self.dir.join(CURRENT)) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.io("reading CURRENT", e)),
+    /// The live generation's name, if `CURRENT` names one.
+    fn current_generation(&self, dir: &SecureDir) -> Result<Option<String>, StoreError> {
+        let Some(bytes) = dir
+            .read_file(CURRENT, MEMBER_MAX)
+            .map_err(fs("read CURRENT"))?
+        else {
+            return Ok(None);
         };
-        if classify(&name) != Entry::Generation || name.contains('/') {
+        let name = String::from_utf8_lossy(&bytes).trim().to_owned();
+        if classify(&name) != Class::Generation || name.contains('/') {
             return Err(StoreError::Damaged {
                 path: self.dir.clone(),
                 what: "CURRENT",
                 reason: format!("{name:?} is not a generation name"),
             });
         }
-        Ok(Some(self.dir.join(name)))
+        Ok(Some(name))
     }
 
     fn read_member(&self, name: &str) -> Result<Option<String>, StoreError> {
-        let Some(generation) = self.current_generation()? else {
+        let action = "read the identity";
+        let Some(dir) = self.open(action)? else {
             return Ok(None);
         };
-        match read_capped(&generation.join(name)) {
-            Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| StoreError::Damaged {
-                path: self.dir.clone(),
-                what: "a stored file",
-                reason: format!("{name} is not text"),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.io("reading the identity", e)),
+        let Some(generation) = self.current_generation(&dir)? else {
+            return Ok(None);
+        };
+        let generation = match dir.open_dir(&generation, None) {
+            Ok(generation) => generation,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(fs(action)(e)),
+        };
+        let Some(mut bytes) = generation.read_file(name, MEMBER_MAX).map_err(fs(action))? else {
+            return Ok(None);
+        };
+        // Moved, not copied: the key's text leaves no unzeroed copy behind.
+        match String::from_utf8(std::mem::take(&mut *bytes)) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) => {
+                drop(zeroize::Zeroizing::new(e.into_bytes()));
+                Err(StoreError::Damaged {
+                    path: self.dir.clone(),
+                    what: "a stored file",
+                    reason: format!("{name} is not text"),
+                })
+            }
         }
     }
 
-    /// Creates the folder (0700) with our marker, or adopts a folder that is ours already.
-    fn ensure_ours(&self) -> Result<(), StoreError> {
-        if !self.is_ours()? {
-            return Err(StoreError::Foreign {
-                path: self.dir.clone(),
-            });
+    /// Creates the folder (0700) with our marker, or adopts a folder that is ours already;
+    /// returns it open, with who should own what goes in it.
+    fn ensure_ours(&self) -> Result<(SecureDir, Owner), StoreError> {
+        let action = "create the store";
+        if let Some(dir) = self.open(action)? {
+            if !is_ours(&self.entries(&dir)?) {
+                return Err(StoreError::Foreign {
+                    path: self.dir.clone(),
+                });
+            }
         }
-        create_private_dir(&self.dir).map_err(|e| self.io("creating the store", e))?;
-        if !self.dir.join(MARKER).exists() {
-            write_private_file(&self.dir.join(MARKER), MARKER_TEXT)
-                .map_err(|e| self.io("marking the store", e))?;
+        let dir = self.place.create(0o700).map_err(fs(action))?;
+        let owner = self.place.owner().map_err(fs(action))?;
+        if dir.metadata(MARKER).map_err(fs(action))?.is_none() {
+            dir.write_file_atomic(MARKER, MARKER_TEXT, 0o600, Some(owner))
+                .map_err(fs("mark the store"))?;
         }
-        Ok(())
+        Ok((dir, owner))
     }
 
     /// Removes what no longer serves: interrupted writes, generations other than the live one
-    /// and the one before it (`keep`), set-aside generations but the newest.
-    fn sweep(&self, keep: &[&str]) -> Result<(), StoreError> {
-        let mut generations = Vec::new();
+    /// and the one before it (`keep`), set-aside generations but the newest. Nothing here is
+    /// followed: a link with one of our names is removed itself.
+    fn sweep(&self, dir: &SecureDir, keep: &[&str]) -> Result<(), StoreError> {
+        let remove = fs("remove an old identity");
         let mut set_aside = Vec::new();
-        for (name, kind, is_dir) in self.entries()? {
-            match kind {
-                Entry::Temporary => self.remove_entry(&name, is_dir)?,
-                Entry::Generation if is_dir && !keep.contains(&name.as_str()) => {
-                    generations.push(name)
+        for member in self.entries(dir)? {
+            let is_dir = member.kind == FileKind::Dir;
+            let kept = keep.iter().any(|k| member.name == *k);
+            match member.class {
+                Class::Temporary => {
+                    dir.remove_tree(&member.name).map_err(remove)?;
                 }
-                Entry::SetAside if is_dir => set_aside.push(name),
+                Class::Generation if is_dir && !kept => {
+                    dir.remove_tree(&member.name).map_err(remove)?;
+                }
+                Class::SetAside if is_dir => set_aside.push(member.name),
                 _ => {}
             }
         }
-        for name in &generations {
-            self.remove_entry(name, true)?;
-        }
         set_aside.sort();
         for name in set_aside.iter().take(set_aside.len().saturating_sub(1)) {
-            self.remove_entry(name, true)?;
+            dir.remove_tree(name).map_err(remove)?;
         }
         Ok(())
     }
-
-    fn remove_entry(&self, name: &str, is_dir: bool) -> Result<(), StoreError> {
-        let path = self.dir.join(name);
-        let result = if is_dir {
-            fs::remove_dir_all(&path)
-        } else {
-            fs::remove_file(&path)
-        };
-        match result {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(self.io("removing an old identity", e))
-            }
-            _ => Ok(()),
-        }
-    }
 }
 
-/// Reads a store member, refusing anything larger than a PEM file could be.
-fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let file = fs::File::open(path)?;
-    let mut bytes = Vec::new();
-    file.take(MEMBER_MAX + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MEMBER_MAX {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("larger than {MEMBER_MAX} bytes"),
-        ));
-    }
-    Ok(bytes)
+/// A securefs error of the step `action`.
+fn fs(action: &'static str) -> impl Fn(SecureFsError) -> StoreError + Copy {
+    move |source| StoreError::Fs { action, source }
 }
 
 impl IdentityStore for FileStore {
@@ -262,14 +292,14 @@ impl IdentityStore for FileStore {
     }
 
     fn replace(&mut self, identity: CheckedIdentity, record: &[u8]) -> Result<(), StoreError> {
-        self.ensure_ours()?;
-        let previous = self.current_generation().ok().flatten();
+        let (dir, owner) = self.ensure_ours()?;
+        let previous = self.current_generation(&dir).ok().flatten();
         let (key, certificate, chain) = identity.into_parts();
         let key = key.into_any().downcast::<PrivateKey>().map_err(|_| {
             StoreError::Unsupported("a key generated by another store cannot be kept here".into())
         })?;
         let generation = generation_name();
-        let tmp = self.dir.join(format!("{TMP_PREFIX}{generation}"));
+        let tmp = format!("{TMP_PREFIX}{generation}");
         let key_pem = key
             .to_pkcs8_pem()
             .map_err(|e| StoreError::Unsupported(e.to_string()))?;
@@ -284,100 +314,97 @@ impl IdentityStore for FileStore {
         })
         .to_string();
 
-        let write_generation = || -> std::io::Result<()> {
-            create_private_dir(&tmp)?;
-            write_private_file(&tmp.join(KEY), key_pem.as_bytes())?;
-            write_private_file(&tmp.join(CERT), cert_pem.as_bytes())?;
-            write_private_file(&tmp.join(CHAIN), chain_pem.as_bytes())?;
-            write_private_file(&tmp.join(META), meta.as_bytes())?;
-            write_private_file(&tmp.join(RECORD), record)?;
-            sync_dir(&tmp)?;
-            fs::rename(&tmp, self.dir.join(&generation))?;
-            sync_dir(&self.dir)
+        // A fresh folder of our own, filled, then renamed into place: a reader sees a
+        // generation complete or not at all.
+        let write_generation = || -> Result<(), SecureFsError> {
+            let folder = dir.create_dir(&tmp, 0o700, Some(owner))?;
+            for (name, bytes) in [
+                (KEY, key_pem.as_bytes()),
+                (CERT, cert_pem.as_bytes()),
+                (CHAIN, chain_pem.as_bytes()),
+                (META, meta.as_bytes()),
+                (RECORD, record),
+            ] {
+                folder.write_file_atomic(name, bytes, 0o600, Some(owner))?;
+            }
+            dir.rename(&tmp, &generation)
         };
         if let Err(e) = write_generation() {
-            let _ = fs::remove_dir_all(&tmp);
-            return Err(self.io("writing the new identity", e));
+            let _ = dir.remove_tree(&tmp);
+            return Err(fs("write the new identity")(e));
         }
         failpoint::hit("store.new-written");
 
-        let tmp_current = self.dir.join(format!("{TMP_PREFIX}{CURRENT}-{generation}"));
-        let switch = || -> std::io::Result<()> {
-            write_private_file(&tmp_current, generation.as_bytes())?;
-            fs::rename(&tmp_current, self.dir.join(CURRENT))?;
-            sync_dir(&self.dir)
-        };
-        if let Err(e) = switch() {
-            let _ = fs::remove_file(&tmp_current);
-            let _ = fs::remove_dir_all(self.dir.join(&generation));
-            return Err(self.io("switching to the new identity", e));
+        if let Err(e) = dir.write_file_atomic(CURRENT, generation.as_bytes(), 0o600, Some(owner)) {
+            let _ = dir.remove_tree(&generation);
+            return Err(fs("switch to the new identity")(e));
         }
         failpoint::hit("store.switched");
 
-        let previous_name = previous
-            .as_ref()
-            .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned());
         let mut keep = vec![generation.as_str()];
-        keep.extend(previous_name.as_deref());
-        self.sweep(&keep)
+        keep.extend(previous.as_deref());
+        self.sweep(&dir, &keep)
     }
 
     fn record_copy(&self) -> Option<Vec<u8>> {
-        self.read_member(RECORD).ok().flatten().map(String::into_bytes)
+        self.read_member(RECORD)
+            .ok()
+            .flatten()
+            .map(String::into_bytes)
     }
 
     fn set_aside(&mut self) -> Result<Option<String>, StoreError> {
-        if !self.is_ours()? {
+        let action = "set the damaged identity aside";
+        let Some(dir) = self.open(action)? else {
+            return Ok(None);
+        };
+        if !is_ours(&self.entries(&dir)?) {
             return Err(StoreError::Foreign {
                 path: self.dir.clone(),
             });
         }
-        let name = match read_capped(&self.dir.join(CURRENT)) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.io("reading CURRENT", e)),
+        let Some(bytes) = dir.read_file(CURRENT, MEMBER_MAX).map_err(fs(action))? else {
+            return Ok(None);
         };
+        let name = String::from_utf8_lossy(&bytes).trim().to_owned();
         let aside = format!("{SET_ASIDE_PREFIX}{}", generation_name());
-        let live = self.dir.join(&name);
-        if classify(&name) == Entry::Generation
-            && fs::symlink_metadata(&live).is_ok_and(|m| m.is_dir())
-        {
-            fs::rename(&live, self.dir.join(&aside))
-                .map_err(|e| self.io("setting the damaged identity aside", e))?;
+        let live_is_folder = classify(&name) == Class::Generation
+            && !name.contains('/')
+            && dir
+                .metadata(&name)
+                .map_err(fs(action))?
+                .is_some_and(|m| m.kind == FileKind::Dir);
+        if live_is_folder {
+            dir.rename(&name, &aside).map_err(fs(action))?;
         }
-        fs::remove_file(self.dir.join(CURRENT))
-            .map_err(|e| self.io("setting the damaged identity aside", e))?;
-        sync_dir(&self.dir).map_err(|e| self.io("setting the damaged identity aside", e))?;
+        dir.remove_file(CURRENT).map_err(fs(action))?;
         Ok(Some(self.dir.join(aside).display().to_string()))
     }
 
     fn remove(&mut self) -> Result<bool, StoreError> {
-        let entries = self.entries()?;
-        if entries.is_empty() && !self.dir.exists() {
+        let action = "remove the identity";
+        let Some(dir) = self.open(action)? else {
             return Ok(false);
-        }
-        if !self.is_ours()? {
+        };
+        let entries = self.entries(&dir)?;
+        if !is_ours(&entries) {
             return Err(StoreError::Foreign {
                 path: self.dir.clone(),
             });
         }
         let mut removed = false;
         // The marker goes last: an interrupted removal leaves a folder still known as ours.
-        for (name, kind, is_dir) in &entries {
-            if !matches!(kind, Entry::Foreign | Entry::Marker) {
-                self.remove_entry(name, *is_dir)?;
+        for member in &entries {
+            if !matches!(member.class, Class::Foreign | Class::Marker) {
+                dir.remove_tree(&member.name).map_err(fs(action))?;
                 removed = true;
             }
         }
-        self.remove_entry(MARKER, false)?;
+        dir.remove_file(MARKER).map_err(fs(action))?;
+        drop(dir);
         // Something of someone else's in the folder keeps it (and them) in place.
-        if !entries.iter().any(|(_, k, _)| *k == Entry::Foreign) {
-            match fs::remove_dir(&self.dir) {
-                Ok(()) => removed = true,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(self.io("removing the store", e)),
-            }
+        if !entries.iter().any(|m| m.class == Class::Foreign) {
+            removed |= self.place.remove_if_empty().map_err(fs(action))?;
         }
         Ok(removed)
     }
@@ -398,6 +425,8 @@ fn generation_name() -> String {
 mod tests {
     use super::*;
     use crate::pki::authority::tests::{client_request, test_authority};
+    use std::fs;
+    use std::os::unix::fs::symlink;
     use time::OffsetDateTime;
 
     fn checked(store: &mut FileStore) -> CheckedIdentity {
@@ -477,7 +506,8 @@ mod tests {
         let mut store = FileStore::new(dir.path().join("store"));
         let identity = checked(&mut store);
         store.replace(identity, b"{}").unwrap();
-        let live = store.current_generation().unwrap().unwrap();
+        let current = fs::read_to_string(store.dir().join(CURRENT)).unwrap();
+        let live = store.dir().join(current.trim());
         fs::write(live.join(CERT), "-----BEGIN CERTIFICATE-----\nbroken\n").unwrap();
         assert!(store.certificate().unwrap_err().is_damage());
         let aside = store.set_aside().unwrap().unwrap();
@@ -487,5 +517,99 @@ mod tests {
         store.replace(identity, b"{}").unwrap();
         assert!(store.certificate().unwrap().is_some());
         assert!(Path::new(&aside).exists(), "kept beside the new identity");
+    }
+
+    #[test]
+    fn a_link_at_the_folder_or_inside_it_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        let snapshot = || names(&outside);
+
+        // The folder itself, named by the admin or below a home.
+        symlink(&outside, dir.path().join("linked")).unwrap();
+        for mut store in [
+            FileStore::new(dir.path().join("linked")),
+            FileStore::at(Place::new(dir.path(), "linked")),
+        ] {
+            let err = store.certificate().unwrap_err();
+            assert!(err.to_string().contains("is a symbolic link"), "{err}");
+            let identity = checked(&mut store);
+            let err = store.replace(identity, b"{}").unwrap_err();
+            assert!(err.to_string().contains("is a symbolic link"), "{err}");
+            assert!(store.remove().is_err());
+            assert!(snapshot().is_empty(), "{:?}", snapshot());
+        }
+
+        // A member of the live generation.
+        let mut store = FileStore::at(Place::new(dir.path(), "home/store"));
+        let identity = checked(&mut store);
+        store.replace(identity, b"{}").unwrap();
+        let current = fs::read_to_string(store.dir().join(CURRENT)).unwrap();
+        let live = store.dir().join(current.trim());
+        fs::write(outside.join("cert.pem"), "theirs").unwrap();
+        fs::remove_file(live.join(CERT)).unwrap();
+        symlink(outside.join("cert.pem"), live.join(CERT)).unwrap();
+        let err = store.certificate().unwrap_err();
+        assert!(!err.is_damage());
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+
+        // Removal takes the link, not what it points to.
+        assert!(store.remove().unwrap());
+        assert!(!store.dir().exists());
+        assert_eq!(fs::read(outside.join("cert.pem")).unwrap(), b"theirs");
+    }
+
+    #[test]
+    fn interrupted_writes_of_every_kind_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = FileStore::new(dir.path().join("store"));
+        let identity = checked(&mut store);
+        store.replace(identity, b"{}").unwrap();
+        let hex32 = "0123456789abcdef0123456789abcdef";
+        let leftovers = [
+            format!(".CURRENT.tmp-{hex32}"),
+            format!("..devicetrust-store.tmp-{hex32}"),
+            ".tmp-CURRENT-id-1".to_owned(),
+        ];
+        for name in &leftovers {
+            fs::write(store.dir().join(name), b"x").unwrap();
+        }
+        fs::create_dir(store.dir().join(".tmp-id-2")).unwrap();
+        let identity = checked(&mut store);
+        store.replace(identity, b"{}").unwrap();
+        let left = names(store.dir());
+        assert!(
+            left.iter().all(|n| !n.contains(".tmp-")),
+            "left behind: {left:?}"
+        );
+    }
+
+    #[test]
+    fn what_root_stores_below_a_home_belongs_to_its_owner() {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            println!("skipped: changing ownership needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        fs::create_dir(&home).unwrap();
+        std::os::unix::fs::chown(&home, Some(4242), Some(4243)).unwrap();
+        let mut store = FileStore::at(Place::new(&home, ".local/state/devicetrust/identity"));
+        let identity = checked(&mut store);
+        store.replace(identity, b"{}").unwrap();
+        let mut pending = vec![home.join(".local")];
+        let mut seen = 0;
+        while let Some(path) = pending.pop() {
+            let meta = fs::symlink_metadata(&path).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (4242, 4243), "{path:?}");
+            if meta.is_dir() {
+                pending.extend(fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            }
+            seen += 1;
+        }
+        assert!(seen > 8, "{seen}");
     }
 }

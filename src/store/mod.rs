@@ -28,6 +28,13 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A file-system step inside the store's folder (the file store, below a user's home).
+    #[error("identity store: cannot {action}: {source}")]
+    Fs {
+        action: &'static str,
+        #[source]
+        source: crate::securefs::SecureFsError,
+    },
     /// A platform call failed with a status that has no richer type (an `OSStatus`).
     #[error("identity store {}: {action} failed: {reason}", path.display())]
     Os {
