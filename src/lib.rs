@@ -3,26 +3,25 @@
 //! Puts a device-trust client certificate on every managed Mac and keeps it healthy: the
 //! replacement for Okta's Python "Device Registration Task".
 //!
-//! The crate is layered; each layer knows only those below it:
+//! The crate is layered; each layer knows only those below it (`docs/architecture.md`):
 //!
 //! * [`app`] and [`cli`]: the command-line contract; one `ERROR:` line and an exit code.
-//! * [`agent`]: the workflows (enroll, renew, status, uninstall), orchestration only. Its rule:
-//!   nothing is stored until the new certificate is checked, and the old identity is removed
-//!   only after the new one is stored.
-//! * [`okta`] and [`http`]: Okta's device-trust wire protocol over rustls, with timeouts and
-//!   bounded, jittered retries.
-//! * [`pki`]: RSA keys, the CSR, certificate checks, the CMS renewal token, a small CA.
+//! * [`agent`]: the workflows, one file each (enroll, renew and repair, status, uninstall),
+//!   orchestration only. Its rule: nothing is stored until the new certificate is checked, and
+//!   the old identity is removed only after the new one is stored.
+//! * [`host`]: what differs between a Mac, Linux and a test root, chosen once.
+//! * [`chain`]: every artifact the agent owns on a device as a link (observe, apply, remove), in
+//!   the order of the health statuses.
+//! * [`config`] (flags, environment, profile, file, then [`record`], the enrollment record),
+//!   [`renewal`] (when this device renews), [`health`] (the statuses), [`lock`], [`migration`].
+//! * [`integrations`]: browser policy, the key's allowlist, Safari, the renewal job, the NSS
+//!   database (pure models and their file formats).
+//! * [`okta`] + [`http`] and [`scep`]: the wire protocols, with deadlines and bounded retries.
 //! * [`store`]: where the identity lives (the macOS keychain, or a private directory), replaced
-//!   crash-safely; [`state`] remembers how the last renewal went.
-//! * [`health`]: the dependency chain that turns facts into one Jamf-friendly status.
-//! * [`integrations`]: what the device must look like besides the identity: browser
-//!   certificate auto-selection, the key's app allowlist, Safari identity preferences and the
-//!   renewal job (pure models; the macOS calls sit behind them).
-//! * [`platform`]: device facts and the console user; [`migration`] plans the takeover from
-//!   Okta's Python task.
+//!   crash-safely; it accepts only a checked identity ([`pki::CheckedIdentity`]).
+//! * [`pki`], [`platform`], [`codesign`]: keys and certificates, device facts, code signatures.
 //! * [`securefs`]: file access for a root process in a user's home (no link followed, exact
 //!   owner and mode, atomic replacement) and capped reads of the files an admin names.
-//! * [`codesign`]: an app's TeamIdentifier from its code signature (`devicetrust teamid`).
 //! * [`sim`] (feature `sim`): an Okta-compatible service for the demo and the tests.
 //!
 //! Secrets (the org token, private keys) travel as [`secret::Secret`] or `Zeroizing` buffers,

@@ -39,7 +39,7 @@ const REPLACED_FLAGS: [&str; 3] = ["--org-token-file", "--scep-challenge-file", 
 /// The child's full argv: `launchctl asuser <uid> sudo -n -u <user> -H -- <exe> <args>
 /// --user <user>`, with `handover`'s flag set to `-` (stdin).
 ///
-/// `args` are the agent's arguments without argv[0]. Their secret-file and `--user` flags are
+/// `args` are the agent's arguments without `argv[0]`. Their secret-file and `--user` flags are
 /// removed whatever their form (`--flag value`, `--flag=value`); nothing else is added, and no
 /// flag of the CLI takes a secret as its value, so no secret can reach this argv.
 pub fn reexec_argv(
@@ -164,7 +164,7 @@ pub enum ReexecError {
 
 /// How root runs this binary in a user's own session.
 pub trait UserSession {
-    /// Runs this binary with `args` (argv without argv[0]) as `user` in their session and
+    /// Runs this binary with `args` (argv without `argv[0]`) as `user` in their session and
     /// returns the child's exit code; its output goes straight to ours. `secret` is written to
     /// the child's stdin, named by the flag that reads it from there: never argv, never env.
     fn run_as(
