@@ -417,7 +417,9 @@ fn clean(text: &str, secret: Option<&Secret>) -> String {
     }
 }
 
-fn issued_certificate(
+/// The DER certificate of an enroll or renew answer, or the error the answer stands for. Public
+/// so the fuzz targets can feed it server answers without a server.
+pub fn issued_certificate(
     op: Operation,
     url: &Url,
     reply: Reply,
@@ -439,8 +441,9 @@ fn issued_certificate(
     })
 }
 
-/// The JSON of a 2xx answer, or the error a non-2xx answer stands for.
-fn parse_success<T: DeserializeOwned>(
+/// The JSON of a 2xx answer, or the error a non-2xx answer stands for (public for the fuzz
+/// targets, like [`issued_certificate`]).
+pub fn parse_success<T: DeserializeOwned>(
     op: Operation,
     url: &Url,
     reply: Reply,
