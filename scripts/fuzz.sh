@@ -8,8 +8,8 @@
 #
 # Each target grows its corpus in fuzz/work/<target> (git-ignored), starting from the committed
 # seeds in fuzz/corpus/<target>, which are only read. Crashes land in fuzz/artifacts/<target>;
-# reproduce one with `cargo fuzz run <target> <file>` in fuzz/. Exit status 1 when any target
-# crashed, timed out or ran out of memory.
+# reproduce one with `RUSTC_BOOTSTRAP=1 cargo fuzz run <target> <file>` in fuzz/. Exit status 1
+# when any target crashed, timed out or ran out of memory.
 set -euo pipefail
 
 cd "$(dirname "$0")/../fuzz"
@@ -34,6 +34,10 @@ fi
 
 echo "INFO: building ${#targets[@]} targets" >&2
 cargo fuzz build >&2
+# The binaries are run directly, not through `cargo fuzz run`, which rebuilds first: a source
+# edit during a long run would otherwise cost a full instrumented rebuild before each target.
+triple=$(rustc -vV | sed -n 's/^host: //p')
+bin_dir="target/$triple/release"
 
 count_files() {
     if [ -d "$1" ]; then
@@ -53,8 +57,8 @@ for target in "${targets[@]}"; do
     before=$(count_files "$artifacts")
     echo "INFO: fuzzing $target for ${FUZZ_SECONDS}s" >&2
     status=0
-    cargo fuzz run "$target" "$work" "corpus/$target" -- \
-        -max_total_time="$FUZZ_SECONDS" -timeout="$FUZZ_TIMEOUT" -print_final_stats=1 \
+    "$bin_dir/$target" -artifact_prefix="$artifacts/" -max_total_time="$FUZZ_SECONDS" \
+        -timeout="$FUZZ_TIMEOUT" -print_final_stats=1 "$work" "corpus/$target" \
         >"$log" 2>&1 || status=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
