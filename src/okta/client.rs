@@ -472,8 +472,14 @@ pub fn parse_success<T: DeserializeOwned>(
     if reply.body.trim_ascii().is_empty() {
         return Err(bad(op, &format!("the body is empty (HTTP {status})")));
     }
-    serde_json::from_slice(&reply.body)
-        .map_err(|e| bad(op, &format!("malformed JSON (HTTP {status}): {e}")))
+    // serde_json quotes string values in its messages ("invalid type: string \"...\""), so an
+    // answer that echoes the org token as a bare JSON string would carry it into the error line.
+    serde_json::from_slice(&reply.body).map_err(|e| {
+        bad(
+            op,
+            &clean(&format!("malformed JSON (HTTP {status}): {e}"), secret),
+        )
+    })
 }
 
 fn status_error(op: Operation, url: &Url, reply: &Reply, secret: Option<&Secret>) -> OktaError {
@@ -977,6 +983,27 @@ mod tests {
             assert!(matches!(err, OktaError::BadResponse { .. }), "{err:?}");
             assert!(err.to_string().contains(expected), "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn a_bare_json_string_echoing_the_org_token_does_not_carry_it_into_the_error() {
+        // The okta_answer fuzz target's oracle (no error line carries the org token) on this.
+        let token = Secret::new("00FuzzOrgToken-Xq7");
+        let reply = Reply {
+            status: reqwest::StatusCode::OK,
+            headers: reqwest::header::HeaderMap::new(),
+            body: br#""00FuzzOrgToken-Xq7""#.to_vec(),
+        };
+        let url = Url::parse("https://acme.okta.com/api/internal/device-trust/ca/v1/enroll/macos")
+            .unwrap();
+        let err = issued_certificate(Operation::Enrollment, &url, reply, Some(&token)).unwrap_err();
+        let shown = err.to_string();
+        assert!(matches!(err, OktaError::BadResponse { .. }), "{shown}");
+        assert!(!shown.contains(token.expose()), "{shown}");
+        assert!(
+            shown.contains("invalid type: string \"[redacted]\""),
+            "{shown}"
+        );
     }
 
     #[test]
