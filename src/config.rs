@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub const DEFAULT_RENEW_BEFORE_DAYS: u32 = 30;
+/// The longest timeout, delay or wait a setting may ask for.
+const MAX_WAIT: Duration = Duration::from_secs(86_400);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -553,6 +555,27 @@ pub fn load(
             reason: "a timeout of 0 seconds would never let a request finish".into(),
         });
     }
+    let lock_timeout = Duration::from_secs(pick!(lock_timeout_secs).unwrap_or(60));
+    // The agent computes deadlines as `Instant::now() + wait`, which panics past the clock's
+    // range (`wait_for_network_secs = 9223372036854775807` did); a day is beyond any useful wait.
+    for (key, wait) in [
+        ("network.connect_timeout_secs", network.connect_timeout),
+        ("network.timeout_secs", network.timeout),
+        ("network.retry_base_delay_ms", network.retry_base_delay),
+        (
+            "network.max_rate_limit_wait_secs",
+            network.max_rate_limit_wait,
+        ),
+        ("network.wait_for_network_secs", network.wait_for_network),
+        ("lock_timeout_secs", lock_timeout),
+    ] {
+        if wait > MAX_WAIT {
+            return Err(ConfigError::Invalid {
+                key,
+                reason: format!("{} is more than a day", crate::http::fmt_duration(wait)),
+            });
+        }
+    }
 
     let scep_url = pick!(scep.url);
     if let Some(u) = &scep_url {
@@ -604,7 +627,7 @@ pub fn load(
         scep: resolve_scep(&layers, scep_url, scep_challenge)?,
         renew_before_days,
         network,
-        lock_timeout: Duration::from_secs(pick!(lock_timeout_secs).unwrap_or(60)),
+        lock_timeout,
         allowlist,
         cert_auth_host,
     })
@@ -796,6 +819,25 @@ mod tests {
             url(load_in(&root, &flag, &e, managed()).unwrap()),
             "flag.okta.com"
         );
+    }
+
+    #[test]
+    fn waits_beyond_a_day_are_refused_before_they_can_overflow_a_deadline() {
+        // The config_toml fuzz target's oracle: every wait `load` accepts can be added to now.
+        for toml in [
+            "[network]\nwait_for_network_secs = 9223372036854775807",
+            "[network]\ntimeout_secs = 86401",
+            "[network]\nretry_base_delay_ms = 18446744073709551",
+            "lock_timeout_secs = 9223372036854775807",
+        ] {
+            let root = root_with_config(toml);
+            let err = load_in(&root, &[], &[], Layer::default()).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { .. }), "{toml}: {err}");
+            assert!(err.to_string().contains("more than a day"), "{toml}: {err}");
+        }
+        let root = root_with_config("[network]\nwait_for_network_secs = 86400");
+        let c = load_in(&root, &[], &[], Layer::default()).unwrap();
+        assert_eq!(c.network.wait_for_network, MAX_WAIT);
     }
 
     #[test]
