@@ -81,6 +81,13 @@ pub fn read_table(path: &Path) -> Result<Option<toml::Table>, ConfigError> {
         key: key.to_owned(),
         message,
     };
+    if nesting_depth(&value) > MAX_DEPTH {
+        dismantle(value);
+        return Err(invalid(
+            "(top level)",
+            format!("nests more than {MAX_DEPTH} levels deep"),
+        ));
+    }
     let plist::Value::Dictionary(dict) = value else {
         return Err(invalid("(top level)", "is not a dictionary".into()));
     };
@@ -119,6 +126,38 @@ fn check_key(key: &str, value: &toml::Value) -> Result<(), (String, String)> {
         .try_into::<Layer>()
         .map(drop)
         .map_err(|e| (key.to_owned(), message_about(key, &e)))
+}
+
+/// Deeper than any setting (`scep.subject_alt_names.dns` is the fourth level). `to_toml` and
+/// `plist::Value`'s drop recurse once per level: a plist nested 100,000 arrays deep overflowed
+/// the stack, so depth is measured, and a deep value taken apart, without recursion.
+const MAX_DEPTH: usize = 16;
+
+/// How deep collections nest in `value`, the top one counting 1.
+fn nesting_depth(value: &plist::Value) -> usize {
+    let mut deepest = 0;
+    let mut pending = vec![(value, 1)];
+    while let Some((value, depth)) = pending.pop() {
+        deepest = deepest.max(depth);
+        match value {
+            plist::Value::Array(items) => pending.extend(items.iter().map(|v| (v, depth + 1))),
+            plist::Value::Dictionary(dict) => pending.extend(dict.values().map(|v| (v, depth + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Drops `value` one collection at a time instead of through its recursive drop.
+fn dismantle(value: plist::Value) {
+    let mut pending = vec![value];
+    while let Some(value) = pending.pop() {
+        match value {
+            plist::Value::Array(items) => pending.extend(items),
+            plist::Value::Dictionary(dict) => pending.extend(dict.into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
 }
 
 /// A plist value as the TOML value of the same meaning.
@@ -284,6 +323,35 @@ mod tests {
             assert!(shown.contains("com.devicetrust.agent.plist"), "{shown}");
             assert!(!shown.contains('\n'), "{shown}");
         }
+    }
+
+    #[test]
+    fn a_plist_nested_deeper_than_any_setting_is_an_error_not_a_stack_overflow() {
+        // The input the config_managed harness overflowed its stack on (past the fuzzer's
+        // default input size): 100,000 nested arrays under one key.
+        let depth = 100_000;
+        let root = tempfile::tempdir().unwrap();
+        let nested = format!(
+            "<key>scep</key>{}{}",
+            "<array>".repeat(depth),
+            "</array>".repeat(depth)
+        );
+        write(root.path(), &computer_file(), &nested);
+        let err = load(root.path(), None).unwrap_err().to_string();
+        assert!(
+            err.contains("(top level): nests more than 16 levels"),
+            "{err}"
+        );
+
+        // The deepest real setting is well inside the limit.
+        let root = tempfile::tempdir().unwrap();
+        write(
+            root.path(),
+            &computer_file(),
+            "<key>scep</key><dict><key>subject_alt_names</key><dict><key>dns</key>\
+             <array><string>mac.example.com</string></array></dict></dict>",
+        );
+        assert!(load(root.path(), None).is_ok());
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub use secret_source::SecretSource;
 
 pub(crate) use crate::fsutil::io_reason;
 
+/// The longest timeout, delay or wait a setting may ask for.
+const MAX_WAIT: Duration = Duration::from_secs(86_400);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration file {path} does not exist")]
@@ -415,6 +418,28 @@ pub fn load(
             reason: "a timeout of 0 seconds would never let a request finish".into(),
         });
     }
+    let lock_timeout = Duration::from_secs(pick!(lock_timeout_secs).unwrap_or(60));
+    // The agent computes deadlines as `Instant::now() + wait`, which panics past the clock's
+    // range (`wait_for_network_secs = 9223372036854775807` did); a day is beyond any useful wait.
+    for (key, wait) in [
+        ("network.connect_timeout_secs", network.connect_timeout),
+        ("network.timeout_secs", network.timeout),
+        ("network.retry_base_delay_ms", network.retry_base_delay),
+        (
+            "network.max_rate_limit_wait_secs",
+            network.max_rate_limit_wait,
+        ),
+        ("network.wait_for_network_secs", network.wait_for_network),
+        ("network.run_deadline_secs", network.run_deadline),
+        ("lock_timeout_secs", lock_timeout),
+    ] {
+        if wait > MAX_WAIT {
+            return Err(ConfigError::Invalid {
+                key,
+                reason: format!("{} is more than a day", crate::http::fmt_duration(wait)),
+            });
+        }
+    }
 
     let scep_url = pick!(scep.url);
     if let Some(u) = &scep_url {
@@ -480,7 +505,7 @@ pub fn load(
         renew_before_days,
         renew_spread_days,
         network,
-        lock_timeout: Duration::from_secs(pick!(lock_timeout_secs).unwrap_or(60)),
+        lock_timeout,
         allowlist,
         cert_auth_host,
     })

@@ -180,6 +180,38 @@ mod layers {
 
 }
 
+mod waits {
+    use super::*;
+
+    fn load_in(root: &tempfile::TempDir) -> Result<Config, ConfigError> {
+        let flags = Flags {
+            root: Some(root.path().to_owned()),
+            ..Flags::default()
+        };
+        load(&flags, &HashMap::new(), Layer::default())
+    }
+
+    #[test]
+    fn waits_beyond_a_day_are_refused_before_they_can_overflow_a_deadline() {
+        // The config_toml fuzz target's oracle: every wait `load` accepts can be added to now.
+        for toml in [
+            "[network]\nwait_for_network_secs = 9223372036854775807",
+            "[network]\ntimeout_secs = 86401",
+            "[network]\nretry_base_delay_ms = 18446744073709551",
+            "[network]\nrun_deadline_secs = 86401",
+            "lock_timeout_secs = 9223372036854775807",
+        ] {
+            let root = root_with_config(toml);
+            let err = load_in(&root).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { .. }), "{toml}: {err}");
+            assert!(err.to_string().contains("more than a day"), "{toml}: {err}");
+        }
+        let root = root_with_config("[network]\nwait_for_network_secs = 86400");
+        let c = load_in(&root).unwrap();
+        assert_eq!(c.network.wait_for_network, MAX_WAIT);
+    }
+}
+
 mod allowlist {
     use super::*;
     use crate::integrations::allowlist::{partition_list_string, Partition};

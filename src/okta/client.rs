@@ -433,7 +433,9 @@ fn snippet(body: &[u8], secret: Option<&Secret>) -> String {
     }
 }
 
-fn issued_certificate(
+/// The DER certificate of an enroll or renew answer, or the error the answer stands for. Public
+/// so the fuzz targets can feed it server answers without a server.
+pub fn issued_certificate(
     op: Operation,
     url: &Url,
     reply: Reply,
@@ -459,8 +461,9 @@ fn decode_lenient(encoded: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("is not base64: {e}"))
 }
 
-/// The JSON of a 2xx answer, or the error a non-2xx answer stands for.
-fn parse_success<T: DeserializeOwned>(
+/// The JSON of a 2xx answer, or the error a non-2xx answer stands for (public for the fuzz
+/// targets, like [`issued_certificate`]).
+pub fn parse_success<T: DeserializeOwned>(
     op: Operation,
     url: &Url,
     reply: Reply,
@@ -489,7 +492,8 @@ fn parse_success<T: DeserializeOwned>(
     if reply.body.trim_ascii().is_empty() {
         return Err(bad(op, &format!("the body is empty (HTTP {status})")));
     }
-    // serde's messages quote the values they did not expect.
+    // serde_json quotes string values in its messages ("invalid type: string \"...\""), so an
+    // answer that echoes the org token as a bare JSON string would carry it into the error line.
     serde_json::from_slice(&reply.body).map_err(|e| {
         bad(
             op,
@@ -1019,6 +1023,27 @@ mod tests {
             assert!(matches!(err, OktaError::BadResponse { .. }), "{err:?}");
             assert!(err.to_string().contains(expected), "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn a_bare_json_string_echoing_the_org_token_does_not_carry_it_into_the_error() {
+        // The okta_answer fuzz target's oracle (no error line carries the org token) on this.
+        let token = Secret::new("00FuzzOrgToken-Xq7");
+        let reply = Reply {
+            status: reqwest::StatusCode::OK,
+            headers: reqwest::header::HeaderMap::new(),
+            body: br#""00FuzzOrgToken-Xq7""#.to_vec(),
+        };
+        let url = Url::parse("https://acme.okta.com/api/internal/device-trust/ca/v1/enroll/macos")
+            .unwrap();
+        let err = issued_certificate(Operation::Enrollment, &url, reply, Some(&token)).unwrap_err();
+        let shown = err.to_string();
+        assert!(matches!(err, OktaError::BadResponse { .. }), "{shown}");
+        assert!(!shown.contains(token.expose()), "{shown}");
+        assert!(
+            shown.contains("invalid type: string \"[redacted]\""),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -33,6 +33,11 @@ pub fn sha256_fingerprint_hex(der: &[u8]) -> String {
         .join(":")
 }
 
+/// More certificates than any CA hierarchy sends (NDES: the CA and two RAs). The pin check and
+/// the signer selection compare certificates pairwise with RSA verifications, so an unbounded
+/// bundle from a server in the middle of plain-http SCEP would stall the run for minutes.
+const MAX_CERTIFICATES: usize = 16;
+
 struct Parsed {
     der: Vec<u8>,
     cert: Certificate,
@@ -65,6 +70,12 @@ impl CaCertificates {
 
     /// Picks the CA and the recipient among the certificates.
     pub fn select(certificates: Vec<Vec<u8>>) -> Result<Self, String> {
+        if certificates.len() > MAX_CERTIFICATES {
+            return Err(format!(
+                "it holds {} certificates; a SCEP CA sends at most {MAX_CERTIFICATES}",
+                certificates.len()
+            ));
+        }
         let parsed = certificates
             .iter()
             .map(|der| parse(der))
@@ -346,6 +357,22 @@ mod tests {
             .check_fingerprint(&pin)
             .unwrap_err()
             .contains("not issued by the pinned CA"));
+    }
+
+    #[test]
+    fn a_bundle_of_more_certificates_than_any_ca_sends_is_refused() {
+        let authority = test_authority();
+        let mut certificates = vec![authority.certificate_der().to_vec()];
+        while certificates.len() <= MAX_CERTIFICATES {
+            certificates.push(ra_certificate(authority, test_key()));
+        }
+        let bundle = degenerate_pkcs7(&certificates).unwrap();
+        let err =
+            CaCertificates::parse(Some("application/x-x509-ca-ra-cert"), &bundle).unwrap_err();
+        assert!(err.contains("17 certificates"), "{err}");
+        certificates.pop();
+        let bundle = degenerate_pkcs7(&certificates).unwrap();
+        assert!(CaCertificates::parse(None, &bundle).is_ok());
     }
 
     #[test]

@@ -291,10 +291,12 @@ impl Service {
             return invalid_token("the renewal token names another device");
         }
         let t = now.unix_timestamp();
-        let window_ok = claims.nbf <= t + SKEW
-            && t <= claims.exp + SKEW
-            && claims.iat <= t + SKEW
-            && claims.exp - claims.iat <= MAX_TOKEN_LIFETIME
+        // The claims are the client's numbers: saturating, so `exp: i64::MAX` is refused, not
+        // an overflow.
+        let window_ok = claims.nbf <= t.saturating_add(SKEW)
+            && t <= claims.exp.saturating_add(SKEW)
+            && claims.iat <= t.saturating_add(SKEW)
+            && claims.exp.saturating_sub(claims.iat) <= MAX_TOKEN_LIFETIME
             && claims.iat <= claims.exp;
         if !window_ok {
             return invalid_token("the renewal token is outside its validity window (iat/nbf/exp)");
@@ -829,7 +831,10 @@ mod tests {
         let future = RenewalClaims::new(UUID, NAME, now() + 2 * 3600);
         let mut too_long = RenewalClaims::new(UUID, NAME, now());
         too_long.exp += 24 * 3600;
-        for claims in [stale, future, too_long] {
+        // `exp + SKEW` overflowed (a panic in debug builds, a wrapped comparison in release).
+        let mut never_expires = RenewalClaims::new(UUID, NAME, now());
+        never_expires.exp = i64::MAX;
+        for claims in [stale, future, too_long, never_expires] {
             let mut s = service();
             let cert = enrolled(&mut s, key());
             let t = token(&cert, key(), claims.clone());
