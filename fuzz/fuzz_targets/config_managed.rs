@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use devicetrust::cli::GlobalArgs;
-use devicetrust::config::{self, managed};
+use devicetrust::config::{self, managed, Flags};
 use devicetrust::paths;
 use libfuzzer_sys::fuzz_target;
 
@@ -17,21 +16,10 @@ fn root() -> &'static Path {
         .path()
 }
 
-fn args(root: &Path) -> GlobalArgs {
-    GlobalArgs {
-        config: None,
+fn args(root: &Path) -> Flags {
+    Flags {
         root: Some(root.to_owned()),
-        store: None,
-        user: None,
-        verbose: false,
-        org_url: None,
-        org_token_file: None,
-        ca_file: None,
-        device_uuid: None,
-        device_name: None,
-        scep_url: None,
-        scep_challenge_file: None,
-        scep_ca_fingerprint: None,
+        ..Flags::default()
     }
 }
 

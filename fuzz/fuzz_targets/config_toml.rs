@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use devicetrust::cli::GlobalArgs;
-use devicetrust::config::{self, Config, Layer};
+use devicetrust::config::{self, Config, Flags, Layer};
 use libfuzzer_sys::fuzz_target;
 
 fn root() -> &'static Path {
@@ -21,21 +20,11 @@ fn root() -> &'static Path {
         .path()
 }
 
-pub fn args(root: &Path, config: Option<PathBuf>) -> GlobalArgs {
-    GlobalArgs {
+pub fn args(root: &Path, config: Option<PathBuf>) -> Flags {
+    Flags {
         config,
         root: Some(root.to_owned()),
-        store: None,
-        user: None,
-        verbose: false,
-        org_url: None,
-        org_token_file: None,
-        ca_file: None,
-        device_uuid: None,
-        device_name: None,
-        scep_url: None,
-        scep_challenge_file: None,
-        scep_ca_fingerprint: None,
+        ..Flags::default()
     }
 }
 
