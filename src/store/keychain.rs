@@ -695,13 +695,16 @@ impl KeychainStore {
         keychain: &Owned,
         identity: &NewIdentity<'_>,
     ) -> Result<Vec<Owned>, StoreError> {
-        use rsa::pkcs1::EncodeRsaPrivateKey;
-        let der = identity
+        use der::Decode;
+        // A PKCS#8 PrivateKeyInfo carries the PKCS#1 RSAPrivateKey DER as its privateKey.
+        let pkcs8 = identity
             .key
-            .rsa()
-            .to_pkcs1_der()
+            .to_pkcs8_der()
             .map_err(|e| StoreError::Unsupported(e.to_string()))?;
-        let data = CFData::from_buffer(der.as_bytes());
+        let der = pkcs8::PrivateKeyInfo::from_der(&pkcs8)
+            .map_err(|e| StoreError::Unsupported(e.to_string()))?
+            .private_key;
+        let data = CFData::from_buffer(der);
         let mut format = kSecFormatOpenSSL;
         let mut item_type = ITEM_TYPE_PRIVATE_KEY;
         let params = SecItemImportExportKeyParameters {
