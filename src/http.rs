@@ -133,9 +133,9 @@ pub(crate) fn build_client_with(
     env_proxies: bool,
 ) -> Result<Client, HttpError> {
     let extra_roots = parse_extra_roots(&settings.extra_roots_pem)?;
-    // The provider is named explicitly: rustls would otherwise pick a process default, and none
-    // is installed (reqwest is built without one).
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // The provider is passed explicitly (reqwest is built without one of its own); asking for it
+    // also installs it, so a library caller that skipped `app::run` still gets aws-lc-rs.
+    let provider = crate::pki::install_crypto_provider();
     let verifier =
         rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots, provider.clone())
             .map_err(|e| HttpError::TrustStore {

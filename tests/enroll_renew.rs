@@ -421,7 +421,8 @@ fn a_renewal_warns_when_chrome_is_running() {
     if !already_running {
         drop(_chrome);
         let run = env.run(&["renew", "--force"]);
-        assert!(!run.stdout.contains("is running"), "{run:?}");
+        // Only our fake's line: a Chromium another test runs on this machine may be reported.
+        assert!(!run.stdout.contains("WARN: Chrome is running"), "{run:?}");
     }
 }
 

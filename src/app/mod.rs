@@ -21,6 +21,7 @@ pub const EXIT_USAGE: i32 = 2;
 /// Runs the command line `args` and returns the process exit code.
 pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    crate::pki::install_crypto_provider();
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {

@@ -7,10 +7,10 @@ use std::time::Duration;
 use const_oid::db::rfc4519::CN;
 use const_oid::db::rfc5280::ID_KP_SERVER_AUTH;
 use const_oid::AssociatedOid;
-use der::asn1::{SetOfVec, Utf8StringRef};
-use der::referenced::OwnedToRef;
+use der::asn1::{OctetString, SetOfVec, Utf8StringRef};
 use der::{Any, Decode, Encode};
 use rand_core::{OsRng, RngCore};
+use sha1::{Digest, Sha1};
 use spki::SubjectPublicKeyInfoOwned;
 use time::OffsetDateTime;
 use x509_cert::attr::AttributeTypeAndValue;
@@ -278,7 +278,10 @@ fn spki_from_der(der: &[u8]) -> Result<SubjectPublicKeyInfoOwned, PkiError> {
 fn subject_key_identifier(
     public_key: &SubjectPublicKeyInfoOwned,
 ) -> Result<SubjectKeyIdentifier, PkiError> {
-    SubjectKeyIdentifier::try_from(public_key.owned_to_ref())
+    // RFC 5280 4.2.1.2 method 1: SHA-1 over the subjectPublicKey bits, as openssl computes it.
+    let digest = Sha1::digest(public_key.subject_public_key.raw_bytes());
+    OctetString::new(digest.to_vec())
+        .map(SubjectKeyIdentifier)
         .map_err(PkiError::encode("subject key identifier"))
 }
 

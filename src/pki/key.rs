@@ -2,19 +2,27 @@
 //! On macOS the key stays in the keychain, so signers only ever see `&dyn SigningKey`.
 
 use std::fmt;
+use std::os::raw::c_uint;
 
+use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+use aws_lc_rs::error::KeyRejected;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{
+    KeyPair, KeySize, Pkcs1PrivateDecryptingKey, Pkcs1PublicEncryptingKey, PrivateDecryptingKey,
+    PublicEncryptingKey,
+};
+use aws_lc_rs::signature::{KeyPair as _, RsaParameters, UnparsedPublicKey};
 use const_oid::db::rfc5912::{RSA_ENCRYPTION, SHA_256_WITH_RSA_ENCRYPTION};
 use der::asn1::BitString;
-use der::{Any, Encode};
-use pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
-use rand_core::OsRng;
-use rsa::pkcs8::DecodePublicKey;
-use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
-use sha2::{Digest, Sha256};
+use der::pem::LineEnding;
+use der::{Any, Decode, Encode};
+use pkcs8::SecretDocument;
 use spki::{AlgorithmIdentifierOwned, ObjectIdentifier, SubjectPublicKeyInfoOwned};
 use zeroize::Zeroizing;
 
 use super::PkiError;
+
+const PKCS8_PEM_LABEL: &str = "PRIVATE KEY";
 
 /// Something that can produce RSASSA-PKCS1-v1_5 / SHA-256 signatures for one public key.
 pub trait SigningKey {
@@ -36,57 +44,114 @@ pub trait SigningKey {
 }
 
 /// An RSA private key held in memory (the simulator, tests, and platforms without a keychain).
-pub struct PrivateKey(RsaPrivateKey);
+pub struct PrivateKey(KeyPair);
 
 impl PrivateKey {
+    /// A new key of 2048, 3072 or 4096 bits: the sizes Okta and SCEP profiles ask for.
     pub fn generate_rsa(bits: usize) -> Result<Self, PkiError> {
-        RsaPrivateKey::new(&mut OsRng, bits)
+        let size = match bits {
+            2048 => KeySize::Rsa2048,
+            3072 => KeySize::Rsa3072,
+            4096 => KeySize::Rsa4096,
+            _ => {
+                return Err(PkiError::KeyGeneration(format!(
+                    "{bits}-bit keys are not offered; use 2048, 3072 or 4096"
+                )))
+            }
+        };
+        KeyPair::generate(size)
             .map(PrivateKey)
-            .map_err(|e| PkiError::KeyGeneration(e.to_string()))
+            .map_err(|_| PkiError::KeyGeneration("aws-lc could not generate the key".to_owned()))
     }
 
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self, PkiError> {
-        RsaPrivateKey::from_pkcs8_pem(pem)
-            .map(PrivateKey)
-            .map_err(|e| PkiError::InvalidPrivateKey(e.to_string()))
+        let (label, der) = SecretDocument::from_pem(pem)
+            .map_err(|e| PkiError::InvalidPrivateKey(e.to_string()))?;
+        if label != PKCS8_PEM_LABEL {
+            return Err(PkiError::InvalidPrivateKey(format!(
+                "PEM label {label:?}, not {PKCS8_PEM_LABEL:?}"
+            )));
+        }
+        Self::from_pkcs8_der(der.as_bytes())
     }
 
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, PkiError> {
-        RsaPrivateKey::from_pkcs8_der(der)
+        KeyPair::from_pkcs8(der)
             .map(PrivateKey)
-            .map_err(|e| PkiError::InvalidPrivateKey(e.to_string()))
+            .map_err(|e| PkiError::InvalidPrivateKey(rejected(&e)))
     }
 
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, PkiError> {
-        self.0
-            .to_pkcs8_pem(LineEnding::LF)
+        let der = self.to_pkcs8_der()?;
+        SecretDocument::try_from(der.as_slice())
+            .and_then(|doc| doc.to_pem(PKCS8_PEM_LABEL, LineEnding::LF))
             .map_err(|e| PkiError::InvalidPrivateKey(e.to_string()))
     }
 
     pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, PkiError> {
+        // aws-lc's buffer zeroes itself on drop; the copy is ours to zero.
         self.0
-            .to_pkcs8_der()
-            .map(|doc| doc.to_bytes())
-            .map_err(|e| PkiError::InvalidPrivateKey(e.to_string()))
+            .as_der()
+            .map(|der| Zeroizing::new(der.as_ref().to_vec()))
+            .map_err(|_| PkiError::InvalidPrivateKey("aws-lc could not encode it".to_owned()))
     }
 
     pub fn public_key_der(&self) -> Result<Vec<u8>, PkiError> {
-        self.0
-            .to_public_key()
-            .to_public_key_der()
-            .map(|doc| doc.into_vec())
-            .map_err(|e| PkiError::InvalidPublicKey(e.to_string()))
+        AsDer::<PublicKeyX509Der>::as_der(self.0.public_key())
+            .map(|der| der.as_ref().to_vec())
+            .map_err(|_| PkiError::InvalidPublicKey("aws-lc could not encode it".to_owned()))
     }
 
-    pub fn rsa(&self) -> &RsaPrivateKey {
-        &self.0
+    /// RSASSA-PKCS1-v1_5 with SHA-1, for a SCEP CA that offers nothing newer (RFC 8894's
+    /// baseline). aws-lc-rs signs with SHA-2 only, so this one call goes to aws-lc directly.
+    pub(crate) fn sign_sha1_legacy(&self, message: &[u8]) -> Result<Vec<u8>, PkiError> {
+        let refused = || PkiError::Signing("aws-lc refused the SHA-1 signature".to_owned());
+        let pkcs8 = self.to_pkcs8_der()?;
+        let info = pkcs8::PrivateKeyInfo::from_der(&pkcs8)
+            .map_err(|e| PkiError::InvalidPrivateKey(e.to_string()))?;
+        let pkcs1 = info.private_key;
+        let digest =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, message);
+        let digest = digest.as_ref();
+        let mut signature = vec![0u8; self.0.public_modulus_len()];
+        let mut written: c_uint = 0;
+        // SAFETY: `pkcs1` is a live slice for the parse, which copies what it keeps; a non-NULL
+        // RSA is used by one thread and freed exactly once (RSA_free also clears the private
+        // values). RSA_sign writes at most RSA_size bytes, checked against `signature` first.
+        let status = unsafe {
+            let rsa = aws_lc_sys::RSA_private_key_from_bytes(pkcs1.as_ptr(), pkcs1.len());
+            if rsa.is_null() {
+                return Err(refused());
+            }
+            let status = if (aws_lc_sys::RSA_size(rsa) as usize) == signature.len() {
+                aws_lc_sys::RSA_sign(
+                    aws_lc_sys::NID_sha1,
+                    digest.as_ptr(),
+                    digest.len(),
+                    signature.as_mut_ptr(),
+                    &mut written,
+                    rsa,
+                )
+            } else {
+                0
+            };
+            aws_lc_sys::RSA_free(rsa);
+            status
+        };
+        if status != 1 || written as usize != signature.len() {
+            return Err(refused());
+        }
+        Ok(signature)
     }
 }
 
 impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use rsa::traits::PublicKeyParts;
-        write!(f, "PrivateKey(RSA-{}, [redacted])", self.0.n().bits())
+        write!(
+            f,
+            "PrivateKey(RSA-{}, [redacted])",
+            self.0.public_modulus_len() * 8
+        )
     }
 }
 
@@ -98,10 +163,7 @@ impl super::NewKey for PrivateKey {
 
 impl SigningKey for PrivateKey {
     fn sign_sha1(&self, message: &[u8]) -> Result<Vec<u8>, PkiError> {
-        use sha1::Sha1;
-        self.0
-            .sign(Pkcs1v15Sign::new::<Sha1>(), &Sha1::digest(message))
-            .map_err(|e| PkiError::Signing(e.to_string()))
+        self.sign_sha1_legacy(message)
     }
 
     fn public_key_der(&self) -> Result<Vec<u8>, PkiError> {
@@ -109,18 +171,91 @@ impl SigningKey for PrivateKey {
     }
 
     fn sign_sha256(&self, message: &[u8]) -> Result<Vec<u8>, PkiError> {
+        let mut signature = vec![0u8; self.0.public_modulus_len()];
         self.0
-            .sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(message))
-            .map_err(|e| PkiError::Signing(e.to_string()))
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                message,
+                &mut signature,
+            )
+            .map_err(|_| PkiError::Signing("aws-lc refused to sign".to_owned()))?;
+        Ok(signature)
     }
 
     fn decrypt_pkcs1v15(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, PkiError> {
-        // The rsa crate's PKCS#1 v1.5 decryption is constant-time in the padding check, and
-        // the error carries no detail an attacker could use as an oracle.
-        self.0
-            .decrypt(rsa::Pkcs1v15Encrypt, ciphertext)
-            .map(Zeroizing::new)
-            .map_err(|_| PkiError::Decryption)
+        // Every failure is the same bare error: a padding oracle needs detail to work with.
+        // The decrypting key is made on demand because answers are rare and signing is not.
+        let pkcs8 = self.to_pkcs8_der().map_err(|_| PkiError::Decryption)?;
+        let key = PrivateDecryptingKey::from_pkcs8(&pkcs8)
+            .ok()
+            .and_then(|k| Pkcs1PrivateDecryptingKey::new(k).ok())
+            .ok_or(PkiError::Decryption)?;
+        let mut plaintext = Zeroizing::new(vec![0u8; key.min_output_size()]);
+        let len = key
+            .decrypt(ciphertext, &mut plaintext)
+            .map_err(|_| PkiError::Decryption)?
+            .len();
+        plaintext.truncate(len);
+        Ok(plaintext)
+    }
+}
+
+/// aws-lc's reasons are terse identifiers; the ones a user can act on get words.
+fn rejected(e: &KeyRejected) -> String {
+    match e.description_() {
+        "TooSmall" => "the RSA key is smaller than 2048 bits".to_owned(),
+        "TooLarge" => "the RSA key is larger than 8192 bits".to_owned(),
+        "InvalidEncoding" => "not DER of an RSA key".to_owned(),
+        other => format!("aws-lc rejected it ({other})"),
+    }
+}
+
+/// An RSA public key (2048 to 8192 bits) as aws-lc read it, with its SubjectPublicKeyInfo
+/// re-encoded by aws-lc: one spelling per key, so equal keys compare equal however they arrived.
+pub(crate) struct RsaPublicKey {
+    key: PublicEncryptingKey,
+    spki_der: Vec<u8>,
+}
+
+impl PartialEq for RsaPublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.spki_der == other.spki_der
+    }
+}
+
+impl RsaPublicKey {
+    pub(crate) fn bits(&self) -> usize {
+        self.key.key_size_bits()
+    }
+
+    /// Verifies a signature over `message` with `algorithm`'s hash and padding.
+    pub(crate) fn verifies(
+        &self,
+        algorithm: &'static RsaParameters,
+        message: &[u8],
+        signature: &[u8],
+    ) -> bool {
+        UnparsedPublicKey::new(algorithm, &self.spki_der)
+            .verify(message, signature)
+            .is_ok()
+    }
+
+    /// RSAES-PKCS1-v1_5 encryption: the key transport SCEP requests use for their content key.
+    pub(crate) fn encrypt_pkcs1v15(&self, plaintext: &[u8]) -> Result<Vec<u8>, PkiError> {
+        let failed = |what: &str| PkiError::Encode {
+            what: "content key",
+            reason: format!("aws-lc could not {what}"),
+        };
+        let key = Pkcs1PublicEncryptingKey::new(self.key.clone())
+            .map_err(|_| failed("use the recipient's key"))?;
+        let mut ciphertext = vec![0u8; key.ciphertext_size()];
+        let len = key
+            .encrypt(plaintext, &mut ciphertext)
+            .map_err(|_| failed("encrypt it"))?
+            .len();
+        ciphertext.truncate(len);
+        Ok(ciphertext)
     }
 }
 
@@ -184,7 +319,31 @@ pub(crate) fn rsa_public_key(spki: &SubjectPublicKeyInfoOwned) -> Result<RsaPubl
 }
 
 pub(crate) fn rsa_public_key_from_der(der: &[u8]) -> Result<RsaPublicKey, PkiError> {
-    RsaPublicKey::from_public_key_der(der).map_err(|e| PkiError::InvalidPublicKey(e.to_string()))
+    // aws-lc would also take an RSA-PSS key here; only rsaEncryption keys sign PKCS#1 v1.5.
+    let spki = SubjectPublicKeyInfoOwned::from_der(der)
+        .map_err(|e| PkiError::InvalidPublicKey(e.to_string()))?;
+    if spki.algorithm.oid != RSA_ENCRYPTION || !params_null_or_absent(&spki.algorithm) {
+        return Err(PkiError::InvalidPublicKey(format!(
+            "algorithm {}, not rsaEncryption",
+            spki.algorithm.oid
+        )));
+    }
+    // aws-lc insists on the NULL parameters RFC 3279 asks for; some encoders omit them.
+    let with_null = SubjectPublicKeyInfoOwned {
+        algorithm: AlgorithmIdentifierOwned {
+            oid: RSA_ENCRYPTION,
+            parameters: Some(Any::null()),
+        },
+        subject_public_key: spki.subject_public_key,
+    }
+    .to_der()
+    .map_err(|e| PkiError::InvalidPublicKey(e.to_string()))?;
+    let key = PublicEncryptingKey::from_der(&with_null)
+        .map_err(|e| PkiError::InvalidPublicKey(rejected(&e)))?;
+    let spki_der = AsDer::<PublicKeyX509Der>::as_der(&key)
+        .map(|der| der.as_ref().to_vec())
+        .map_err(|_| PkiError::InvalidPublicKey("aws-lc could not encode it".to_owned()))?;
+    Ok(RsaPublicKey { key, spki_der })
 }
 
 /// Verifies an RSASSA-PKCS1-v1_5 / SHA-256 signature over `message`.
@@ -194,13 +353,15 @@ pub(crate) fn verify_sha256(
     signature: &[u8],
     what: &'static str,
 ) -> Result<(), PkiError> {
-    public_key
-        .verify(
-            Pkcs1v15Sign::new::<Sha256>(),
-            &Sha256::digest(message),
-            signature,
-        )
-        .map_err(|_| PkiError::BadSignature(what))
+    if public_key.verifies(
+        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+        message,
+        signature,
+    ) {
+        Ok(())
+    } else {
+        Err(PkiError::BadSignature(what))
+    }
 }
 
 /// X.509 and PKCS#10 signatures are BIT STRINGs that must be whole bytes.
@@ -235,8 +396,46 @@ pub(crate) mod tests {
         assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
         let from_pem = PrivateKey::from_pkcs8_pem(&pem).unwrap();
         let from_der = PrivateKey::from_pkcs8_der(&key.to_pkcs8_der().unwrap()).unwrap();
-        assert_eq!(from_pem.rsa(), key.rsa());
-        assert_eq!(from_der.rsa(), key.rsa());
+        for copy in [from_pem, from_der] {
+            assert_eq!(copy.to_pkcs8_der().unwrap(), key.to_pkcs8_der().unwrap());
+            assert_eq!(
+                copy.public_key_der().unwrap(),
+                key.public_key_der().unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn pem_of_another_kind_is_not_a_pkcs8_key() {
+        let pem = key_pem_with_label("RSA PRIVATE KEY");
+        let err = PrivateKey::from_pkcs8_pem(&pem).unwrap_err();
+        assert!(err.to_string().contains("RSA PRIVATE KEY"), "{err}");
+    }
+
+    fn key_pem_with_label(label: &str) -> String {
+        test_key()
+            .to_pkcs8_pem()
+            .unwrap()
+            .replace("PRIVATE KEY", label)
+    }
+
+    #[test]
+    fn keys_come_in_the_three_offered_sizes_and_no_other() {
+        for bits in [3072, 4096] {
+            let key = PrivateKey::generate_rsa(bits).unwrap();
+            assert_eq!(
+                format!("{key:?}"),
+                format!("PrivateKey(RSA-{bits}, [redacted])")
+            );
+            let public = rsa_public_key_from_der(&key.public_key_der().unwrap()).unwrap();
+            assert_eq!(public.bits(), bits);
+        }
+        for bits in [1024, 2047, 8192] {
+            assert!(matches!(
+                PrivateKey::generate_rsa(bits),
+                Err(PkiError::KeyGeneration(_))
+            ));
+        }
     }
 
     #[test]
@@ -268,9 +467,8 @@ pub(crate) mod tests {
     fn pkcs1v15_decryption_recovers_what_the_public_key_encrypted() {
         let key = test_key();
         let public = rsa_public_key_from_der(&key.public_key_der().unwrap()).unwrap();
-        let ciphertext = public
-            .encrypt(&mut OsRng, rsa::Pkcs1v15Encrypt, b"content key")
-            .unwrap();
+        let ciphertext = public.encrypt_pkcs1v15(b"content key").unwrap();
+        assert_eq!(ciphertext.len(), 256);
         assert_eq!(
             key.decrypt_pkcs1v15(&ciphertext).unwrap().as_slice(),
             b"content key"
@@ -279,5 +477,50 @@ pub(crate) mod tests {
             other_test_key().decrypt_pkcs1v15(&ciphertext),
             Err(PkiError::Decryption)
         ));
+    }
+
+    #[test]
+    fn decryption_failures_all_look_the_same() {
+        let key = test_key();
+        for ciphertext in [
+            &[][..],
+            &[0u8; 255][..],
+            &[0u8; 256][..],
+            &[0xffu8; 256][..],
+        ] {
+            assert!(matches!(
+                key.decrypt_pkcs1v15(ciphertext),
+                Err(PkiError::Decryption)
+            ));
+        }
+    }
+
+    #[test]
+    fn sha1_legacy_signatures_verify_as_sha1_and_not_as_sha256() {
+        let key = test_key();
+        let signature = key.sign_sha1_legacy(b"hello").unwrap();
+        let public = rsa_public_key_from_der(&key.public_key_der().unwrap()).unwrap();
+        let sha1 = &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY;
+        assert!(public.verifies(sha1, b"hello", &signature));
+        assert!(!public.verifies(sha1, b"hellO", &signature));
+        assert!(verify_sha256(&public, b"hello", &signature, "test").is_err());
+    }
+
+    #[test]
+    fn public_keys_compare_by_value_and_must_be_rsa_encryption() {
+        let der = test_key().public_key_der().unwrap();
+        let mut spki = SubjectPublicKeyInfoOwned::from_der(&der).unwrap();
+        spki.algorithm.parameters = None;
+        let without_null = spki.to_der().unwrap();
+        assert_ne!(without_null, der);
+        assert!(rsa_public_key_from_der(&without_null).unwrap() == rsa_public_key(&spki).unwrap());
+        assert!(rsa_public_key_from_der(&der).unwrap() == rsa_public_key(&spki).unwrap());
+        let other = other_test_key().public_key_der().unwrap();
+        assert!(rsa_public_key_from_der(&der).unwrap() != rsa_public_key_from_der(&other).unwrap());
+
+        spki.algorithm.oid = const_oid::db::rfc5912::ID_RSASSA_PSS;
+        let err = rsa_public_key(&spki).err().unwrap();
+        assert!(err.to_string().contains("not rsaEncryption"), "{err}");
+        assert!(rsa_public_key_from_der(b"garbage").is_err());
     }
 }

@@ -11,6 +11,10 @@ pub mod identity;
 pub mod key;
 pub mod token;
 
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+
 pub use authority::{Authority, IssueProfile, IssueRequest};
 pub use cert::{
     check_issued, pem_decode_all, pem_encode, verify_issued_by, CertificateInfo, IssuedCertError,
@@ -21,6 +25,21 @@ pub use key::{PrivateKey, SigningKey};
 pub use token::{
     sign_renewal_token, verify_renewal_token, RenewalClaims, TokenDevice, VerifiedToken,
 };
+
+/// rustls's crypto provider for the process: aws-lc-rs, the library that also does our RSA.
+/// Installed as the process default on the first call and returned on every call, so the
+/// binary, the simulator and tests may all call it; a provider some other code installed first
+/// is returned as it is.
+pub fn install_crypto_provider() -> Arc<CryptoProvider> {
+    if let Some(installed) = CryptoProvider::get_default() {
+        return Arc::clone(installed);
+    }
+    // Losing a race with another thread's install is fine: both install the same provider.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    CryptoProvider::get_default()
+        .map(Arc::clone)
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+}
 
 /// Every failure of the PKI layer. Messages are one line and never carry key material.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,8 @@
 //! which is RSA PKCS#1 v1.5-encrypted to one certificate (key transport).
 //!
 //! Built from the `cms` crate's types by hand rather than with its `EnvelopedDataBuilder`,
-//! because the builder offers only AES and SCEP CAs that lack AES need DES-EDE3-CBC; and
+//! because the builder offers only AES (and brings a second RSA library along) and SCEP CAs
+//! that lack AES need DES-EDE3-CBC; and
 //! `cms` 0.2 has no decryption at all. Opening is lenient in one place on purpose: Go's pkcs7
 //! (micromdm, and the SCEP servers built on it) writes the encrypted content as a constructed
 //! `[0]` holding an OCTET STRING, which strict DER decoding of `EncryptedContentInfo` refuses.
@@ -96,12 +97,7 @@ pub fn seal(
 
     let encrypted = encrypt(cipher, &key, &iv, content)?;
     let public_key = rsa_public_key(&recipient.tbs_certificate.subject_public_key_info)?;
-    let wrapped_key = public_key
-        .encrypt(&mut OsRng, rsa::Pkcs1v15Encrypt, &key)
-        .map_err(|e| PkiError::Encode {
-            what: "content key",
-            reason: e.to_string(),
-        })?;
+    let wrapped_key = public_key.encrypt_pkcs1v15(&key)?;
 
     let encode = |e: der::Error| PkiError::Encode {
         what: "enveloped data",

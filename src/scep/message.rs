@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use aws_lc_rs::signature::RsaParameters;
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{
@@ -20,7 +21,6 @@ use const_oid::ObjectIdentifier;
 use der::asn1::{OctetString, OctetStringRef, PrintableStringRef, SetOfVec};
 use der::{Any, Decode, Encode, Sequence, Tag, Tagged};
 use rand_core::{OsRng, RngCore};
-use rsa::Pkcs1v15Sign;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
@@ -214,10 +214,13 @@ impl MessageDigest {
         }
     }
 
-    fn padding(self) -> Pkcs1v15Sign {
+    /// PKCS#1 v1.5 verification with this hash; SHA-1 only because older CAs still answer so.
+    fn verification(self) -> &'static RsaParameters {
         match self {
-            MessageDigest::Sha1 => Pkcs1v15Sign::new::<Sha1>(),
-            MessageDigest::Sha256 => Pkcs1v15Sign::new::<Sha256>(),
+            MessageDigest::Sha1 => {
+                &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY
+            }
+            MessageDigest::Sha256 => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
         }
     }
 
@@ -269,10 +272,8 @@ pub enum Signer<'a> {
 impl Signer<'_> {
     fn sign(self, digest: MessageDigest, message: &[u8]) -> Result<Vec<u8>, PkiError> {
         match (self, digest) {
-            (Signer::InMemory(key), _) => key
-                .rsa()
-                .sign(digest.padding(), &digest.hash(message))
-                .map_err(|e| PkiError::Signing(e.to_string())),
+            (Signer::InMemory(key), MessageDigest::Sha256) => key.sign_sha256(message),
+            (Signer::InMemory(key), MessageDigest::Sha1) => key.sign_sha1_legacy(message),
             (Signer::Delegated(key), MessageDigest::Sha256) => key.sign_sha256(message),
             (Signer::Delegated(key), MessageDigest::Sha1) => key.sign_sha1(message),
         }
@@ -535,13 +536,15 @@ pub fn verify_pki_message(
     let signed_bytes = attributes
         .to_der()
         .map_err(malformed("signed attributes"))?;
-    public_key
-        .verify(
-            digest.padding(),
-            &digest.hash(&signed_bytes),
-            signer.signature.as_bytes(),
-        )
-        .map_err(|_| MessageError::Verification("the signature does not verify".into()))?;
+    if !public_key.verifies(
+        digest.verification(),
+        &signed_bytes,
+        signer.signature.as_bytes(),
+    ) {
+        return Err(MessageError::Verification(
+            "the signature does not verify".into(),
+        ));
+    }
 
     let text = |oid, name| -> Result<Option<String>, MessageError> {
         single(attributes, oid, name)?

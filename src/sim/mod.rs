@@ -71,6 +71,7 @@ pub struct Simulator {
 
 impl Simulator {
     pub fn start(config: SimConfig) -> Result<Simulator, SimError> {
+        crate::pki::install_crypto_provider();
         let tls_authority = match config.tls_authority {
             Some(a) => a,
             None => Authority::new_self_signed("devicetrust simulator TLS CA", TEN_YEARS)?,

@@ -79,7 +79,7 @@ fn tls_acceptor(authority: &Authority) -> Result<TlsAcceptor, SimError> {
         },
     })?;
     let tls = |e: rustls::Error| SimError::Tls(e.to_string());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::pki::install_crypto_provider();
     let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.to_pkcs8_der()?.to_vec().into());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -545,13 +545,11 @@ fn check_csr(b64: &str) -> Result<Vec<u8>, Response> {
             info.subject
         )));
     }
-    use rsa::pkcs8::DecodePublicKey;
-    use rsa::traits::PublicKeyParts;
-    match rsa::RsaPublicKey::from_public_key_der(&info.public_key_der) {
-        Ok(k) if k.size() * 8 == 2048 => Ok(info.public_key_der),
+    match crate::pki::key::rsa_public_key_from_der(&info.public_key_der) {
+        Ok(k) if k.bits() == 2048 => Ok(info.public_key_der),
         Ok(k) => Err(fail(format!(
             "an RSA 2048 key is required, not {} bits",
-            k.size() * 8
+            k.bits()
         ))),
         Err(_) => Err(fail("an RSA 2048 key is required".into())),
     }
@@ -769,10 +767,13 @@ mod tests {
     #[test]
     fn only_rsa_2048_keys_are_accepted() {
         let mut s = service();
-        let small = PrivateKey::generate_rsa(1024).unwrap();
-        let (status, _, summary) = error(&s.handle(post(ENROLL_PATH, &enroll_body(&small))));
+        let large = PrivateKey::generate_rsa(3072).unwrap();
+        let (status, _, summary) = error(&s.handle(post(ENROLL_PATH, &enroll_body(&large))));
         assert_eq!(status, 400);
-        assert!(summary.contains("RSA 2048"), "{summary}");
+        assert!(
+            summary.contains("RSA 2048") && summary.contains("3072"),
+            "{summary}"
+        );
     }
 
     #[test]

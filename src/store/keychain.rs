@@ -691,12 +691,15 @@ impl KeychainStore {
     /// SecItemImport of the key as PKCS#1 DER (kSecFormatOpenSSL, private key) into
     /// okta.keychain, from memory: no PKCS#12, nothing on disk. Returns the imported items.
     fn import_key(&self, keychain: &Owned, key: &PrivateKey) -> Result<Vec<Owned>, StoreError> {
-        use rsa::pkcs1::EncodeRsaPrivateKey;
-        let der = key
-            .rsa()
-            .to_pkcs1_der()
+        use der::Decode;
+        // A PKCS#8 PrivateKeyInfo carries the PKCS#1 RSAPrivateKey DER as its privateKey.
+        let pkcs8 = key
+            .to_pkcs8_der()
             .map_err(|e| StoreError::Unsupported(e.to_string()))?;
-        let data = CFData::from_buffer(der.as_bytes());
+        let der = pkcs8::PrivateKeyInfo::from_der(&pkcs8)
+            .map_err(|e| StoreError::Unsupported(e.to_string()))?
+            .private_key;
+        let data = CFData::from_buffer(der);
         let mut format = kSecFormatOpenSSL;
         let mut item_type = ITEM_TYPE_PRIVATE_KEY;
         let params = SecItemImportExportKeyParameters {

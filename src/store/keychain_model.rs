@@ -376,11 +376,12 @@ mod tests {
 
     #[test]
     fn pkcs1_public_keys_wrap_into_the_certificates_spki() {
-        use rsa::pkcs1::EncodeRsaPublicKey;
+        use der::Decode;
         let key = crate::pki::key::tests::test_key();
-        let pkcs1 = key.rsa().to_public_key().to_pkcs1_der().unwrap();
+        let spki = SubjectPublicKeyInfoOwned::from_der(&key.public_key_der().unwrap()).unwrap();
+        let pkcs1 = spki.subject_public_key.as_bytes().unwrap();
         assert_eq!(
-            rsa_pkcs1_to_spki(pkcs1.as_bytes()).unwrap(),
+            rsa_pkcs1_to_spki(pkcs1).unwrap(),
             key.public_key_der().unwrap()
         );
         assert!(rsa_pkcs1_to_spki(b"garbage").is_err());

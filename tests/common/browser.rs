@@ -127,7 +127,7 @@ impl MtlsServer {
         client_ca_der: &[u8],
         events: Sender<Event>,
     ) -> MtlsServer {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = devicetrust::pki::install_crypto_provider();
         let mut roots = rustls::RootCertStore::empty();
         roots
             .add(CertificateDer::from(client_ca_der.to_vec()))
