@@ -22,6 +22,8 @@ pub mod client;
 pub mod envelope;
 pub mod message;
 pub mod settings;
+pub mod transport;
+pub mod types;
 
 #[cfg(test)]
 mod testca;

@@ -2,6 +2,8 @@
 //! the real `certutil`/`pk12util` (what NSS actually does with our files and selectors).
 
 use super::*;
+use crate::fsutil::hex;
+use crate::pki::CertificateInfo;
 use crate::pki::{Authority, IssueProfile, IssueRequest, PrivateKey};
 use std::cell::RefCell;
 use std::os::unix::fs::PermissionsExt;
