@@ -174,7 +174,7 @@ fn the_chain_is_ordered_as_the_health_statuses() {
 
 #[test]
 fn a_key_missing_an_app_is_incomplete_until_apply_repairs_it() {
-    // What SecItemImport leaves: the importing app's partition and apple-tool: only.
+    // A key before the allowlist is applied: a few partitions, not every configured app.
     let mut store = MemoryStore {
         partitions: vec![
             Partition::AppleTool,

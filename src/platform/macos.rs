@@ -188,12 +188,10 @@ mod ffi {
             return None;
         }
         let key = Owned::string("IOPlatformUUID");
-        let value = key.as_ref().and_then(|key| {
-            // SAFETY: `service` is a live registry entry and `key` a live CFString; the result
-            // follows the Create rule and is owned by `Owned`.
-            Owned::new(unsafe {
-                IORegistryEntryCreateCFProperty(service, key.0, std::ptr::null(), 0)
-            })
+        // SAFETY: `service` is a live registry entry and `key` a live CFString; the result
+        // follows the Create rule and is owned by `Owned`.
+        let value = Owned::new(unsafe {
+            IORegistryEntryCreateCFProperty(service, key.raw(), std::ptr::null(), 0)
         });
         // SAFETY: `service` came from IOServiceGetMatchingService, which returns a reference
         // we must release exactly once; the property was copied out above.

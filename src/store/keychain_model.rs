@@ -1,14 +1,14 @@
 //! The decisions behind the macOS keychain store that need no operating system: the keychain
-//! password, search-list edits, which identity is live, and the partition-ACL encoding.
+//! password, search-list edits, which identity is live, the partition-ACL encoding, RSA DER.
 //!
-//! Compiled on every platform so Linux CI tests exactly what `keychain.rs` calls on a Mac.
+//! Compiled on every platform so Linux CI tests exactly what `store::keychain` calls on a Mac.
 
 use crate::partition::Partition;
 use crate::pki::PkiError;
 use crate::secret::Secret;
 use const_oid::db::rfc5912::RSA_ENCRYPTION;
-use der::asn1::BitString;
-use der::{Any, Encode};
+use der::asn1::{BitString, UintRef};
+use der::{Any, Decode, Encode};
 use rand_core::{OsRng, RngCore};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use std::path::{Path, PathBuf};
@@ -184,9 +184,29 @@ pub fn decode_partition_description(
         .collect()
 }
 
-/// Wraps a PKCS#1 RSAPublicKey (what SecKeyCopyExternalRepresentation returns for an RSA
-/// public key) into the SubjectPublicKeyInfo the certificate carries, so the two compare.
+/// PKCS#1 `RSAPublicKey`: what `SecKeyCopyExternalRepresentation` returns for an RSA public
+/// key.
+#[derive(der::Sequence)]
+struct RsaPublicKey<'a> {
+    modulus: UintRef<'a>,
+    public_exponent: UintRef<'a>,
+}
+
+fn parse_pkcs1(pkcs1: &[u8]) -> Result<RsaPublicKey<'_>, PkiError> {
+    let key =
+        RsaPublicKey::from_der(pkcs1).map_err(|e| PkiError::InvalidPublicKey(e.to_string()))?;
+    if key.modulus.as_bytes().is_empty() || key.public_exponent.as_bytes().is_empty() {
+        return Err(PkiError::InvalidPublicKey(
+            "the RSA modulus or exponent is zero".to_owned(),
+        ));
+    }
+    Ok(key)
+}
+
+/// Wraps a PKCS#1 RSAPublicKey into the SubjectPublicKeyInfo the certificate carries, so the
+/// two compare. Garbage from the OS does not pass for a public key: it must parse as PKCS#1.
 pub fn rsa_pkcs1_to_spki(pkcs1: &[u8]) -> Result<Vec<u8>, PkiError> {
+    parse_pkcs1(pkcs1)?;
     let spki = SubjectPublicKeyInfoOwned {
         algorithm: AlgorithmIdentifierOwned {
             oid: RSA_ENCRYPTION,
@@ -195,12 +215,16 @@ pub fn rsa_pkcs1_to_spki(pkcs1: &[u8]) -> Result<Vec<u8>, PkiError> {
         subject_public_key: BitString::from_bytes(pkcs1)
             .map_err(|e| PkiError::InvalidPublicKey(e.to_string()))?,
     };
-    let der = spki
-        .to_der()
-        .map_err(|e| PkiError::InvalidPublicKey(e.to_string()))?;
-    // Parse it back as an RSA key: garbage from the OS must not pass for a public key.
-    crate::pki::key::rsa_public_key_from_der(&der)?;
-    Ok(der)
+    spki.to_der()
+        .map_err(|e| PkiError::InvalidPublicKey(e.to_string()))
+}
+
+/// The size in bits of a PKCS#1 RSAPublicKey's modulus (leading zero bits not counted).
+pub fn rsa_modulus_bits(pkcs1: &[u8]) -> Result<usize, PkiError> {
+    let key = parse_pkcs1(pkcs1)?;
+    let bytes = key.modulus.as_bytes();
+    let lead = bytes.first().map_or(0, |b| b.leading_zeros() as usize);
+    Ok(bytes.len() * 8 - lead)
 }
 
 #[cfg(test)]
@@ -326,6 +350,26 @@ mod tests {
     }
 
     #[test]
+    fn the_default_list_is_written_as_this_plist_in_lowercase_hex() {
+        let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE plist PUBLIC \
+                   \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
+                   <plist version=\"1.0\">\n<dict>\n\t<key>Partitions</key>\n\t<array>\n\
+                   \t\t<string>apple-tool:</string>\n\t\t<string>apple:</string>\n\
+                   \t\t<string>teamid:UBF8T346G9</string>\n\t\t<string>teamid:EQHXZ8M8AV</string>\n\
+                   \t\t<string>teamid:M683GB7CPW</string>\n\t\t<string>teamid:AL798K98FX</string>\n\
+                   \t\t<string>teamid:BQR82RBBHL</string>\n\t</array>\n</dict>\n</plist>";
+        assert_eq!(
+            encode_partition_description(&allowlist::defaults()),
+            crate::fsutil::hex(xml.as_bytes())
+        );
+        assert_eq!(
+            crate::partition::partition_list_string(&allowlist::defaults()),
+            "apple-tool:,apple:,teamid:UBF8T346G9,teamid:EQHXZ8M8AV,teamid:M683GB7CPW,\
+             teamid:AL798K98FX,teamid:BQR82RBBHL"
+        );
+    }
+
+    #[test]
     fn decodes_what_security_writes() {
         // The XML `security set-key-partition-list -S apple-tool:,apple:` stores, hex-encoded.
         let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE plist PUBLIC \
@@ -376,14 +420,13 @@ mod tests {
 
     #[test]
     fn pkcs1_public_keys_wrap_into_the_certificates_spki() {
-        use der::Decode;
         let key = crate::pki::key::tests::test_key();
-        let spki = SubjectPublicKeyInfoOwned::from_der(&key.public_key_der().unwrap()).unwrap();
-        let pkcs1 = spki.subject_public_key.as_bytes().unwrap();
-        assert_eq!(
-            rsa_pkcs1_to_spki(pkcs1).unwrap(),
-            key.public_key_der().unwrap()
-        );
+        let spki = key.public_key_der().unwrap();
+        let parsed = SubjectPublicKeyInfoOwned::from_der(&spki).unwrap();
+        let pkcs1 = parsed.subject_public_key.as_bytes().unwrap();
+        assert_eq!(rsa_pkcs1_to_spki(pkcs1).unwrap(), spki);
+        assert_eq!(rsa_modulus_bits(pkcs1).unwrap(), 2048);
         assert!(rsa_pkcs1_to_spki(b"garbage").is_err());
+        assert!(rsa_modulus_bits(b"garbage").is_err());
     }
 }

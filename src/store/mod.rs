@@ -9,6 +9,7 @@
 pub mod file;
 #[cfg(target_os = "macos")]
 pub mod keychain;
+pub mod keychain_items;
 pub mod keychain_model;
 
 use crate::partition::Partition;

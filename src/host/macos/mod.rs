@@ -126,7 +126,9 @@ mod imp {
                 Box::new(BrowserPolicyLink {
                     backend: Box::new(CfPreferences),
                 }),
-                Box::new(SafariLink::new(Box::new(KeychainIdentityPreferences))),
+                Box::new(SafariLink::new(Box::new(KeychainIdentityPreferences::new(
+                    &home.home,
+                )))),
                 Box::new(JobLink {
                     control: control.clone(),
                 }),

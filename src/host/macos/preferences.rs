@@ -86,37 +86,20 @@ pub use imp::{apply, present_everywhere, remove};
 mod imp {
     use super::{plan_for, strings_from_values, Current, PreferencesError};
     use crate::integrations::chrome::{self, PolicySource};
+    use crate::platform::cf::{text_of, Owned};
+    use core_foundation::array::CFArray;
+    use core_foundation::base::TCFType;
+    use core_foundation::string::CFString;
     use std::ffi::c_void;
 
     type CFTypeRef = *const c_void;
     type CFStringRef = *const c_void;
-    type CFArrayRef = *const c_void;
-    type CFAllocatorRef = *const c_void;
-    type CFIndex = isize;
-    type CFTypeID = usize;
     type Boolean = u8;
-
-    #[repr(C)]
-    struct CFArrayCallBacks {
-        _private: [u8; 0],
-    }
 
     #[link(name = "CoreFoundation", kind = "framework")]
     extern "C" {
         static kCFPreferencesCurrentUser: CFStringRef;
         static kCFPreferencesAnyHost: CFStringRef;
-        static kCFTypeArrayCallBacks: CFArrayCallBacks;
-
-        fn CFGetTypeID(cf: CFTypeRef) -> CFTypeID;
-        fn CFArrayGetTypeID() -> CFTypeID;
-        fn CFArrayCreate(
-            alloc: CFAllocatorRef,
-            values: *const CFTypeRef,
-            count: CFIndex,
-            callbacks: *const CFArrayCallBacks,
-        ) -> CFArrayRef;
-        fn CFArrayGetCount(array: CFArrayRef) -> CFIndex;
-        fn CFArrayGetValueAtIndex(array: CFArrayRef, index: CFIndex) -> CFTypeRef;
 
         fn CFPreferencesCopyAppValue(key: CFStringRef, app: CFStringRef) -> CFTypeRef;
         fn CFPreferencesAppValueIsForced(key: CFStringRef, app: CFStringRef) -> Boolean;
@@ -134,29 +117,23 @@ mod imp {
         ) -> Boolean;
     }
 
-    use crate::platform::cf::{text_of, Owned};
-
     /// The items of a CFArray of CFStrings; `None` if it is not one.
-    fn strings_of(array: &Owned) -> Option<Vec<String>> {
-        // SAFETY: array.0 is a live CF object we own.
-        if unsafe { CFGetTypeID(array.0) != CFArrayGetTypeID() } {
-            return None;
-        }
-        // SAFETY: array.0 is a live CFArray.
-        let count = unsafe { CFArrayGetCount(array.0) };
-        (0..count)
-            // SAFETY: 0 <= i < count; the element is borrowed (Get rule), alive with the array.
-            .map(|i| text_of(unsafe { CFArrayGetValueAtIndex(array.0, i) }))
-            .collect()
+    fn strings_of(value: &Owned) -> Option<Vec<String>> {
+        let array = value.cf().downcast::<CFArray>()?;
+        array.iter().map(|item| text_of(*item)).collect()
     }
 
     fn read(domain: &str) -> Option<Current> {
-        let key = Owned::string(chrome::POLICY_KEY)?;
-        let app = Owned::string(domain)?;
-        // SAFETY: key and app are live CFStrings; the result follows the Copy rule.
-        let value = Owned::new(unsafe { CFPreferencesCopyAppValue(key.0, app.0) });
-        // SAFETY: as above; no ownership is transferred.
-        let forced = unsafe { CFPreferencesAppValueIsForced(key.0, app.0) } != 0;
+        let key = Owned::string(chrome::POLICY_KEY);
+        let app = Owned::string(domain);
+        // SAFETY: key and app are live CFStrings. The value follows the Copy rule and goes to
+        // `Owned` at once; IsForced returns a plain boolean.
+        let (value, forced) = unsafe {
+            (
+                Owned::new(CFPreferencesCopyAppValue(key.raw(), app.raw())),
+                CFPreferencesAppValueIsForced(key.raw(), app.raw()) != 0,
+            )
+        };
         Some(match value {
             None => Current {
                 items: Some(Vec::new()),
@@ -179,37 +156,21 @@ mod imp {
             key: chrome::POLICY_KEY.to_owned(),
             reason,
         };
-        let key = Owned::string(chrome::POLICY_KEY).ok_or_else(|| failed("bad key"))?;
-        let app = Owned::string(domain).ok_or_else(|| failed("bad domain"))?;
-        let strings: Vec<Owned> = items
-            .iter()
-            .map(|s| Owned::string(s))
-            .collect::<Option<_>>()
-            .ok_or_else(|| failed("an item is not valid text"))?;
-        let pointers: Vec<CFTypeRef> = strings.iter().map(|s| s.0).collect();
-        let count = CFIndex::try_from(pointers.len()).map_err(|_| failed("too many items"))?;
-        // SAFETY: `pointers` holds `count` live CFStrings; the type callbacks retain each, so
-        // the array stays valid after `strings` is dropped. The result follows the Create rule.
-        let array = Owned::new(unsafe {
-            CFArrayCreate(
-                std::ptr::null(),
-                pointers.as_ptr(),
-                count,
-                &kCFTypeArrayCallBacks,
-            )
-        })
-        .ok_or_else(|| failed("cannot build the list"))?;
-        // SAFETY: all arguments are live CF objects; the user/host constants are CF globals.
-        // SetValue retains what it keeps.
+        let key = Owned::string(chrome::POLICY_KEY);
+        let app = Owned::string(domain);
+        let strings: Vec<CFString> = items.iter().map(|s| CFString::new(s)).collect();
+        let array = CFArray::from_CFTypes(&strings);
+        // SAFETY: key, array and app are live CF objects and the user/host constants are CF
+        // globals; SetValue retains what it keeps, Synchronize takes no ownership.
         let synced = unsafe {
             CFPreferencesSetValue(
-                key.0,
-                array.0,
-                app.0,
+                key.raw(),
+                array.as_CFTypeRef(),
+                app.raw(),
                 kCFPreferencesCurrentUser,
                 kCFPreferencesAnyHost,
             );
-            CFPreferencesSynchronize(app.0, kCFPreferencesCurrentUser, kCFPreferencesAnyHost)
+            CFPreferencesSynchronize(app.raw(), kCFPreferencesCurrentUser, kCFPreferencesAnyHost)
         };
         if synced == 0 {
             return Err(failed("cfprefsd did not accept the change"));
