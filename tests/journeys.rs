@@ -197,6 +197,25 @@ fn a_policy_given_only_parameters_enrolls_reports_and_renews_unattended_for_year
     let nss = mac.nss();
     assert!(nss.observe(&first.der).unwrap().is_usable());
 
+    // The user deletes it in Chrome's certificate manager: the EA notices (a healthy answer
+    // kept from the enrollment's check must not hide it), and the Fix-It policy puts it back.
+    let gone = nss
+        .remove_ours(&devicetrust::integrations::nss::Ours {
+            known: vec![first.der.clone()],
+            issuer_cn: None,
+        })
+        .unwrap();
+    assert_eq!(gone.len(), 1);
+    assert_eq!(
+        mac.ea(0, "ea-status.sh"),
+        "<result>App Access Incomplete</result>\n"
+    );
+    let run = mac.policy(0, ["", "", "repair", ""]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("NSS database"), "{run:?}");
+    assert!(nss.observe(&first.der).unwrap().is_usable());
+    assert_eq!(mac.ea(0, "ea-status.sh"), "<result>Healthy</result>\n");
+
     // The job carries what this root needs and nothing secret.
     let job = mac.installed_job();
     assert_eq!(job[0], env!("CARGO_BIN_EXE_devicetrust"));

@@ -4,10 +4,10 @@
 
 use super::{net, Agent, AgentError, OKTA_KEY_BITS};
 use crate::chain::{Held, Superseded};
-use crate::okta::{OrgUrl, OKTA_SUBJECT_CN};
+use crate::okta::{OktaClient, OrgUrl, OKTA_SUBJECT_CN};
 use crate::pki::{self, CheckedIdentity, CsrProfile, NewKey};
 use crate::record::{EnrollmentRecord, Method};
-use crate::scep::{self, ScepSettings};
+use crate::scep::{self, ScepClient, ScepSettings};
 use crate::secret::Secret;
 use crate::timefmt::{now_rfc3339, rfc3339};
 use time::OffsetDateTime;
@@ -181,10 +181,13 @@ impl Agent {
 
     fn enroll_okta(&mut self, org: &OrgUrl, token: &Secret) -> Result<(), AgentError> {
         let device = self.device()?;
-        let client = net::okta_client(&self.config, self.host.platform(), org, None)?;
-        info!("asking {} for its device-trust metadata", org.as_str());
-        let metadata = client.metadata()?;
-        let key = self.store.generate_key(OKTA_KEY_BITS)?;
+        let settings = net::okta_settings(&self.config, self.host.platform(), None)?;
+        let ((client, metadata), key) = self.generate_key_while(OKTA_KEY_BITS, || {
+            let client = OktaClient::new(org.clone(), &settings)?;
+            info!("asking {} for its device-trust metadata", org.as_str());
+            let metadata = client.metadata()?;
+            Ok((client, metadata))
+        })?;
         let csr = pki::build_csr(&CsrProfile::okta(), key.as_ref())?;
         info!(
             "requesting a device-trust certificate for {} ({}), user {}",
@@ -200,13 +203,38 @@ impl Agent {
 
     /// PKCSReq with the static challenge: a new key and a certificate from the SCEP CA.
     pub(super) fn enroll_scep(&mut self, settings: &ScepSettings) -> Result<(), AgentError> {
-        let key = self.store.generate_key(settings.key_size)?;
+        let http = net::scep_settings(&self.config)?;
         info!("requesting a certificate from the SCEP CA at {}", settings.url);
-        let issued = scep::enroll(settings, &net::scep_settings(&self.config)?, key.as_ref())?;
+        let ((client, ca), key) = self.generate_key_while(settings.key_size, || {
+            let client = ScepClient::new(settings, &http)?;
+            let ca = client.discover()?;
+            Ok((client, ca))
+        })?;
+        let issued = client.enroll_with(&ca, key.as_ref())?;
         let mut record = self.new_record(&Enrollment::Scep(Box::new(settings.clone())));
         // The CA this enrollment trusted is pinned for every renewal after it.
         record.scep_ca_fingerprint = Some(scep::sha256_fingerprint_hex(&issued.ca_certificate_der));
         self.store_enrollment(record, key, &issued.certificate_der, issued.chain, None)
+    }
+
+    /// Runs `ask` (the first requests to the CA) on a thread of its own while the store
+    /// generates a key of `bits`: RSA key generation is most of an enrollment's time, and the
+    /// two need nothing from each other. An error of the requests comes first; a key made for
+    /// nothing is dropped, and the store sweeps what it never stored.
+    pub(super) fn generate_key_while<T: Send>(
+        &mut self,
+        bits: u32,
+        ask: impl FnOnce() -> Result<T, AgentError> + Send,
+    ) -> Result<(T, Box<dyn NewKey>), AgentError> {
+        let store = &mut self.store;
+        std::thread::scope(|scope| {
+            let asking = scope.spawn(ask);
+            let key = store.generate_key(bits);
+            let answer = asking
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            Ok((answer?, key?))
+        })
     }
 
     /// Checks the issued certificate against the key we generated, then stores both, with a

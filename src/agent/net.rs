@@ -46,9 +46,18 @@ pub fn okta_client(
     org: &OrgUrl,
     retry: Option<RetryPolicy>,
 ) -> Result<OktaClient, AgentError> {
-    let user_agent = okta::user_agent(platform.arch(), &platform.os_version());
-    let settings = http_settings(config, user_agent, retry)?;
+    let settings = okta_settings(config, platform, retry)?;
     Ok(OktaClient::new(org.clone(), &settings)?)
+}
+
+/// The settings of Okta requests: the User-Agent of Okta's registration task.
+pub fn okta_settings(
+    config: &Config,
+    platform: &dyn Platform,
+    retry: Option<RetryPolicy>,
+) -> Result<HttpSettings, AgentError> {
+    let user_agent = okta::user_agent(platform.arch(), &platform.os_version());
+    http_settings(config, user_agent, retry)
 }
 
 /// The User-Agent of SCEP requests.

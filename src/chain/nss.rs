@@ -9,8 +9,15 @@
 use super::{Context, Link, LinkError};
 use crate::health::{HealthStatus, Observation};
 use crate::integrations::chrome::OKTA_ISSUER_CN;
-use crate::integrations::nss::{NssDb, NssError, Ours};
+use crate::integrations::nss::{NssDb, NssError, Ours, Vouch};
 use crate::pki::CertificateInfo;
+use tracing::{debug, warn};
+
+/// In the state folder: what the last writing run verified in the NSS database, so that `ea`
+/// and `status` need not run the tools while the database is unchanged ([`Vouch`]).
+const VOUCH_FILE: &str = "nss-verified.json";
+/// A vouch is a few hundred bytes.
+const VOUCH_MAX: u64 = 16 * 1024;
 
 pub struct NssLink;
 
@@ -28,6 +35,47 @@ impl NssLink {
         let mut known = cx.superseded.certificates.clone();
         known.extend(certificate.map(|c| c.der.clone()));
         Ours::issued_by(issuer, known)
+    }
+}
+
+/// The vouch a writing run left, if any and readable.
+fn load_vouch(cx: &Context<'_>) -> Option<Vouch> {
+    let dir = cx.home.state_place().open().ok()??;
+    let bytes = dir.read_file(VOUCH_FILE, VOUCH_MAX).ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Records that `certificate` was just found usable in `db`. Only a shortcut for later
+/// read-only runs: failing to keep it costs them time, not correctness.
+fn save_vouch(cx: &Context<'_>, db: &NssDb, certificate: &CertificateInfo) {
+    let Some(vouch) = Vouch::now(db.dir(), &certificate.der) else {
+        return;
+    };
+    if load_vouch(cx).as_ref() == Some(&vouch) {
+        return;
+    }
+    let place = cx.home.state_place();
+    let saved = serde_json::to_vec(&vouch)
+        .map_err(|e| e.to_string())
+        .and_then(|json| {
+            let dir = place.create(0o700).map_err(|e| e.to_string())?;
+            let owner = place.owner().map_err(|e| e.to_string())?;
+            dir.write_file_atomic(VOUCH_FILE, &json, 0o600, Some(owner))
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = saved {
+        debug!("the NSS check is not kept for later runs: {e}");
+    }
+}
+
+fn remove_vouch(cx: &Context<'_>) {
+    let removed = match cx.home.state_place().open() {
+        Ok(Some(dir)) => dir.remove_file(VOUCH_FILE).map(drop),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = removed {
+        warn!("{VOUCH_FILE} stays in the state folder: {e}");
     }
 }
 
@@ -52,9 +100,12 @@ impl Link for NssLink {
             Ok(db) => db,
             Err(e) => return Observation::failing(HealthStatus::AppAccessIncomplete, e.to_string()),
         };
-        match db.observe(&certificate.der) {
-            Ok(o) if o.is_usable() => Observation::Healthy,
-            Ok(_) => Observation::failing(
+        if load_vouch(cx).is_some_and(|v| v.holds(db.dir(), &certificate.der)) {
+            return Observation::Healthy;
+        }
+        match db.is_usable(&certificate.der) {
+            Ok(true) => Observation::Healthy,
+            Ok(false) => Observation::failing(
                 HealthStatus::AppAccessIncomplete,
                 "the certificate is not in the user's NSS database (~/.pki/nssdb), where Chrome \
                  and Chromium look for it",
@@ -70,9 +121,9 @@ impl Link for NssLink {
             return Ok(Vec::new());
         };
         let db = Self::db(cx)?;
-        if db.observe(&certificate.der).map_err(nss_error)?.is_usable()
-            && cx.superseded.certificates.is_empty()
-        {
+        let usable = db.is_usable(&certificate.der).map_err(nss_error)?;
+        if usable && cx.superseded.certificates.is_empty() {
+            save_vouch(cx, &db, certificate);
             return Ok(Vec::new());
         }
         let Some(key) = cx.store.export_key_pkcs8() else {
@@ -80,13 +131,18 @@ impl Link for NssLink {
         };
         let key = key?;
         let removed = db
-            .replace_identity(&certificate.der, &key, &Self::ours(cx, None))
+            .replace_identity(&certificate.der, &key, &Self::ours(cx, None), usable)
             .map_err(nss_error)?;
-        let mut changes = vec![format!(
-            "certificate {} put in the NSS database {}",
-            certificate.serial_hex,
-            db.dir().display()
-        )];
+        // replace_identity checked the identity after adding it, and removed only others.
+        save_vouch(cx, &db, certificate);
+        let mut changes = Vec::new();
+        if !usable {
+            changes.push(format!(
+                "certificate {} put in the NSS database {}",
+                certificate.serial_hex,
+                db.dir().display()
+            ));
+        }
         changes.extend(removed.into_iter().map(|old| {
             format!(
                 "certificate {} removed from the NSS database",
@@ -97,6 +153,7 @@ impl Link for NssLink {
     }
 
     fn remove(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
+        remove_vouch(cx);
         let db = Self::db(cx)?;
         let removed = db
             .remove_ours(&Self::ours(cx, cx.held.certificate()))

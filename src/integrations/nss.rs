@@ -21,9 +21,11 @@
 mod format;
 mod pfx;
 mod runner;
+mod stamp;
 
 pub use pfx::PfxError;
 pub use runner::{RunAs, SecretDir, SystemRunner, Tool, ToolOutput, ToolRunner};
+pub use stamp::Vouch;
 
 use format::{describe, fingerprint, found, hex_decode, is_password_failure, last_line};
 pub use format::{key_id, parse_key_list, parse_pem_certificates, pkcs11_uri};
@@ -214,11 +216,18 @@ impl<R: ToolRunner> NssDb<R> {
         cert_der: &[u8],
         key_der: &Zeroizing<Vec<u8>>,
     ) -> Result<bool, NssError> {
-        let cert = describe(cert_der, &[])?;
-        self.ensure()?;
-        if self.observe(cert_der)?.is_usable() {
+        if self.is_usable(cert_der)? {
             return Ok(false);
         }
+        self.import(cert_der, key_der)?;
+        Ok(true)
+    }
+
+    /// Imports the identity and checks that the database then holds it with its key. Returns
+    /// whether the database had to be created first (then it holds nothing else).
+    fn import(&self, cert_der: &[u8], key_der: &Zeroizing<Vec<u8>>) -> Result<bool, NssError> {
+        let cert = describe(cert_der, &[])?;
+        let created = self.ensure()?;
         let local_key_id = hex_decode(&cert.key_id);
         let pfx = pfx::build(cert_der, key_der, &self.nickname, &local_key_id)?;
         let secrets = SecretDir::new(self.runner.run_as())?;
@@ -239,15 +248,38 @@ impl<R: ToolRunner> NssDb<R> {
             ],
         )?;
         drop(secrets);
-        let after = self.observe(cert_der)?;
-        if !after.is_usable() {
+        let (present, key_present) = self.presence(cert_der)?;
+        if !(present && key_present) {
             return Err(self.unexpected(format!(
                 "lacks the identity after importing it (certificate {}, key {})",
-                found(after.present),
-                found(after.key_present)
+                found(present),
+                found(key_present)
             )));
         }
-        Ok(true)
+        Ok(created)
+    }
+
+    /// Whether a browser can present the identity whose certificate is `cert_der`: the
+    /// certificate and its key are both in the database. Two runs of `certutil`, where
+    /// [`NssDb::observe`] needs four.
+    pub fn is_usable(&self, cert_der: &[u8]) -> Result<bool, NssError> {
+        let (present, key_present) = self.presence(cert_der)?;
+        Ok(present && key_present)
+    }
+
+    /// (certificate present, key present).
+    fn presence(&self, cert_der: &[u8]) -> Result<(bool, bool), NssError> {
+        if !self.exists() {
+            describe(cert_der, &[])?;
+            return Ok((false, false));
+        }
+        let key_ids: Vec<String> = self.keys()?.into_iter().map(|k| k.key_id).collect();
+        let ours = describe(cert_der, &key_ids)?;
+        let present = self
+            .group(&pkcs11_uri(None, Some(&hex_decode(&ours.key_id))))?
+            .iter()
+            .any(|der| fingerprint(der) == ours.fingerprint_sha256);
+        Ok((present, ours.key_present))
     }
 
     /// What the database holds of the identity whose certificate is `cert_der`, and what else
@@ -297,15 +329,22 @@ impl<R: ToolRunner> NssDb<R> {
         })
     }
 
-    /// Renewal, new before old: adds the new identity, checks that it is usable, then removes
-    /// every other certificate that is ours. Returns what was removed.
+    /// Renewal, new before old: adds the new identity unless `usable` (what
+    /// [`NssDb::is_usable`] just said of `cert_der`), checks it, then removes every other
+    /// certificate that is ours. Returns what was removed.
+    ///
+    /// Passing the caller's answer spares the tools a second look. A database this call had
+    /// to create holds nothing to remove.
     pub fn replace_identity(
         &self,
         cert_der: &[u8],
         key_der: &Zeroizing<Vec<u8>>,
         ours: &Ours,
+        usable: bool,
     ) -> Result<Vec<NssCertificate>, NssError> {
-        self.add_identity(cert_der, key_der)?;
+        if !usable && self.import(cert_der, key_der)? {
+            return Ok(Vec::new());
+        }
         let keep = describe(cert_der, &[])?;
         self.remove(ours, Some(&keep))
     }

@@ -57,6 +57,12 @@ pub fn renew(
     ScepClient::new(settings, http)?.renew(current_certificate_der, current_key, new_key)
 }
 
+/// The CA's capabilities and certificates, as [`ScepClient::discover`] found them.
+pub struct CaFacts {
+    caps: Capabilities,
+    ca: CaCertificates,
+}
+
 /// One SCEP CA, as one payload describes it.
 pub struct ScepClient {
     settings: ScepSettings,
@@ -165,11 +171,24 @@ impl ScepClient {
 
     /// PKCSReq for `key` with the challenge; the answer is encrypted to `key`.
     pub fn enroll(&self, key: &dyn SigningKey) -> Result<Issued, ScepError> {
-        let op = Operation::PkcsReq;
-        self.check_settings(op)?;
-        let caps = self.capabilities()?;
-        let ca = self.ca_certificates()?;
-        self.pkcs_req(&caps, &ca, key)
+        let ca = self.discover()?;
+        self.enroll_with(&ca, key)
+    }
+
+    /// What a PKCSReq needs from the CA before it is made: the settings checked, GetCACaps,
+    /// GetCACert (checked against the pinned fingerprint). None of it needs the key, so it
+    /// can run while the key is generated.
+    pub fn discover(&self) -> Result<CaFacts, ScepError> {
+        self.check_settings(Operation::PkcsReq)?;
+        Ok(CaFacts {
+            caps: self.capabilities()?,
+            ca: self.ca_certificates()?,
+        })
+    }
+
+    /// PKCSReq for `key` to the CA [`ScepClient::discover`] found.
+    pub fn enroll_with(&self, facts: &CaFacts, key: &dyn SigningKey) -> Result<Issued, ScepError> {
+        self.pkcs_req(&facts.caps, &facts.ca, key)
     }
 
     /// RenewalReq when the CA offers it, else PKCSReq with the challenge (see [`renew`]).

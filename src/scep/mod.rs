@@ -36,7 +36,7 @@ use crate::pki::PkiError;
 
 pub use cacert::{sha256_fingerprint_hex, CaCertificates};
 pub use caps::Capabilities;
-pub use client::{enroll, renew, Issued, Response, ScepClient, Transport};
+pub use client::{enroll, renew, CaFacts, Issued, Response, ScepClient, Transport};
 pub use envelope::ContentCipher;
 pub use message::{FailInfo, MessageDigest, MessageType, PkiStatus};
 pub use settings::{

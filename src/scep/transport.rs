@@ -23,7 +23,7 @@ pub struct Response {
 }
 
 /// How SCEP operations reach the server: HTTP in production, a simulated CA in unit tests.
-pub trait Transport {
+pub trait Transport: Send {
     /// `GET <url>?operation=<operation>[&message=<message>]`.
     fn get(
         &self,

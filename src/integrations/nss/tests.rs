@@ -485,6 +485,50 @@ fn add_creates_the_database_like_chrome_and_imports_through_files_only() {
 }
 
 #[test]
+fn a_first_enrollment_creates_imports_and_checks_once_without_listing_what_to_remove() {
+    let m = model_db();
+    let ours = identity(&okta_ca(), "device.key");
+    m.fake()
+        .model
+        .borrow_mut()
+        .imports
+        .push((ours.cert.clone(), NICKNAME.into()));
+    let usable = m.db.is_usable(&ours.cert).unwrap();
+    assert!(!usable);
+    assert!(m.fake().log.borrow().is_empty(), "a missing database is not asked");
+
+    let removed =
+        m.db.replace_identity(
+            &ours.cert,
+            &ours.key,
+            &Ours::issued_by(crate::integrations::chrome::OKTA_ISSUER_CN, Vec::new()),
+            usable,
+        )
+        .unwrap();
+    assert!(removed.is_empty());
+    assert!(m.has(&ours));
+    // Create, import, one check; a database made by this call holds nothing else.
+    let calls: Vec<(Tool, String)> = m
+        .fake()
+        .log
+        .borrow()
+        .iter()
+        .map(|(t, a)| (*t, a[0].clone()))
+        .collect();
+    let expected: Vec<(Tool, String)> = [
+        (Tool::Mkdir, "-p"),
+        (Tool::Certutil, "-N"),
+        (Tool::Pk12util, "-i"),
+        (Tool::Certutil, "-K"),
+        (Tool::Certutil, "-L"),
+    ]
+    .into_iter()
+    .map(|(t, a)| (t, a.to_owned()))
+    .collect();
+    assert_eq!(calls, expected);
+}
+
+#[test]
 fn renewal_adds_the_new_identity_before_removing_exactly_the_old_one() {
     let m = model_db();
     let okta = okta_ca();
@@ -496,6 +540,7 @@ fn renewal_adds_the_new_identity_before_removing_exactly_the_old_one() {
         .borrow_mut()
         .imports
         .push((new.cert.clone(), NICKNAME.into()));
+    let usable = m.db.is_usable(&new.cert).unwrap();
     let start = m.fake().log.borrow().len();
 
     let removed =
@@ -506,6 +551,7 @@ fn renewal_adds_the_new_identity_before_removing_exactly_the_old_one() {
                 crate::integrations::chrome::OKTA_ISSUER_CN,
                 vec![old.cert.clone()],
             ),
+            usable,
         )
         .unwrap();
     assert_eq!(removed.len(), 1);
@@ -727,6 +773,8 @@ fn real_nss_add_observe_renew_and_remove_leave_the_foreign_certificate() {
     assert_eq!(seen.key_nickname.as_deref(), Some("decoy"));
 
     // Renewal: new first, then exactly the old one goes.
+    let usable = db.is_usable(&new.cert).unwrap();
+    assert!(!usable);
     let removed = db
         .replace_identity(
             &new.cert,
@@ -735,6 +783,7 @@ fn real_nss_add_observe_renew_and_remove_leave_the_foreign_certificate() {
                 crate::integrations::chrome::OKTA_ISSUER_CN,
                 vec![old.cert.clone()],
             ),
+            usable,
         )
         .unwrap();
     assert_eq!(
