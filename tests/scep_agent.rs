@@ -218,3 +218,21 @@ fn the_challenge_never_appears_in_output_state_or_argv() {
     .unwrap();
     assert!(!state.contains(CHALLENGE));
 }
+
+#[test]
+fn a_renewal_the_ca_finds_too_early_says_why_and_what_to_change() {
+    // scepserver's default: no second certificate for a subject until 14 days before the
+    // current one expires. A device renewing by 30 days meets that refusal first.
+    let server = ScepServer::start(false);
+    let device = Device::new(server.url.as_str(), CHALLENGE, "");
+    assert_eq!(device.run(&["enroll"]).code, 0);
+    let old = device.certificate();
+    let run = device.run(&["renew", "--force"]);
+    assert_eq!(run.code, 1, "{run:?}\n{}", server.log());
+    let error = run.error();
+    assert!(error.contains("refused the renewal"), "{run:?}");
+    assert!(error.contains("renewal window"), "{run:?}");
+    assert!(error.contains("-allowrenew"), "{run:?}");
+    assert!(!run.all_output().contains(CHALLENGE));
+    assert_eq!(device.certificate().serial_hex, old.serial_hex);
+}

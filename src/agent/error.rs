@@ -8,7 +8,7 @@ use crate::okta::OktaError;
 use crate::pki::{IssuedCertError, PkiError};
 use crate::platform::PlatformError;
 use crate::record::RecordError;
-use crate::scep::ScepError;
+use crate::scep::{FailInfo, ScepError};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,25 @@ pub enum AgentError {
     Okta(#[from] OktaError),
     #[error("SCEP: {0}")]
     Scep(#[from] ScepError),
+    /// micromdm's scepserver (and CAs built on it) refuse a second certificate for a subject
+    /// until `-allowrenew` days (14 by default) before the current one expires; a device that
+    /// renews by 30 days meets that refusal first, every day, until the windows agree.
+    #[error(
+        "the SCEP CA refused the renewal ({}) with {days_left} days left on the certificate. \
+         CAs built on micromdm's scepserver refuse a new certificate for a subject until their \
+         renewal window opens (`-allowrenew`, 14 days before expiry by default); this device \
+         renews from {threshold} days before expiry. Let the CA renew from at least \
+         {threshold} days before expiry (`scepserver -allowrenew {threshold}`) or set \
+         `scep.renew_before_days` inside the CA's window; the current certificate stays",
+        fail_info.name()
+    )]
+    ScepRenewalTooEarly {
+        fail_info: FailInfo,
+        days_left: i64,
+        threshold: u32,
+        #[source]
+        source: ScepError,
+    },
     #[error("the CA issued an unusable certificate, nothing was stored: {0}")]
     Issued(#[from] IssuedCertError),
     #[error("no device certificate is installed; run `devicetrust enroll`")]

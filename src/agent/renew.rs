@@ -11,7 +11,7 @@ use super::{net, Agent, AgentError, OKTA_KEY_BITS};
 use crate::chain::{Held, Superseded};
 use crate::okta::{OrgUrl, OKTA_SUBJECT_CN};
 use crate::pki::{self, CertificateInfo, CsrProfile, SigningKey};
-use crate::scep::{self, ScepSettings};
+use crate::scep::{self, FailInfo, ScepError, ScepSettings};
 use crate::timefmt::rfc3339;
 use time::OffsetDateTime;
 use tracing::{info, warn};
@@ -167,13 +167,32 @@ impl Agent {
             &current.der,
             current_key,
             key.as_ref(),
-        )?;
+        )
+        .map_err(|e| self.explain_scep_refusal(e, current))?;
         let info = self.store_identity(key, &issued.certificate_der, issued.chain, None)?;
         self.announce("renewed", &info);
         Ok(Superseded {
             hosts: Vec::new(),
             certificates: vec![current.der.clone()],
         })
+    }
+
+    /// A renewal the CA refused with `badRequest` while the certificate is still valid is,
+    /// with micromdm's scepserver, a renewal before the CA's window: say so, with both windows.
+    fn explain_scep_refusal(&self, e: ScepError, current: &CertificateInfo) -> AgentError {
+        let days_left = current.days_left(OffsetDateTime::now_utc());
+        match e {
+            ScepError::Rejected {
+                fail_info: fail_info @ FailInfo::BadRequest,
+                ..
+            } if days_left > 0 => AgentError::ScepRenewalTooEarly {
+                fail_info,
+                days_left,
+                threshold: self.policy().threshold_days(),
+                source: e,
+            },
+            e => e.into(),
+        }
     }
 
     fn reenroll_expired(
