@@ -205,7 +205,14 @@ fn main() {
         |_| {
             let mut cmd = Command::new("openssl");
             cmd.args(["req", "-new", "-newkey", "rsa:2048", "-nodes"])
-                .args(["-keyout", "/dev/null", "-out", "/dev/null", "-subj", "/CN=Okta MTLS"]);
+                .args([
+                    "-keyout",
+                    "/dev/null",
+                    "-out",
+                    "/dev/null",
+                    "-subj",
+                    "/CN=Okta MTLS",
+                ]);
             cmd
         },
     );
@@ -222,15 +229,12 @@ fn main() {
 
     // --- ea on a healthy device vs openssl's expiry check of the same certificate.
     let healthy = okta_root(0);
-    let cert = std::fs::read_dir(
-        healthy
-            .join("home/bench/.local/state/devicetrust/identity"),
-    )
-    .unwrap()
-    .map(|e| e.unwrap().path())
-    .find(|p| p.join("cert.pem").exists())
-    .map(|p| p.join("cert.pem"))
-    .expect("the enrolled certificate");
+    let cert = std::fs::read_dir(healthy.join("home/bench/.local/state/devicetrust/identity"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("cert.pem").exists())
+        .map(|p| p.join("cert.pem"))
+        .expect("the enrolled certificate");
     let (a, b) = pairs(
         n,
         |_| {
@@ -240,7 +244,8 @@ fn main() {
         },
         |_| {
             let mut cmd = Command::new("openssl");
-            cmd.args(["x509", "-noout", "-checkend", "2592000", "-in"]).arg(&cert);
+            cmd.args(["x509", "-noout", "-checkend", "2592000", "-in"])
+                .arg(&cert);
             cmd
         },
     );

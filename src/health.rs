@@ -126,7 +126,10 @@ mod tests {
             (HealthStatus::OktaUnreachable, "Okta Unreachable"),
             (HealthStatus::NoUserSession, "No User Session"),
             (HealthStatus::KeychainMissing, "Keychain Missing"),
-            (HealthStatus::KeychainPasswordMissing, "Keychain Password Missing"),
+            (
+                HealthStatus::KeychainPasswordMissing,
+                "Keychain Password Missing",
+            ),
             (HealthStatus::CertificateMissing, "Certificate Missing"),
             (HealthStatus::PrivateKeyMissing, "Private Key Missing"),
             (HealthStatus::CertificateExpired, "Certificate Expired"),
@@ -134,7 +137,10 @@ mod tests {
             (HealthStatus::AppAccessIncomplete, "App Access Incomplete"),
             (HealthStatus::BrowserPolicyMissing, "Browser Policy Missing"),
             (HealthStatus::RenewalJobMissing, "Renewal Job Missing"),
-            (HealthStatus::BackgroundTaskDisabled, "Background Task Disabled"),
+            (
+                HealthStatus::BackgroundTaskDisabled,
+                "Background Task Disabled",
+            ),
             (HealthStatus::Healthy, "Healthy"),
         ];
         for (i, (status, text)) in all.iter().enumerate() {

@@ -67,7 +67,10 @@ pub fn status_lines(r: &StatusReport) -> Vec<String> {
             push(
                 "renews",
                 r.renews_from.zip(r.renews_below_days).map(|(from, days)| {
-                    format!("from {} ({days} days before expiry)", timefmt::rfc3339(from))
+                    format!(
+                        "from {} ({days} days before expiry)",
+                        timefmt::rfc3339(from)
+                    )
                 }),
             );
         }

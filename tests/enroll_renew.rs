@@ -4,9 +4,9 @@ mod common;
 
 use base64::Engine;
 use common::*;
+use devicetrust::pki::CheckedIdentity;
 use devicetrust::pki::{self, Authority, CertificateInfo, IssueProfile, IssueRequest, PrivateKey};
 use devicetrust::sim::Endpoint;
-use devicetrust::pki::CheckedIdentity;
 use devicetrust::store::{FileStore, IdentityStore};
 use std::process::Command;
 use time::OffsetDateTime;
@@ -146,7 +146,13 @@ fn renew_inside_the_window_replaces_key_and_certificate() {
     // The live generation and the one before it are kept, and the attempt is recorded.
     let generations = std::fs::read_dir(env.store_dir())
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("id-"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("id-")
+        })
         .count();
     assert_eq!(generations, 2, "the live and the previous generation");
     let status = env.status_json();
@@ -182,8 +188,8 @@ fn install_expired_identity(env: &Env) -> CertificateInfo {
         .unwrap();
     // Checked as of the day it was issued: the store takes only a checked identity.
     let then = now - time::Duration::days(300);
-    let identity = CheckedIdentity::check(Box::new(key), &der, vec![], Some("Okta MTLS"), then)
-        .unwrap();
+    let identity =
+        CheckedIdentity::check(Box::new(key), &der, vec![], Some("Okta MTLS"), then).unwrap();
     FileStore::new(env.store_dir())
         .replace(identity, b"{}")
         .unwrap();
@@ -250,16 +256,18 @@ fn uninstall_removes_everything_enroll_created() {
         .filter(|p| !p.to_string_lossy().contains("/.pki/nssdb/"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
-    let nss = devicetrust::integrations::nss::NssDb::for_home(
-        &env.root.path().join("home").join(USER),
-    )
-    .unwrap();
+    let nss =
+        devicetrust::integrations::nss::NssDb::for_home(&env.root.path().join("home").join(USER))
+            .unwrap();
     if nss.exists() {
         let ours = devicetrust::integrations::nss::Ours::issued_by(
             devicetrust::integrations::chrome::OKTA_ISSUER_CN,
             vec![],
         );
-        assert!(nss.remove_ours(&ours).unwrap().is_empty(), "ours left in NSS");
+        assert!(
+            nss.remove_ours(&ours).unwrap().is_empty(),
+            "ours left in NSS"
+        );
     }
     assert_eq!(env.ea(), "<result>Certificate Missing</result>\n");
     // Idempotent.

@@ -334,8 +334,11 @@ fn a_whole_run_gives_up_at_its_deadline_and_frees_the_lock() {
     let env = Env::new(365);
     // Each request may take a minute, but the whole run only 2 seconds.
     env.write_config("[network]\ntimeout_secs = 60\nrun_deadline_secs = 2");
-    env.sim
-        .inject(Endpoint::Metadata, Fault::Slow(Duration::from_secs(30)), None);
+    env.sim.inject(
+        Endpoint::Metadata,
+        Fault::Slow(Duration::from_secs(30)),
+        None,
+    );
     let run = env.enroll();
     assert_eq!(run.code, 75, "{run:?}");
     assert!(run.error().contains("gave up after 2 s"), "{run:?}");
@@ -360,7 +363,11 @@ fn a_damaged_record_is_kept_aside_and_rebuilt_from_the_store() {
 
     let run = env.run(&["renew", "--force"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.contains("WARN: the enrollment record did not parse"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("WARN: the enrollment record did not parse"),
+        "{run:?}"
+    );
     let kept: Vec<_> = std::fs::read_dir(env.state_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -382,12 +389,19 @@ fn a_corrupt_certificate_is_named_and_enroll_starts_afresh_keeping_it_aside() {
     let env = Env::new(365);
     assert_eq!(env.enroll().code, 0);
     let broken = env.generation();
-    std::fs::write(broken.join("cert.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n").unwrap();
+    std::fs::write(
+        broken.join("cert.pem"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n",
+    )
+    .unwrap();
 
     assert_eq!(env.ea(), "<result>Certificate Missing</result>\n");
     let status = env.status_json();
     assert!(
-        status["detail"].as_str().unwrap().contains("certificate is corrupt"),
+        status["detail"]
+            .as_str()
+            .unwrap()
+            .contains("certificate is corrupt"),
         "{status}"
     );
     // renew cannot help: it says what will.
@@ -412,10 +426,18 @@ fn status_json_is_one_document_even_when_the_store_cannot_be_read() {
     let env = Env::new(365);
     // A "store folder" that is a file: every read of it fails.
     let not_a_folder = env.etc().join("config.toml").display().to_string();
-    let run = env.run(&["status", "--json", "--store", &format!("file:{not_a_folder}")]);
+    let run = env.run(&[
+        "status",
+        "--json",
+        "--store",
+        &format!("file:{not_a_folder}"),
+    ]);
     assert_eq!(run.code, 1, "{run:?}");
     let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert!(doc["error"].as_str().unwrap().contains("identity store"), "{doc}");
+    assert!(
+        doc["error"].as_str().unwrap().contains("identity store"),
+        "{doc}"
+    );
     assert_eq!(doc["status"], serde_json::Value::Null);
     assert_eq!(run.stdout.lines().count(), 1);
 }
@@ -424,7 +446,10 @@ fn status_json_is_one_document_even_when_the_store_cannot_be_read() {
 fn an_empty_or_unparsable_ca_file_is_a_configuration_error() {
     let env = Env::new(365);
     let bad = env.etc().join("bad-ca.pem");
-    for content in ["", "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"] {
+    for content in [
+        "",
+        "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+    ] {
         std::fs::write(&bad, content).unwrap();
         let run = env.run_with_token(&["enroll", "--ca-file", &bad.display().to_string()]);
         assert_eq!(run.code, 2, "{content:?}: {run:?}");

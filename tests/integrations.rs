@@ -178,7 +178,11 @@ fn renewal_starts_at_this_devices_own_point_in_the_window() {
     let serial = env.certificate().serial_hex;
     let run = env.run(&["renew", "--renew-before-days", "30"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(env.certificate().serial_hex, serial, "39 days left, not due");
+    assert_eq!(
+        env.certificate().serial_hex,
+        serial,
+        "39 days left, not due"
+    );
     let run = env.run(&["renew", "--renew-before-days", "45"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_ne!(env.certificate().serial_hex, serial);

@@ -220,7 +220,10 @@ fn a_policy_given_only_parameters_enrolls_reports_and_renews_unattended_for_year
     let job = mac.installed_job();
     assert_eq!(job[0], env!("CARGO_BIN_EXE_devicetrust"));
     assert_eq!(job[1], "renew");
-    assert!(job.contains(&mac.env.root.path().display().to_string()), "{job:?}");
+    assert!(
+        job.contains(&mac.env.root.path().display().to_string()),
+        "{job:?}"
+    );
     assert!(job.iter().all(|a| !a.contains(&token)), "{job:?}");
     let record = std::fs::read_to_string(mac.env.state_dir().join("state.json")).unwrap();
     assert!(!record.contains(&token));
@@ -243,7 +246,10 @@ fn a_policy_given_only_parameters_enrolls_reports_and_renews_unattended_for_year
     let second = mac.env.certificate();
     assert_ne!(second.serial_hex, first.serial_hex);
     let moved = second.not_after - first.not_after;
-    assert!(moved >= time::Duration::days(335), "expiry moved by {moved}");
+    assert!(
+        moved >= time::Duration::days(335),
+        "expiry moved by {moved}"
+    );
     assert_eq!(mac.ea(336, "ea-status.sh"), "<result>Healthy</result>\n");
     assert_eq!(mac.ea(336, "ea-expiry.sh"), ea_date(&second));
     assert!(nss.observe(&second.der).unwrap().is_usable());
@@ -275,7 +281,10 @@ fn a_policy_given_only_parameters_enrolls_reports_and_renews_unattended_for_year
     assert!(!nss.observe(&third.der).unwrap().present);
     assert!(!mac.env.state_dir().exists(), "{run:?}");
     assert!(mac.installed_job_file().is_none());
-    assert_eq!(mac.ea(late, "ea-status.sh"), "<result>Not Configured</result>\n");
+    assert_eq!(
+        mac.ea(late, "ea-status.sh"),
+        "<result>Not Configured</result>\n"
+    );
 }
 
 #[test]
@@ -304,7 +313,11 @@ fn a_device_taken_over_from_oktas_task_is_configured_without_a_new_certificate()
     // Recurring check-in, org URL only, no secret.
     let run = mac.policy(1, [&org, "", "", &ca_option]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(mac.requests("/enroll/macos"), enrollments, "no new certificate");
+    assert_eq!(
+        mac.requests("/enroll/macos"),
+        enrollments,
+        "no new certificate"
+    );
     assert!(policy.exists(), "{run:?}");
     assert!(!task.exists(), "Okta's task is retired: {run:?}");
     assert_eq!(mac.ea(1, "ea-status.sh"), "<result>Healthy</result>\n");
@@ -333,10 +346,16 @@ fn a_renewal_moves_the_browser_entry_when_the_cert_auth_domain_moves() {
     let entries = || std::fs::read_to_string(&policy).unwrap();
     assert!(entries().contains(devicetrust::sim::CERT_AUTH_HOST));
 
-    mac.env.sim.set_cert_auth_host("moved-devicetrust.localhost");
+    mac.env
+        .sim
+        .set_cert_auth_host("moved-devicetrust.localhost");
     let run = mac.run_job(340);
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(entries().contains("moved-devicetrust.localhost"), "{}", entries());
+    assert!(
+        entries().contains("moved-devicetrust.localhost"),
+        "{}",
+        entries()
+    );
     assert!(
         !entries().contains(devicetrust::sim::CERT_AUTH_HOST),
         "{}",

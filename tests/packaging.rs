@@ -263,6 +263,9 @@ fn the_package_builds_the_agent_without_the_simulator() {
     let builds = fakes.calls("cargo");
     assert_eq!(builds.len(), 2, "{builds:?}");
     for call in builds {
-        assert!(call.contains("build --release --locked --no-default-features"), "{call}");
+        assert!(
+            call.contains("build --release --locked --no-default-features"),
+            "{call}"
+        );
     }
 }

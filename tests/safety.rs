@@ -59,6 +59,25 @@ fn the_org_token_appears_in_no_output_file_or_child_argv() {
     }
     let argv = std::fs::read_to_string(&argv_log).unwrap_or_default();
     assert!(!argv.contains(&token), "token in a child's argv: {argv}");
+    // Every child the agent starts is logged with its whole command line under -v (on Linux
+    // the NSS tools), and the output was checked above: a token put in one would be seen.
+    let children = started_children(&outputs);
+    assert!(
+        children.iter().any(|c| c.contains("pk12util")),
+        "{children:?}"
+    );
+    assert!(
+        children.iter().any(|c| c.contains("certutil")),
+        "{children:?}"
+    );
+}
+
+/// The command lines of the children a run started, from its `-v` output.
+fn started_children(output: &str) -> Vec<&str> {
+    output
+        .lines()
+        .filter_map(|l| l.strip_prefix("DEBUG: starting "))
+        .collect()
 }
 
 #[test]
@@ -112,7 +131,10 @@ fn crash_renewal_at(failpoint: &str) -> (String, String, String) {
         .unwrap()
         .filter(|e| e.as_ref().unwrap().path().is_dir())
         .count();
-    assert_eq!(generations, 2, "{failpoint}: the live and the previous generation only");
+    assert_eq!(
+        generations, 2,
+        "{failpoint}: the live and the previous generation only"
+    );
     (old_serial, serial, env.certificate().serial_hex)
 }
 

@@ -207,6 +207,8 @@ fn the_challenge_never_appears_in_output_state_or_argv() {
     assert!(!output.contains(CHALLENGE), "{output}");
     let argv = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(!argv.contains(CHALLENGE), "{argv}");
+    // The -v output above holds every child's command line (the NSS tools here).
+    assert!(output.contains("DEBUG: starting "), "{output}");
     let state = std::fs::read_to_string(
         device
             .root

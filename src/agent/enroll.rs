@@ -204,7 +204,10 @@ impl Agent {
     /// PKCSReq with the static challenge: a new key and a certificate from the SCEP CA.
     pub(super) fn enroll_scep(&mut self, settings: &ScepSettings) -> Result<(), AgentError> {
         let http = net::scep_settings(&self.config)?;
-        info!("requesting a certificate from the SCEP CA at {}", settings.url);
+        info!(
+            "requesting a certificate from the SCEP CA at {}",
+            settings.url
+        );
         let ((client, ca), key) = self.generate_key_while(settings.key_size, || {
             let client = ScepClient::new(settings, &http)?;
             let ca = client.discover()?;

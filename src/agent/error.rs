@@ -59,7 +59,9 @@ pub enum AgentError {
     Issued(#[from] IssuedCertError),
     #[error("no device certificate is installed; run `devicetrust enroll`")]
     NotEnrolled,
-    #[error("{detail}; run `devicetrust enroll` to enroll afresh (the damaged identity is kept aside)")]
+    #[error(
+        "{detail}; run `devicetrust enroll` to enroll afresh (the damaged identity is kept aside)"
+    )]
     Damaged { detail: String },
     #[error(
         "the certificate's private key is missing or does not match it; \

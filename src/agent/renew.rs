@@ -61,8 +61,8 @@ impl Agent {
             Held::Valid(info) => info,
         };
         // A device taken over from Okta's task learns its certAuthDomain on its first run.
-        let unknown_host = matches!(enrollment, Enrollment::Okta(_))
-            && self.record.cert_auth_host.is_none();
+        let unknown_host =
+            matches!(enrollment, Enrollment::Okta(_)) && self.record.cert_auth_host.is_none();
         if self.record.method.is_none() || unknown_host {
             self.adopt(&enrollment)?;
             self.configure(Superseded::default())?;
@@ -110,7 +110,9 @@ impl Agent {
         let device = self.device()?;
         let client = net::okta_client(&self.config, self.host.platform(), org, None)?;
         let moved_to = match client.metadata() {
-            Ok(metadata) if self.record.cert_auth_host.as_deref() != Some(&metadata.cert_auth_host) => {
+            Ok(metadata)
+                if self.record.cert_auth_host.as_deref() != Some(&metadata.cert_auth_host) =>
+            {
                 Some(metadata.cert_auth_host)
             }
             Ok(_) => None,

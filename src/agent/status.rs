@@ -1,7 +1,7 @@
 //! `devicetrust status` and `ea`: what is on the device and the first failing link.
 
-use crate::chain::Superseded;
 use super::{net, Agent, AgentError};
+use crate::chain::Superseded;
 use crate::config::Config;
 use crate::health::HealthStatus;
 use crate::pki::CertificateInfo;

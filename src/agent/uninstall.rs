@@ -20,7 +20,9 @@ impl Agent {
         };
         let lock = self.lock()?;
         // A store that cannot be read still has links to remove; they work from the record.
-        let held = self.held(OffsetDateTime::now_utc()).unwrap_or(Held::Nothing);
+        let held = self
+            .held(OffsetDateTime::now_utc())
+            .unwrap_or(Held::Nothing);
         let failed = self.with_chain(&held, Superseded::default(), |chain, cx| chain.remove(cx));
         let mut failed = failed.into_iter();
         if let Some((name, first)) = failed.next() {

@@ -69,7 +69,12 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     let host = host::for_root(&config::root(&flags, &vars));
 
     // Root (a Jamf policy) acts through the console user's own session where the host says so.
-    if let Some(code) = as_console_user(&cli, host.as_ref(), &vars, args.get(1..).unwrap_or_default()) {
+    if let Some(code) = as_console_user(
+        &cli,
+        host.as_ref(),
+        &vars,
+        args.get(1..).unwrap_or_default(),
+    ) {
         return code;
     }
 

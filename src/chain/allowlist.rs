@@ -83,7 +83,9 @@ impl Link for AllowlistLink {
         }
         let desired = match desired(cx) {
             Ok(d) => d,
-            Err(e) => return Observation::failing(HealthStatus::AppAccessIncomplete, e.to_string()),
+            Err(e) => {
+                return Observation::failing(HealthStatus::AppAccessIncomplete, e.to_string())
+            }
         };
         match is_complete(&*cx.store, &desired) {
             Some(true) => Observation::Healthy,

@@ -29,7 +29,9 @@ impl LegacyTaskLink {
         let mut done = Vec::new();
         if let Some(label) = &plan.bootout_label {
             if self.control.unload(label)? {
-                done.push(format!("unloaded {label} (Okta's Python registration task)"));
+                done.push(format!(
+                    "unloaded {label} (Okta's Python registration task)"
+                ));
             }
         }
         for path in &plan.remove {

@@ -98,7 +98,9 @@ impl Link for NssLink {
         };
         let db = match Self::db(cx) {
             Ok(db) => db,
-            Err(e) => return Observation::failing(HealthStatus::AppAccessIncomplete, e.to_string()),
+            Err(e) => {
+                return Observation::failing(HealthStatus::AppAccessIncomplete, e.to_string())
+            }
         };
         if load_vouch(cx).is_some_and(|v| v.holds(db.dir(), &certificate.der)) {
             return Observation::Healthy;

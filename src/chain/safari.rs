@@ -78,7 +78,12 @@ impl Link for SafariLink {
         };
         let mut all = names(cx, host);
         all.extend(safari::legacy_names(host));
-        let ours: Vec<&[u8]> = cx.held.certificate().map(|c| c.der.as_slice()).into_iter().collect();
+        let ours: Vec<&[u8]> = cx
+            .held
+            .certificate()
+            .map(|c| c.der.as_slice())
+            .into_iter()
+            .collect();
         let removed = safari::remove_ours(&mut **self.prefs.borrow_mut(), &all, &ours)?;
         Ok(removed
             .into_iter()

@@ -144,7 +144,10 @@ fn every_link() -> Chain {
 }
 
 fn statuses(chain: &Chain) -> Vec<HealthStatus> {
-    chain.links().flat_map(|l| l.statuses().iter().copied()).collect()
+    chain
+        .links()
+        .flat_map(|l| l.statuses().iter().copied())
+        .collect()
 }
 
 #[test]
@@ -195,7 +198,10 @@ fn a_key_missing_an_app_is_incomplete_until_apply_repairs_it() {
         ));
         let changes = link.apply(cx).unwrap();
         assert!(changes[0].contains("teamid:EQHXZ8M8AV"), "{changes:?}");
-        assert!(changes[0].contains("removed: teamid:ABCDE12345"), "{changes:?}");
+        assert!(
+            changes[0].contains("removed: teamid:ABCDE12345"),
+            "{changes:?}"
+        );
         assert_eq!(link.observe(cx), Observation::Healthy);
         // Already right: no write, no change line.
         assert!(link.apply(cx).unwrap().is_empty());
@@ -233,7 +239,9 @@ fn safari_follows_a_moved_cert_auth_domain_and_uninstall_takes_ours() {
     let mut prefs = MemoryIdentityPreferences::default();
     // Okta's task left a bare-host preference for the old host; our first version a URL one.
     prefs.set("old-devicetrust.okta.com", &der).unwrap();
-    prefs.set("https://old-devicetrust.okta.com/", &der).unwrap();
+    prefs
+        .set("https://old-devicetrust.okta.com/", &der)
+        .unwrap();
     let link = SafariLink::new(Box::new(prefs));
     let mut store = MemoryStore {
         partitions: vec![],

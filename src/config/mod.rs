@@ -215,7 +215,10 @@ impl Config {
     /// This device's renewal policy (SCEP may set its own window, as Apple's payload does).
     pub fn renewal_policy(&self, device_uuid: &str) -> RenewalPolicy {
         let window = match self.method() {
-            Method::Scep => self.scep.renew_before_days.unwrap_or(self.renew_before_days),
+            Method::Scep => self
+                .scep
+                .renew_before_days
+                .unwrap_or(self.renew_before_days),
             Method::Okta => self.renew_before_days,
         };
         RenewalPolicy::for_device(device_uuid, window, self.renew_spread_days)
@@ -325,7 +328,12 @@ pub fn load(
     };
 
     // Highest precedence first; the first layer that has a value wins.
-    let layers = [Layer::from_flags(flags), Layer::from_env(vars), managed, file];
+    let layers = [
+        Layer::from_flags(flags),
+        Layer::from_env(vars),
+        managed,
+        file,
+    ];
     macro_rules! pick {
         ($($field:tt).+) => {
             layers.iter().find_map(|l| l.$($field).+.clone())

@@ -200,8 +200,8 @@ pub(super) fn resolve_scep(
 mod scep_tests {
     use super::super::tests::*;
     use super::*;
-    use std::time::Duration;
     use crate::pki::SubjectAltName;
+    use std::time::Duration;
 
     #[test]
     fn a_full_scep_table_becomes_the_payload_settings() {
@@ -306,4 +306,3 @@ allow_all_apps_access = true
         assert!(!err.to_string().contains("secret\""), "{err}");
     }
 }
-

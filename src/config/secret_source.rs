@@ -37,7 +37,9 @@ impl SecretSource {
     pub fn read(&self, what: &'static str) -> Result<Secret, ConfigError> {
         let unreadable = |source| ConfigError::SecretUnreadable { what, source };
         let bytes = match self {
-            SecretSource::Environment(_, s) => zeroize::Zeroizing::new(s.expose().as_bytes().to_vec()),
+            SecretSource::Environment(_, s) => {
+                zeroize::Zeroizing::new(s.expose().as_bytes().to_vec())
+            }
             SecretSource::Stdin => securefs::read_capped_stdin(SECRET_MAX).map_err(unreadable)?,
             SecretSource::File(path) => {
                 warn_if_readable_by_others(path, what);
@@ -106,7 +108,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
         std::fs::write(&file, vec![b'a'; SECRET_MAX as usize + 1]).unwrap();
-        let err = SecretSource::File(file).read("org token").unwrap_err().to_string();
+        let err = SecretSource::File(file)
+            .read("org token")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("4096"), "{err}");
     }
 }

@@ -177,7 +177,6 @@ mod layers {
         assert!(StoreSpec::parse("file:").is_err());
         assert!(StoreSpec::parse("tpm").is_err());
     }
-
 }
 
 mod waits {
@@ -230,5 +229,4 @@ mod allowlist {
             "apple-tool:,apple:,teamid:UBF8T346G9,teamid:EQHXZ8M8AV,teamid:M683GB7CPW,teamid:BQR82RBBHL,teamid:ABCDE12345"
         );
     }
-
 }

@@ -12,7 +12,9 @@ pub const DEFAULT_TEAMS: [(&str, &str); 5] = [
     ("BQR82RBBHL", "Slack"),
 ];
 
-pub use crate::partition::{parse_partition_list, partition_list_string, Partition, PartitionError};
+pub use crate::partition::{
+    parse_partition_list, partition_list_string, Partition, PartitionError,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AllowlistError {

@@ -201,6 +201,8 @@ mod tests {
         assert_eq!(removed, vec!["abc-devicetrust.okta.com"]);
         assert_eq!(prefs.names().collect::<Vec<_>>(), vec!["*.okta.com"]);
         // Nothing left to remove: nothing reported.
-        assert!(remove_ours(&mut prefs, &names[..1], &[b"ours"]).unwrap().is_empty());
+        assert!(remove_ours(&mut prefs, &names[..1], &[b"ours"])
+            .unwrap()
+            .is_empty());
     }
 }

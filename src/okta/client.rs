@@ -452,7 +452,10 @@ pub fn issued_certificate(
 /// (MIME-style answers wrap at 76 characters). Everything else stays strict, and the decoded
 /// certificate is checked strictly before anything is stored.
 fn decode_lenient(encoded: &str) -> Result<Vec<u8>, String> {
-    let compact: String = encoded.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let compact: String = encoded
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
     if compact.is_empty() {
         return Err("is empty".into());
     }

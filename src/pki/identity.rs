@@ -98,10 +98,18 @@ mod tests {
         assert_eq!(checked.certificate().der, ours);
 
         let theirs = ca
-            .issue(client_request(other_test_key().public_key_der().unwrap(), now))
+            .issue(client_request(
+                other_test_key().public_key_der().unwrap(),
+                now,
+            ))
             .unwrap();
-        let refused =
-            CheckedIdentity::check(key_copy(test_key()), &theirs, vec![], Some("Okta MTLS"), now);
+        let refused = CheckedIdentity::check(
+            key_copy(test_key()),
+            &theirs,
+            vec![],
+            Some("Okta MTLS"),
+            now,
+        );
         assert!(matches!(refused, Err(IssuedCertError::KeyMismatch)));
         let refused =
             CheckedIdentity::check(key_copy(test_key()), &ours, vec![], Some("Other"), now);

@@ -139,16 +139,16 @@ pub fn run(argv: &[OsString], timeout: Duration) -> Result<Finished, LaunchdErro
         .first()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut child = Command::new(argv.first().ok_or_else(|| LaunchdError::Spawn {
+    let mut command = Command::new(argv.first().ok_or_else(|| LaunchdError::Spawn {
         program: program.clone(),
         source: std::io::Error::other("empty command line"),
-    })?)
-    .args(argv.iter().skip(1))
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .map_err(|source| LaunchdError::Spawn {
+    })?);
+    command
+        .args(argv.iter().skip(1))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = super::children::spawn(&mut command).map_err(|source| LaunchdError::Spawn {
         program: program.clone(),
         source,
     })?;

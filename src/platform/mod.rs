@@ -7,6 +7,7 @@
 
 #[cfg(target_os = "macos")]
 pub(crate) mod cf;
+pub mod children;
 pub mod launchd;
 pub mod processes;
 pub mod session;

@@ -216,7 +216,8 @@ mod imp {
                 what: "launchctl",
                 source: std::io::Error::other("empty command line"),
             })?;
-            let mut child = std::process::Command::new(program)
+            let mut command = std::process::Command::new(program);
+            command
                 .args(rest)
                 .stdin(if secret.is_some() {
                     Stdio::piped()
@@ -224,12 +225,13 @@ mod imp {
                     Stdio::inherit()
                 })
                 .stdout(Stdio::inherit())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .map_err(|source| ReexecError::Spawn {
+                .stderr(Stdio::inherit());
+            let mut child = crate::platform::children::spawn(&mut command).map_err(|source| {
+                ReexecError::Spawn {
                     what: "launchctl asuser",
                     source,
-                })?;
+                }
+            })?;
             if let (Some((_, secret)), Some(mut stdin)) = (secret, child.stdin.take()) {
                 // One short line fits the pipe buffer; a child that exits without reading it
                 // (EPIPE) reports its own error, so the write's outcome is not ours to judge.

@@ -23,7 +23,6 @@ use crate::pki::{build_csr, verify_issued_by, SigningKey};
 
 pub use super::transport::{HttpTransport, Response, Sleeper, Transport};
 
-
 /// A certificate the CA issued, checked: it is for our key and signed by the CA.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Issued {

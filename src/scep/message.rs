@@ -572,9 +572,8 @@ mod tests {
         let cert = transient_certificate("CN=device", Signer::Delegated(key)).unwrap();
         assert!(certifies(&cert, &key.public_key_der().unwrap()));
         let attrs = request_attributes();
-        let sign = |d, k: &dyn SigningKey| {
-            sign_pki_message(&attrs, None, &cert, Signer::Delegated(k), d)
-        };
+        let sign =
+            |d, k: &dyn SigningKey| sign_pki_message(&attrs, None, &cert, Signer::Delegated(k), d);
         assert!(sign(MessageDigest::Sha256, key).is_ok());
         assert!(sign(MessageDigest::Sha1, key).is_ok());
         assert!(sign(MessageDigest::Sha256, &Sha256Only).is_ok());

@@ -164,4 +164,3 @@ pub(super) fn hex_decode(text: &str) -> Vec<u8> {
         })
         .collect()
 }
-

@@ -174,10 +174,11 @@ impl ToolRunner for SystemRunner {
                 });
             }
         }
-        let output = command.output().map_err(|e| NssError::Spawn {
-            tool: tool.name(),
-            reason: e.to_string(),
-        })?;
+        let output =
+            crate::platform::children::output(&mut command).map_err(|e| NssError::Spawn {
+                tool: tool.name(),
+                reason: e.to_string(),
+            })?;
         Ok(ToolOutput {
             success: output.status.success(),
             code: output.status.code(),

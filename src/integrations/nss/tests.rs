@@ -495,7 +495,10 @@ fn a_first_enrollment_creates_imports_and_checks_once_without_listing_what_to_re
         .push((ours.cert.clone(), NICKNAME.into()));
     let usable = m.db.is_usable(&ours.cert).unwrap();
     assert!(!usable);
-    assert!(m.fake().log.borrow().is_empty(), "a missing database is not asked");
+    assert!(
+        m.fake().log.borrow().is_empty(),
+        "a missing database is not asked"
+    );
 
     let removed =
         m.db.replace_identity(
