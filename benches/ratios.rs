@@ -144,7 +144,10 @@ fn nss_step_ms(cert: &Path, work: &Path, n: usize) -> f64 {
         .unwrap()
         .to_pkcs8_der()
         .unwrap();
-    let ours = Ours::issued_by(devicetrust::integrations::chrome::OKTA_ISSUER_CN, Vec::new());
+    let ours = Ours::issued_by(
+        devicetrust::integrations::chrome::OKTA_ISSUER_CN,
+        Vec::new(),
+    );
     let mut times = Vec::with_capacity(n);
     for i in 0..n {
         let db = NssDb::with_runner(

@@ -227,6 +227,14 @@ impl<R: ToolRunner> NssDb<R> {
     /// whether the database had to be created first (then it holds nothing else).
     fn import(&self, cert_der: &[u8], key_der: &Zeroizing<Vec<u8>>) -> Result<bool, NssError> {
         let cert = describe(cert_der, &[])?;
+        for tool in [Tool::Certutil, Tool::Pk12util] {
+            if !self.runner.has(tool) {
+                return Err(NssError::ToolMissing {
+                    tool: tool.name(),
+                    package: tool.package(),
+                });
+            }
+        }
         let created = self.ensure()?;
         let local_key_id = hex_decode(&cert.key_id);
         let pfx = pfx::build(cert_der, key_der, &self.nickname, &local_key_id)?;

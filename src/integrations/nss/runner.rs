@@ -68,6 +68,13 @@ pub trait ToolRunner {
     /// The (uid, gid) the tools run as, when that is not this process's user: files handed to
     /// the tools are given to that user so they can read them.
     fn run_as(&self) -> Option<RunAs>;
+
+    /// Whether `tool` can be run at all: checked before anything is changed, so a device
+    /// without NSS's tools is left exactly as it was (no empty database folder).
+    fn has(&self, tool: Tool) -> bool {
+        let _ = tool;
+        true
+    }
 }
 
 /// A user to run the tools as.
@@ -185,6 +192,10 @@ impl ToolRunner for SystemRunner {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         })
+    }
+
+    fn has(&self, tool: Tool) -> bool {
+        find(tool.name()).is_some()
     }
 
     fn run_as(&self) -> Option<RunAs> {

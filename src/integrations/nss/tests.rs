@@ -172,6 +172,8 @@ struct Fake {
     log: RefCell<Vec<(Tool, Vec<String>)>>,
     /// Each secret file pk12util was handed, read while it existed: (path, mode, contents).
     seen_files: RefCell<Vec<(PathBuf, u32, Vec<u8>)>>,
+    /// Tools this device lacks.
+    missing: Vec<Tool>,
 }
 
 fn ok(stdout: String) -> ToolOutput {
@@ -369,6 +371,10 @@ impl ToolRunner for Fake {
     fn run_as(&self) -> Option<RunAs> {
         None
     }
+
+    fn has(&self, tool: Tool) -> bool {
+        !self.missing.contains(&tool)
+    }
 }
 
 struct ModelDb {
@@ -529,6 +535,28 @@ fn a_first_enrollment_creates_imports_and_checks_once_without_listing_what_to_re
     .map(|(t, a)| (t, a.to_owned()))
     .collect();
     assert_eq!(calls, expected);
+}
+
+#[test]
+fn without_the_tools_nothing_is_created_and_the_package_is_named() {
+    for tool in [Tool::Certutil, Tool::Pk12util] {
+        let home = tempfile::tempdir().unwrap();
+        let fake = Fake {
+            missing: vec![tool],
+            ..Fake::default()
+        };
+        let db = NssDb::with_runner(home.path().join(DATABASE_DIR), fake);
+        let ours = identity(&okta_ca(), "device.key");
+        let err = db
+            .replace_identity(&ours.cert, &ours.key, &Ours::default(), false)
+            .unwrap_err();
+        assert!(
+            matches!(&err, NssError::ToolMissing { package, .. } if package.contains("libnss3-tools")),
+            "{err}"
+        );
+        assert!(db.runner.log.borrow().is_empty(), "{tool:?}");
+        assert!(!home.path().join(".pki").exists(), "{tool:?}");
+    }
 }
 
 #[test]
@@ -720,6 +748,10 @@ impl ToolRunner for Recording {
 
     fn run_as(&self) -> Option<RunAs> {
         self.inner.run_as()
+    }
+
+    fn has(&self, tool: Tool) -> bool {
+        self.inner.has(tool)
     }
 }
 
