@@ -93,7 +93,7 @@ pub struct NssCertificate {
 }
 
 /// What the database holds of one identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observation {
     /// This exact certificate (by SHA-256) is in the database.
     pub present: bool,
@@ -135,6 +135,13 @@ impl Ours {
             issuer_cn: Some(issuer_cn.to_owned()),
         }
     }
+}
+
+/// What [`NssDb::find`] learnt of one certificate.
+struct Found {
+    certificate: NssCertificate,
+    keys: Vec<KeyEntry>,
+    present: bool,
 }
 
 /// One private key as `certutil -K` lists it.
@@ -277,42 +284,48 @@ impl<R: ToolRunner> NssDb<R> {
 
     /// (certificate present, key present).
     fn presence(&self, cert_der: &[u8]) -> Result<(bool, bool), NssError> {
+        let found = self.find(cert_der)?;
+        Ok((found.present, found.certificate.key_present))
+    }
+
+    /// The keys in the database and whether `cert_der` is there: `certutil -K`, then one
+    /// `-L` by the certificate's key id. A missing database is not asked.
+    fn find(&self, cert_der: &[u8]) -> Result<Found, NssError> {
         if !self.exists() {
-            describe(cert_der, &[])?;
-            return Ok((false, false));
+            return Ok(Found {
+                certificate: describe(cert_der, &[])?,
+                keys: Vec::new(),
+                present: false,
+            });
         }
-        let key_ids: Vec<String> = self.keys()?.into_iter().map(|k| k.key_id).collect();
-        let ours = describe(cert_der, &key_ids)?;
+        let keys = self.keys()?;
+        let key_ids: Vec<String> = keys.iter().map(|k| k.key_id.clone()).collect();
+        let certificate = describe(cert_der, &key_ids)?;
         let present = self
-            .group(&pkcs11_uri(None, Some(&hex_decode(&ours.key_id))))?
+            .group(&pkcs11_uri(None, Some(&hex_decode(&certificate.key_id))))?
             .iter()
-            .any(|der| fingerprint(der) == ours.fingerprint_sha256);
-        Ok((present, ours.key_present))
+            .any(|der| fingerprint(der) == certificate.fingerprint_sha256);
+        Ok(Found {
+            certificate,
+            keys,
+            present,
+        })
     }
 
     /// What the database holds of the identity whose certificate is `cert_der`, and what else
     /// is filed under our nickname.
     /// A missing database holds nothing.
     pub fn observe(&self, cert_der: &[u8]) -> Result<Observation, NssError> {
+        let Found {
+            certificate: ours,
+            keys,
+            present,
+        } = self.find(cert_der)?;
         if !self.exists() {
-            describe(cert_der, &[])?;
-            return Ok(Observation {
-                present: false,
-                key_present: false,
-                under_our_nickname: false,
-                key_nickname: None,
-                others_under_our_nickname: Vec::new(),
-            });
+            return Ok(Observation::default());
         }
-        let keys = self.keys()?;
         let key_ids: Vec<String> = keys.iter().map(|k| k.key_id.clone()).collect();
-        let ours = describe(cert_der, &key_ids)?;
-        let id = hex_decode(&ours.key_id);
-        let present = self
-            .group(&pkcs11_uri(None, Some(&id)))?
-            .iter()
-            .any(|der| fingerprint(der) == ours.fingerprint_sha256);
-        let under_our_nickname = present && self.labelled_ours(&id)?;
+        let under_our_nickname = present && self.labelled_ours(&hex_decode(&ours.key_id))?;
         let mut others = Vec::new();
         for der in self.group(&pkcs11_uri(Some(&self.nickname), None))? {
             // A certificate this module cannot read (an unusual key type) is not ours.
