@@ -173,18 +173,20 @@ fn chromium_presents_the_agents_certificate_to_the_cert_auth_host() {
     assert_eq!(env.ea(), "<result>Healthy</result>\n");
 
     // The policy file the agent wrote under its root, as Chromium will read it from /etc.
-    let agent_policy = std::fs::read(
-        env.root
-            .path()
-            .join(CHROMIUM_POLICY_DIR.trim_start_matches('/'))
-            .join(chrome::OUR_FILE),
-    )
-    .unwrap();
+    let agent_policy = || {
+        std::fs::read(
+            env.root
+                .path()
+                .join(CHROMIUM_POLICY_DIR.trim_start_matches('/'))
+                .join(chrome::OUR_FILE),
+        )
+        .unwrap()
+    };
     let entry = chrome::policy_entry(CERT_AUTH_HOST, chrome::OKTA_ISSUER_CN);
 
     // 1. With the agent's policy, Chromium presents the agent's certificate, unprompted.
     {
-        let guard = PolicyGuard::install(chrome::OUR_FILE, &agent_policy);
+        let guard = PolicyGuard::install(chrome::OUR_FILE, &agent_policy());
         let report = chrome::inspect(Path::new("/"), &entry).unwrap();
         let chromium = report.iter().find(|r| r.browser == "Chromium").unwrap();
         assert_eq!(chromium.effective_file.as_deref(), Some(guard.path()));
@@ -224,15 +226,9 @@ fn chromium_presents_the_agents_certificate_to_the_cert_auth_host() {
     let old = db.observe(&first.der).unwrap();
     assert!(!old.present && !old.key_present, "{old:?}");
     assert!(decoy_db.observe(&decoy_cert).unwrap().is_usable());
-    let agent_policy = std::fs::read(
-        env.root
-            .path()
-            .join(CHROMIUM_POLICY_DIR.trim_start_matches('/'))
-            .join(chrome::OUR_FILE),
-    )
-    .unwrap();
     {
-        let _guard = PolicyGuard::install(chrome::OUR_FILE, &agent_policy);
+        // Read again: the file as the renewal left it.
+        let _guard = PolicyGuard::install(chrome::OUR_FILE, &agent_policy());
         let events = browser::visit(&stand, &home, STOP_AFTER);
         assert_presented(&events, &second, true);
     }

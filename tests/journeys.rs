@@ -103,27 +103,24 @@ impl Mac {
         devicetrust::integrations::nss::NssDb::for_home(&home).unwrap()
     }
 
-    fn installed_job_file(&self) -> Option<PathBuf> {
-        let unit = self
-            .env
+    /// Where the renewal job's systemd unit goes.
+    fn job_unit(&self) -> PathBuf {
+        self.env
             .root
             .path()
             .join("home")
             .join(USER)
-            .join(".config/systemd/user/devicetrust-renew.service");
+            .join(".config/systemd/user/devicetrust-renew.service")
+    }
+
+    fn installed_job_file(&self) -> Option<PathBuf> {
+        let unit = self.job_unit();
         unit.exists().then_some(unit)
     }
 
     /// The installed renewal job's command line (systemd's `ExecStart`), split as systemd does.
     fn installed_job(&self) -> Vec<String> {
-        let unit = self
-            .env
-            .root
-            .path()
-            .join("home")
-            .join(USER)
-            .join(".config/systemd/user/devicetrust-renew.service");
-        let text = std::fs::read_to_string(unit).unwrap();
+        let text = std::fs::read_to_string(self.job_unit()).unwrap();
         let exec = text
             .lines()
             .find_map(|l| l.strip_prefix("ExecStart="))
