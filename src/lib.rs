@@ -35,6 +35,7 @@ pub mod codesign;
 pub mod config;
 #[cfg(feature = "sim")]
 pub mod demo;
+pub mod dns;
 pub mod failpoint;
 pub mod fsutil;
 pub mod health;

@@ -24,6 +24,14 @@ pub enum OrgError {
     UserInfo(String),
     #[error("the Okta org URL {0:?} has a path, query or fragment; give only https://<org host>")]
     NotAnOrigin(String),
+    #[error(
+        "the Okta org URL {value:?} is directly below a public suffix; Safari's preference for \
+         the org's cell would cover every site there ({reason})"
+    )]
+    Cell {
+        value: String,
+        reason: crate::dns::HostNameError,
+    },
     #[error("the certAuthDomain {0:?} is empty")]
     CertAuthEmpty(String),
     #[error("the certAuthDomain {value:?} is not a host or https URL: {reason}")]
@@ -59,6 +67,12 @@ impl OrgUrl {
             OriginFault::UserInfo => OrgError::UserInfo(value.to_owned()),
             OriginFault::NotAnOrigin => OrgError::NotAnOrigin(value.to_owned()),
         })?;
+        if let Some(cell) = cell_of(&url) {
+            crate::dns::host_name(&cell).map_err(|reason| OrgError::Cell {
+                value: value.to_owned(),
+                reason,
+            })?;
+        }
         let text = url.as_str().trim_end_matches('/').to_owned();
         Ok(OrgUrl { url, text })
     }
@@ -74,16 +88,10 @@ impl OrgUrl {
     }
 
     /// Everything after the first dot of the host (`acme.okta.com` -> `okta.com`); `None` for an
-    /// IP address or a host without a dot.
+    /// IP address or a host without a dot. [`OrgUrl::parse`] refused an org whose cell would
+    /// be a public suffix alone, so Safari's `*.<cell>` never covers a whole top-level domain.
     pub fn cell(&self) -> Option<String> {
-        match self.url.host() {
-            Some(Host::Domain(domain)) => domain
-                .split_once('.')
-                .map(|(_, rest)| rest.trim_end_matches('.'))
-                .filter(|rest| !rest.is_empty())
-                .map(str::to_owned),
-            _ => None,
-        }
+        cell_of(&self.url)
     }
 
     /// The URL of an API path (which may carry a query): `endpoint("/api/x?platform=macos")`.
@@ -108,6 +116,17 @@ impl fmt::Debug for OrgUrl {
     }
 }
 
+fn cell_of(url: &Url) -> Option<String> {
+    match url.host() {
+        Some(Host::Domain(domain)) => domain
+            .split_once('.')
+            .map(|(_, rest)| rest.trim_end_matches('.'))
+            .filter(|rest| !rest.is_empty())
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
 /// `base` with its path and query replaced by `path` (which may contain `?query`). Infallible,
 /// unlike `Url::join`, because only path and query change.
 pub(crate) fn join(base: &Url, path: &str) -> Url {
@@ -122,8 +141,11 @@ pub(crate) fn join(base: &Url, path: &str) -> Url {
     url
 }
 
-/// The host (with its port when not 443) on which the device-trust MTLS handshake happens, from
-/// the metadata's `certAuthDomain`, which may be a URL or a bare host.
+/// The host on which the device-trust MTLS handshake happens, from the metadata's
+/// `certAuthDomain`, which may be a URL or a bare host. Browsers are told to present the
+/// certificate to exactly this host, so it must be a DNS host name ([`crate::dns::host_name`]):
+/// no port (Chrome's pattern and Safari's preference name a host), no wildcard, never a public
+/// suffix alone.
 pub fn cert_auth_host(value: &str) -> Result<String, OrgError> {
     let trimmed = value.trim();
     if trimmed.is_empty() || trimmed == "/" {
@@ -141,11 +163,11 @@ pub fn cert_auth_host(value: &str) -> Result<String, OrgError> {
         OriginFault::UserInfo => invalid("contains a user name or password"),
         OriginFault::NotAnOrigin => invalid("has a path, query or fragment"),
     })?;
+    if url.port().is_some() {
+        return Err(invalid("has a port; browsers are told the host alone"));
+    }
     let host = url.host_str().ok_or_else(|| invalid("no host"))?;
-    Ok(match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    })
+    crate::dns::host_name(host).map_err(|e| invalid(&e.to_string()))
 }
 
 enum OriginFault {
@@ -333,9 +355,38 @@ mod tests {
             cert_auth_host("https://dt.example.com:443").unwrap(),
             "dt.example.com"
         );
+    }
+
+    #[test]
+    fn cert_auth_host_is_a_host_name_alone() {
+        for bad in [
+            "*",
+            "https://*",
+            "https://*.okta.com",
+            "https://127.0.0.1:9443/",
+            "https://dt.example.com:8443",
+            "https://com",
+            "co.uk",
+        ] {
+            let err = cert_auth_host(bad).unwrap_err();
+            assert!(
+                matches!(err, OrgError::CertAuthInvalid { .. }),
+                "{bad:?}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_org_directly_below_a_public_suffix_is_refused() {
+        for bad in ["https://acme.com", "acme.co.uk", "https://acme.github.io"] {
+            assert!(
+                matches!(OrgUrl::parse(bad), Err(OrgError::Cell { .. })),
+                "{bad}"
+            );
+        }
         assert_eq!(
-            cert_auth_host("https://127.0.0.1:9443/").unwrap(),
-            "127.0.0.1:9443"
+            org("login.acme.co.uk").cell().as_deref(),
+            Some("acme.co.uk")
         );
     }
 
