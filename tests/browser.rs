@@ -110,7 +110,11 @@ fn decoy() -> (Vec<u8>, Zeroizing<Vec<u8>>) {
 
 fn policy_with(issuer_cn: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
-        chrome::POLICY_KEY: [chrome::policy_entry(CERT_AUTH_HOST, issuer_cn)]
+        chrome::POLICY_KEY: [chrome::policy_entry(CERT_AUTH_HOST, &chrome::IssuerFilter {
+            cn: Some(issuer_cn.to_owned()),
+            o: None,
+            ou: None,
+        })]
     }))
     .unwrap()
 }
@@ -182,7 +186,7 @@ fn chromium_presents_the_agents_certificate_to_the_cert_auth_host() {
         )
         .unwrap()
     };
-    let entry = chrome::policy_entry(CERT_AUTH_HOST, chrome::OKTA_ISSUER_CN);
+    let entry = chrome::policy_entry(CERT_AUTH_HOST, &chrome::IssuerFilter::okta());
 
     // 1. With the agent's policy, Chromium presents the agent's certificate, unprompted.
     {

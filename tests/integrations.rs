@@ -15,7 +15,7 @@ const POLICY_DIRS: [&str; 3] = [
 ];
 
 fn our_entry() -> String {
-    chrome::policy_entry("sim-devicetrust.localhost", "MTLS Certificate Authority")
+    chrome::policy_entry("sim-devicetrust.localhost", &chrome::IssuerFilter::okta())
 }
 
 fn policy_file(env: &Env, dir: &str, name: &str) -> PathBuf {

@@ -4,22 +4,24 @@
 
 use super::{Context, Link, LinkError};
 use crate::health::{HealthStatus, Observation};
-use crate::integrations::chrome;
+use crate::integrations::chrome::{self, IssuerFilter};
 use crate::record::Method;
 use std::path::PathBuf;
 use tracing::warn;
 
 /// Where the browsers read the policy.
 pub trait BrowserPolicy {
-    /// Whether every browser's effective policy carries `entry`.
+    /// Whether every browser's effective policy carries `entry` and no other entry of ours.
     fn present(&self, entry: &str) -> bool;
-    /// Puts `entry` in; returns the changes made.
-    fn add(&self, entry: &str) -> Result<Vec<String>, LinkError>;
-    /// Takes `entry` out of what is ours; returns the changes made.
-    fn take_out(&self, entry: &str) -> Result<Vec<String>, LinkError>;
+    /// Makes `entry` the one entry of ours in every browser's policy, replacing older ones
+    /// (`older`: the entries of hosts this device used before); returns the changes made.
+    fn put(&self, entry: &str, older: &[String]) -> Result<Vec<String>, LinkError>;
+    /// Takes `entries` (and entries like them) out of what is ours; returns the changes made.
+    fn take_out(&self, entries: &[String]) -> Result<Vec<String>, LinkError>;
 }
 
-/// The managed policy files of Chrome, Chromium and Edge under a root.
+/// The managed policy files of Chrome, Chromium and Edge under a root. Putting our entry in
+/// our own file there replaces any older one of ours ([`chrome::merge`]).
 pub struct PolicyFiles {
     pub root: PathBuf,
 }
@@ -29,7 +31,7 @@ impl BrowserPolicy for PolicyFiles {
         chrome::is_present(&self.root, entry)
     }
 
-    fn add(&self, entry: &str) -> Result<Vec<String>, LinkError> {
+    fn put(&self, entry: &str, _older: &[String]) -> Result<Vec<String>, LinkError> {
         let mut changes = Vec::new();
         for change in chrome::apply(&self.root, entry)? {
             match change {
@@ -52,28 +54,28 @@ impl BrowserPolicy for PolicyFiles {
         Ok(changes)
     }
 
-    fn take_out(&self, entry: &str) -> Result<Vec<String>, LinkError> {
-        Ok(chrome::remove_from_dirs(&self.root, entry)?
-            .into_iter()
-            .filter_map(|change| match change {
-                chrome::Change::Removed(path) => Some(format!(
-                    "removed our browser auto-selection entry from {}",
-                    path.display()
-                )),
-                _ => None,
-            })
-            .collect())
+    fn take_out(&self, entries: &[String]) -> Result<Vec<String>, LinkError> {
+        let mut changes = Vec::new();
+        for entry in entries {
+            for change in chrome::remove_from_dirs(&self.root, entry)? {
+                if let chrome::Change::Removed(path) = change {
+                    changes.push(format!(
+                        "removed our browser auto-selection entry from {}",
+                        path.display()
+                    ));
+                }
+            }
+        }
+        Ok(changes)
     }
 }
 
-/// The policy string for `host`, selecting certificates from the stored one's issuer.
-fn entry_for(cx: &Context<'_>, host: &str) -> String {
-    let issuer = cx
-        .held
+/// The filter selecting the stored certificate's issuer (Okta's CA before there is one).
+fn filter_of(cx: &Context<'_>) -> IssuerFilter {
+    cx.held
         .certificate()
-        .and_then(|c| c.issuer_cn.as_deref())
-        .unwrap_or(chrome::OKTA_ISSUER_CN);
-    chrome::policy_entry(host, issuer)
+        .map(IssuerFilter::of)
+        .unwrap_or_else(IssuerFilter::okta)
 }
 
 pub struct BrowserPolicyLink {
@@ -90,14 +92,28 @@ impl Link for BrowserPolicyLink {
     }
 
     fn observe(&self, cx: &Context<'_>) -> Observation {
-        if cx.held.certificate().is_none() {
+        let Some(certificate) = cx.held.certificate() else {
             return Observation::NotApplicable;
-        }
+        };
+        let filter = IssuerFilter::of(certificate);
         match cx.cert_auth_host() {
-            Some(host) if self.backend.present(&entry_for(cx, host)) => Observation::Healthy,
+            Some(_) if filter.is_empty() => Observation::failing(
+                HealthStatus::BrowserPolicyMissing,
+                format!(
+                    "the certificate's issuer ({}) has no CN, O or OU for the browsers' filter",
+                    certificate.issuer
+                ),
+            ),
+            Some(host) if self.backend.present(&chrome::policy_entry(host, &filter)) => {
+                Observation::Healthy
+            }
             Some(host) => Observation::failing(
                 HealthStatus::BrowserPolicyMissing,
-                format!("AutoSelectCertificateForUrls lacks the entry for {host}"),
+                format!(
+                    "AutoSelectCertificateForUrls lacks the one entry selecting the stored \
+                     certificate's issuer ({}) on {host}",
+                    certificate.issuer
+                ),
             ),
             // Okta always has a certAuthDomain: not knowing it (a device taken over from
             // Okta's task) means the browsers were never set up.
@@ -116,18 +132,27 @@ impl Link for BrowserPolicyLink {
             }
             return Ok(Vec::new());
         };
-        let mut changes = Vec::new();
-        for old in cx.superseded.hosts.iter().filter(|h| **h != host) {
-            changes.extend(self.backend.take_out(&entry_for(cx, old))?);
+        let filter = filter_of(cx);
+        if filter.is_empty() {
+            warn!("the certificate's issuer has no CN, O or OU; browser auto-selection not configured");
+            return Ok(Vec::new());
         }
-        changes.extend(self.backend.add(&entry_for(cx, &host))?);
-        Ok(changes)
+        let older: Vec<String> = cx
+            .superseded
+            .hosts
+            .iter()
+            .filter(|h| **h != host)
+            .map(|old| chrome::policy_entry(old, &filter))
+            .collect();
+        self.backend
+            .put(&chrome::policy_entry(&host, &filter), &older)
     }
 
     fn remove(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
         let Some(host) = cx.cert_auth_host().map(str::to_owned) else {
             return Ok(Vec::new());
         };
-        self.backend.take_out(&entry_for(cx, &host))
+        self.backend
+            .take_out(&[chrome::policy_entry(&host, &filter_of(cx))])
     }
 }

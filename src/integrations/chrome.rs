@@ -5,6 +5,7 @@
 //! for which this module decides what to write and the macOS backend writes it.
 
 use crate::paths::rooted;
+use crate::pki::CertificateInfo;
 use crate::securefs::{self, FileKind, SecureDir, SecureFsError, DOCUMENT_MAX};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -39,15 +40,73 @@ pub enum ChromeError {
     Encode(#[source] serde_json::Error),
 }
 
+/// Chrome's `ISSUER` filter for our certificate: the issuer fields Chrome matches on (`CN`,
+/// `O`, `OU`), each as the stored certificate's issuer has it. Okta's device-trust CA has a CN
+/// only, which gives exactly the spec's entry; a SCEP CA may have no CN at all (micromdm's
+/// has an O and an OU), and a filter naming Okta's CN would never select its certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerFilter {
+    pub cn: Option<String>,
+    pub o: Option<String>,
+    pub ou: Option<String>,
+}
+
+impl IssuerFilter {
+    /// The filter that selects certificates issued like `certificate`.
+    pub fn of(certificate: &CertificateInfo) -> IssuerFilter {
+        IssuerFilter {
+            cn: certificate.issuer_cn.clone(),
+            o: certificate.issuer_o.clone(),
+            ou: certificate.issuer_ou.clone(),
+        }
+    }
+
+    /// Okta's CA (`CN=MTLS Certificate Authority`), for when no certificate is stored yet.
+    pub fn okta() -> IssuerFilter {
+        IssuerFilter {
+            cn: Some(OKTA_ISSUER_CN.to_owned()),
+            o: None,
+            ou: None,
+        }
+    }
+
+    /// A filter with no field would select any certificate at all: never written.
+    pub fn is_empty(&self) -> bool {
+        self.cn.is_none() && self.o.is_none() && self.ou.is_none()
+    }
+
+    /// Whether Chrome would pick `certificate` with this filter: every field given matches
+    /// (an O or OU matches any of the issuer's values of that attribute; we name the first).
+    pub fn selects(&self, certificate: &CertificateInfo) -> bool {
+        let same = |ours: &Option<String>, theirs: &Option<String>| {
+            ours.as_ref().is_none_or(|o| Some(o) == theirs.as_ref())
+        };
+        !self.is_empty()
+            && same(&self.cn, &certificate.issuer_cn)
+            && same(&self.o, &certificate.issuer_o)
+            && same(&self.ou, &certificate.issuer_ou)
+    }
+}
+
 /// The policy string selecting our certificate on the certAuthDomain host.
 ///
 /// Built by hand rather than through a `json!` map because the spec fixes the key order
-/// (`pattern` before `filter`) and serde_json's default map sorts keys; the values go through
-/// serde_json's string escaping, so a strange host cannot break out of the JSON.
-pub fn policy_entry(cert_auth_host: &str, issuer_cn: &str) -> String {
+/// (`pattern` before `filter`, then `CN`, `O`, `OU`) and serde_json's default map sorts keys;
+/// the values go through serde_json's string escaping, so a strange host cannot break out of
+/// the JSON.
+pub fn policy_entry(cert_auth_host: &str, issuer: &IssuerFilter) -> String {
     let pattern = Value::String(format!("https://{cert_auth_host}"));
-    let cn = Value::String(issuer_cn.to_owned());
-    format!(r#"{{"pattern":{pattern},"filter":{{"ISSUER":{{"CN":{cn}}}}}}}"#)
+    let fields: Vec<String> = [("CN", &issuer.cn), ("O", &issuer.o), ("OU", &issuer.ou)]
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let value = Value::String(value.clone()?);
+            Some(format!(r#""{name}":{value}"#))
+        })
+        .collect();
+    format!(
+        r#"{{"pattern":{pattern},"filter":{{"ISSUER":{{{}}}}}}}"#,
+        fields.join(",")
+    )
 }
 
 /// Whether a policy list item is our entry: equal as parsed JSON (key order and spacing do not
@@ -62,6 +121,27 @@ fn is_ours(item: &Value, ours: &str, ours_parsed: Option<&Value>) -> bool {
     }
 }
 
+/// Whether a policy list item is an entry of ours, current or older: ours exactly, or one for
+/// the same host (an older filter), or one selecting certificates by the same filter (the host
+/// moved, or a value the user planted in the record named another). Browsers must hold one
+/// entry of ours, so these are replaced, never kept beside it.
+fn is_of_ours(item: &Value, ours: &str, ours_parsed: Option<&Value>) -> bool {
+    if is_ours(item, ours, ours_parsed) {
+        return true;
+    }
+    let (Some(ours), Some(Ok(theirs))) = (
+        ours_parsed,
+        item.as_str().map(serde_json::from_str::<Value>),
+    ) else {
+        return false;
+    };
+    let same = |key: &str| {
+        ours.get(key)
+            .is_some_and(|mine| theirs.get(key) == Some(mine))
+    };
+    same("pattern") || same("filter")
+}
+
 fn parse(ours: &str) -> Option<Value> {
     serde_json::from_str(ours).ok()
 }
@@ -72,37 +152,54 @@ pub fn contains(existing: &[Value], ours: &str) -> bool {
     existing.iter().any(|v| is_ours(v, ours, parsed.as_ref()))
 }
 
-/// The list with our entry exactly once, and whether that changed anything.
+/// Whether the policy list holds our entry and no other entry of ours ([`is_of_ours`]).
+pub fn holds_only_ours(existing: &[Value], ours: &str) -> bool {
+    let parsed = parse(ours);
+    contains(existing, ours)
+        && existing
+            .iter()
+            .filter(|v| is_of_ours(v, ours, parsed.as_ref()))
+            .all(|v| is_ours(v, ours, parsed.as_ref()))
+}
+
+/// The list with our entry exactly once and no older entry of ours, and whether that changed
+/// anything.
 ///
 /// An existing copy keeps its place and its spelling (rewriting an equal entry would be churn);
-/// further copies are dropped; everything else, malformed strings and non-string items
-/// included, stays as it is and in order. Absent, ours is appended.
+/// further copies and older entries of ours are dropped, ours taking the place of the first;
+/// everything else, malformed strings and non-string items included, stays as it is and in
+/// order. Absent, ours is appended.
 pub fn merge(existing: &[Value], ours: &str) -> (Vec<Value>, bool) {
     let parsed = parse(ours);
-    let mut seen = false;
+    let copy = existing.iter().find(|v| is_ours(v, ours, parsed.as_ref()));
+    let mut placed = false;
     let mut merged = Vec::with_capacity(existing.len() + 1);
     for item in existing {
-        if is_ours(item, ours, parsed.as_ref()) {
-            if seen {
-                continue;
+        if is_of_ours(item, ours, parsed.as_ref()) {
+            if !placed {
+                merged.push(
+                    copy.cloned()
+                        .unwrap_or_else(|| Value::String(ours.to_owned())),
+                );
+                placed = true;
             }
-            seen = true;
+            continue;
         }
         merged.push(item.clone());
     }
-    if !seen {
+    if !placed {
         merged.push(Value::String(ours.to_owned()));
     }
     let changed = merged.as_slice() != existing;
     (merged, changed)
 }
 
-/// The list without any copy of our entry, and whether that changed anything.
+/// The list without any entry of ours, current or older, and whether that changed anything.
 pub fn remove(existing: &[Value], ours: &str) -> (Vec<Value>, bool) {
     let parsed = parse(ours);
     let kept: Vec<Value> = existing
         .iter()
-        .filter(|v| !is_ours(v, ours, parsed.as_ref()))
+        .filter(|v| !is_of_ours(v, ours, parsed.as_ref()))
         .cloned()
         .collect();
     let changed = kept.len() != existing.len();
@@ -307,8 +404,10 @@ fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
     }
 }
 
-fn value_contains(value: &Value, ours: &str) -> bool {
-    value.as_array().is_some_and(|items| contains(items, ours))
+fn value_holds_only_ours(value: &Value, ours: &str) -> bool {
+    value
+        .as_array()
+        .is_some_and(|items| holds_only_ours(items, ours))
 }
 
 /// Reports every managed policy directory (for `status`).
@@ -323,14 +422,14 @@ pub fn inspect(root: &Path, entry: &str) -> Result<Vec<DirReport>, ChromeError> 
                 browser: dir.browser,
                 dir: dir.path.clone(),
                 effective_file: effective.map(|(p, _)| p.to_owned()),
-                present: effective.is_some_and(|(_, v)| value_contains(v, entry)),
+                present: effective.is_some_and(|(_, v)| value_holds_only_ours(v, entry)),
                 unparseable: view.unparseable.clone(),
             })
         })
         .collect()
 }
 
-/// The health link: every browser's effective policy holds our entry.
+/// The health link: every browser's effective policy holds our entry, and no other of ours.
 pub fn is_present(root: &Path, entry: &str) -> bool {
     inspect(root, entry).is_ok_and(|reports| reports.iter().all(|r| r.present))
 }
@@ -377,7 +476,8 @@ fn write_object(dir: &Path, map: Map<String, Value>) -> Result<(), ChromeError> 
         .map_err(ChromeError::Write)
 }
 
-/// Puts our entry into every browser's managed policy, in our own file only.
+/// Makes `entry` the one entry of ours in our own file in every browser's managed policy
+/// directory; other tools' files are never touched.
 pub fn apply(root: &Path, entry: &str) -> Result<Vec<Change>, ChromeError> {
     let mut changes = Vec::new();
     for dir in PolicyDirs::under(root).dirs() {
@@ -394,7 +494,7 @@ pub fn apply(root: &Path, entry: &str) -> Result<Vec<Change>, ChromeError> {
         );
         let (mut map, list) = own_policy(&view, &own)?;
         if let Some((by, value)) = view.effective().filter(|(p, _)| *p != own) {
-            if !value_contains(value, entry) {
+            if !value_holds_only_ours(value, entry) {
                 changes.push(Change::Shadowed {
                     dir: dir.path.clone(),
                     by: by.to_owned(),
@@ -402,6 +502,9 @@ pub fn apply(root: &Path, entry: &str) -> Result<Vec<Change>, ChromeError> {
             }
             continue;
         }
+        // Older entries of ours (another host, another filter) are replaced: left beside ours
+        // they would select our certificate for sites it was never meant for. An admin's own
+        // entries stay: Chrome reads the list from one file only, so they may live in ours.
         let (merged, changed) = merge(&list, entry);
         if changed {
             map.insert(POLICY_KEY.to_owned(), Value::Array(merged));
@@ -412,7 +515,8 @@ pub fn apply(root: &Path, entry: &str) -> Result<Vec<Change>, ChromeError> {
     Ok(changes)
 }
 
-/// Takes our entry out of our own files (uninstall); other tools' files are never touched.
+/// Takes our entries (`entry` and older ones like it) out of our own files (uninstall); other
+/// tools' files are never touched.
 pub fn remove_from_dirs(root: &Path, entry: &str) -> Result<Vec<Change>, ChromeError> {
     let mut changes = Vec::new();
     for dir in PolicyDirs::under(root).dirs() {
@@ -458,7 +562,7 @@ mod tests {
     const HOST: &str = "abc-devicetrust.okta.com";
 
     fn ours() -> String {
-        policy_entry(HOST, OKTA_ISSUER_CN)
+        policy_entry(HOST, &IssuerFilter::okta())
     }
 
     fn s(text: &str) -> Value {
@@ -474,7 +578,7 @@ mod tests {
             r#"{"pattern":"https://abc-devicetrust.okta.com","filter":{"ISSUER":{"CN":"MTLS Certificate Authority"}}}"#
         );
         // Escaping keeps a hostile host inside its string.
-        let odd = policy_entry(r#"x"y"#, OKTA_ISSUER_CN);
+        let odd = policy_entry(r#"x"y"#, &IssuerFilter::okta());
         let parsed: Value = serde_json::from_str(&odd).unwrap();
         assert_eq!(parsed["pattern"], json!("https://x\"y"));
     }
@@ -503,7 +607,7 @@ mod tests {
         assert_eq!(merged, vec![s(reordered), s(FOREIGN)]);
         assert!(contains(&[s(reordered)], &ours()));
         // A substring match on the cell (the old task's test) is not a match.
-        let other_host = policy_entry("zzz-devicetrust.okta.com", OKTA_ISSUER_CN);
+        let other_host = policy_entry("zzz-devicetrust.okta.com", &IssuerFilter::okta());
         assert!(!contains(&[s(&other_host)], &ours()));
     }
 
@@ -698,5 +802,108 @@ mod tests {
         // Another tool's copy of the entry is theirs.
         assert_eq!(read(&other), json!({ POLICY_KEY: [ours()] }));
         assert_eq!(remove_from_dirs(root.path(), &ours()).unwrap(), vec![]);
+    }
+
+    /// A certificate whose issuer has these attributes (the rest does not matter here).
+    fn issued_by(cn: Option<&str>, o: Option<&str>, ou: Option<&str>) -> CertificateInfo {
+        let now = time::OffsetDateTime::now_utc();
+        CertificateInfo {
+            der: Vec::new(),
+            subject: "CN=device".into(),
+            issuer: String::new(),
+            subject_cn: Some("device".into()),
+            issuer_cn: cn.map(str::to_owned),
+            issuer_o: o.map(str::to_owned),
+            issuer_ou: ou.map(str::to_owned),
+            serial_hex: "01".into(),
+            not_before: now,
+            not_after: now,
+            fingerprint_sha256: String::new(),
+            public_key_der: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_filter_names_what_the_issuer_has_cn_o_and_ou() {
+        // micromdm's SCEP CA: an O and an OU, no CN.
+        let scep = issued_by(None, Some("MICROMDM SCEP CA"), Some("SCEP CA"));
+        let filter = IssuerFilter::of(&scep);
+        assert_eq!(
+            policy_entry("dt.example.com", &filter),
+            r#"{"pattern":"https://dt.example.com","filter":{"ISSUER":{"O":"MICROMDM SCEP CA","OU":"SCEP CA"}}}"#
+        );
+        assert!(filter.selects(&scep));
+        assert!(
+            !IssuerFilter::okta().selects(&scep),
+            "Okta's CN never selects it"
+        );
+
+        let okta = issued_by(Some(OKTA_ISSUER_CN), None, None);
+        assert_eq!(IssuerFilter::of(&okta), IssuerFilter::okta());
+        assert!(!filter.selects(&okta));
+        let all = issued_by(Some("Corp CA"), Some("Corp"), Some("PKI"));
+        assert_eq!(
+            policy_entry("h.example.com", &IssuerFilter::of(&all)),
+            r#"{"pattern":"https://h.example.com","filter":{"ISSUER":{"CN":"Corp CA","O":"Corp","OU":"PKI"}}}"#
+        );
+        assert!(!IssuerFilter {
+            cn: None,
+            o: None,
+            ou: None
+        }
+        .selects(&all));
+    }
+
+    #[test]
+    fn older_entries_of_ours_are_replaced_never_kept_beside_ours() {
+        let moved = policy_entry("moved.okta.com", &IssuerFilter::okta());
+        let wildcard = policy_entry("*", &IssuerFilter::okta());
+        let other_filter =
+            r#"{"pattern":"https://abc-devicetrust.okta.com","filter":{"ISSUER":{"CN":"Old CA"}}}"#;
+        let existing = vec![s(FOREIGN), s(&wildcard), s(other_filter), s(&moved)];
+        assert!(!holds_only_ours(&existing, &ours()));
+        let (merged, changed) = merge(&existing, &ours());
+        assert!(changed);
+        assert_eq!(merged, vec![s(FOREIGN), s(&ours())]);
+        assert!(holds_only_ours(&merged, &ours()));
+        // Ours beside an older one is not healthy either, and the older one goes.
+        let beside = vec![s(&ours()), s(&wildcard)];
+        assert!(contains(&beside, &ours()));
+        assert!(!holds_only_ours(&beside, &ours()));
+        assert_eq!(merge(&beside, &ours()).0, vec![s(&ours())]);
+        let (kept, changed) = remove(&existing, &ours());
+        assert!(changed);
+        assert_eq!(kept, vec![s(FOREIGN)]);
+    }
+
+    #[test]
+    fn after_any_sequence_of_hosts_each_policy_file_holds_one_entry_of_ours() {
+        let root = tempfile::tempdir().unwrap();
+        for host in ["a.okta.com", "b.okta.com", "a.okta.com", "c.example.com"] {
+            let entry = policy_entry(host, &IssuerFilter::okta());
+            apply(root.path(), &entry).unwrap();
+            for (_, dir) in PolicyDirs::LOCATIONS {
+                let file = rooted(root.path(), Path::new(dir)).join(OUR_FILE);
+                assert_eq!(read(&file), json!({ POLICY_KEY: [entry] }), "{host}");
+            }
+            assert!(is_present(root.path(), &entry));
+        }
+        // A stale entry of ours planted beside ours in our file (an admin's own stays): not
+        // present, and the next apply leaves ours alone there.
+        let dir = chrome_dir(root.path());
+        let ours = policy_entry("c.example.com", &IssuerFilter::okta());
+        let planted = policy_entry("*", &IssuerFilter::okta());
+        std::fs::write(
+            dir.join(OUR_FILE),
+            serde_json::to_vec(&json!({ POLICY_KEY: [ours, FOREIGN, planted] })).unwrap(),
+        )
+        .unwrap();
+        assert!(!is_present(root.path(), &ours));
+        apply(root.path(), &ours).unwrap();
+        assert_eq!(
+            read(&dir.join(OUR_FILE)),
+            json!({ POLICY_KEY: [ours, FOREIGN] })
+        );
+        assert!(is_present(root.path(), &ours));
     }
 }

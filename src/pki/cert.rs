@@ -33,6 +33,10 @@ pub struct CertificateInfo {
     pub issuer: String,
     pub subject_cn: Option<String>,
     pub issuer_cn: Option<String>,
+    /// The issuer's first organization and organizational unit: with the CN, what Chrome's
+    /// `ISSUER` filter can match on.
+    pub issuer_o: Option<String>,
+    pub issuer_ou: Option<String>,
     /// Lowercase hex, no separators, no sign-padding zero byte.
     pub serial_hex: String,
     pub not_before: OffsetDateTime,
@@ -57,6 +61,8 @@ impl CertificateInfo {
             issuer: tbs.issuer.to_string(),
             subject_cn: common_name(&tbs.subject),
             issuer_cn: common_name(&tbs.issuer),
+            issuer_o: first_attribute(&tbs.issuer, const_oid::db::rfc4519::O),
+            issuer_ou: first_attribute(&tbs.issuer, const_oid::db::rfc4519::OU),
             serial_hex: serial_hex(tbs.serial_number.as_bytes()),
             not_before: to_offset_date_time(tbs.validity.not_before)?,
             not_after: to_offset_date_time(tbs.validity.not_after)?,
@@ -232,6 +238,15 @@ pub(crate) fn common_name(name: &Name) -> Option<String> {
         .rev()
         .flat_map(|rdn| rdn.0.iter())
         .find(|atv| atv.oid == const_oid::db::rfc4519::CN)
+        .and_then(|atv| directory_string(&atv.value))
+}
+
+/// The first value of attribute `oid` in `name`, in the order the certificate lists them.
+fn first_attribute(name: &Name, oid: der::asn1::ObjectIdentifier) -> Option<String> {
+    name.0
+        .iter()
+        .flat_map(|rdn| rdn.0.iter())
+        .find(|atv| atv.oid == oid)
         .and_then(|atv| directory_string(&atv.value))
 }
 

@@ -53,11 +53,19 @@ mod imp {
         fn present(&self, entry: &str) -> bool {
             super::preferences::present_everywhere(entry)
         }
-        fn add(&self, entry: &str) -> Result<Vec<String>, LinkError> {
-            Ok(super::preferences::apply(entry))
+        fn put(&self, entry: &str, older: &[String]) -> Result<Vec<String>, LinkError> {
+            let mut changes: Vec<String> = older
+                .iter()
+                .flat_map(|old| super::preferences::remove(old))
+                .collect();
+            changes.extend(super::preferences::apply(entry));
+            Ok(changes)
         }
-        fn take_out(&self, entry: &str) -> Result<Vec<String>, LinkError> {
-            Ok(super::preferences::remove(entry))
+        fn take_out(&self, entries: &[String]) -> Result<Vec<String>, LinkError> {
+            Ok(entries
+                .iter()
+                .flat_map(|entry| super::preferences::remove(entry))
+                .collect())
         }
     }
 

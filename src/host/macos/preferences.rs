@@ -71,12 +71,13 @@ pub fn plan_for(
     })
 }
 
-/// Whether the effective value carries our entry (a managed value with it counts).
+/// Whether the effective value carries our entry and no other of ours (a managed value with
+/// it counts).
 pub fn is_present(current: &Current, ours: &str) -> bool {
     current
         .items
         .as_ref()
-        .is_some_and(|items| chrome::contains(&values_from_strings(items.clone()), ours))
+        .is_some_and(|items| chrome::holds_only_ours(&values_from_strings(items.clone()), ours))
 }
 
 #[cfg(target_os = "macos")]
@@ -184,7 +185,7 @@ mod imp {
         change(ours, false)
     }
 
-    /// Takes only our entry out of each browser's user domain (uninstall).
+    /// Takes our entries (this one, and older ones like it) out of each browser's user domain.
     pub fn remove(ours: &str) -> Vec<String> {
         change(ours, true)
     }
