@@ -24,6 +24,10 @@ impl Link for IdentityLink {
         ]
     }
 
+    fn preflight(&self, cx: &Context<'_>) -> Result<(), LinkError> {
+        Ok(cx.store.check_usable()?)
+    }
+
     fn observe(&self, cx: &Context<'_>) -> Observation {
         let probe = cx.store.probe();
         if probe.exists == Some(false) {

@@ -99,6 +99,13 @@ impl Link for JobLink {
         Observation::Healthy
     }
 
+    fn preflight(&self, cx: &Context<'_>) -> Result<(), LinkError> {
+        if !Self::package_job(cx) {
+            schedule::check_places(cx.home, Self::kind(cx))?;
+        }
+        Ok(())
+    }
+
     fn apply(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
         let mut changes = Vec::new();
         let changed = if Self::package_job(cx) {

@@ -180,6 +180,13 @@ pub trait Link {
     /// The statuses this link can report, in chain order: the chain is sorted by them.
     fn statuses(&self) -> &'static [HealthStatus];
     fn observe(&self, cx: &Context<'_>) -> Observation;
+    /// What must hold before a certificate is requested for `apply` to succeed afterwards:
+    /// its places reachable without a planted link, its tools installed. A certificate is
+    /// scarce (Okta issues five unbound ones per device), so a run that could not keep one
+    /// never asks for one.
+    fn preflight(&self, _cx: &Context<'_>) -> Result<(), LinkError> {
+        Ok(())
+    }
     /// Makes the artifact right; returns the changes made (empty when it already was).
     fn apply(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError>;
     /// Removes what of the artifact is ours; returns what was removed.
@@ -234,6 +241,11 @@ impl Chain {
             Some(e) => Err(e),
             None => Ok(changes),
         }
+    }
+
+    /// Every link's preflight, in order; the first failure.
+    pub fn preflight(&self, cx: &Context<'_>) -> Result<(), LinkError> {
+        self.links.iter().try_for_each(|link| link.preflight(cx))
     }
 
     /// Removes every link, last first. Goes on past a failure, so one stuck artifact does not

@@ -92,6 +92,16 @@ impl Link for NssLink {
         &[HealthStatus::AppAccessIncomplete]
     }
 
+    /// A browser already uses the user's NSS database: the identity must go in there, so
+    /// the tools must be installed. Without a database no NSS-based browser has run here.
+    fn preflight(&self, cx: &Context<'_>) -> Result<(), LinkError> {
+        let db = Self::db(cx)?;
+        if db.exists() {
+            db.check_tools().map_err(nss_error)?;
+        }
+        Ok(())
+    }
+
     fn observe(&self, cx: &Context<'_>) -> Observation {
         let Some(certificate) = cx.held.certificate().filter(|_| cx.held.is_valid()) else {
             return Observation::NotApplicable;

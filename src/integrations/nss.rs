@@ -234,14 +234,7 @@ impl<R: ToolRunner> NssDb<R> {
     /// whether the database had to be created first (then it holds nothing else).
     fn import(&self, cert_der: &[u8], key_der: &Zeroizing<Vec<u8>>) -> Result<bool, NssError> {
         let cert = describe(cert_der, &[])?;
-        for tool in [Tool::Certutil, Tool::Pk12util] {
-            if !self.runner.has(tool) {
-                return Err(NssError::ToolMissing {
-                    tool: tool.name(),
-                    package: tool.package(),
-                });
-            }
-        }
+        self.check_tools()?;
         let created = self.ensure()?;
         let local_key_id = hex_decode(&cert.key_id);
         let pfx = pfx::build(cert_der, key_der, &self.nickname, &local_key_id)?;
@@ -272,6 +265,20 @@ impl<R: ToolRunner> NssDb<R> {
             )));
         }
         Ok(created)
+    }
+
+    /// The tools an import runs (`certutil`, `pk12util`) are installed; the error names the
+    /// package of the first that is not.
+    pub fn check_tools(&self) -> Result<(), NssError> {
+        for tool in [Tool::Certutil, Tool::Pk12util] {
+            if !self.runner.has(tool) {
+                return Err(NssError::ToolMissing {
+                    tool: tool.name(),
+                    package: tool.package(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Whether a browser can present the identity whose certificate is `cert_der`: the

@@ -182,10 +182,8 @@ impl FileStore {
         }
     }
 
-    /// Creates the folder (0700) with our marker, or adopts a folder that is ours already;
-    /// returns it open, with who should own what goes in it.
-    fn ensure_ours(&self) -> Result<(SecureDir, Owner), StoreError> {
-        let action = "create the store";
+    /// Refuses a folder that is there and not ours (`--store` naming a folder of other files).
+    fn refuse_foreign(&self, action: &'static str) -> Result<(), StoreError> {
         if let Some(dir) = self.open(action)? {
             if !is_ours(&self.entries(&dir)?) {
                 return Err(StoreError::Foreign {
@@ -193,6 +191,14 @@ impl FileStore {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// Creates the folder (0700) with our marker, or adopts a folder that is ours already;
+    /// returns it open, with who should own what goes in it.
+    fn ensure_ours(&self) -> Result<(SecureDir, Owner), StoreError> {
+        let action = "create the store";
+        self.refuse_foreign(action)?;
         let dir = self.place.create(0o700).map_err(fs(action))?;
         let owner = self.place.owner().map_err(fs(action))?;
         if dir.metadata(MARKER).map_err(fs(action))?.is_none() {
@@ -289,6 +295,10 @@ impl IdentityStore for FileStore {
     fn generate_key(&mut self, bits: u32) -> Result<Box<dyn NewKey>, StoreError> {
         let key = PrivateKey::generate_rsa(bits as usize).map_err(StoreError::KeyGeneration)?;
         Ok(Box::new(key))
+    }
+
+    fn check_usable(&self) -> Result<(), StoreError> {
+        self.refuse_foreign("use the store")
     }
 
     fn replace(&mut self, identity: CheckedIdentity, record: &[u8]) -> Result<(), StoreError> {

@@ -103,6 +103,12 @@ pub trait IdentityStore {
     /// Stores `identity`, with `record` (the enrollment record, opaque here) kept beside it so
     /// a damaged state file can be rebuilt; only then removes the previous identity.
     fn replace(&mut self, identity: CheckedIdentity, record: &[u8]) -> Result<(), StoreError>;
+    /// Whether `replace` could store an identity here now (the folder is reachable without a
+    /// planted link and is ours, or can be made ours), checked before a certificate is
+    /// requested. Nothing is created.
+    fn check_usable(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// The record stored with the live identity, where the store keeps one.
     fn record_copy(&self) -> Option<Vec<u8>> {
         None
