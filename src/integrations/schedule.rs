@@ -282,6 +282,23 @@ fn write_if_changed(
     Ok(true)
 }
 
+/// The folders `install` writes are reachable without a planted link (missing is fine: it
+/// creates them). Nothing is created.
+pub fn check_places(home: &UserHome, kind: JobKind) -> Result<(), ScheduleError> {
+    let check = fs("install");
+    let places = match kind {
+        JobKind::LaunchAgent => vec![home.place(LOG_DIR), home.place(LAUNCH_AGENTS)],
+        JobKind::SystemdUser => vec![
+            home.place(UNIT_DIR),
+            home.place(Path::new(UNIT_DIR).join(TIMERS_WANTS)),
+        ],
+    };
+    for place in places {
+        place.open().map_err(&check)?;
+    }
+    Ok(())
+}
+
 /// Installs (or updates) the job's files, owned by the user whose home it is.
 pub fn install(
     home: &UserHome,
@@ -315,7 +332,7 @@ pub fn install(
                 .join(TIMERS_WANTS)
                 .create(JOB_DIR_MODE)
                 .map_err(&install)?;
-            changed |= ensure_wants_link(&wants)?;
+            changed |= ensure_wants_link(&wants, owner)?;
             Ok(Installed {
                 files: vec![
                     dir.path().join(SERVICE_UNIT),
@@ -329,17 +346,14 @@ pub fn install(
 }
 
 /// The link `systemctl --user enable` would make; we make it ourselves so the timer is enabled
-/// even when root installs it while the user's manager is not running. It stays root's (a
-/// link's owner can only be changed by name, which the user could swap meanwhile); the user,
-/// owning the folder, may still remove it.
-fn ensure_wants_link(wants: &SecureDir) -> Result<bool, ScheduleError> {
+/// even when root installs it while the user's manager is not running. Like everything the
+/// agent creates in a home, it belongs to the home's owner (one of root's, left by an older
+/// agent, is made again).
+fn ensure_wants_link(wants: &SecureDir, owner: Owner) -> Result<bool, ScheduleError> {
     let target = Path::new("..").join(TIMER_UNIT);
     match wants.read_link(TIMER_UNIT) {
-        Ok(Some(current)) if current == target => return Ok(false),
-        Ok(Some(_)) => {
-            wants.remove_file(TIMER_UNIT).map_err(fs("enable"))?;
-        }
-        Ok(None) => {}
+        Ok(Some(current)) if current == target && owned_by(wants, owner)? => return Ok(false),
+        Ok(Some(_)) | Ok(None) => {}
         // A file of the timer's name where the link belongs is replaced by the link, as
         // `systemctl enable` would; a folder there is refused by the removal.
         Err(SecureFsError::NotSymlink { .. }) => {
@@ -347,8 +361,18 @@ fn ensure_wants_link(wants: &SecureDir) -> Result<bool, ScheduleError> {
         }
         Err(e) => return Err(fs("enable")(e)),
     }
-    wants.symlink(&target, TIMER_UNIT).map_err(fs("enable"))?;
+    // Made under a private name and renamed over whatever link is there.
+    wants
+        .symlink_owned(&target, TIMER_UNIT, Some(owner))
+        .map_err(fs("enable"))?;
     Ok(true)
+}
+
+/// Whether the timer's link belongs to `owner` (a process that is not root owns what it makes).
+fn owned_by(wants: &SecureDir, owner: Owner) -> Result<bool, ScheduleError> {
+    let meta = wants.metadata(TIMER_UNIT).map_err(fs("enable"))?;
+    Ok(!crate::platform::is_root()
+        || meta.is_some_and(|m| m.uid == owner.uid && m.gid == owner.gid))
 }
 
 /// Removes the job's files (after the backend has unloaded it); returns what was removed.

@@ -216,13 +216,7 @@ impl SecureDir {
         let mut last = Errno::EXIST;
         // 128 random bits: a collision means someone is planting names; try a few fresh ones.
         for _ in 0..4 {
-            let mut random = [0u8; 16];
-            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut random);
-            let mut temp = b".".to_vec();
-            temp.extend_from_slice(name.as_bytes());
-            temp.extend_from_slice(TEMP_MARKER.as_bytes());
-            temp.extend_from_slice(crate::fsutil::hex(&random).as_bytes());
-            let temp = OsString::from_vec(temp);
+            let temp = temp_name(name);
             // 0600 until `adopt` sets the final mode, so the content is never briefly readable.
             match rustix::fs::openat(&self.fd, &temp, flags, Mode::from_bits_truncate(0o600)) {
                 Ok(fd) => {
@@ -292,6 +286,13 @@ impl SecureDir {
         list(self.fd.as_fd(), &self.path)
     }
 
+    /// What `fstat` says about this directory itself.
+    pub fn own_metadata(&self) -> Result<Metadata> {
+        rustix::fs::fstat(&self.fd)
+            .map(|stat| Metadata::from_stat(&stat))
+            .map_err(|e| io_error("inspect", "the directory", &self.path, e))
+    }
+
     /// What `lstat` says about `name`; `Ok(None)` when there is no such entry.
     pub fn metadata(&self, name: impl AsRef<OsStr>) -> Result<Option<Metadata>> {
         let name = self.name(name.as_ref())?;
@@ -309,6 +310,69 @@ impl SecureDir {
         let name = self.name(name.as_ref())?;
         rustix::fs::symlinkat(target.as_ref(), &self.fd, name)
             .map_err(|e| io_error("create", "the link", &self.path.join(name), e))
+    }
+
+    /// Creates (or replaces) the link `name` pointing to `target`, owned by `owner` when this
+    /// process is root, so that nothing root-owned is left in a user's folder.
+    ///
+    /// A link's owner can only be changed by name, and in the user's folder the name may be
+    /// something else by then (a hard link to a file of root's, say). So the link is made in
+    /// a private folder of root's created inside this one, given its owner there, where nobody
+    /// else can touch the name, and then renamed into place.
+    pub fn symlink_owned(
+        &self,
+        target: impl AsRef<Path>,
+        name: impl AsRef<OsStr>,
+        owner: Option<Owner>,
+    ) -> Result<()> {
+        let name = self.name(name.as_ref())?;
+        let path = self.path.join(name);
+        let fail = |e: Errno| io_error("create", "the link", &path, e);
+        let Some(owner) = owner.filter(|_| super::running_as_root()) else {
+            // Ours by creation: made under a fresh name and renamed over `name`.
+            let temp = temp_name(name);
+            rustix::fs::symlinkat(target.as_ref(), &self.fd, &temp).map_err(fail)?;
+            return rustix::fs::renameat(&self.fd, &temp, &self.fd, name)
+                .and_then(|()| rustix::fs::fsync(&self.fd))
+                .map_err(|e| {
+                    let _ = rustix::fs::unlinkat(&self.fd, &temp, AtFlags::empty());
+                    fail(e)
+                });
+        };
+        let private = temp_name(name);
+        rustix::fs::mkdirat(&self.fd, &private, Mode::from_bits_truncate(0o700)).map_err(fail)?;
+        let opened =
+            rustix::fs::openat(&self.fd, &private, DIR_FLAGS, Mode::empty()).and_then(|dir| {
+                // The user owns this folder and may have swapped the name since `mkdirat`:
+                // only a folder of root's that nobody else may write is the one just made.
+                let stat = rustix::fs::fstat(&dir)?;
+                if stat.st_uid != 0 || u32::from(stat.st_mode) & 0o077 != 0 {
+                    return Err(Errno::PERM);
+                }
+                Ok(dir)
+            });
+        let result = opened.and_then(|dir| {
+            let linked = rustix::fs::symlinkat(target.as_ref(), &dir, name)
+                .and_then(|()| {
+                    rustix::fs::chownat(
+                        &dir,
+                        name,
+                        Some(rustix::fs::Uid::from_raw(owner.uid)),
+                        Some(rustix::fs::Gid::from_raw(owner.gid)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                })
+                .and_then(|()| rustix::fs::renameat(&dir, name, &self.fd, name));
+            if linked.is_err() {
+                let _ = rustix::fs::unlinkat(&dir, name, AtFlags::empty());
+            }
+            linked
+        });
+        // Empty now. Removed by name: a folder swapped in there goes only if it is empty.
+        let _ = rustix::fs::unlinkat(&self.fd, &private, AtFlags::REMOVEDIR);
+        result
+            .and_then(|()| rustix::fs::fsync(&self.fd))
+            .map_err(fail)
     }
 
     /// Where the link `name` points; `Ok(None)` when there is no such entry.
@@ -499,4 +563,16 @@ fn remove_tree_at(parent: BorrowedFd<'_>, name: &OsStr, path: &Path, depth: usiz
         Ok(()) | Err(Errno::NOENT) => Ok(true),
         Err(e) => Err(io_error("remove", "the directory", path, e)),
     }
+}
+
+/// `.<name>.tmp-<32 hex digits>`: an unpredictable name beside `name` that the sweeps
+/// recognise as a leftover ([`super::temp_target`]).
+fn temp_name(name: &OsStr) -> OsString {
+    let mut random = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut random);
+    let mut temp = b".".to_vec();
+    temp.extend_from_slice(name.as_bytes());
+    temp.extend_from_slice(TEMP_MARKER.as_bytes());
+    temp.extend_from_slice(crate::fsutil::hex(&random).as_bytes());
+    OsString::from_vec(temp)
 }
