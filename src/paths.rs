@@ -42,6 +42,14 @@ impl Layout {
         }
     }
 
+    /// The agent's device-level state, root's alone: the root-owned enrollment records.
+    pub fn device_state_dir(self) -> PathBuf {
+        match self {
+            Layout::Mac => PathBuf::from("/Library/Application Support/devicetrust"),
+            Layout::Linux => PathBuf::from("/var/lib/devicetrust"),
+        }
+    }
+
     /// The agent's per-user state directory, relative to the home folder.
     fn state_dir(self) -> &'static str {
         match self {

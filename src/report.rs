@@ -2,6 +2,7 @@
 //! Jamf (`<result>` lines). The format is chosen here, by the command, never inside the logic.
 
 use crate::agent::StatusReport;
+use crate::config::Sources;
 use crate::health::HealthStatus;
 use crate::pki::CertificateInfo;
 use crate::timefmt;
@@ -18,6 +19,7 @@ pub fn status_json(r: &StatusReport) -> Value {
         "method": r.method.as_str(),
         "user": r.user,
         "org_url": r.org_url,
+        "enrolled_org_url": r.enrolled_org_url,
         "cert_auth_host": r.cert_auth_host,
         "scep_url": r.scep_url,
         "subject": cert.map(|c| &c.subject),
@@ -34,7 +36,18 @@ pub fn status_json(r: &StatusReport) -> Value {
         "last_renewal": r.last_renewal.as_ref().map(|l| json!({
             "time": l.time, "ok": l.ok, "error": l.error,
         })),
+        "sources": sources_json(&r.sources),
     })
+}
+
+/// `{"org_url": "file", "network.timeout_secs": "default", ...}`.
+fn sources_json(sources: &Sources) -> Value {
+    Value::Object(
+        sources
+            .iter()
+            .map(|(key, source)| (key.to_owned(), Value::from(source.as_str())))
+            .collect(),
+    )
 }
 
 /// `status`: one `label: value` per line, for a terminal or a Jamf policy log.
@@ -50,9 +63,31 @@ pub fn status_lines(r: &StatusReport) -> Vec<String> {
     };
     push("method", Some(r.method.as_str().to_owned()));
     push("user", r.user.clone());
-    push("org", r.org_url.clone());
-    push("certificate auth host", r.cert_auth_host.clone());
-    push("scep ca", r.scep_url.clone());
+    let from = |key: &str| {
+        r.sources
+            .get(key)
+            .map(|s| format!(" (from: {s})"))
+            .unwrap_or_default()
+    };
+    push(
+        "org",
+        r.org_url
+            .as_ref()
+            .map(|o| format!("{o}{}", from("org_url"))),
+    );
+    push("enrolled org", r.enrolled_org_url.clone());
+    push(
+        "certificate auth host",
+        r.cert_auth_host
+            .as_ref()
+            .map(|h| format!("{h}{}", from("cert_auth_host"))),
+    );
+    push(
+        "scep ca",
+        r.scep_url
+            .as_ref()
+            .map(|u| format!("{u}{}", from("scep.url"))),
+    );
     push("store", r.store.clone());
     match &r.certificate {
         None => push("certificate", Some("none".into())),
@@ -75,6 +110,14 @@ pub fn status_lines(r: &StatusReport) -> Vec<String> {
             );
         }
     }
+    let settings: Vec<String> = r
+        .sources
+        .iter()
+        .map(|(key, source)| format!("{key} ({source})"))
+        .collect();
+    if !settings.is_empty() {
+        push("settings", Some(settings.join(", ")));
+    }
     if let Some(l) = &r.last_renewal {
         let outcome = match (&l.error, l.ok) {
             (_, true) => "succeeded".to_owned(),
@@ -93,7 +136,8 @@ pub fn error_json(message: &str, exit_code: i32) -> Value {
         "status": null,
         "error": message,
         "exit_code": exit_code,
-        "method": null, "user": null, "org_url": null, "cert_auth_host": null,
+        "method": null, "user": null, "org_url": null, "enrolled_org_url": null,
+        "cert_auth_host": null, "sources": null,
         "scep_url": null, "subject": null, "issuer": null, "serial": null,
         "not_before": null, "not_after": null, "days_left": null,
         "fingerprint_sha256": null, "store": null, "certificate_pem": null,

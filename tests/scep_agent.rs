@@ -32,6 +32,20 @@ impl Device {
         Device { root }
     }
 
+    /// A device of `server`'s, pinned to its CA: scepserver speaks plain http, which carries
+    /// the challenge safely only to a pinned CA (unless `extra` pins one of its own).
+    fn for_server(server: &ScepServer, challenge: &str, extra: &str) -> Device {
+        let pin = if extra.contains("ca_fingerprint") {
+            String::new()
+        } else {
+            format!(
+                "ca_fingerprint = {:?}\n",
+                devicetrust::scep::sha256_fingerprint_hex(&server.ca_der())
+            )
+        };
+        Device::new(server.url.as_str(), challenge, &format!("{pin}{extra}"))
+    }
+
     fn run(&self, args: &[&str]) -> Run {
         self.run_with_path(args, None)
     }
@@ -92,7 +106,7 @@ fn openssl_verifies(ca: &Path, cert: &Path) -> bool {
 #[test]
 fn scep_enrollment_stores_a_certificate_the_ca_vouches_for() {
     let server = ScepServer::start(false);
-    let device = Device::new(server.url.as_str(), CHALLENGE, "");
+    let device = Device::for_server(&server, CHALLENGE, "");
     let run = device.run(&["enroll"]);
     assert_eq!(run.code, 0, "{run:?}\n{}", server.log());
     assert!(
@@ -125,7 +139,7 @@ fn scep_enrollment_stores_a_certificate_the_ca_vouches_for() {
 #[test]
 fn a_wrong_challenge_names_the_fail_info_and_stores_nothing() {
     let server = ScepServer::start(false);
-    let device = Device::new(server.url.as_str(), "not-the-challenge", "");
+    let device = Device::for_server(&server, "not-the-challenge", "");
     let run = device.run(&["enroll"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.error().contains("badRequest"), "{run:?}");
@@ -137,11 +151,7 @@ fn a_wrong_challenge_names_the_fail_info_and_stores_nothing() {
 fn a_ca_fingerprint_mismatch_is_refused_before_the_key_is_sent() {
     let server = ScepServer::start(false);
     let wrong = vec!["00"; 32].join(":");
-    let device = Device::new(
-        server.url.as_str(),
-        CHALLENGE,
-        &format!("ca_fingerprint = {wrong:?}"),
-    );
+    let device = Device::for_server(&server, CHALLENGE, &format!("ca_fingerprint = {wrong:?}"));
     let run = device.run(&["enroll"]);
     assert_ne!(run.code, 0, "{run:?}");
     assert!(
@@ -155,7 +165,7 @@ fn a_ca_fingerprint_mismatch_is_refused_before_the_key_is_sent() {
 #[test]
 fn scep_renewal_replaces_the_identity() {
     let server = ScepServer::start(true);
-    let device = Device::new(server.url.as_str(), CHALLENGE, "");
+    let device = Device::for_server(&server, CHALLENGE, "");
     assert_eq!(device.run(&["enroll"]).code, 0);
     let old = device.certificate();
     let run = device.run(&["renew", "--force"]);
@@ -173,11 +183,22 @@ fn scep_renewal_replaces_the_identity() {
 }
 
 #[test]
+fn plain_http_without_a_pinned_ca_is_refused_before_any_request() {
+    let server = ScepServer::start(false);
+    let device = Device::new(server.url.as_str(), CHALLENGE, "");
+    let run = device.run(&["enroll"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.error().contains("scep.ca_fingerprint"), "{run:?}");
+    assert!(!server.log().contains("GetCACert"), "{}", server.log());
+    assert!(!device.store_dir().exists());
+}
+
+#[test]
 fn a_scep_server_that_is_down_defers_with_exit_75() {
     let device = Device::new(
         &format!("http://127.0.0.1:{}/scep", free_port()),
         CHALLENGE,
-        "",
+        &format!("ca_fingerprint = {:?}", "ab".repeat(32)),
     );
     let run = device.run(&["enroll"]);
     assert_eq!(run.code, 75, "{run:?}");
@@ -188,7 +209,7 @@ fn a_scep_server_that_is_down_defers_with_exit_75() {
 #[test]
 fn the_challenge_never_appears_in_output_state_or_argv() {
     let server = ScepServer::start(true);
-    let device = Device::new(server.url.as_str(), CHALLENGE, "");
+    let device = Device::for_server(&server, CHALLENGE, "");
     let shims = tempfile::tempdir().unwrap();
     let log = shims.path().join("argv.log");
     let path = common::argv_logging_path(shims.path(), &log);
@@ -226,7 +247,7 @@ fn a_renewal_the_ca_finds_too_early_says_why_and_what_to_change() {
     // scepserver's default: no second certificate for a subject until 14 days before the
     // current one expires. A device renewing by 30 days meets that refusal first.
     let server = ScepServer::start(false);
-    let device = Device::new(server.url.as_str(), CHALLENGE, "");
+    let device = Device::for_server(&server, CHALLENGE, "");
     assert_eq!(device.run(&["enroll"]).code, 0);
     let old = device.certificate();
     let run = device.run(&["renew", "--force"]);

@@ -37,7 +37,11 @@ impl Agent {
     pub(super) fn enroll_locked(&mut self, token: Option<Secret>) -> Result<(), AgentError> {
         let enrollment = self.enrollment()?;
         let now = OffsetDateTime::now_utc();
-        match self.held(now)? {
+        let held = self.held(now)?;
+        if !held.is_valid() {
+            self.preflight(&held)?;
+        }
+        match &held {
             Held::Valid(info) => {
                 if let Enrollment::Okta(org) = &enrollment {
                     self.refuse_other_org(org)?;
@@ -130,26 +134,9 @@ impl Agent {
 
     /// The record of an enrollment by `enrollment` with this configuration.
     fn new_record(&self, enrollment: &Enrollment) -> EnrollmentRecord {
-        let config = &self.config;
-        let mut record = EnrollmentRecord {
-            ca_file: config.ca_file.clone(),
-            store: config.store.as_ref().map(ToString::to_string),
-            device_uuid: config.device_uuid.clone(),
-            device_name: config.device_name.clone(),
-            ..EnrollmentRecord::default()
-        };
-        match enrollment {
-            Enrollment::Okta(org) => {
-                record.method = Some(Method::Okta);
-                record.org_url = Some(org.as_str().to_owned());
-                record.cell = org.cell();
-            }
-            Enrollment::Scep(settings) => {
-                record.method = Some(Method::Scep);
-                record.scep_url = Some(settings.url.to_string());
-                record.scep_ca_fingerprint = config.scep.ca_fingerprint.clone();
-                record.cert_auth_host = config.cert_auth_host.clone();
-            }
+        let mut record = self.config.settings_record();
+        if let Enrollment::Scep(settings) = enrollment {
+            record.scep_url = Some(settings.url.to_string());
         }
         record
     }

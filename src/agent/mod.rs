@@ -18,13 +18,13 @@ pub use renew::RenewOutcome;
 pub use status::StatusReport;
 
 use crate::chain::{Chain, Context, Held, Superseded, UserHome};
-use crate::config::Config;
+use crate::config::{Config, Source};
 use crate::host::Host;
 use crate::lock::RunLock;
 use crate::okta::Device;
 use crate::paths::UserPaths;
 use crate::pki::CertificateInfo;
-use crate::record::{EnrollmentRecord, Loaded, RecordFile};
+use crate::record::{DeviceRecordFile, EnrollmentRecord, Loaded, RecordFile};
 use crate::renewal::RenewalPolicy;
 use crate::store::IdentityStore;
 use time::OffsetDateTime;
@@ -40,12 +40,19 @@ pub struct Agent {
     store: Box<dyn IdentityStore>,
     chain: Chain,
     record_file: RecordFile,
+    /// The root-owned record: root runs write it and take their settings from it.
+    device_file: DeviceRecordFile,
+    root_run: bool,
     record: EnrollmentRecord,
 }
 
 impl Agent {
     /// Binds the agent to the user it acts for (`--user`, else the console user), reads the
     /// enrollment record and fills from it what no other layer of the configuration set.
+    ///
+    /// A root run takes settings only from the root-owned record; of the copy in the user's
+    /// home it uses the renewal history, and migrates its settings once only where they agree
+    /// with the configuration. The user's own runs (the renewal job) read both, root's first.
     pub fn new(mut config: Config, host: Box<dyn Host>) -> Result<Agent, AgentError> {
         let user = match &config.user {
             Some(u) => u.clone(),
@@ -56,46 +63,110 @@ impl Agent {
         };
         let home_dir = host.platform().home_dir(&user);
         let home = UserHome::new(user, &home_dir, host.root(), host.layout());
+        let root_run = crate::platform::is_root();
+        let device_file = DeviceRecordFile::for_user(host.root(), host.layout(), &home.user);
         let record_file = RecordFile::in_dir(home.state_place());
-        let (mut record, damaged) = match record_file.load()? {
-            Loaded::Absent => (EnrollmentRecord::default(), false),
-            Loaded::Found(record) => (record, false),
+        let device = device_file.load()?;
+        let (copy, damaged) = match record_file.load()? {
+            Loaded::Absent => (None, false),
+            Loaded::Found(record) => (Some(record), false),
             Loaded::Damaged { kept_as, reason } => {
                 warn!(
-                    "the enrollment record did not parse ({reason}); it was kept as {} and is \
-                     rebuilt from the identity store",
+                    "the enrollment record did not parse ({reason}); it was kept as {}",
                     kept_as.display()
                 );
-                (EnrollmentRecord::default(), true)
+                (None, true)
             }
         };
-        config.merge_record(&record);
-        let store = host.open_store(config.store.as_ref(), &home)?;
-        if !record.is_enrollment() {
-            if let Some(copy) = store
-                .record_copy()
-                .and_then(|bytes| serde_json::from_slice::<EnrollmentRecord>(&bytes).ok())
-            {
-                if damaged {
-                    info!("enrollment record rebuilt from {}", store.location());
-                }
-                record = EnrollmentRecord {
-                    last_renewal: record.last_renewal.take(),
-                    ..copy
-                };
-                config.merge_record(&record);
+        let record = if root_run {
+            let settings = match device {
+                Some(device) => device,
+                None => Self::migrate(&config, copy.as_ref(), record_file.path()),
+            };
+            config.merge_record(&settings, Source::Record)?;
+            settings.over(
+                &copy
+                    .as_ref()
+                    .map(EnrollmentRecord::history)
+                    .unwrap_or_default(),
+            )
+        } else {
+            if let Some(device) = &device {
+                config.merge_record(device, Source::Record)?;
             }
-        }
-        let chain = host.chain(&home);
-        Ok(Agent {
+            let copy = copy.unwrap_or_default();
+            config.merge_record(&copy, Source::UserCopy)?;
+            match device {
+                Some(device) => device.over(&copy),
+                None => copy,
+            }
+        };
+        let store = host.open_store(config.store.as_ref(), &home)?;
+        let mut agent = Agent {
             config,
             host,
             home,
             store,
-            chain,
+            chain: Chain::new(Vec::new()),
             record_file,
+            device_file,
+            root_run,
             record,
-        })
+        };
+        if !root_run && !agent.record.is_enrollment() {
+            agent.rebuild_from_store_copy(damaged)?;
+        }
+        agent.config.check_scep_transport()?;
+        agent.chain = agent.host.chain(&agent.home);
+        Ok(agent)
+    }
+
+    /// The settings a root run takes from a record the user could have written (when root has
+    /// none of its own yet): its part that agrees with the configuration, else nothing.
+    fn migrate(
+        config: &Config,
+        copy: Option<&EnrollmentRecord>,
+        path: &std::path::Path,
+    ) -> EnrollmentRecord {
+        let Some(copy) = copy.filter(|c| c.is_enrollment()) else {
+            return EnrollmentRecord::default();
+        };
+        match config.agreeing_part(copy) {
+            Ok(part) => {
+                info!(
+                    "taking over the enrollment record {} where it agrees with the \
+                     configuration",
+                    path.display()
+                );
+                part
+            }
+            Err(why) => {
+                warn!(
+                    "ignoring the enrollment record {}: {why}; a run as root takes settings \
+                     only from root-owned places",
+                    path.display()
+                );
+                EnrollmentRecord::default()
+            }
+        }
+    }
+
+    /// The user's own run with no usable record: the copy kept beside the identity (the user's
+    /// too) restores it.
+    fn rebuild_from_store_copy(&mut self, damaged: bool) -> Result<(), AgentError> {
+        let Some(copy) = self
+            .store
+            .record_copy()
+            .and_then(|bytes| serde_json::from_slice::<EnrollmentRecord>(&bytes).ok())
+        else {
+            return Ok(());
+        };
+        if damaged {
+            info!("enrollment record rebuilt from {}", self.store.location());
+        }
+        self.config.merge_record(&copy, Source::UserCopy)?;
+        self.record = copy.over(&self.record.history());
+        Ok(())
     }
 
     pub fn user(&self) -> &str {
@@ -118,7 +189,11 @@ impl Agent {
         )?)
     }
 
+    /// Saves the record: root's copy (root runs), then the user's.
     fn save_record(&self) -> Result<(), AgentError> {
+        if self.root_run {
+            self.device_file.save(&self.record)?;
+        }
         Ok(self.record_file.save(&self.record)?)
     }
 
@@ -175,6 +250,20 @@ impl Agent {
             superseded,
         };
         f(chain, &mut cx)
+    }
+
+    /// What keeping a new certificate needs on this device, checked before one is requested:
+    /// root's record writable, the store usable and ours, every link's places and tools (the
+    /// run lock is already held). A refused run has asked the CA for nothing.
+    fn preflight(&mut self, held: &Held) -> Result<(), AgentError> {
+        if self.root_run {
+            self.device_file.check()?;
+        }
+        self.home
+            .state_place()
+            .open()
+            .map_err(crate::record::RecordError::from_fs("write"))?;
+        Ok(self.with_chain(held, Superseded::default(), |chain, cx| chain.preflight(cx))?)
     }
 
     /// Applies the chain around a (new) identity; returns the changes made.

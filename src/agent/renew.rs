@@ -83,6 +83,7 @@ impl Agent {
             );
             return Ok(RenewOutcome::NotDue);
         }
+        self.preflight(&Held::Valid(info.clone()))?;
         info!("renewing the certificate ({days_left} days left)");
         let key = self.store.signing_key()?.ok_or(AgentError::KeyMissing)?;
         let result = match &enrollment {

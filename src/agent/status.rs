@@ -2,7 +2,7 @@
 
 use super::{net, Agent, AgentError};
 use crate::chain::Superseded;
-use crate::config::Config;
+use crate::config::{Config, Sources};
 use crate::health::HealthStatus;
 use crate::pki::CertificateInfo;
 use crate::record::{Method, RenewalAttempt};
@@ -18,7 +18,10 @@ pub struct StatusReport {
     pub user: Option<String>,
     pub store: Option<String>,
     pub certificate: Option<CertificateInfo>,
+    /// The org in effect (the configuration's, else the record's).
     pub org_url: Option<String>,
+    /// The org the stored identity was enrolled with, when it is not the one in effect.
+    pub enrolled_org_url: Option<String>,
     pub cert_auth_host: Option<String>,
     /// The SCEP CA's URL (SCEP enrollments).
     pub scep_url: Option<String>,
@@ -27,6 +30,8 @@ pub struct StatusReport {
     pub renews_below_days: Option<u32>,
     /// The moment this device's renewal starts, for the stored certificate.
     pub renews_from: Option<OffsetDateTime>,
+    /// The layer each setting in effect came from.
+    pub sources: Sources,
     pub now: OffsetDateTime,
 }
 
@@ -55,11 +60,10 @@ impl Agent {
             method: self.record.method.unwrap_or_else(|| self.config.method()),
             user: Some(self.home.user.clone()),
             store: Some(self.store.location()),
-            org_url: self
-                .record
-                .org_url
-                .clone()
-                .or_else(|| self.config.org_url.as_ref().map(|o| o.as_str().to_owned())),
+            org_url: self.config.org_url.as_ref().map(|o| o.as_str().to_owned()),
+            enrolled_org_url: self.record.org_url.clone().filter(|enrolled| {
+                self.config.org_url.as_ref().map(|o| o.as_str()) != Some(enrolled.as_str())
+            }),
             cert_auth_host: self
                 .record
                 .cert_auth_host
@@ -74,6 +78,7 @@ impl Agent {
             renews_below_days: Some(policy.threshold_days()),
             renews_from: certificate.as_ref().map(|c| policy.due_from(c.not_after)),
             certificate,
+            sources: self.config.sources.clone(),
             now,
         })
     }
@@ -95,11 +100,13 @@ impl StatusReport {
             store: None,
             certificate: None,
             org_url: config.and_then(|c| c.org_url.as_ref().map(|o| o.as_str().to_owned())),
+            enrolled_org_url: None,
             cert_auth_host: None,
             scep_url: config.and_then(|c| c.scep.url.clone()),
             last_renewal: None,
             renews_below_days: None,
             renews_from: None,
+            sources: config.map(|c| c.sources.clone()).unwrap_or_default(),
             now: OffsetDateTime::now_utc(),
         }
     }

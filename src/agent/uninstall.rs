@@ -31,6 +31,9 @@ impl Agent {
             left.extend(failed.map(|(name, _)| name));
             return Err(AgentError::UninstallIncomplete { left, first });
         }
+        if self.root_run && self.device_file.remove()? {
+            info!("removed {}", self.device_file.path().display());
+        }
         if self.record_file.remove()? {
             info!("removed {}", self.record_file.path().display());
         }

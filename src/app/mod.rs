@@ -11,6 +11,7 @@ use crate::config::{self, Config};
 use crate::health::HealthStatus;
 use crate::host::{self, Host};
 use crate::output::{self, Channel};
+use crate::record::DeviceRecordFile;
 use crate::report;
 use clap::Parser;
 
@@ -144,20 +145,45 @@ fn as_console_user(
             false,
         )),
         Decision::Reexec { user } => {
-            let secret = match load_config(cli, host) {
-                Ok(config) if session::may_need_secret(&cli.command) => {
-                    match session::read_secret(&config) {
-                        Ok(secret) => secret,
-                        Err(e) => {
-                            fail(&e.to_string());
-                            return Some(EXIT_USAGE);
-                        }
+            // Root's view: flags, environment, profile, file and the root-owned record. The
+            // child reads the user's copy of the record too, so what decides where the secret
+            // goes is handed over as flags, and a secret only when root knows that place.
+            let config = load_config(cli, host).and_then(|mut config| {
+                let device = DeviceRecordFile::for_user(host.root(), host.layout(), &user);
+                if let Some(record) = device.load()? {
+                    config.merge_record(&record, config::Source::Record)?;
+                }
+                config.check_scep_transport()?;
+                Ok((config, device))
+            });
+            let (config, device) = match config {
+                Ok(loaded) => loaded,
+                Err(e) if matches!(cli.command, Command::Ea { .. }) => {
+                    tracing::warn!("{e}");
+                    return None;
+                }
+                Err(e) => return Some(finish(Err(Failure::Agent(e)), false)),
+            };
+            let secret = if config.is_configured() && session::may_need_secret(&cli.command) {
+                match session::read_secret(&config) {
+                    Ok(secret) => secret,
+                    Err(e) => {
+                        fail(&e.to_string());
+                        return Some(EXIT_USAGE);
                     }
                 }
-                _ => None,
+            } else {
+                None
             };
-            match user_session.run_as(&user, args, secret) {
-                Ok(code) => Some(code),
+            let mut child_args = args.to_vec();
+            child_args.extend(session::trusted_flags(&config, args));
+            match user_session.run_as(&user, &child_args, secret) {
+                Ok(code) => {
+                    if code == EXIT_OK {
+                        keep_device_record(&cli.command, &config, &device);
+                    }
+                    Some(code)
+                }
                 // The EA must still print its one line: fall back to checking from here.
                 Err(e) if matches!(cli.command, Command::Ea { .. }) => {
                     tracing::warn!("{e}");
@@ -169,6 +195,27 @@ fn as_console_user(
                 }
             }
         }
+    }
+}
+
+/// After the user's session did the work, root keeps its own record of where the device
+/// enrolls (the child, running as the user, cannot write there); an uninstall removes it.
+fn keep_device_record(command: &Command, config: &Config, device: &DeviceRecordFile) {
+    let result = match command {
+        Command::Uninstall { reenroll: false } => device.remove().map(drop),
+        Command::Enroll
+        | Command::Renew { .. }
+        | Command::Repair
+        | Command::Uninstall { reenroll: true }
+            if config.is_configured() =>
+        {
+            let kept = device.load().ok().flatten().unwrap_or_default();
+            device.save(&config.settings_record().over(&kept))
+        }
+        _ => Ok(()),
+    };
+    if let Err(e) = result {
+        tracing::warn!("{e}");
     }
 }
 

@@ -6,6 +6,7 @@ use crate::cli::Command;
 use crate::config::{Config, ConfigError};
 use crate::platform::session::SecretFlag;
 use crate::secret::Secret;
+use std::ffi::OsString;
 
 /// What a run started with effective uid `euid` should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +92,42 @@ pub fn read_secret(config: &Config) -> Result<Option<(SecretFlag, Secret)>, Conf
             Ok(None)
         }
     }
+}
+
+/// The settings root hands the child as flags: where the device enrolls (org or SCEP CA and
+/// its pin), the extra trust anchors and the store, as root resolved them from root-owned
+/// places. The child runs as the user and also reads the copy of the record in the user's
+/// home; flags beat every other layer, so nothing there can send the secret elsewhere, trust
+/// another CA or pick another store. Settings `args` already carries stay as they are.
+pub fn trusted_flags(config: &Config, args: &[OsString]) -> Vec<OsString> {
+    let given = |flag: &str| {
+        args.iter().any(|a| {
+            a.to_str().is_some_and(|a| {
+                a == flag || a.strip_prefix(flag).is_some_and(|r| r.starts_with('='))
+            })
+        })
+    };
+    let settings = [
+        (
+            "--org-url",
+            config.org_url.as_ref().map(|o| o.as_str().to_owned()),
+        ),
+        ("--scep-url", config.scep.url.clone()),
+        ("--scep-ca-fingerprint", config.scep.ca_fingerprint.clone()),
+        (
+            "--ca-file",
+            config.ca_file.as_ref().map(|p| p.display().to_string()),
+        ),
+        ("--store", config.store.as_ref().map(ToString::to_string)),
+    ];
+    let mut flags = Vec::new();
+    for (flag, value) in settings {
+        if let (false, Some(value)) = (given(flag), value) {
+            flags.push(OsString::from(flag));
+            flags.push(OsString::from(value));
+        }
+    }
+    flags
 }
 
 fn source_is_flag(flag: SecretFlag) -> bool {
@@ -179,6 +216,33 @@ mod tests {
                 Decision::RunHere
             );
         }
+    }
+
+    #[test]
+    fn the_child_gets_roots_settings_as_flags_beside_those_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(
+            &file,
+            "org_url = \"https://acme.okta.com\"\nstore = \"file:/var/dt\"\n",
+        )
+        .unwrap();
+        let flags = crate::config::Flags {
+            config: Some(file),
+            ..Default::default()
+        };
+        let config = crate::config::load(&flags, &Default::default(), Default::default()).unwrap();
+        let given: Vec<OsString> = ["enroll", "--store=file:/var/dt"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(
+            trusted_flags(&config, &given),
+            vec![
+                OsString::from("--org-url"),
+                OsString::from("https://acme.okta.com")
+            ]
+        );
     }
 
     #[test]

@@ -3,12 +3,12 @@
 
 use super::{ConfigError, Flags};
 use crate::secret::Secret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The shape of the TOML file, which the other layers reuse.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Layer {
     pub org_url: Option<String>,
@@ -32,7 +32,7 @@ pub struct Layer {
     pub(super) scep_challenge_env: Option<Secret>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScepLayer {
     pub url: Option<String>,
@@ -52,7 +52,7 @@ pub struct ScepLayer {
 }
 
 /// `subject_alt_names = { rfc822 = [..], dns = [..], uri = [..], nt_principal_name = ".." }`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SanLayer {
     #[serde(default)]
@@ -65,7 +65,7 @@ pub struct SanLayer {
 }
 
 /// `[allowlist]`: edits to the default list of apps (by TeamIdentifier) that may use the key.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AllowlistLayer {
     /// Partition IDs to add, e.g. `teamid:ABCDE12345`.
@@ -77,7 +77,7 @@ pub struct AllowlistLayer {
     pub allow_all_apps: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkLayer {
     pub connect_timeout_secs: Option<u64>,

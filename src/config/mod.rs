@@ -7,13 +7,15 @@
 
 pub mod layer;
 pub mod managed;
+mod record_layer;
 pub mod scep;
 pub mod secret_source;
+pub mod sources;
 
 use crate::integrations::allowlist::AllowlistConfig;
 use crate::okta::OrgUrl;
 use crate::paths;
-use crate::record::{EnrollmentRecord, Method};
+use crate::record::Method;
 use crate::renewal::{RenewalPolicy, DEFAULT_RENEW_BEFORE_DAYS, DEFAULT_SPREAD_DAYS};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ use std::time::Duration;
 pub use layer::{env, AllowlistLayer, Layer, NetworkLayer, SanLayer, ScepLayer};
 pub use scep::ScepConfig;
 pub use secret_source::SecretSource;
+pub use sources::{Source, Sources};
 
 pub(crate) use crate::fsutil::io_reason;
 
@@ -61,6 +64,12 @@ pub enum ConfigError {
     },
     #[error("invalid {key}: {reason}")]
     Invalid { key: &'static str, reason: String },
+    #[error("invalid {key} in the {layer}: {reason}")]
+    RecordInvalid {
+        layer: Source,
+        key: &'static str,
+        reason: String,
+    },
     #[error(
         "no org token: pass --org-token-file FILE (or - to read it from stdin), \
          set DEVICETRUST_ORG_TOKEN, or set org_token_file in the configuration file"
@@ -183,6 +192,8 @@ pub struct Config {
     /// The host browsers present the certificate to. Okta enrollments learn it from the
     /// metadata; SCEP enrollments take it from here (none: no browser auto-selection).
     pub cert_auth_host: Option<String>,
+    /// The layer each setting above came from (`status` shows it).
+    pub sources: Sources,
 }
 
 impl Config {
@@ -222,44 +233,6 @@ impl Config {
             Method::Okta => self.renew_before_days,
         };
         RenewalPolicy::for_device(device_uuid, window, self.renew_spread_days)
-    }
-
-    /// Fills what no other layer set from the enrollment record: the layer below the file.
-    /// A value in the record that no longer parses is skipped (and said at debug level).
-    pub fn merge_record(&mut self, record: &EnrollmentRecord) {
-        let configured = self.is_configured();
-        if !configured {
-            match record.method {
-                Some(Method::Scep) => self.scep.url = record.scep_url.clone(),
-                Some(Method::Okta) | None => {
-                    self.org_url = record.org_url.as_deref().and_then(|u| {
-                        OrgUrl::parse(u)
-                            .map_err(|e| tracing::debug!("enrollment record org_url: {e}"))
-                            .ok()
-                    })
-                }
-            }
-        }
-        if self.scep.url.is_some() && self.scep.url == record.scep_url {
-            if self.scep.ca_fingerprint.is_none() {
-                self.scep.ca_fingerprint = record.scep_ca_fingerprint.clone();
-            }
-        }
-        if self.ca_file.is_none() {
-            self.ca_file = record.ca_file.clone();
-        }
-        if self.store.is_none() {
-            self.store = record
-                .store
-                .as_deref()
-                .and_then(|s| StoreSpec::parse(s).ok());
-        }
-        if self.device_uuid.is_none() {
-            self.device_uuid = record.device_uuid.clone();
-        }
-        if self.device_name.is_none() {
-            self.device_name = record.device_name.clone();
-        }
     }
 
     /// The options the renewal job must repeat so that running it exactly as installed acts
@@ -334,6 +307,7 @@ pub fn load(
         managed,
         file,
     ];
+    let sources = sources_of(&layers, flags, vars);
     macro_rules! pick {
         ($($field:tt).+) => {
             layers.iter().find_map(|l| l.$($field).+.clone())
@@ -451,16 +425,10 @@ pub fn load(
 
     let scep_url = pick!(scep.url);
     if let Some(u) = &scep_url {
-        let parsed = url::Url::parse(u).map_err(|e| ConfigError::Invalid {
+        check_scep_url(u).map_err(|reason| ConfigError::Invalid {
             key: "scep.url",
-            reason: format!("{u:?}: {e}"),
+            reason,
         })?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(ConfigError::Invalid {
-                key: "scep.url",
-                reason: format!("{u:?} is not an http(s) URL"),
-            });
-        }
     }
 
     let allowlist = AllowlistConfig {
@@ -516,7 +484,78 @@ pub fn load(
         lock_timeout,
         allowlist,
         cert_auth_host,
+        sources,
     })
+}
+
+/// The layer names of `load`'s layers, in the same order.
+const LAYER_SOURCES: [Source; 4] = [
+    Source::Flag,
+    Source::Environment,
+    Source::Managed,
+    Source::File,
+];
+
+/// Where each setting of `layers` comes from, with the secrets (found under two keys each),
+/// the device facts (flags and environment only) and the defaults.
+fn sources_of(layers: &[Layer; 4], flags: &Flags, vars: &HashMap<String, String>) -> Sources {
+    let named: Vec<(Source, &Layer)> = LAYER_SOURCES.iter().copied().zip(layers).collect();
+    let mut sources = Sources::of_layers(&named);
+    let first = |has: &dyn Fn(&Layer) -> bool| {
+        named
+            .iter()
+            .find(|(_, layer)| has(layer))
+            .map(|(source, _)| *source)
+    };
+    if let Some(source) = first(&|l| l.org_token_file.is_some() || l.org_token_env.is_some()) {
+        sources.set("org_token", source);
+    }
+    if let Some(source) =
+        first(&|l| l.scep.challenge_file.is_some() || l.scep_challenge_env.is_some())
+    {
+        sources.set("scep.challenge", source);
+    }
+    for (key, flag, var) in [
+        ("device_uuid", &flags.device_uuid, env::DEVICE_UUID),
+        ("device_name", &flags.device_name, env::DEVICE_NAME),
+    ] {
+        if flag.is_some() {
+            sources.set(key, Source::Flag);
+        } else if layer::env_value(vars, var).is_some() {
+            sources.set(key, Source::Environment);
+        }
+    }
+    for key in DEFAULTED {
+        sources.set_if_absent(key, Source::Default);
+    }
+    sources
+}
+
+/// The settings that have a default value (`status` says so when no layer set them).
+const DEFAULTED: [&str; 10] = [
+    "renew_before_days",
+    "renew_spread_days",
+    "lock_timeout_secs",
+    "network.connect_timeout_secs",
+    "network.timeout_secs",
+    "network.max_attempts",
+    "network.retry_base_delay_ms",
+    "network.max_rate_limit_wait_secs",
+    "network.wait_for_network_secs",
+    "network.run_deadline_secs",
+];
+
+/// A SCEP URL's syntax: http or https. Whether plain http is acceptable depends on a pinned CA,
+/// which only the merged configuration knows ([`Config::check_scep_transport`]).
+pub(crate) fn check_scep_url(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("{url:?}: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("{url:?} is not an http(s) URL"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(())
 }
 
 /// A PEM bundle that adds nothing would silently leave a TLS-inspecting proxy untrusted: an

@@ -32,6 +32,7 @@ impl Config {
         let Some(url) = &scep.url else {
             return Ok(None);
         };
+        self.check_scep_transport()?;
         let invalid = |key, reason: String| ConfigError::Invalid { key, reason };
         let url = url::Url::parse(url).map_err(|e| invalid("scep.url", format!("{url:?}: {e}")))?;
         let mut settings = crate::scep::ScepSettings::new(url);
@@ -256,7 +257,7 @@ allow_all_apps_access = true
         let root = tempfile::tempdir().unwrap();
         let config = load_toml(
             &root,
-            "[scep]\nurl = \"http://ca.example/scep\"",
+            "[scep]\nurl = \"https://ca.example/scep\"",
             &[("DEVICETRUST_SCEP_CHALLENGE", "from-env")],
         )
         .unwrap();

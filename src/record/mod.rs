@@ -5,6 +5,14 @@
 //! then runs `devicetrust renew` with nothing else. The record is the configuration layer below
 //! the file and above the defaults (cli.md), so that job, `status`, `ea`, `repair` and
 //! `uninstall` still know the org, the CA file and the store. It holds no secret.
+//!
+//! It exists twice: root runs keep it in a root-owned file ([`DeviceRecordFile`]), the layer
+//! they take settings from; the copy in the user's state folder ([`RecordFile`]) is a cache
+//! for the user's own runs and the place the user's renewal job notes how it went.
+
+pub mod device;
+
+pub use device::DeviceRecordFile;
 
 use crate::paths::STATE_FILE;
 use crate::pki::CertificateInfo;
@@ -77,6 +85,41 @@ impl EnrollmentRecord {
         }
     }
 
+    /// What the record says about the identity's history rather than where it came from: when
+    /// it was enrolled and how the last renewal went. A root run takes only this from the
+    /// user's copy (the user's renewal job writes it there).
+    pub fn history(&self) -> EnrollmentRecord {
+        EnrollmentRecord {
+            enrolled_at: self.enrolled_at.clone(),
+            last_renewal: self.last_renewal.clone(),
+            ..EnrollmentRecord::default()
+        }
+    }
+
+    /// This record with what it lacks taken from `under`, and the later of the two renewal
+    /// attempts (RFC 3339 UTC times of the same form compare as text).
+    pub fn over(self, under: &EnrollmentRecord) -> EnrollmentRecord {
+        let last_renewal = match (self.last_renewal, under.last_renewal.clone()) {
+            (Some(a), Some(b)) => Some(if b.time > a.time { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        let pick = |a: Option<String>, b: &Option<String>| a.or_else(|| b.clone());
+        EnrollmentRecord {
+            method: self.method.or(under.method),
+            org_url: pick(self.org_url, &under.org_url),
+            scep_url: pick(self.scep_url, &under.scep_url),
+            scep_ca_fingerprint: pick(self.scep_ca_fingerprint, &under.scep_ca_fingerprint),
+            cert_auth_host: pick(self.cert_auth_host, &under.cert_auth_host),
+            cell: pick(self.cell, &under.cell),
+            ca_file: self.ca_file.or_else(|| under.ca_file.clone()),
+            store: pick(self.store, &under.store),
+            device_uuid: pick(self.device_uuid, &under.device_uuid),
+            device_name: pick(self.device_name, &under.device_name),
+            enrolled_at: pick(self.enrolled_at, &under.enrolled_at),
+            last_renewal,
+        }
+    }
+
     pub fn record_renewal(&mut self, result: Result<(), String>) {
         self.last_renewal = Some(RenewalAttempt {
             time: timefmt::now_rfc3339(),
@@ -117,6 +160,13 @@ pub enum RecordError {
     },
     #[error("cannot encode the enrollment record: {0}")]
     Encode(#[source] serde_json::Error),
+}
+
+impl RecordError {
+    /// `map_err` adapter for a file-system step of `action`.
+    pub fn from_fs(action: &'static str) -> impl Fn(SecureFsError) -> RecordError {
+        move |source| RecordError::Fs { action, source }
+    }
 }
 
 /// What reading the record found.

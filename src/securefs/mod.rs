@@ -107,6 +107,12 @@ pub enum SecureFsError {
         Shown(path)
     )]
     TooDeep { path: PathBuf },
+    #[error(
+        "{} is not root's alone (another owner, or writable by others); devicetrust does not \
+         take settings from it",
+        Shown(path)
+    )]
+    NotRootsAlone { path: PathBuf },
     #[error("refusing {}: {reason}", Shown(path))]
     BadName { path: PathBuf, reason: &'static str },
     #[error("cannot {action} {what} {}: {source}", Shown(path))]
