@@ -39,6 +39,14 @@ if ! command -v chromium >/dev/null; then
   apt_install chromium || echo "test.sh: chromium could not be installed; tests/browser.rs will skip" >&2
 fi
 
+# A real unprivileged account for the trust-boundary tests (tests/trust_boundary.rs): a user
+# who edits their own files to steer root's runs. No password, no login shell, no home made
+# here (the tests make one under their own root).
+if [[ $(id -u) -eq 0 ]] && ! getent passwd devicetrust-user >/dev/null; then
+  useradd --system --no-create-home --home-dir /home/devicetrust-user \
+    --shell /usr/sbin/nologin devicetrust-user
+fi
+
 if command -v shellcheck >/dev/null; then
   shellcheck scripts/*.sh pki-fixtures/*.sh pkg/jamf/*.sh pkg/build-pkg.sh pkg/scripts/* .ci/run
 fi

@@ -1,7 +1,8 @@
 //! A real browser, given what the agent wrote: headless Chromium presents the agent's
 //! certificate to the certAuthDomain host without a prompt, prefers it to a decoy of the same
 //! name because of the policy's issuer filter, presents nothing without the policy, and
-//! presents the new certificate after a renewal.
+//! presents the new certificate after a renewal. On the SCEP path (micromdm's CA, whose name
+//! has an O and an OU but no CN) the filter the agent writes selects that CA's certificate.
 //!
 //! Needs root (Chromium's managed policy lives in /etc), Chromium and NSS's tools; it skips with
 //! a message without them, except under CI, where `scripts/test.sh` installs them.
@@ -9,6 +10,7 @@
 mod common;
 
 use common::browser::{self, Event, PolicyGuard, Presented, Stand, CHROMIUM, CHROMIUM_POLICY_DIR};
+use common::scepserver::{ScepServer, CHALLENGE};
 use common::*;
 use devicetrust::integrations::{chrome, nss};
 use devicetrust::pki::{Authority, CertificateInfo, IssueProfile, IssueRequest, PrivateKey};
@@ -20,6 +22,9 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 const DECOY_CA: &str = "Decoy Certificate Authority";
+
+/// Chromium reads one real policy directory: one test at a time writes there.
+static REAL_POLICY_DIR: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// How long Chromium may take to load the page before it stops by itself. A visit that gets a
 /// certificate ends in well under a second; only the visit without the policy runs this long.
@@ -60,6 +65,11 @@ fn fixture_authority(cert: &str, key: &str) -> Authority {
 
 /// The stand-in host's TLS identity, from the same test TLS CA the simulator uses.
 fn stand(env: &Env) -> (Stand, Vec<u8>) {
+    stand_for(env.sim.mtls_ca_der().to_vec())
+}
+
+/// As [`stand`], accepting client certificates of `client_ca_der`.
+fn stand_for(client_ca_der: Vec<u8>) -> (Stand, Vec<u8>) {
     let tls_ca = fixture_authority("tls-ca.pem", "tls-ca.key");
     let key = fixture_key("device.key");
     let now = OffsetDateTime::now_utc();
@@ -80,7 +90,7 @@ fn stand(env: &Env) -> (Stand, Vec<u8>) {
         host: CERT_AUTH_HOST.to_owned(),
         cert_der: cert,
         key_der: key.to_pkcs8_der().unwrap().to_vec(),
-        client_ca_der: env.sim.mtls_ca_der().to_vec(),
+        client_ca_der,
     };
     (stand, tls_ca.certificate_der().to_vec())
 }
@@ -148,6 +158,7 @@ fn chromium_presents_the_agents_certificate_to_the_cert_auth_host() {
     if !prerequisites() {
         return;
     }
+    let _policy_dir = REAL_POLICY_DIR.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
     let env = Env::new(365);
     let home = env.root.path().join("home").join(USER);
@@ -240,4 +251,79 @@ fn chromium_presents_the_agents_certificate_to_the_cert_auth_host() {
         .join(chrome::OUR_FILE)
         .exists());
     eprintln!("browser test: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn chromium_picks_the_scep_certificate_by_the_filter_the_agent_wrote() {
+    if !prerequisites() {
+        return;
+    }
+    let _policy_dir = REAL_POLICY_DIR.lock().unwrap_or_else(|e| e.into_inner());
+    let server = ScepServer::start(false);
+    let env = Env::new(365);
+    let challenge = env.etc().join("scep-challenge");
+    std::fs::write(&challenge, CHALLENGE).unwrap();
+    std::fs::write(
+        env.etc().join("config.toml"),
+        format!(
+            "cert_auth_host = {CERT_AUTH_HOST:?}\n[scep]\nurl = {:?}\nchallenge_file = {:?}\n\
+             ca_fingerprint = {:?}\nsubject = \"CN=Okta MTLS\"\n",
+            server.url.as_str(),
+            challenge.display().to_string(),
+            devicetrust::scep::sha256_fingerprint_hex(&server.ca_der()),
+        ),
+    )
+    .unwrap();
+    let home = env.root.path().join("home").join(USER);
+    std::fs::create_dir_all(&home).unwrap();
+    let db = nss::NssDb::for_home(&home).unwrap();
+    db.ensure().unwrap();
+    let (stand, tls_ca_der) = stand_for(server.ca_der());
+    db.add_trusted_ca("devicetrust test TLS CA", &tls_ca_der)
+        .unwrap();
+    // A decoy of the same subject from a CA with a CN, in first.
+    let (decoy_cert, decoy_key) = decoy();
+    nss::NssDb::for_home(&home)
+        .unwrap()
+        .with_nickname("decoy")
+        .add_identity(&decoy_cert, &decoy_key)
+        .unwrap();
+
+    let run = env.run(&["enroll"]);
+    assert_eq!(run.code, 0, "{run:?}\n{}", server.log());
+    let ours = env.certificate();
+    assert_eq!(
+        ours.issuer_cn, None,
+        "micromdm's CA has no CN: {}",
+        ours.issuer
+    );
+    assert_eq!(env.ea(), "<result>Healthy</result>\n");
+    let written = std::fs::read(
+        env.root
+            .path()
+            .join(CHROMIUM_POLICY_DIR.trim_start_matches('/'))
+            .join(chrome::OUR_FILE),
+    )
+    .unwrap();
+    let policy: serde_json::Value = serde_json::from_slice(&written).unwrap();
+    assert_eq!(
+        policy[chrome::POLICY_KEY],
+        serde_json::json!([chrome::policy_entry(
+            CERT_AUTH_HOST,
+            &chrome::IssuerFilter::of(&ours)
+        )])
+    );
+
+    // What the agent wrote selects the SCEP certificate, unprompted.
+    {
+        let _guard = PolicyGuard::install(chrome::OUR_FILE, &written);
+        let events = browser::visit(&stand, &home, STOP_AFTER);
+        assert_presented(&events, &ours, true);
+    }
+    // The filter an older agent wrote on this path (Okta's CA name) selects nothing.
+    {
+        let _guard = PolicyGuard::install(chrome::OUR_FILE, &policy_with(chrome::OKTA_ISSUER_CN));
+        let events = browser::visit(&stand, &home, STOP_AFTER);
+        assert_eq!(browser::first_presented(&events), None, "{events:?}");
+    }
 }

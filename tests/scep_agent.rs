@@ -259,3 +259,50 @@ fn a_renewal_the_ca_finds_too_early_says_why_and_what_to_change() {
     assert!(!run.all_output().contains(CHALLENGE));
     assert_eq!(device.certificate().serial_hex, old.serial_hex);
 }
+
+#[test]
+fn the_browser_filter_names_the_scep_cas_issuer_and_a_stale_one_is_replaced() {
+    let server = ScepServer::start(false);
+    let device = Device::for_server(&server, CHALLENGE, "");
+    let config = device.root.path().join("etc/devicetrust/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("cert_auth_host = \"dt.example.com\"\n{text}"),
+    )
+    .unwrap();
+    assert_eq!(device.run(&["enroll"]).code, 0);
+    let policy = device
+        .root
+        .path()
+        .join("etc/chromium/policies/managed/devicetrust.json");
+    let read = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&policy).unwrap()).unwrap()
+    };
+    // micromdm's CA is `C=US, O=scep-ca, OU=SCEP CA`: no CN to filter on.
+    let entry = r#"{"pattern":"https://dt.example.com","filter":{"ISSUER":{"O":"scep-ca","OU":"SCEP CA"}}}"#;
+    assert_eq!(
+        read(),
+        serde_json::json!({ "AutoSelectCertificateForUrls": [entry] })
+    );
+    assert_eq!(device.run(&["ea"]).stdout, "<result>Healthy</result>\n");
+
+    // What an older agent wrote here: Okta's CA name, which this certificate's issuer lacks.
+    let stale = r#"{"pattern":"https://dt.example.com","filter":{"ISSUER":{"CN":"MTLS Certificate Authority"}}}"#;
+    std::fs::write(
+        &policy,
+        serde_json::json!({ "AutoSelectCertificateForUrls": [stale] }).to_string(),
+    )
+    .unwrap();
+    assert_eq!(
+        device.run(&["ea"]).stdout,
+        "<result>Browser Policy Missing</result>\n"
+    );
+    let run = device.run(&["repair"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        read(),
+        serde_json::json!({ "AutoSelectCertificateForUrls": [entry] })
+    );
+    assert_eq!(device.run(&["ea"]).stdout, "<result>Healthy</result>\n");
+}

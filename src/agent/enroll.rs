@@ -122,6 +122,11 @@ impl Agent {
                     .and_then(|client| Ok(client.metadata()?))
                 {
                     Ok(metadata) => self.record.cert_auth_host = Some(metadata.cert_auth_host),
+                    // An answer naming a host no browser may be told (a wildcard, a public
+                    // suffix) is refused, not waited out.
+                    Err(e @ AgentError::Okta(crate::okta::OktaError::BadResponse { .. })) => {
+                        return Err(e)
+                    }
                     Err(e) => warn!("the certAuthDomain is still unknown: {e}"),
                 }
             }

@@ -50,9 +50,9 @@ impl Agent {
     /// Binds the agent to the user it acts for (`--user`, else the console user), reads the
     /// enrollment record and fills from it what no other layer of the configuration set.
     ///
-    /// A root run takes settings only from the root-owned record; of the copy in the user's
-    /// home it uses the renewal history, and migrates its settings once only where they agree
-    /// with the configuration. The user's own runs (the renewal job) read both, root's first.
+    /// Settings come from the root-owned record; of the copy in the user's home only the
+    /// history is used. Without a root-owned record, a root run migrates the copy's settings
+    /// where they agree with the configuration, and a run as the user takes them as they are.
     pub fn new(mut config: Config, host: Box<dyn Host>) -> Result<Agent, AgentError> {
         let user = match &config.user {
             Some(u) => u.clone(),
@@ -78,29 +78,23 @@ impl Agent {
                 (None, true)
             }
         };
-        let record = if root_run {
-            let settings = match device {
-                Some(device) => device,
-                None => Self::migrate(&config, copy.as_ref(), record_file.path()),
-            };
-            config.merge_record(&settings, Source::Record)?;
-            settings.over(
-                &copy
-                    .as_ref()
-                    .map(EnrollmentRecord::history)
-                    .unwrap_or_default(),
-            )
-        } else {
-            if let Some(device) = &device {
-                config.merge_record(device, Source::Record)?;
-            }
-            let copy = copy.unwrap_or_default();
-            config.merge_record(&copy, Source::UserCopy)?;
-            match device {
-                Some(device) => device.over(&copy),
-                None => copy,
-            }
+        // Root's record decides wherever there is one. Without it, a root run migrates what
+        // of the user's copy agrees with the configuration, and the user's own run (a setup
+        // that never ran as root) takes the copy as it is.
+        let history = copy
+            .as_ref()
+            .map(EnrollmentRecord::history)
+            .unwrap_or_default();
+        let (settings, source) = match device {
+            Some(device) => (device, Source::Record),
+            None if root_run => (
+                Self::migrate(&config, copy.as_ref(), record_file.path()),
+                Source::Record,
+            ),
+            None => (copy.unwrap_or_default(), Source::UserCopy),
         };
+        config.merge_record(&settings, source)?;
+        let record = settings.over(&history);
         let store = host.open_store(config.store.as_ref(), &home)?;
         let mut agent = Agent {
             config,
@@ -113,7 +107,7 @@ impl Agent {
             root_run,
             record,
         };
-        if !root_run && !agent.record.is_enrollment() {
+        if source == Source::UserCopy && !agent.record.is_enrollment() {
             agent.rebuild_from_store_copy(damaged)?;
         }
         agent.config.check_scep_transport()?;

@@ -19,7 +19,7 @@ pub fn http_settings(
     let extra_roots_pem = match &config.ca_file {
         // A CA bundle the size of a whole system trust store is about 250 KiB.
         Some(path) => {
-            crate::securefs::read_capped(path, crate::securefs::DOCUMENT_MAX, "the CA file")
+            crate::securefs::read_trusted(path, crate::securefs::DOCUMENT_MAX, "the CA file")
                 .map_err(ConfigError::Read)?
                 .to_vec()
         }

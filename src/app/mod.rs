@@ -164,19 +164,13 @@ fn as_console_user(
                 }
                 Err(e) => return Some(finish(Err(Failure::Agent(e)), false)),
             };
-            let secret = if config.is_configured() && session::may_need_secret(&cli.command) {
-                match session::read_secret(&config) {
-                    Ok(secret) => secret,
-                    Err(e) => {
-                        fail(&e.to_string());
-                        return Some(EXIT_USAGE);
-                    }
+            let (child_args, secret) = match session::handover(&config, &cli.command, args) {
+                Ok(handover) => handover,
+                Err(e) => {
+                    fail(&e.to_string());
+                    return Some(EXIT_USAGE);
                 }
-            } else {
-                None
             };
-            let mut child_args = args.to_vec();
-            child_args.extend(session::trusted_flags(&config, args));
             match user_session.run_as(&user, &child_args, secret) {
                 Ok(code) => {
                     if code == EXIT_OK {

@@ -94,6 +94,25 @@ pub fn read_secret(config: &Config) -> Result<Option<(SecretFlag, Secret)>, Conf
     }
 }
 
+/// What root hands the child it runs as the user: its arguments with root's settings added as
+/// flags ([`trusted_flags`]), and the secret, read here, only when the command may enroll and
+/// root itself knows where it goes (an org or SCEP CA from a root-owned place). Without one,
+/// the child runs without the secret and says what is missing.
+pub fn handover(
+    config: &Config,
+    command: &Command,
+    args: &[OsString],
+) -> Result<(Vec<OsString>, Option<(SecretFlag, Secret)>), ConfigError> {
+    let secret = if config.is_configured() && may_need_secret(command) {
+        read_secret(config)?
+    } else {
+        None
+    };
+    let mut child_args = args.to_vec();
+    child_args.extend(trusted_flags(config, args));
+    Ok((child_args, secret))
+}
+
 /// The settings root hands the child as flags: where the device enrolls (org or SCEP CA and
 /// its pin), the extra trust anchors and the store, as root resolved them from root-owned
 /// places. The child runs as the user and also reads the copy of the record in the user's
@@ -243,6 +262,50 @@ mod tests {
                 OsString::from("https://acme.okta.com")
             ]
         );
+    }
+
+    #[test]
+    fn the_secret_goes_to_the_child_only_with_a_destination_root_knows() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "org-secret\n").unwrap();
+        let load = |org: Option<&str>| {
+            let flags = crate::config::Flags {
+                org_url: org.map(str::to_owned),
+                org_token_file: Some(token.clone()),
+                root: Some(dir.path().to_owned()),
+                ..Default::default()
+            };
+            crate::config::load(&flags, &Default::default(), Default::default()).unwrap()
+        };
+        let args = [OsString::from("enroll")];
+        let (child, secret) = handover(&load(None), &Command::Enroll, &args).unwrap();
+        assert!(
+            secret.is_none(),
+            "no org known to root: no secret for the child"
+        );
+        assert_eq!(child, args);
+        let (child, secret) = handover(
+            &load(Some("https://acme.okta.com")),
+            &Command::Enroll,
+            &args,
+        )
+        .unwrap();
+        let (flag, secret) = secret.unwrap();
+        assert_eq!(
+            (flag, secret.expose()),
+            (SecretFlag::OrgToken, "org-secret")
+        );
+        assert_eq!(
+            child,
+            ["enroll", "--org-url", "https://acme.okta.com"].map(OsString::from)
+        );
+        let status = Command::Status {
+            json: false,
+            check_network: false,
+        };
+        let (_, secret) = handover(&load(Some("https://acme.okta.com")), &status, &args).unwrap();
+        assert!(secret.is_none());
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl Layer {
     }
 
     pub(super) fn from_file(path: &Path) -> Result<Layer, ConfigError> {
-        let bytes = crate::securefs::read_capped(
+        let bytes = crate::securefs::read_trusted(
             path,
             crate::securefs::DOCUMENT_MAX,
             "the configuration file",

@@ -561,7 +561,7 @@ pub(crate) fn check_scep_url(url: &str) -> Result<(), String> {
 /// A PEM bundle that adds nothing would silently leave a TLS-inspecting proxy untrusted: an
 /// empty or unparsable `--ca-file` is a configuration error at load, not a failure later.
 fn check_ca_file(path: &Path) -> Result<(), ConfigError> {
-    let bytes = crate::securefs::read_capped(path, crate::securefs::DOCUMENT_MAX, "the CA file")
+    let bytes = crate::securefs::read_trusted(path, crate::securefs::DOCUMENT_MAX, "the CA file")
         .map_err(ConfigError::Read)?;
     let invalid = |reason: String| ConfigError::CaFileInvalid {
         path: path.to_owned(),

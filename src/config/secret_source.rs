@@ -43,7 +43,7 @@ impl SecretSource {
             SecretSource::Stdin => securefs::read_capped_stdin(SECRET_MAX).map_err(unreadable)?,
             SecretSource::File(path) => {
                 warn_if_readable_by_others(path, what);
-                securefs::read_capped(path, SECRET_MAX, "the secret file").map_err(unreadable)?
+                securefs::read_trusted(path, SECRET_MAX, "the secret file").map_err(unreadable)?
             }
         };
         let text = String::from_utf8_lossy(&bytes);

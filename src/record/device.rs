@@ -79,7 +79,7 @@ impl DeviceRecordFile {
             return Ok(None);
         };
         let meta = dir.metadata(&self.name).map_err(read)?;
-        if meta.is_some_and(|m| m.uid != 0 || m.mode & 0o022 != 0) {
+        if meta.is_some_and(|m| !m.is_roots_alone()) {
             return Err(read(SecureFsError::NotRootsAlone { path: self.path() }));
         }
         match serde_json::from_slice(&bytes) {
@@ -146,8 +146,7 @@ impl DeviceRecordFile {
 }
 
 fn check_roots_alone(dir: &SecureDir) -> Result<(), SecureFsError> {
-    let meta = dir.own_metadata()?;
-    if meta.uid != 0 || meta.mode & 0o022 != 0 {
+    if !dir.own_metadata()?.is_roots_alone() {
         return Err(SecureFsError::NotRootsAlone {
             path: dir.path().to_owned(),
         });

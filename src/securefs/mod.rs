@@ -37,7 +37,7 @@ mod tests;
 
 pub use dir::SecureDir;
 pub use place::Place;
-pub use read::{read_capped, read_capped_stdin};
+pub use read::{read_capped, read_capped_stdin, read_trusted};
 
 /// Cap for a secret read from a file or standard input (org token, SCEP challenge).
 pub const SECRET_MAX: u64 = 4 * 1024;
@@ -269,6 +269,11 @@ pub struct Metadata {
 }
 
 impl Metadata {
+    /// Owned by root, and writable by root alone (no write permission for group or others).
+    pub fn is_roots_alone(&self) -> bool {
+        self.uid == 0 && self.mode & 0o022 == 0
+    }
+
     // `st_mode` is 16 bits on macOS: the conversion is only useless on Linux.
     #[allow(clippy::useless_conversion)]
     fn from_stat(stat: &Stat) -> Metadata {

@@ -30,6 +30,34 @@ pub fn read_capped(
     read_fd(fd, &stat, path, max_bytes, what)
 }
 
+/// Reads a file whose content a root run trusts (the configuration, the org token, the
+/// SCEP challenge, extra CA anchors) as [`read_capped`] does; as root, the file read must be
+/// root's and writable by root alone. The check is on the descriptor read from, so a name
+/// swapped meanwhile changes nothing: nobody else can make a file of root's.
+pub fn read_trusted(
+    path: impl AsRef<Path>,
+    max_bytes: u64,
+    what: &'static str,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let path = path.as_ref();
+    let fd = rustix::fs::open(path, READ_FLAGS, Mode::empty())
+        .map_err(|e| io_error("open", what, path, e))?;
+    let stat = rustix::fs::fstat(&fd).map_err(|e| io_error("inspect", what, path, e))?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return Err(SecureFsError::NotRegular {
+            what,
+            path: path.to_owned(),
+            kind: kind_name(&stat),
+        });
+    }
+    if super::running_as_root() && !super::Metadata::from_stat(&stat).is_roots_alone() {
+        return Err(SecureFsError::NotRootsAlone {
+            path: path.to_owned(),
+        });
+    }
+    read_fd(fd, &stat, path, max_bytes, what)
+}
+
 /// Reads standard input (`--org-token-file -`) up to `max_bytes`; more is an error.
 pub fn read_capped_stdin(max_bytes: u64) -> Result<Zeroizing<Vec<u8>>> {
     // Read through a duplicate of descriptor 0 rather than `Stdin`, whose buffer would keep a

@@ -87,10 +87,15 @@ impl Env {
 
     /// The binary with this root, user and device, and no DEVICETRUST_* from the outside.
     pub fn command(&self, args: &[&str]) -> Command {
+        self.command_for(USER, args)
+    }
+
+    /// As [`Env::command`], acting for `user`.
+    pub fn command_for(&self, user: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_devicetrust"));
         cmd.args(args).args(["--root"]).arg(self.root.path()).args([
             "--user",
-            USER,
+            user,
             "--device-uuid",
             DEVICE_UUID,
             "--device-name",
