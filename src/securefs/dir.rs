@@ -303,15 +303,6 @@ impl SecureDir {
         }
     }
 
-    /// Creates the link `name` pointing to `target` (which is stored, not resolved). The link
-    /// stays owned by this process: changing a link's owner means `lchown` by name, and the
-    /// name may be something else by then; the user, owning the folder, may still remove it.
-    pub fn symlink(&self, target: impl AsRef<Path>, name: impl AsRef<OsStr>) -> Result<()> {
-        let name = self.name(name.as_ref())?;
-        rustix::fs::symlinkat(target.as_ref(), &self.fd, name)
-            .map_err(|e| io_error("create", "the link", &self.path.join(name), e))
-    }
-
     /// Creates (or replaces) the link `name` pointing to `target`, owned by `owner` when this
     /// process is root, so that nothing root-owned is left in a user's folder.
     ///

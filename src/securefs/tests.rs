@@ -438,7 +438,9 @@ fn files_links_and_folders_are_handled_by_name_without_following() {
     let wants = home.open_dir("timers.target.wants", private()).unwrap();
     let unit = Path::new("../devicetrust-renew.timer");
     assert_eq!(wants.read_link("devicetrust-renew.timer").unwrap(), None);
-    wants.symlink(unit, "devicetrust-renew.timer").unwrap();
+    wants
+        .symlink_owned(unit, "devicetrust-renew.timer", None)
+        .unwrap();
     assert_eq!(
         wants
             .read_link("devicetrust-renew.timer")
@@ -693,4 +695,36 @@ fn a_planted_link_is_found_through_wrapping_errors() {
     ));
     let missing = home.open_dir("absent", None).unwrap_err();
     assert!(planted_in(&Outer(missing)).is_none());
+}
+
+#[test]
+fn a_link_made_as_root_belongs_to_the_owner_given_and_replaces_the_old_one() {
+    if !super::running_as_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs the tests as root"
+        );
+        return;
+    }
+    let s = scene();
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    let owner = Owner {
+        uid: 4242,
+        gid: 4343,
+    };
+    let link = s.home.join("link");
+    // An older link of root's, to be replaced by one of the owner's.
+    symlink("old-target", &link).unwrap();
+    home.symlink_owned("new-target", "link", Some(owner))
+        .unwrap();
+    let meta = std::fs::symlink_metadata(&link).unwrap();
+    assert!(meta.file_type().is_symlink());
+    assert_eq!((meta.uid(), meta.gid()), (4242, 4343));
+    assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("new-target"));
+    // Nothing else is left: the private folder it was made in is gone.
+    let names: Vec<_> = std::fs::read_dir(&s.home)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["link"]);
 }
