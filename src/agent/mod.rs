@@ -96,12 +96,13 @@ impl Agent {
         config.merge_record(&settings, source)?;
         let record = settings.over(&history);
         let store = host.open_store(config.store.as_ref(), &home)?;
+        let chain = host.chain(&home);
         let mut agent = Agent {
             config,
             host,
             home,
             store,
-            chain: Chain::new(Vec::new()),
+            chain,
             record_file,
             device_file,
             root_run,
@@ -111,7 +112,6 @@ impl Agent {
             agent.rebuild_from_store_copy(damaged)?;
         }
         agent.config.check_scep_transport()?;
-        agent.chain = agent.host.chain(&agent.home);
         Ok(agent)
     }
 
