@@ -5,6 +5,7 @@
 //! the agent touches the device. Secrets are only *located* here and read when a request needs
 //! them, so commands that never talk to a CA never ask for a token.
 
+pub mod keys;
 pub mod layer;
 pub mod managed;
 pub mod scep;
