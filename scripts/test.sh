@@ -51,4 +51,6 @@ if command -v shellcheck >/dev/null; then
   shellcheck scripts/*.sh pki-fixtures/*.sh pkg/jamf/*.sh pkg/build-pkg.sh pkg/scripts/* .ci/run
 fi
 
+# Besides the unit and integration tests, this runs the docs tests (tests/docs.rs): the README's
+# and the admin guide's command examples against the simulator, and every TOML example.
 cargo test --locked "$@"

@@ -31,7 +31,6 @@ Examples (a Jamf policy runs these as root):
 
 #[derive(Debug, Parser)]
 #[command(name = "devicetrust", version, about = ABOUT, after_help = AFTER_HELP)]
-#[command(disable_version_flag = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

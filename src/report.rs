@@ -161,6 +161,17 @@ pub fn ea_status(status: HealthStatus) -> String {
     format!("<result>{}</result>", status.as_str())
 }
 
+/// The EA's line when the agent cannot tell the status (its command line was refused): what the
+/// shipped EA scripts print when the agent prints no result line, `Agent Error` for the status
+/// and an empty date for the expiry.
+pub fn ea_agent_error(expiry: bool) -> String {
+    if expiry {
+        "<result></result>".to_owned()
+    } else {
+        "<result>Agent Error</result>".to_owned()
+    }
+}
+
 /// The expiry Extension Attribute in Jamf's "Date" format (UTC), empty without a certificate.
 pub fn ea_expiry(cert: Option<&CertificateInfo>) -> String {
     let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");

@@ -210,3 +210,45 @@ fn a_renewal_reapplies_what_belongs_to_the_new_identity() {
     );
     assert_eq!(env.ea(), "<result>Healthy</result>\n");
 }
+
+#[test]
+fn a_fix_it_that_cannot_fix_a_link_fails_with_one_error_line() {
+    let certutil = std::path::Path::new("/usr/bin/certutil");
+    if !certutil.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "libnss3-tools must be installed under CI"
+        );
+        eprintln!("skipped: certutil is not installed");
+        return;
+    }
+    let env = Env::new(365);
+    assert_eq!(env.enroll().code, 0);
+    // A database with a password, which the agent does not use (Chrome creates it without).
+    let db = env.root.path().join("home").join(USER).join(".pki/nssdb");
+    std::fs::remove_dir_all(&db).unwrap();
+    std::fs::create_dir_all(&db).unwrap();
+    let password = env.root.path().join("nss-password");
+    std::fs::write(&password, "a database password\n").unwrap();
+    let created = std::process::Command::new(certutil)
+        .arg("-N")
+        .arg("-d")
+        .arg(format!("sql:{}", db.display()))
+        .arg("-f")
+        .arg(&password)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    assert_eq!(env.ea(), "<result>App Access Incomplete</result>\n");
+
+    let run = env.run(&["repair"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let error = run.error();
+    assert!(
+        error.starts_with("ERROR: NSS database could not be repaired: ")
+            && error.contains("protected by a password"),
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains("nothing needed repair"), "{run:?}");
+    assert_eq!(env.ea(), "<result>App Access Incomplete</result>\n");
+}

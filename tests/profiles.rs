@@ -1,18 +1,12 @@
 //! The configuration profiles and the Jamf schema in `pkg/profiles/` against the agent's own
-//! configuration keys, which are derived from the `Layer` type itself so the three cannot drift.
-//!
-//! How the key set is derived: `Layer` and its tables are `#[serde(deny_unknown_fields)]`, and
-//! serde's refusal of an unknown field lists every field it expects. Probing each table with an
-//! unknown key (and each field with a table, to find the nested ones) yields the exact tree of
-//! keys the agent accepts: add a field to `Layer` and this test wants it in the schema and the
-//! template; drop one and the schema's now-unknown key fails the test.
+//! configuration keys, which `config::keys` derives from the `Layer` type itself so the three
+//! cannot drift: add a field to `Layer` and these tests want it in the schema and the template;
+//! drop one and the schema's now-unknown key fails them.
 
-use devicetrust::config::Layer;
-use std::collections::BTreeSet;
+use devicetrust::config::keys::{self, Kind};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const PROBE: &str = "__devicetrust_probe__";
 
 fn profile(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -20,65 +14,9 @@ fn profile(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// `value` placed at the dotted `path` of an otherwise empty table.
-fn nest(path: &[String], value: toml::Value) -> toml::Value {
-    path.iter().rev().fold(value, |inner, key| {
-        let mut t = toml::Table::new();
-        t.insert(key.clone(), inner);
-        toml::Value::Table(t)
-    })
-}
-
-/// The fields serde expects of the table at `path`, or `None` when `path` is not a table.
-fn expected_fields(path: &[String]) -> Option<Vec<String>> {
-    let mut probe = toml::Table::new();
-    probe.insert(PROBE.into(), toml::Value::Boolean(true));
-    let err = nest(path, toml::Value::Table(probe))
-        .try_into::<Layer>()
-        .err()?
-        .to_string();
-    let listed = err
-        .split(&format!("unknown field `{PROBE}`, expected "))
-        .nth(1)?;
-    // toml appends the location: "\nin `scep`" (or " in `scep`"); it is not a field.
-    let listed = listed.split(['\n']).next().unwrap_or(listed);
-    let listed = listed.split(" in `").next().unwrap_or(listed).trim();
-    let listed = listed.strip_prefix("one of ").unwrap_or(listed);
-    Some(
-        listed
-            .split(", ")
-            .map(|f| f.trim().trim_matches('`').to_owned())
-            .collect(),
-    )
-}
-
 /// Every key the agent accepts, dotted (`scep.subject_alt_names.dns`), tables included.
 fn agent_keys() -> BTreeSet<String> {
-    fn walk(path: Vec<String>, out: &mut BTreeSet<String>) {
-        for field in expected_fields(&path).unwrap_or_default() {
-            let mut sub = path.clone();
-            sub.push(field);
-            out.insert(sub.join("."));
-            if expected_fields(&sub).is_some() {
-                walk(sub, out);
-            }
-        }
-    }
-    let mut keys = BTreeSet::new();
-    walk(Vec::new(), &mut keys);
-    // If serde ever words its message differently, the probe finds nothing: fail loudly here
-    // rather than compare two empty sets.
-    for must in [
-        "org_url",
-        "scep",
-        "scep.url",
-        "scep.subject_alt_names.dns",
-        "network.max_attempts",
-        "allowlist.add",
-    ] {
-        assert!(keys.contains(must), "probe lost {must}: {keys:?}");
-    }
-    keys
+    keys::all().into_keys().collect()
 }
 
 /// The dotted keys of a JSON schema's `properties`, recursively.
@@ -156,6 +94,33 @@ fn payloads(name: &str) -> (plist::Dictionary, Vec<plist::Dictionary>) {
         }
     }
     (top, content)
+}
+
+/// The dotted keys of a JSON schema with their `type`.
+fn schema_types(prefix: &str, schema: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+    for (key, prop) in schema["properties"].as_object().into_iter().flatten() {
+        let dotted = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        schema_types(&dotted, prop, out);
+        out.insert(dotted, prop["type"].as_str().unwrap_or("").to_owned());
+    }
+}
+
+#[test]
+fn the_jamf_schema_gives_each_key_the_type_the_agent_takes() {
+    let mut types = BTreeMap::new();
+    schema_types("", &schema(), &mut types);
+    for (key, kind) in keys::all() {
+        assert_eq!(
+            types.get(&key).map(String::as_str),
+            Some(kind.json_type()),
+            "{key}"
+        );
+    }
+    assert_eq!(keys::all()["scep"], Kind::Table);
 }
 
 #[test]

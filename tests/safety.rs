@@ -347,6 +347,18 @@ fn without_a_console_user_ea_says_so_and_commands_defer() {
         Run::from(cmd.output().unwrap())
     };
     assert_eq!(bare(&["ea"]).stdout, "<result>No User Session</result>\n");
+    // `status` reports it as the EA does: a status, exit 0, not a deferred run.
+    let run = bare(&["status"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.starts_with("INFO: status: No User Session\n"),
+        "{run:?}"
+    );
+    let run = bare(&["status", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["status"], "No User Session", "{doc}");
+    assert!(doc["error"].is_null(), "{doc}");
     let run = bare(&["enroll"]);
     assert_eq!(run.code, 75, "{run:?}");
     assert!(run.error_lines().is_empty(), "{run:?}");

@@ -57,6 +57,13 @@ pub enum AgentError {
     },
     #[error("the CA issued an unusable certificate, nothing was stored: {0}")]
     Issued(#[from] IssuedCertError),
+    /// `repair` could not make a link right: the Fix-It failed, and the status stays.
+    #[error("{link} could not be repaired: {source}")]
+    RepairIncomplete {
+        link: &'static str,
+        #[source]
+        source: LinkError,
+    },
     #[error("no device certificate is installed; run `devicetrust enroll`")]
     NotEnrolled,
     #[error(

@@ -266,6 +266,14 @@ impl Agent {
         Ok(self.with_chain(&held, superseded, |chain, cx| chain.apply(cx))?)
     }
 
+    /// Applies the chain as `configure` does, returning the links that could not be applied.
+    fn configure_each(&mut self) -> Result<crate::chain::Applied, AgentError> {
+        let held = self.held(OffsetDateTime::now_utc())?;
+        Ok(self.with_chain(&held, Superseded::default(), |chain, cx| {
+            chain.apply_each(cx)
+        })?)
+    }
+
     /// The line an admin looks for in the policy log after a certificate was stored.
     fn announce(&self, what: &str, info: &CertificateInfo) {
         info!(

@@ -226,7 +226,9 @@ impl Agent {
         outcome.map(|()| RenewOutcome::Reenrolled)
     }
 
-    /// `devicetrust repair`: re-applies everything but the certificate, then renews if due.
+    /// `devicetrust repair`: re-applies everything but the certificate, then renews if due. A
+    /// link it could not apply fails the run (the first is the `ERROR:` line, any others
+    /// `WARN:` lines): a Fix-It that exits 0 tells Jamf the device is fixed.
     pub fn repair(&mut self) -> Result<(), AgentError> {
         let _lock = self.lock()?;
         let enrollment = self.enrollment()?;
@@ -237,9 +239,26 @@ impl Agent {
             Held::Expired(_) | Held::Valid(_) => {}
         }
         self.adopt(&enrollment)?;
-        let changes = self.configure(Superseded::default())?;
-        let outcome = self.renew_locked(false, None)?;
-        if changes.is_empty() && outcome == RenewOutcome::NotDue {
+        let applied = self.configure_each()?;
+        let mut failed = applied.failed.into_iter();
+        let first = failed.next();
+        for (link, e) in failed {
+            warn!("{link} could not be repaired: {e}");
+        }
+        // The renewal is independent of the links, and the scarcer part: it runs either way.
+        let outcome = match self.renew_locked(false, None) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                if let Some((link, e)) = &first {
+                    warn!("{link} could not be repaired: {e}");
+                }
+                return Err(e);
+            }
+        };
+        if let Some((link, source)) = first {
+            return Err(AgentError::RepairIncomplete { link, source });
+        }
+        if applied.changes.is_empty() && outcome == RenewOutcome::NotDue {
             info!("nothing needed repair");
         }
         Ok(())

@@ -25,11 +25,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     crate::pki::install_crypto_provider();
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
-            let _ = e.print();
-            return code;
-        }
+        Err(e) => return usage_error(&e, &args),
     };
     let json = matches!(cli.command, Command::Status { json: true, .. });
     let machine_output = json || matches!(cli.command, Command::Ea { .. } | Command::Teamid { .. });
@@ -95,7 +91,23 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         ) {
             start_run_deadline(config.network.run_deadline);
         }
-        let mut agent = Agent::new(config, host)?;
+        let fallback = config.clone();
+        let mut agent = match Agent::new(config, host) {
+            // Nobody at the console is a status to show, as the EA shows it, not a failure.
+            Err(AgentError::NoUserSession) if matches!(cli.command, Command::Status { .. }) => {
+                let detail = "nobody is logged in at the console; the certificate and the \
+                              enrollment record are per user, so nothing else is checked"
+                    .to_owned();
+                let report = StatusReport::without_user(
+                    HealthStatus::NoUserSession,
+                    Some(&fallback),
+                    Some(detail),
+                );
+                print_status(&report, json);
+                return Ok(());
+            }
+            agent => agent?,
+        };
         match &cli.command {
             Command::Enroll => agent.enroll(),
             Command::Renew {
@@ -118,6 +130,79 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         }
     });
     finish(result.map_err(Failure::Agent), json)
+}
+
+/// A command line clap refused. `--help` and `--version` print as clap prints them (exit 0); a
+/// usage error is one `ERROR:` line and exit 2, as every other failure. Under `ea` the contract
+/// is one `<result>` line and exit 0 whatever happens: the line is the one the shipped EA
+/// scripts print when the agent gives none, and the error goes to stderr.
+fn usage_error(e: &clap::Error, args: &[std::ffi::OsString]) -> i32 {
+    if !e.use_stderr() {
+        let _ = e.print();
+        return EXIT_OK;
+    }
+    let message = usage_message(e);
+    match attempted(args) {
+        Some(Attempted::Ea { expiry }) => {
+            eprintln!("ERROR: {message}");
+            println!("{}", report::ea_agent_error(expiry));
+            EXIT_OK
+        }
+        Some(Attempted::StatusJson) => {
+            println!("{}", report::error_json(&message, EXIT_USAGE));
+            EXIT_USAGE
+        }
+        None => {
+            fail(&message);
+            EXIT_USAGE
+        }
+    }
+}
+
+/// The commands whose output is for a program, not a person, when clap refused the line.
+enum Attempted {
+    Ea { expiry: bool },
+    StatusJson,
+}
+
+/// clap's multi-line error as one line: its message, any tip, and the usage it shows.
+fn usage_message(e: &clap::Error) -> String {
+    use clap::error::ErrorKind;
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        return "no command given; `devicetrust --help` lists them".to_owned();
+    }
+    let rendered = e.render().to_string();
+    let mut parts = Vec::new();
+    for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if line.starts_with("For more information") {
+            continue;
+        }
+        let line = line.strip_prefix("error: ").unwrap_or(line);
+        let line = match line.strip_prefix("Usage: ") {
+            Some(usage) => format!("usage: {usage}"),
+            None => line.to_owned(),
+        };
+        parts.push(line);
+    }
+    parts.push("see --help".to_owned());
+    parts.join("; ")
+}
+
+/// Whether a command line clap refused was meant for `ea` or `status --json`: clap reads it
+/// again, leniently, to find the subcommand and its flags.
+fn attempted(args: &[std::ffi::OsString]) -> Option<Attempted> {
+    use clap::CommandFactory;
+    let matches = Cli::command()
+        .ignore_errors(true)
+        .try_get_matches_from(args)
+        .ok()?;
+    match matches.subcommand()? {
+        ("ea", sub) => Some(Attempted::Ea {
+            expiry: sub.get_flag("expiry"),
+        }),
+        ("status", sub) if sub.get_flag("json") => Some(Attempted::StatusJson),
+        _ => None,
+    }
 }
 
 /// Re-executes as the console user when root runs a command of the user's session on a host

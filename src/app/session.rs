@@ -15,7 +15,7 @@ pub enum Decision {
     RunHere,
     /// Re-execute as `user` inside their session.
     Reexec { user: String },
-    /// Root, a command that needs the user's session, and nobody at the console: exit 75.
+    /// Root, a command that changes the user's session, and nobody at the console: exit 75.
     NoConsoleUser,
 }
 
@@ -33,8 +33,8 @@ pub fn touches_user_session(command: &Command) -> bool {
 }
 
 /// Decides whether to re-execute as the user. `--user` wins over the console user (an admin
-/// may act for someone else); `--user root` is taken as meant. The EA must print one result
-/// line whatever happens, so without a console user it runs here and reports "No User Session".
+/// may act for someone else); `--user root` is taken as meant. The EA and `status` report what
+/// is there, so without a console user they run here and report "No User Session".
 pub fn needs_reexec(
     euid: u32,
     command: &Command,
@@ -49,7 +49,7 @@ pub fn needs_reexec(
         Some(user) => Decision::Reexec {
             user: user.to_owned(),
         },
-        None if matches!(command, Command::Ea { .. }) => Decision::RunHere,
+        None if matches!(command, Command::Ea { .. } | Command::Status { .. }) => Decision::RunHere,
         None => Decision::NoConsoleUser,
     }
 }
@@ -209,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn no_console_user_defers_except_the_ea_which_reports_it() {
+    fn no_console_user_defers_except_the_reports_which_say_so() {
         assert_eq!(
             needs_reexec(0, &Command::Enroll, None, None),
             Decision::NoConsoleUser
@@ -219,6 +219,11 @@ mod tests {
             check_network: false,
         };
         assert_eq!(needs_reexec(0, &ea, None, None), Decision::RunHere);
+        let status = Command::Status {
+            json: false,
+            check_network: false,
+        };
+        assert_eq!(needs_reexec(0, &status, None, None), Decision::RunHere);
     }
 
     #[test]

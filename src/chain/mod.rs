@@ -193,6 +193,14 @@ pub trait Link {
     fn remove(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError>;
 }
 
+/// What applying the chain did: the changes made (each also logged), and the links that could
+/// not be applied, in chain order, with why.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub changes: Vec<String>,
+    pub failed: Vec<(&'static str, LinkError)>,
+}
+
 /// The ordered links of one host.
 pub struct Chain {
     links: Vec<Box<dyn Link>>,
@@ -221,25 +229,41 @@ impl Chain {
     /// something an admin must look at: once the other links are applied, the run fails with
     /// it (the first such; any others are `WARN:` lines).
     pub fn apply(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
-        let mut changes = Vec::new();
+        let applied = self.apply_each(cx)?;
+        for (name, e) in &applied.failed {
+            warn!("{name} not configured: {e}");
+        }
+        Ok(applied.changes)
+    }
+
+    /// Applies every link in order, like [`Chain::apply`], but hands the links that could not
+    /// be applied to the caller instead of saying them: `repair` exists to make them right, so
+    /// for it they are the run's failure. A refusal of something planted is still the error.
+    pub fn apply_each(&self, cx: &mut Context<'_>) -> Result<Applied, LinkError> {
+        let mut applied = Applied::default();
         let mut refused = None;
         for link in &self.links {
             match link.apply(cx) {
                 Ok(done) => {
                     for change in done {
                         info!("{change}");
-                        changes.push(change);
+                        applied.changes.push(change);
                     }
                 }
                 Err(e) if refused.is_none() && crate::securefs::planted_in(&e).is_some() => {
                     refused = Some(e);
                 }
-                Err(e) => warn!("{} not configured: {e}", link.name()),
+                Err(e) => applied.failed.push((link.name(), e)),
             }
         }
         match refused {
-            Some(e) => Err(e),
-            None => Ok(changes),
+            Some(e) => {
+                for (name, e) in &applied.failed {
+                    warn!("{name} not configured: {e}");
+                }
+                Err(e)
+            }
+            None => Ok(applied),
         }
     }
 

@@ -79,6 +79,13 @@ fn remove_vouch(cx: &Context<'_>) {
     }
 }
 
+/// No NSS tools and no database: no NSS-based browser has been used here, so there is nothing
+/// to give the identity to (observe and apply agree, or `repair` would fail where `ea` is
+/// satisfied). With a database, missing tools are a gap that names the package.
+fn not_applicable(e: &NssError, db_exists: bool) -> bool {
+    matches!(e, NssError::ToolMissing { .. }) && !db_exists
+}
+
 fn nss_error(e: NssError) -> LinkError {
     LinkError::Platform(e.to_string())
 }
@@ -122,8 +129,7 @@ impl Link for NssLink {
                 "the certificate is not in the user's NSS database (~/.pki/nssdb), where Chrome \
                  and Chromium look for it",
             ),
-            // No NSS tools and no database: no NSS-based browser has been used here.
-            Err(NssError::ToolMissing { .. }) if !db.exists() => Observation::NotApplicable,
+            Err(e) if not_applicable(&e, db.exists()) => Observation::NotApplicable,
             Err(e) => Observation::failing(HealthStatus::AppAccessIncomplete, e.to_string()),
         }
     }
@@ -133,7 +139,11 @@ impl Link for NssLink {
             return Ok(Vec::new());
         };
         let db = Self::db(cx)?;
-        let usable = db.is_usable(&certificate.der).map_err(nss_error)?;
+        let usable = match db.is_usable(&certificate.der) {
+            Ok(usable) => usable,
+            Err(e) if not_applicable(&e, db.exists()) => return Ok(Vec::new()),
+            Err(e) => return Err(nss_error(e)),
+        };
         if usable && cx.superseded.certificates.is_empty() {
             save_vouch(cx, &db, certificate);
             return Ok(Vec::new());
@@ -180,5 +190,24 @@ impl Link for NssLink {
                 )
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tools_matter_only_where_a_database_exists() {
+        let missing = || NssError::ToolMissing {
+            tool: "certutil",
+            package: "libnss3-tools",
+        };
+        assert!(not_applicable(&missing(), false));
+        assert!(!not_applicable(&missing(), true));
+        let failed = NssError::PasswordProtected {
+            dir: "/home/alice/.pki/nssdb".into(),
+        };
+        assert!(!not_applicable(&failed, false));
     }
 }

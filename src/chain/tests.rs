@@ -261,3 +261,60 @@ fn safari_follows_a_moved_cert_auth_domain_and_uninstall_takes_ours() {
         assert!(matches!(link.observe(cx), Observation::Failing { .. }));
     });
 }
+
+/// A link that cannot be applied, as the NSS link without `certutil` where a database exists.
+struct Unappliable;
+
+impl Link for Unappliable {
+    fn name(&self) -> &'static str {
+        "NSS database"
+    }
+    fn statuses(&self) -> &'static [HealthStatus] {
+        &[HealthStatus::AppAccessIncomplete]
+    }
+    fn observe(&self, _: &Context<'_>) -> Observation {
+        Observation::failing(HealthStatus::AppAccessIncomplete, "not in the database")
+    }
+    fn apply(&self, _: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
+        let missing = crate::integrations::nss::NssError::ToolMissing {
+            tool: "certutil",
+            package: "libnss3-tools",
+        };
+        Err(LinkError::Platform(missing.to_string()))
+    }
+    fn remove(&self, _: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
+        Ok(Vec::new())
+    }
+}
+
+#[test]
+fn apply_each_hands_over_the_links_it_could_not_apply_and_applies_the_rest() {
+    let chain = Chain::new(vec![Box::new(Unappliable), Box::new(AllowlistLink)]);
+    let mut store = MemoryStore {
+        partitions: vec![Partition::AppleTool],
+        writes: 0,
+    };
+    let record = EnrollmentRecord::default();
+    let applied = with_context(&record, &mut store, &valid_held(), Vec::new(), |cx| {
+        chain.apply_each(cx).unwrap()
+    });
+    // The link after the failing one was still applied.
+    assert_eq!(store.writes, 1);
+    assert_eq!(applied.changes.len(), 1, "{:?}", applied.changes);
+    let [(name, e)] = applied.failed.as_slice() else {
+        panic!("one failed link: {:?}", applied.failed)
+    };
+    assert_eq!(*name, "NSS database");
+    // The Fix-It's one ERROR line names the link and the package to install; exit 1.
+    let failure = crate::agent::AgentError::RepairIncomplete {
+        link: name,
+        source: LinkError::Platform(e.to_string()),
+    };
+    let line = failure.to_string();
+    assert!(
+        line.starts_with("NSS database could not be repaired: certutil is not installed")
+            && line.contains("(package: libnss3-tools)"),
+        "{line}"
+    );
+    assert_eq!(failure.exit_code(), 1);
+}

@@ -48,6 +48,8 @@ pub struct ScepLayer {
     pub retries: Option<u32>,
     pub retry_delay_secs: Option<u64>,
     pub renew_before_days: Option<u32>,
+    /// The SCEP path's own spread (the top-level one when unset), as its window is its own.
+    pub renew_spread_days: Option<u32>,
     pub allow_all_apps_access: Option<bool>,
 }
 

@@ -5,6 +5,7 @@
 //! the agent touches the device. Secrets are only *located* here and read when a request needs
 //! them, so commands that never talk to a CA never ask for a token.
 
+pub mod keys;
 pub mod layer;
 pub mod managed;
 mod record_layer;
@@ -27,6 +28,9 @@ pub use secret_source::SecretSource;
 pub use sources::{Source, Sources};
 
 pub(crate) use crate::fsutil::io_reason;
+
+/// The widest spread of the fleet's renewal starts (`renew_spread_days`, `scep.renew_spread_days`).
+const MAX_SPREAD_DAYS: u32 = 90;
 
 /// The longest timeout, delay or wait a setting may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(86_400);
@@ -223,16 +227,21 @@ impl Config {
         self.org_url.as_ref().ok_or(ConfigError::NotConfigured)
     }
 
-    /// This device's renewal policy (SCEP may set its own window, as Apple's payload does).
+    /// This device's renewal policy (SCEP may set its own window and spread, as Apple's payload
+    /// sets its own window).
     pub fn renewal_policy(&self, device_uuid: &str) -> RenewalPolicy {
-        let window = match self.method() {
-            Method::Scep => self
-                .scep
-                .renew_before_days
-                .unwrap_or(self.renew_before_days),
-            Method::Okta => self.renew_before_days,
+        let (window, spread) = match self.method() {
+            Method::Scep => (
+                self.scep
+                    .renew_before_days
+                    .unwrap_or(self.renew_before_days),
+                self.scep
+                    .renew_spread_days
+                    .unwrap_or(self.renew_spread_days),
+            ),
+            Method::Okta => (self.renew_before_days, self.renew_spread_days),
         };
-        RenewalPolicy::for_device(device_uuid, window, self.renew_spread_days)
+        RenewalPolicy::for_device(device_uuid, window, spread)
     }
 
     /// The options the renewal job must repeat so that running it exactly as installed acts
@@ -356,10 +365,10 @@ pub fn load(
         });
     }
     let renew_spread_days = pick!(renew_spread_days).unwrap_or(DEFAULT_SPREAD_DAYS);
-    if renew_spread_days > 90 {
+    if renew_spread_days > MAX_SPREAD_DAYS {
         return Err(ConfigError::Invalid {
             key: "renew_spread_days",
-            reason: format!("{renew_spread_days} is more than 90"),
+            reason: format!("{renew_spread_days} is more than {MAX_SPREAD_DAYS}"),
         });
     }
 

@@ -21,6 +21,7 @@ pub struct ScepConfig {
     pub retries: Option<u32>,
     pub retry_delay_secs: Option<u64>,
     pub renew_before_days: Option<u32>,
+    pub renew_spread_days: Option<u32>,
     pub allow_all_apps_access: Option<bool>,
 }
 
@@ -141,6 +142,15 @@ pub(super) fn resolve_scep(
             ));
         }
     }
+    let renew_spread_days = pick!(renew_spread_days);
+    if let Some(days) = renew_spread_days {
+        if days > super::MAX_SPREAD_DAYS {
+            return Err(invalid(
+                "scep.renew_spread_days",
+                format!("{days} is more than {}", super::MAX_SPREAD_DAYS),
+            ));
+        }
+    }
     let mut subject_alt_names = Vec::new();
     if let Some(sans) = pick!(subject_alt_names) {
         use crate::pki::SubjectAltName as San;
@@ -193,6 +203,7 @@ pub(super) fn resolve_scep(
         retries,
         retry_delay_secs,
         renew_before_days,
+        renew_spread_days,
         allow_all_apps_access: pick!(allow_all_apps_access),
     })
 }
@@ -253,6 +264,34 @@ allow_all_apps_access = true
     }
 
     #[test]
+    fn the_scep_table_sets_its_own_renewal_window_and_spread() {
+        let devices: Vec<String> = (0..20).map(|i| format!("DEVICE-{i}")).collect();
+        let thresholds = |toml: &str| {
+            let root = tempfile::tempdir().unwrap();
+            let config = load_toml(&root, toml, &[]).unwrap();
+            devices
+                .iter()
+                .map(|d| config.renewal_policy(d).threshold_days())
+                .collect::<Vec<u32>>()
+        };
+        let scep = "[scep]\nurl = \"http://ca.example/scep\"\nrenew_before_days = 10\n";
+        // The top-level spread (60 days before the SCEP window) spreads the fleet...
+        let spread = thresholds(&format!("renew_spread_days = 60\n{scep}"));
+        assert!(spread.iter().all(|&t| (10..=70).contains(&t)), "{spread:?}");
+        assert!(spread.iter().any(|&t| t > 10), "{spread:?}");
+        // ...and the SCEP table's own spread wins: 0 starts every device at its window.
+        let none = thresholds(&format!(
+            "renew_spread_days = 60\n{scep}renew_spread_days = 0\n"
+        ));
+        assert!(none.iter().all(|&t| t == 10), "{none:?}");
+        // Without a SCEP URL the device enrolls with Okta, and the top-level values apply.
+        let okta = thresholds(
+            "renew_before_days = 20\nrenew_spread_days = 0\n[scep]\nrenew_spread_days = 30\n",
+        );
+        assert!(okta.iter().all(|&t| t == 20), "{okta:?}");
+    }
+
+    #[test]
     fn the_challenge_comes_from_the_environment_and_defaults_apply() {
         let root = tempfile::tempdir().unwrap();
         let config = load_toml(
@@ -282,6 +321,7 @@ allow_all_apps_access = true
             ("retries = 1000", "scep.retries"),
             ("retry_delay_secs = 86400", "scep.retry_delay_secs"),
             ("renew_before_days = 0", "scep.renew_before_days"),
+            ("renew_spread_days = 91", "scep.renew_spread_days"),
             (
                 "subject_alt_names = { rfc822 = [\"nobody\"] }",
                 "scep.subject_alt_names.rfc822",

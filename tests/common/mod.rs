@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod markdown;
 pub mod scepserver;
 
 use devicetrust::pki::{Authority, CertificateInfo};
