@@ -4,6 +4,7 @@
 //! with an `error` field) and the exit code of cli.md.
 
 pub mod session;
+mod teamid;
 
 use crate::agent::{Agent, AgentError, StatusReport};
 use crate::cli::{Cli, Command};
@@ -51,7 +52,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             println!("devicetrust {}", env!("CARGO_PKG_VERSION"));
             return EXIT_OK;
         }
-        Command::Teamid { path } => return teamid(path, verbose),
+        Command::Teamid { path } => return teamid::run(path, verbose),
         #[cfg(feature = "sim")]
         Command::Demo => return finish(crate::demo::run().map_err(Failure::Demo), false),
         #[cfg(not(feature = "sim"))]
@@ -212,31 +213,6 @@ fn print_status(report: &StatusReport, json: bool) {
     } else {
         for line in report::status_lines(report) {
             tracing::info!("{line}");
-        }
-    }
-}
-
-/// `devicetrust teamid`: stdout is the partition line (and, verbose, the identifier), so a
-/// script can paste it into the allowlist; warnings go through the usual lines.
-fn teamid(path: &std::path::Path, verbose: bool) -> i32 {
-    match crate::codesign::team_identity(path) {
-        Ok(id) => {
-            if id.slices_differ {
-                tracing::warn!(
-                    "the {} slices of {} are signed differently; this is the first one's",
-                    id.slices,
-                    path.display()
-                );
-            }
-            println!("{}", id.partition);
-            if verbose {
-                println!("identifier: {}", id.identifier);
-            }
-            EXIT_OK
-        }
-        Err(e) => {
-            fail(&format!("{}: {e}", path.display()));
-            EXIT_FAILED
         }
     }
 }

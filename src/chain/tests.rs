@@ -123,7 +123,7 @@ fn every_link() -> Chain {
     Chain::new(vec![
         Box::new(IdentityLink),
         Box::new(RenewalLink),
-        Box::new(AllowlistLink),
+        Box::new(AllowlistLink::for_this_agent()),
         Box::new(super::nss::NssLink),
         Box::new(BrowserPolicyLink {
             backend: Box::new(super::browser::PolicyFiles {
@@ -175,20 +175,86 @@ fn the_chain_is_ordered_as_the_health_statuses() {
     assert!(files.windows(2).all(|w| w[0] <= w[1]), "{files:?}");
 }
 
+/// An agent built locally: ad-hoc signed, so securityd knows it by its code directory hash.
+fn ad_hoc_agent() -> Result<Partition, String> {
+    Ok(Partition::cdhash(
+        "bdffcbeb8533f5d80c51f6285fd2ff15af9222a4",
+    ))
+}
+
+#[test]
+fn the_key_list_written_keeps_the_ad_hoc_agents_own_cdhash() {
+    // What securityd put on a key an ad-hoc build generated: the creator's cdhash only.
+    let own = ad_hoc_agent().unwrap();
+    let mut store = MemoryStore {
+        partitions: vec![own.clone()],
+        writes: 0,
+    };
+    let record = EnrollmentRecord::default();
+    with_context(&record, &mut store, &valid_held(), Vec::new(), |cx| {
+        let link = AllowlistLink::with_own(ad_hoc_agent);
+        link.apply(cx).unwrap();
+        assert_eq!(link.observe(cx), Observation::Healthy);
+    });
+    assert_eq!(store.writes, 1);
+    assert!(store.partitions.contains(&own), "{:?}", store.partitions);
+    assert!(!store.partitions.contains(&Partition::unsigned()));
+}
+
+#[test]
+fn without_its_own_partition_id_the_agent_writes_no_list() {
+    let mut store = MemoryStore {
+        partitions: vec![ad_hoc_agent().unwrap()],
+        writes: 0,
+    };
+    let record = EnrollmentRecord::default();
+    with_context(&record, &mut store, &valid_held(), Vec::new(), |cx| {
+        let link = AllowlistLink::with_own(|| Err("not a Mach-O file".into()));
+        let err = link.apply(cx).unwrap_err().to_string();
+        assert!(err.contains("left as it is"), "{err}");
+        assert!(matches!(
+            link.observe(cx),
+            Observation::Failing {
+                status: HealthStatus::AppAccessIncomplete,
+                ..
+            }
+        ));
+    });
+    assert_eq!(store.writes, 0);
+}
+
+#[test]
+fn a_scep_enrollments_key_lets_okta_verify_in() {
+    let mut store = MemoryStore {
+        partitions: vec![ad_hoc_agent().unwrap()],
+        writes: 0,
+    };
+    let record = EnrollmentRecord {
+        method: Some(Method::Scep),
+        ..Default::default()
+    };
+    with_context(&record, &mut store, &valid_held(), Vec::new(), |cx| {
+        AllowlistLink::with_own(ad_hoc_agent).apply(cx).unwrap();
+    });
+    assert!(store
+        .partitions
+        .contains(&Partition::TeamId("B7F62B65BN".into())));
+}
+
 #[test]
 fn a_key_missing_an_app_is_incomplete_until_apply_repairs_it() {
     // A key before the allowlist is applied: a few partitions, not every configured app.
     let mut store = MemoryStore {
         partitions: vec![
             Partition::AppleTool,
-            Partition::Other("unsigned:".into()),
+            ad_hoc_agent().unwrap(),
             Partition::TeamId("ABCDE12345".into()),
         ],
         writes: 0,
     };
     let record = EnrollmentRecord::default();
     with_context(&record, &mut store, &valid_held(), Vec::new(), |cx| {
-        let link = AllowlistLink;
+        let link = AllowlistLink::with_own(ad_hoc_agent);
         assert!(matches!(
             link.observe(cx),
             Observation::Failing {
@@ -208,7 +274,7 @@ fn a_key_missing_an_app_is_incomplete_until_apply_repairs_it() {
     });
     assert_eq!(store.writes, 1);
     let desired = AllowlistConfig::default()
-        .desired_with(Some(Partition::Other("unsigned:".into())))
+        .desired_with(Method::Okta, &ad_hoc_agent().unwrap())
         .unwrap();
     assert!(desired.iter().all(|p| store.partitions.contains(p)));
 }
@@ -219,8 +285,9 @@ fn the_file_store_has_no_allowlist_link() {
     let mut store = crate::store::FileStore::new(dir.path().join("store"));
     let record = EnrollmentRecord::default();
     with_context(&record, &mut store, &valid_held(), Vec::new(), |cx| {
-        assert_eq!(AllowlistLink.observe(cx), Observation::NotApplicable);
-        assert!(AllowlistLink.apply(cx).unwrap().is_empty());
+        let link = AllowlistLink::with_own(ad_hoc_agent);
+        assert_eq!(link.observe(cx), Observation::NotApplicable);
+        assert!(link.apply(cx).unwrap().is_empty());
     });
 }
 

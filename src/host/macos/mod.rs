@@ -122,7 +122,7 @@ mod imp {
             Chain::new(vec![
                 Box::new(IdentityLink),
                 Box::new(RenewalLink),
-                Box::new(AllowlistLink),
+                Box::new(AllowlistLink::for_this_agent()),
                 Box::new(BrowserPolicyLink {
                     backend: Box::new(CfPreferences),
                 }),
