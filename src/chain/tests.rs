@@ -328,3 +328,141 @@ fn safari_follows_a_moved_cert_auth_domain_and_uninstall_takes_ours() {
         assert!(matches!(link.observe(cx), Observation::Failing { .. }));
     });
 }
+
+/// launchd as the job model sees it: what is loaded, whether this run is the job itself, and
+/// whether anything booted out the job from inside it (which on a Mac kills the run).
+#[derive(Default)]
+struct FakeLaunchd {
+    inside: std::cell::Cell<bool>,
+    loaded: std::cell::RefCell<Option<Vec<String>>>,
+    loads: std::cell::Cell<usize>,
+    killed_itself: std::cell::Cell<bool>,
+}
+
+impl JobControl for FakeLaunchd {
+    /// launchd's reload: bootout (ending the job's running process), then bootstrap.
+    fn load(&self, _: &str, plist: &Path) -> Result<(), LinkError> {
+        if self.inside.get() && self.loaded.borrow().is_some() {
+            self.killed_itself.set(true);
+        }
+        let value = plist::Value::from_file(plist).unwrap();
+        let args = value.as_dictionary().unwrap()["ProgramArguments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_string().unwrap().to_owned())
+            .collect();
+        *self.loaded.borrow_mut() = Some(args);
+        self.loads.set(self.loads.get() + 1);
+        Ok(())
+    }
+    fn unload(&self, _: &str) -> Result<bool, LinkError> {
+        Ok(self.loaded.borrow_mut().take().is_some())
+    }
+    fn is_loaded(&self, _: &str) -> Option<bool> {
+        Some(self.loaded.borrow().is_some())
+    }
+    fn login_item_enabled(&self, _: &str) -> Option<bool> {
+        None
+    }
+    fn runs_inside(&self, _: &str) -> bool {
+        self.inside.get()
+    }
+    fn loaded_arguments(&self, _: &str) -> Option<Vec<String>> {
+        self.loaded.borrow().clone()
+    }
+}
+
+/// Applies the job link on a Mac-layout home under `root`, as `program`, from inside the job
+/// or not; returns the change lines.
+fn apply_job(root: &Path, link: &JobLink, program: &str) -> Vec<String> {
+    let config = config(root);
+    let home = UserHome::new("alice", Path::new("/Users/alice"), root, Layout::Mac);
+    let record = EnrollmentRecord::default();
+    let mut store = MemoryStore {
+        partitions: vec![],
+        writes: 0,
+    };
+    let held = valid_held();
+    let mut cx = Context {
+        config: &config,
+        home: &home,
+        record: &record,
+        store: &mut store,
+        held: &held,
+        policy: RenewalPolicy::for_device("x", 30, 14),
+        now: OffsetDateTime::now_utc(),
+        program: program.into(),
+        superseded: Superseded::default(),
+    };
+    link.apply(&mut cx).unwrap()
+}
+
+#[test]
+fn a_run_launchd_started_never_boots_out_its_own_job() {
+    let root = tempfile::tempdir().unwrap();
+    let launchd = Rc::new(FakeLaunchd::default());
+    let link = JobLink {
+        control: launchd.clone(),
+    };
+    // The Jamf policy installs and loads the job.
+    apply_job(root.path(), &link, "/usr/local/bin/devicetrust");
+    assert_eq!(launchd.loads.get(), 1);
+    // The job's own run finds its definition changed (the agent moved): it writes the plist
+    // but leaves the loaded job alone.
+    launchd.inside.set(true);
+    let changes = apply_job(root.path(), &link, "/opt/devicetrust/bin/devicetrust");
+    assert!(
+        !launchd.killed_itself.get(),
+        "the run booted out its own job"
+    );
+    assert_eq!(launchd.loads.get(), 1);
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.contains("launchd started this run")),
+        "{changes:?}"
+    );
+    let loaded = launchd.loaded.borrow().clone().unwrap();
+    assert_eq!(loaded[0], "/usr/local/bin/devicetrust");
+    // The next run launchd did not start sees the loaded job is stale, though the plist on
+    // disk no longer changes, and reloads it.
+    launchd.inside.set(false);
+    let changes = apply_job(root.path(), &link, "/opt/devicetrust/bin/devicetrust");
+    assert_eq!(launchd.loads.get(), 2, "{changes:?}");
+    assert_eq!(
+        launchd.loaded.borrow().clone().unwrap()[0],
+        "/opt/devicetrust/bin/devicetrust"
+    );
+    // Up to date: neither kind of run touches it.
+    for inside in [true, false] {
+        launchd.inside.set(inside);
+        assert!(apply_job(root.path(), &link, "/opt/devicetrust/bin/devicetrust").is_empty());
+    }
+    assert_eq!(launchd.loads.get(), 2);
+    assert!(!launchd.killed_itself.get());
+}
+
+#[test]
+fn reload_decisions() {
+    use super::job::{reload_decision, Reload};
+    // (changed, loaded, stale, inside)
+    assert_eq!(
+        reload_decision(true, Some(true), false, true),
+        Reload::Deferred
+    );
+    assert_eq!(
+        reload_decision(false, Some(true), true, true),
+        Reload::Deferred
+    );
+    assert_eq!(reload_decision(true, Some(true), false, false), Reload::Now);
+    assert_eq!(reload_decision(false, Some(true), true, false), Reload::Now);
+    // Not loaded: loading cannot end the caller, whoever it is.
+    assert_eq!(
+        reload_decision(false, Some(false), false, true),
+        Reload::Now
+    );
+    assert_eq!(reload_decision(false, Some(true), false, true), Reload::No);
+    assert_eq!(reload_decision(false, None, false, false), Reload::No);
+    assert_eq!(reload_decision(true, None, false, false), Reload::Now);
+}

@@ -85,6 +85,12 @@ mod imp {
         fn login_item_enabled(&self, label: &str) -> Option<bool> {
             launchd::login_item_enabled(self.uid?, label)
         }
+        fn runs_inside(&self, label: &str) -> bool {
+            launchd::runs_inside(label)
+        }
+        fn loaded_arguments(&self, label: &str) -> Option<Vec<String>> {
+            launchd::loaded_arguments(self.uid?, label)
+        }
     }
 
     impl Host for MacHost {
