@@ -9,6 +9,9 @@ pub enum HealthStatus {
     NotConfigured,
     OktaUnreachable,
     NoUserSession,
+    /// Root could not run the check as the console user (`launchctl asuser`/`sudo` failed):
+    /// nothing was checked, since the user's keychain is not root's to read.
+    SessionUnreachable,
     KeychainMissing,
     KeychainPasswordMissing,
     CertificateMissing,
@@ -28,6 +31,7 @@ impl HealthStatus {
             HealthStatus::NotConfigured => "Not Configured",
             HealthStatus::OktaUnreachable => "Okta Unreachable",
             HealthStatus::NoUserSession => "No User Session",
+            HealthStatus::SessionUnreachable => "User Session Unreachable",
             HealthStatus::KeychainMissing => "Keychain Missing",
             HealthStatus::KeychainPasswordMissing => "Keychain Password Missing",
             HealthStatus::CertificateMissing => "Certificate Missing",
@@ -125,6 +129,7 @@ mod tests {
             (HealthStatus::NotConfigured, "Not Configured"),
             (HealthStatus::OktaUnreachable, "Okta Unreachable"),
             (HealthStatus::NoUserSession, "No User Session"),
+            (HealthStatus::SessionUnreachable, "User Session Unreachable"),
             (HealthStatus::KeychainMissing, "Keychain Missing"),
             (
                 HealthStatus::KeychainPasswordMissing,

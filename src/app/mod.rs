@@ -157,18 +157,28 @@ fn as_console_user(
                 }
                 _ => None,
             };
-            match user_session.run_as(&user, args, secret) {
-                Ok(code) => Some(code),
-                // The EA must still print its one line: fall back to checking from here.
-                Err(e) if matches!(cli.command, Command::Ea { .. }) => {
-                    tracing::warn!("{e}");
-                    None
+            let keep_stdout = matches!(cli.command, Command::Ea { .. });
+            let ran = user_session
+                .run_as(&user, args, secret, keep_stdout)
+                .map_err(|e| e.to_string());
+            Some(match session::after_reexec(&cli.command, ran) {
+                session::AfterReexec::Exit(code) => code,
+                session::AfterReexec::EaLine { line, warning } => {
+                    if let Some(w) = warning {
+                        tracing::warn!("{w}");
+                    }
+                    println!("{line}");
+                    EXIT_OK
                 }
-                Err(e) => {
-                    fail(&e.to_string());
-                    Some(EXIT_FAILED)
+                session::AfterReexec::Failed { message, json } => {
+                    if json {
+                        println!("{}", report::error_json(&message, EXIT_FAILED));
+                    } else {
+                        fail(&message);
+                    }
+                    EXIT_FAILED
                 }
-            }
+            })
         }
     }
 }
