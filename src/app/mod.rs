@@ -3,6 +3,7 @@
 //! Every failure ends here as one `ERROR:` line (or, for `status --json`, one JSON document
 //! with an `error` field) and the exit code of cli.md.
 
+mod selftest;
 pub mod session;
 mod teamid;
 
@@ -32,7 +33,11 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         }
     };
     let json = matches!(cli.command, Command::Status { json: true, .. });
-    let machine_output = json || matches!(cli.command, Command::Ea { .. } | Command::Teamid { .. });
+    let machine_output = json
+        || matches!(
+            cli.command,
+            Command::Ea { .. } | Command::Teamid { .. } | Command::Selftest { json: true }
+        );
     let vars = config::process_env();
     let verbose = cli.global.verbose
         || vars
@@ -88,6 +93,10 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         return EXIT_OK;
     }
 
+    if let Command::Selftest { json } = cli.command {
+        return selftest::run(load_config(&cli, host.as_ref()), host, json);
+    }
+
     let result = load_config(&cli, host.as_ref()).and_then(|config| {
         if matches!(
             cli.command,
@@ -112,9 +121,11 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
                 print_status(&report, *json);
                 Ok(())
             }
-            Command::Ea { .. } | Command::Version | Command::Demo | Command::Teamid { .. } => {
-                Ok(())
-            }
+            Command::Ea { .. }
+            | Command::Version
+            | Command::Demo
+            | Command::Teamid { .. }
+            | Command::Selftest { .. } => Ok(()),
         }
     });
     finish(result.map_err(Failure::Agent), json)

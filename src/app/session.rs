@@ -29,6 +29,7 @@ pub fn touches_user_session(command: &Command) -> bool {
             | Command::Uninstall { .. }
             | Command::Status { .. }
             | Command::Ea { .. }
+            | Command::Selftest { .. }
     )
 }
 
