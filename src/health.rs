@@ -14,6 +14,8 @@ pub enum HealthStatus {
     SessionUnreachable,
     KeychainMissing,
     KeychainPasswordMissing,
+    /// The `device_trust` item is there, but the agent cannot read it without a dialog.
+    KeychainPasswordUnreadable,
     CertificateMissing,
     PrivateKeyMissing,
     CertificateExpired,
@@ -34,6 +36,7 @@ impl HealthStatus {
             HealthStatus::SessionUnreachable => "User Session Unreachable",
             HealthStatus::KeychainMissing => "Keychain Missing",
             HealthStatus::KeychainPasswordMissing => "Keychain Password Missing",
+            HealthStatus::KeychainPasswordUnreadable => "Keychain Password Unreadable",
             HealthStatus::CertificateMissing => "Certificate Missing",
             HealthStatus::PrivateKeyMissing => "Private Key Missing",
             HealthStatus::CertificateExpired => "Certificate Expired",
@@ -134,6 +137,10 @@ mod tests {
             (
                 HealthStatus::KeychainPasswordMissing,
                 "Keychain Password Missing",
+            ),
+            (
+                HealthStatus::KeychainPasswordUnreadable,
+                "Keychain Password Unreadable",
             ),
             (HealthStatus::CertificateMissing, "Certificate Missing"),
             (HealthStatus::PrivateKeyMissing, "Private Key Missing"),

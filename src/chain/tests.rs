@@ -33,7 +33,7 @@ impl IdentityStore for MemoryStore {
     fn probe(&self) -> StoreProbe {
         StoreProbe {
             exists: Some(true),
-            password_item: Some(true),
+            password_item: Some(crate::store::PasswordItemState::Readable),
         }
     }
     fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError> {
@@ -465,4 +465,57 @@ fn reload_decisions() {
     assert_eq!(reload_decision(false, Some(true), false, true), Reload::No);
     assert_eq!(reload_decision(false, None, false, false), Reload::No);
     assert_eq!(reload_decision(true, None, false, false), Reload::Now);
+}
+
+/// A keychain-like store whose password item is in `state`, holding nothing else.
+struct PasswordOnly(crate::store::PasswordItemState);
+
+impl IdentityStore for PasswordOnly {
+    fn location(&self) -> String {
+        "keychain:okta.keychain".into()
+    }
+    fn probe(&self) -> StoreProbe {
+        StoreProbe {
+            exists: Some(true),
+            password_item: Some(self.0),
+        }
+    }
+    fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+    fn signing_key(&self) -> Result<Option<Box<dyn SigningKey>>, StoreError> {
+        Ok(None)
+    }
+    fn generate_key(&mut self, _: u32) -> Result<Box<dyn NewKey>, StoreError> {
+        Err(StoreError::Unsupported("not here".into()))
+    }
+    fn replace(&mut self, _: CheckedIdentity, _: &[u8]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn remove(&mut self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+}
+
+#[test]
+fn a_password_item_only_a_dialog_could_read_is_not_reported_missing() {
+    use crate::store::PasswordItemState::*;
+    let record = EnrollmentRecord::default();
+    for (state, status) in [
+        (Missing, Some(HealthStatus::KeychainPasswordMissing)),
+        (Unreadable, Some(HealthStatus::KeychainPasswordUnreadable)),
+        (Readable, Some(HealthStatus::CertificateMissing)),
+    ] {
+        let mut store = PasswordOnly(state);
+        with_context(
+            &record,
+            &mut store,
+            &Held::Nothing,
+            Vec::new(),
+            |cx| match IdentityLink.observe(cx) {
+                Observation::Failing { status: got, .. } => assert_eq!(Some(got), status),
+                other => panic!("{state:?}: {other:?}"),
+            },
+        );
+    }
 }

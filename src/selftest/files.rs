@@ -47,7 +47,11 @@ fn identity<'a>(cx: &'a Context<'_>, report: &mut Report) -> Option<&'a Certific
     let certificate = match cx.held {
         Held::Valid(c) => c,
         Held::Nothing => {
-            report.add(IDENTITY, Outcome::Fail, format!("no certificate in {location}"));
+            report.add(
+                IDENTITY,
+                Outcome::Fail,
+                format!("no certificate in {location}"),
+            );
             return None;
         }
         Held::Damaged { detail, .. } => {
@@ -58,7 +62,10 @@ fn identity<'a>(cx: &'a Context<'_>, report: &mut Report) -> Option<&'a Certific
             report.add(
                 IDENTITY,
                 Outcome::Fail,
-                format!("certificate {} has no matching key in {location}", c.serial_hex),
+                format!(
+                    "certificate {} has no matching key in {location}",
+                    c.serial_hex
+                ),
             );
             return None;
         }
@@ -66,7 +73,11 @@ fn identity<'a>(cx: &'a Context<'_>, report: &mut Report) -> Option<&'a Certific
             report.add(
                 IDENTITY,
                 Outcome::Fail,
-                format!("certificate {} expired on {}", c.serial_hex, rfc3339(c.not_after)),
+                format!(
+                    "certificate {} expired on {}",
+                    c.serial_hex,
+                    rfc3339(c.not_after)
+                ),
             );
             return None;
         }
@@ -127,7 +138,11 @@ fn browser_policy(cx: &Context<'_>, certificate: &CertificateInfo, report: &mut 
     let reports = match chrome::inspect(&cx.home.root, &entry) {
         Ok(reports) => reports,
         Err(e) => {
-            report.add(policy_check_name("every browser"), Outcome::Fail, e.to_string());
+            report.add(
+                policy_check_name("every browser"),
+                Outcome::Fail,
+                e.to_string(),
+            );
             return;
         }
     };

@@ -121,7 +121,10 @@ mod tests {
         report.add("identity", Outcome::Pass, "certificate 0a valid");
         report.add("nss identity", Outcome::Skip, "no NSS database");
         assert_eq!(report.exit_code(), 0);
-        report.result("renewal timer", Err("devicetrust-renew.timer\nis missing".into()));
+        report.result(
+            "renewal timer",
+            Err("devicetrust-renew.timer\nis missing".into()),
+        );
         assert_eq!(
             report.lines(),
             [

@@ -148,5 +148,13 @@ mod imp {
         fn user_session(&self) -> Option<&dyn UserSession> {
             Some(&self.session)
         }
+
+        fn self_checks(
+            &self,
+            cx: &crate::chain::Context<'_>,
+            report: &mut crate::selftest::Report,
+        ) {
+            crate::selftest::macos::checks(cx, report);
+        }
     }
 }
