@@ -113,7 +113,10 @@ pub fn after_reexec(command: &Command, ran: Result<Ran, String>) -> AfterReexec 
             Ok(r) => AfterReexec::Exit(r.code),
             Err(e) => AfterReexec::Failed {
                 message: format!("cannot run as the console user: {e}"),
-                json: matches!(command, Command::Status { json: true, .. }),
+                json: matches!(
+                    command,
+                    Command::Status { json: true, .. } | Command::Selftest { json: true }
+                ),
             },
         },
     }
@@ -307,6 +310,10 @@ mod tests {
         assert!(matches!(
             after_reexec(&status(false), Err("x".into())),
             AfterReexec::Failed { json: false, .. }
+        ));
+        assert!(matches!(
+            after_reexec(&Command::Selftest { json: true }, Err("x".into())),
+            AfterReexec::Failed { json: true, .. }
         ));
         assert_eq!(
             after_reexec(
