@@ -9,8 +9,11 @@
 //! byte slice, never panics and never indexes unchecked: a truncated or hostile file is an
 //! error naming the structure and offset, so the parser can be fuzzed as is.
 
+mod partition;
 #[cfg(test)]
 pub(crate) mod testbuild;
+
+pub use partition::{own_partition, partition_of};
 
 use crate::partition::Partition;
 use std::path::{Path, PathBuf};
@@ -35,9 +38,6 @@ const CD_VERSION_TEAM: u32 = 0x20200;
 const CD_TEAM_OFFSET_FIELD: usize = 48;
 /// `CodeDirectory.hashType`, the byte after `hashSize` (`cs_blobs.h`).
 const CD_HASH_TYPE_FIELD: usize = 37;
-/// securityd names ad-hoc code by the first 20 bytes of its CodeDirectory's hash
-/// (`kSecCodeCDHashLength`).
-const CDHASH_LEN: usize = 20;
 /// `fat_header.nfat_arch` above this is not a universal binary: a Java class file shares the
 /// magic and has its class-file version (45 and up) there.
 const MAX_FAT_SLICES: u32 = 30;
@@ -182,46 +182,6 @@ pub struct TeamIdentity {
     pub identifier: String,
     pub slices: usize,
     pub slices_differ: bool,
-}
-
-/// The partition ID securityd gives code signed with `signature` (`clientid.cpp`,
-/// `partitionIdForProcess`): `unsigned:` only for code without a signature; `teamid:<T>` for
-/// code signed by a team; `cdhash:<hex>` for ad-hoc code and any other signature without a
-/// team. (Apple's own code, which securityd calls `apple:` or `apple-tool:`, is told apart by
-/// its certificate chain, which this reader does not check: the agent is never Apple's.)
-pub fn partition_of(signature: Option<&Signature>) -> Result<Partition, CodesignError> {
-    let Some(signature) = signature else {
-        return Ok(Partition::unsigned());
-    };
-    match (&signature.team_id, signature.ad_hoc) {
-        (Some(team), false) => {
-            Partition::team_id(team).map_err(|_| CodesignError::BadTeamId(team.clone()))
-        }
-        _ => signature
-            .cdhash
-            .as_deref()
-            .map(Partition::cdhash)
-            .ok_or_else(|| CodesignError::Corrupt {
-                what: "code signature",
-                offset: 0,
-                problem: "no CodeDirectory uses a hash type Security knows".to_owned(),
-            }),
-    }
-}
-
-/// The running agent's own partition ID, from the signature of its executable's slice for
-/// this architecture: what the key's and the password item's lists must keep.
-pub fn own_partition() -> Result<Partition, CodesignError> {
-    let exe = std::env::current_exe().map_err(|source| CodesignError::Read {
-        path: PathBuf::from("the running executable"),
-        source,
-    })?;
-    let macho = parse(&read_limited(&exe)?)?;
-    partition_of(
-        macho
-            .slice_for(NATIVE_CPU)
-            .and_then(|s| s.signature.as_ref()),
-    )
 }
 
 /// The TeamIdentifier of the app bundle or Mach-O file at `path`.
@@ -452,7 +412,12 @@ fn parse_signature(data: Region<'_>) -> Result<Signature, CodesignError> {
         team_id,
         identifier: primary.identifier.clone(),
         ad_hoc: primary.ad_hoc,
-        cdhash: cdhash(&directories).map(|h| crate::fsutil::hex(&h)),
+        cdhash: partition::cdhash(
+            directories
+                .iter()
+                .map(|(slot, d)| (*slot, d.hash_type, d.bytes)),
+        )
+        .map(|h| crate::fsutil::hex(&h)),
     })
 }
 
@@ -463,53 +428,6 @@ struct Directory<'a> {
     ad_hoc: bool,
     hash_type: u8,
     bytes: &'a [u8],
-}
-
-/// The code directory hash securityd gives ad-hoc and other unclassified signed code as its
-/// partition ID (`cdhash:<hex>`), computed as Apple's Security does it:
-///
-/// * securityd's `ClientIdentification::partitionIdForProcess` (`securityd/src/clientid.cpp`)
-///   returns `"cdhash:" + hex(kSecCodeInfoUnique)` for signed code that is neither Apple's,
-///   nor Mac App Store / TestFlight, nor Developer ID or development signed; `unsigned:` only
-///   for `errSecCSUnsigned`.
-/// * `kSecCodeInfoUnique` is `SecStaticCode::cdHash()` (`libsecurity_codesigning/lib/
-///   StaticCode.cpp`): the hash of the CodeDirectory `codeDirectory()` picks, which is the one
-///   whose hash type ranks first in `hashPriorities` (`codedirectory.cpp`: SHA-384, SHA-256,
-///   SHA-256 truncated, SHA-1) among slot 0 and the alternates from 0x1000 up to the first
-///   empty slot (`loadCodeDirectories`).
-/// * `CodeDirectory::cdhash()` hashes the whole blob (`length` bytes) with that directory's
-///   own hash type and truncates to `kSecCodeCDHashLength`, 20 bytes: so a signature with a
-///   SHA-1 primary and a SHA-256 alternate (what `codesign -s -` writes for older
-///   deployment targets) is named by the first 20 bytes of the SHA-256 of the alternate, and
-///   the linker's SHA-256-only signature by those of its one directory.
-///
-/// `None` when no directory uses a hash type Security knows (it then refuses the code).
-fn cdhash(directories: &[(u32, Directory<'_>)]) -> Option<[u8; CDHASH_LEN]> {
-    const SHA1: u8 = 1;
-    const SHA256: u8 = 2;
-    const SHA256_TRUNCATED: u8 = 3;
-    const SHA384: u8 = 4;
-    const PRIORITY: [u8; 4] = [SHA384, SHA256, SHA256_TRUNCATED, SHA1];
-    // Slot 0, then the alternates in order until the first one missing.
-    let mut candidates: Vec<&Directory<'_>> = Vec::new();
-    for slot in
-        std::iter::once(CSSLOT_CODEDIRECTORY).chain(CSSLOT_ALTERNATE_FIRST..=CSSLOT_ALTERNATE_LAST)
-    {
-        match directories.iter().find(|(s, _)| *s == slot) {
-            Some((_, d)) => candidates.push(d),
-            None => break,
-        }
-    }
-    let best = PRIORITY
-        .iter()
-        .find_map(|kind| candidates.iter().find(|d| d.hash_type == *kind))?;
-    use sha2::Digest;
-    let digest: Vec<u8> = match best.hash_type {
-        SHA1 => sha1::Sha1::digest(best.bytes).to_vec(),
-        SHA384 => sha2::Sha384::digest(best.bytes).to_vec(),
-        _ => sha2::Sha256::digest(best.bytes).to_vec(),
-    };
-    digest.get(..CDHASH_LEN)?.try_into().ok()
 }
 
 fn parse_code_directory(data: Region<'_>) -> Result<Directory<'_>, CodesignError> {
