@@ -9,6 +9,8 @@
 #   APP_IDENTITY        "Developer ID Application: Example (TEAMID1234)"   (codesign)
 #   INSTALLER_IDENTITY  "Developer ID Installer: Example (TEAMID1234)"     (productbuild)
 #   NOTARY_PROFILE      a keychain profile made with `xcrun notarytool store-credentials`
+# `--unsigned` builds the same package without signing or notarizing (CI, a test Mac): its
+# binary keeps the linker's ad-hoc signature, so the keychain knows it as cdhash:<hex>.
 # Output: target/pkg/devicetrust-<version>.pkg
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,11 +22,20 @@ die() {
 
 [[ $(uname -s) == Darwin ]] || die "build-pkg.sh runs on macOS only (pkgbuild, codesign, notarytool)"
 
-missing=()
-for var in APP_IDENTITY INSTALLER_IDENTITY NOTARY_PROFILE; do
-  [[ -n ${!var:-} ]] || missing+=("$var")
-done
-((${#missing[@]} == 0)) || die "set ${missing[*]} (see the comment at the top of pkg/build-pkg.sh)"
+unsigned=
+case ${1:-} in
+  --unsigned) unsigned=1 ;;
+  "") ;;
+  *) die "usage: pkg/build-pkg.sh [--unsigned]" ;;
+esac
+
+if [[ -z $unsigned ]]; then
+  missing=()
+  for var in APP_IDENTITY INSTALLER_IDENTITY NOTARY_PROFILE; do
+    [[ -n ${!var:-} ]] || missing+=("$var")
+  done
+  ((${#missing[@]} == 0)) || die "set ${missing[*]} (see the comment at the top of pkg/build-pkg.sh)"
+fi
 
 for tool in cargo lipo codesign pkgbuild productbuild xcrun; do
   command -v "$tool" >/dev/null || die "$tool not found (install the Xcode command-line tools / rustup)"
@@ -52,16 +63,23 @@ cp "pkg/payload/Library/LaunchAgents/$label.plist" "$payload/Library/LaunchAgent
 chmod 755 "$payload/usr/local/bin/devicetrust"
 chmod 644 "$payload/Library/LaunchAgents/$label.plist"
 
-echo "INFO: signing the binary (hardened runtime, secure timestamp)"
-codesign --force --options runtime --timestamp --identifier com.devicetrust.agent \
-  -s "$APP_IDENTITY" "$payload/usr/local/bin/devicetrust"
-codesign --verify --strict --verbose=2 "$payload/usr/local/bin/devicetrust"
+if [[ -z $unsigned ]]; then
+  echo "INFO: signing the binary (hardened runtime, secure timestamp)"
+  codesign --force --options runtime --timestamp --identifier com.devicetrust.agent \
+    -s "$APP_IDENTITY" "$payload/usr/local/bin/devicetrust"
+  codesign --verify --strict --verbose=2 "$payload/usr/local/bin/devicetrust"
+fi
 
 mkdir -p "$out"
 component=$work/devicetrust-component.pkg
 product=$out/devicetrust-$version.pkg
 pkgbuild --root "$payload" --scripts pkg/scripts --identifier com.devicetrust.agent \
   --version "$version" --install-location / "$component"
+if [[ -n $unsigned ]]; then
+  productbuild --package "$component" "$product"
+  echo "INFO: built $product (unsigned)"
+  exit 0
+fi
 productbuild --package "$component" --sign "$INSTALLER_IDENTITY" --timestamp "$product"
 
 echo "INFO: notarizing (this waits for Apple)"

@@ -26,6 +26,7 @@ Examples (a Jamf policy runs these as root):
   devicetrust status
   devicetrust ea                      # Extension Attribute: <result>Healthy</result>
   devicetrust renew --force
+  devicetrust selftest                # paste its lines into a ticket
   devicetrust teamid /Applications/Slack.app   # teamid:BQR82RBBHL, for the app allowlist
   devicetrust uninstall --reenroll    # after revoking the user's certificate in Okta";
 
@@ -91,6 +92,16 @@ pub enum Command {
         /// An .app bundle, or a Mach-O executable (thin or universal).
         #[arg(value_name = "PATH")]
         path: PathBuf,
+    },
+    /// Prove on this machine what the agent relies on, one PASS/FAIL/SKIP line per check with
+    /// its evidence: on a Mac in a throwaway keychain (key generated non-extractable, export
+    /// refused, access and partition list, identity, signing without dialogs, identity
+    /// preferences), then the real state read only; on Linux the identity, the NSS database,
+    /// the browser policy files and the renewal timer. Exit 1 if any check fails.
+    Selftest {
+        /// One JSON document on stdout, for a ticket.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the version.
     Version,

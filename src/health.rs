@@ -9,8 +9,13 @@ pub enum HealthStatus {
     NotConfigured,
     OktaUnreachable,
     NoUserSession,
+    /// Root could not run the check as the console user (`launchctl asuser`/`sudo` failed):
+    /// nothing was checked, since the user's keychain is not root's to read.
+    SessionUnreachable,
     KeychainMissing,
     KeychainPasswordMissing,
+    /// The `device_trust` item is there, but the agent cannot read it without a dialog.
+    KeychainPasswordUnreadable,
     CertificateMissing,
     PrivateKeyMissing,
     CertificateExpired,
@@ -28,8 +33,10 @@ impl HealthStatus {
             HealthStatus::NotConfigured => "Not Configured",
             HealthStatus::OktaUnreachable => "Okta Unreachable",
             HealthStatus::NoUserSession => "No User Session",
+            HealthStatus::SessionUnreachable => "User Session Unreachable",
             HealthStatus::KeychainMissing => "Keychain Missing",
             HealthStatus::KeychainPasswordMissing => "Keychain Password Missing",
+            HealthStatus::KeychainPasswordUnreadable => "Keychain Password Unreadable",
             HealthStatus::CertificateMissing => "Certificate Missing",
             HealthStatus::PrivateKeyMissing => "Private Key Missing",
             HealthStatus::CertificateExpired => "Certificate Expired",
@@ -125,10 +132,15 @@ mod tests {
             (HealthStatus::NotConfigured, "Not Configured"),
             (HealthStatus::OktaUnreachable, "Okta Unreachable"),
             (HealthStatus::NoUserSession, "No User Session"),
+            (HealthStatus::SessionUnreachable, "User Session Unreachable"),
             (HealthStatus::KeychainMissing, "Keychain Missing"),
             (
                 HealthStatus::KeychainPasswordMissing,
                 "Keychain Password Missing",
+            ),
+            (
+                HealthStatus::KeychainPasswordUnreadable,
+                "Keychain Password Unreadable",
             ),
             (HealthStatus::CertificateMissing, "Certificate Missing"),
             (HealthStatus::PrivateKeyMissing, "Private Key Missing"),

@@ -22,6 +22,7 @@
 //! * [`pki`], [`platform`], [`codesign`]: keys and certificates, device facts, code signatures.
 //! * [`securefs`]: file access for a root process in a user's home (no link followed, exact
 //!   owner and mode, atomic replacement) and capped reads of the files an admin names.
+//! * [`selftest`]: `devicetrust selftest`, the host's proof of what the agent relies on.
 //! * [`sim`] (feature `sim`): an Okta-compatible service for the demo and the tests.
 //!
 //! Secrets (the org token, private keys) travel as [`secret::Secret`] or `Zeroizing` buffers,
@@ -56,6 +57,7 @@ pub mod report;
 pub mod scep;
 pub mod secret;
 pub mod securefs;
+pub mod selftest;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod store;

@@ -39,6 +39,16 @@ pub enum Partition {
 }
 
 impl Partition {
+    /// `unsigned:`: what securityd calls a process without a code signature.
+    pub fn unsigned() -> Partition {
+        Partition::Other("unsigned:".to_owned())
+    }
+
+    /// `cdhash:<hex>`: ad-hoc-signed code, named by its code directory hash.
+    pub fn cdhash(hex: &str) -> Partition {
+        Partition::Other(format!("cdhash:{hex}"))
+    }
+
     pub fn team_id(id: &str) -> Result<Partition, PartitionError> {
         if looks_like_team_id(id) {
             Ok(Partition::TeamId(id.to_owned()))

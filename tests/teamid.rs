@@ -79,10 +79,49 @@ fn unsigned_and_ad_hoc_binaries_fail_with_one_error_line() {
         &teamid(&[fixture("unsigned-x86_64").as_os_str()]),
         "not signed",
     );
-    assert_one_error(
-        &teamid(&[fixture("adhoc-arm64").as_os_str()]),
-        "ad-hoc signed (a.out)",
-    );
+}
+
+#[test]
+fn ad_hoc_code_prints_its_cdhash_partition_and_fails() {
+    // The hashes were computed outside the crate (tests/fixtures/macho/README.md).
+    for (name, hash, identifier) in [
+        (
+            "adhoc-arm64",
+            "bdffcbeb8533f5d80c51f6285fd2ff15af9222a4",
+            "a.out",
+        ),
+        (
+            "adhoc-dual-hash-arm64",
+            "50dd21e595f78f45cc5256361b5c828a03c1581f",
+            "com.devicetrust.agent",
+        ),
+    ] {
+        for verbose in [false, true] {
+            let path = fixture(name);
+            let mut args = vec![path.as_os_str()];
+            if verbose {
+                args.push("-v".as_ref());
+            }
+            let out = teamid(&args);
+            assert_eq!(out.status.code(), Some(1), "{out:?}");
+            let text = stdout(&out);
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines[0], format!("cdhash:{hash}"), "{text}");
+            let error = lines.last().unwrap();
+            assert!(
+                error.starts_with("ERROR: ")
+                    && error.contains(&format!("ad-hoc signed ({identifier})"))
+                    && error.contains("cannot be allowed fleet-wide"),
+                "{text}"
+            );
+            if verbose {
+                assert!(lines.contains(&format!("identifier: {identifier}").as_str()));
+                assert!(lines.contains(&format!("arm64: cdhash:{hash}").as_str()));
+            } else {
+                assert_eq!(lines.len(), 2, "{text}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -260,6 +260,30 @@ impl Agent {
         Ok(self.with_chain(held, Superseded::default(), |chain, cx| chain.preflight(cx))?)
     }
 
+    /// `devicetrust selftest`: the host's checks over what is stored now, read only.
+    pub fn selftest(&mut self) -> Result<crate::selftest::Report, AgentError> {
+        let held = self.held(OffsetDateTime::now_utc())?;
+        let host = &self.host;
+        let mut report = crate::selftest::Report::default();
+        // The context is built as for the chain; the host's checks only look.
+        let policy = self.policy();
+        let program = std::env::current_exe()
+            .unwrap_or_else(|_| crate::integrations::schedule::DEFAULT_PROGRAM.into());
+        let cx = Context {
+            config: &self.config,
+            home: &self.home,
+            record: &self.record,
+            store: self.store.as_mut(),
+            held: &held,
+            policy,
+            now: OffsetDateTime::now_utc(),
+            program,
+            superseded: Superseded::default(),
+        };
+        host.self_checks(&cx, &mut report);
+        Ok(report)
+    }
+
     /// Applies the chain around a (new) identity; returns the changes made.
     fn configure(&mut self, superseded: Superseded) -> Result<Vec<String>, AgentError> {
         let held = self.held(OffsetDateTime::now_utc())?;

@@ -3,7 +3,9 @@
 //! Every failure ends here as one `ERROR:` line (or, for `status --json`, one JSON document
 //! with an `error` field) and the exit code of cli.md.
 
+mod selftest;
 pub mod session;
+mod teamid;
 
 use crate::agent::{Agent, AgentError, StatusReport};
 use crate::cli::{Cli, Command};
@@ -28,7 +30,11 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         Err(e) => return usage_error(&e, &args),
     };
     let json = matches!(cli.command, Command::Status { json: true, .. });
-    let machine_output = json || matches!(cli.command, Command::Ea { .. } | Command::Teamid { .. });
+    let machine_output = json
+        || matches!(
+            cli.command,
+            Command::Ea { .. } | Command::Teamid { .. } | Command::Selftest { json: true }
+        );
     let vars = config::process_env();
     let verbose = cli.global.verbose
         || vars
@@ -48,7 +54,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             println!("devicetrust {}", env!("CARGO_PKG_VERSION"));
             return EXIT_OK;
         }
-        Command::Teamid { path } => return teamid(path, verbose),
+        Command::Teamid { path } => return teamid::run(path, verbose),
         #[cfg(feature = "sim")]
         Command::Demo => return finish(crate::demo::run().map_err(Failure::Demo), false),
         #[cfg(not(feature = "sim"))]
@@ -82,6 +88,10 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     {
         println!("{}", ea(&cli, host, *expiry, *check_network));
         return EXIT_OK;
+    }
+
+    if let Command::Selftest { json } = cli.command {
+        return selftest::run(load_config(&cli, host.as_ref()), host, json);
     }
 
     let result = load_config(&cli, host.as_ref()).and_then(|config| {
@@ -124,9 +134,11 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
                 print_status(&report, *json);
                 Ok(())
             }
-            Command::Ea { .. } | Command::Version | Command::Demo | Command::Teamid { .. } => {
-                Ok(())
-            }
+            Command::Ea { .. }
+            | Command::Version
+            | Command::Demo
+            | Command::Teamid { .. }
+            | Command::Selftest { .. } => Ok(()),
         }
     });
     finish(result.map_err(Failure::Agent), json)
@@ -233,46 +245,53 @@ fn as_console_user(
             // Root's view: flags, environment, profile, file and the root-owned record. The
             // child reads the user's copy of the record too, so what decides where the secret
             // goes is handed over as flags, and a secret only when root knows that place.
+            let device = DeviceRecordFile::for_user(host.root(), host.layout(), &user);
             let config = load_config(cli, host).and_then(|mut config| {
-                let device = DeviceRecordFile::for_user(host.root(), host.layout(), &user);
                 if let Some(record) = device.load()? {
                     config.merge_record(&record, config::Source::Record)?;
                 }
                 config.check_scep_transport()?;
-                Ok((config, device))
+                Ok(config)
             });
-            let (config, device) = match config {
-                Ok(loaded) => loaded,
-                Err(e) if matches!(cli.command, Command::Ea { .. }) => {
-                    tracing::warn!("{e}");
-                    return None;
-                }
-                Err(e) => return Some(finish(Err(Failure::Agent(e)), false)),
-            };
-            let (child_args, secret) = match session::handover(&config, &cli.command, args) {
-                Ok(handover) => handover,
-                Err(e) => {
-                    fail(&e.to_string());
-                    return Some(EXIT_USAGE);
-                }
-            };
-            match user_session.run_as(&user, &child_args, secret) {
-                Ok(code) => {
-                    if code == EXIT_OK {
-                        keep_device_record(&cli.command, &config, &device);
+            let (child_args, secret) = match &config {
+                Ok(config) => match session::handover(config, &cli.command, args) {
+                    Ok(handover) => handover,
+                    Err(e) => {
+                        fail(&e.to_string());
+                        return Some(EXIT_USAGE);
                     }
-                    Some(code)
-                }
-                // The EA must still print its one line: fall back to checking from here.
-                Err(e) if matches!(cli.command, Command::Ea { .. }) => {
-                    tracing::warn!("{e}");
-                    None
-                }
-                Err(e) => {
-                    fail(&e.to_string());
-                    Some(EXIT_FAILED)
+                },
+                // The child meets the same error and reports it its own way (the EA as a
+                // status line); it gets nothing of root's.
+                Err(_) => (args.to_vec(), None),
+            };
+            let keep_stdout = matches!(cli.command, Command::Ea { .. });
+            let ran = user_session
+                .run_as(&user, &child_args, secret, keep_stdout)
+                .map_err(|e| e.to_string());
+            if let (Ok(ran), Ok(config)) = (&ran, &config) {
+                if ran.code == EXIT_OK {
+                    keep_device_record(&cli.command, config, &device);
                 }
             }
+            Some(match session::after_reexec(&cli.command, ran) {
+                session::AfterReexec::Exit(code) => code,
+                session::AfterReexec::EaLine { line, warning } => {
+                    if let Some(w) = warning {
+                        tracing::warn!("{w}");
+                    }
+                    println!("{line}");
+                    EXIT_OK
+                }
+                session::AfterReexec::Failed { message, json } => {
+                    if json {
+                        println!("{}", report::error_json(&message, EXIT_FAILED));
+                    } else {
+                        fail(&message);
+                    }
+                    EXIT_FAILED
+                }
+            })
         }
     }
 }
@@ -338,31 +357,6 @@ fn print_status(report: &StatusReport, json: bool) {
     } else {
         for line in report::status_lines(report) {
             tracing::info!("{line}");
-        }
-    }
-}
-
-/// `devicetrust teamid`: stdout is the partition line (and, verbose, the identifier), so a
-/// script can paste it into the allowlist; warnings go through the usual lines.
-fn teamid(path: &std::path::Path, verbose: bool) -> i32 {
-    match crate::codesign::team_identity(path) {
-        Ok(id) => {
-            if id.slices_differ {
-                tracing::warn!(
-                    "the {} slices of {} are signed differently; this is the first one's",
-                    id.slices,
-                    path.display()
-                );
-            }
-            println!("{}", id.partition);
-            if verbose {
-                println!("identifier: {}", id.identifier);
-            }
-            EXIT_OK
-        }
-        Err(e) => {
-            fail(&format!("{}: {e}", path.display()));
-            EXIT_FAILED
         }
     }
 }

@@ -4,7 +4,8 @@
 
 use crate::cli::Command;
 use crate::config::{Config, ConfigError};
-use crate::platform::session::SecretFlag;
+use crate::health::HealthStatus;
+use crate::platform::session::{Ran, SecretFlag};
 use crate::secret::Secret;
 use std::ffi::OsString;
 
@@ -29,6 +30,7 @@ pub fn touches_user_session(command: &Command) -> bool {
             | Command::Uninstall { .. }
             | Command::Status { .. }
             | Command::Ea { .. }
+            | Command::Selftest { .. }
     )
 }
 
@@ -51,6 +53,73 @@ pub fn needs_reexec(
         },
         None if matches!(command, Command::Ea { .. } | Command::Status { .. }) => Decision::RunHere,
         None => Decision::NoConsoleUser,
+    }
+}
+
+/// What the root parent reports once it tried to run the command as the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterReexec {
+    /// The child ran; its output went straight to ours and its exit code is ours.
+    Exit(i32),
+    /// The EA's one line: the child's own, or, when the child gave none, the status that says
+    /// the check could not run as the user (with why, for stderr). Always exit 0.
+    EaLine {
+        line: String,
+        warning: Option<String>,
+    },
+    /// The re-execution failed: one error (a JSON document for `--json`), exit 1.
+    Failed { message: String, json: bool },
+}
+
+/// Decides what a root run reports after the re-execution as the user. Nothing ever falls back
+/// to running the command here as root: root's keychain and preferences are not the user's,
+/// and a check made there would report them under the user's name.
+pub fn after_reexec(command: &Command, ran: Result<Ran, String>) -> AfterReexec {
+    match command {
+        Command::Ea { expiry, .. } => {
+            let child_line = ran.as_ref().ok().and_then(|r| {
+                let text = String::from_utf8_lossy(r.stdout.as_deref()?).into_owned();
+                let mut results = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| l.starts_with("<result>") && l.ends_with("</result>"));
+                match (results.next(), results.next()) {
+                    (Some(line), None) => Some(line.to_owned()),
+                    _ => None,
+                }
+            });
+            match child_line {
+                Some(line) => AfterReexec::EaLine {
+                    line,
+                    warning: None,
+                },
+                None => AfterReexec::EaLine {
+                    // Jamf's "Date" EA takes no words: without a certificate date it is empty.
+                    line: if *expiry {
+                        crate::report::ea_expiry(None)
+                    } else {
+                        crate::report::ea_status(HealthStatus::SessionUnreachable)
+                    },
+                    warning: Some(match ran {
+                        Ok(r) => format!(
+                            "the check as the console user printed no result (exit {})",
+                            r.code
+                        ),
+                        Err(e) => e,
+                    }),
+                },
+            }
+        }
+        _ => match ran {
+            Ok(r) => AfterReexec::Exit(r.code),
+            Err(e) => AfterReexec::Failed {
+                message: format!("cannot run as the console user: {e}"),
+                json: matches!(
+                    command,
+                    Command::Status { json: true, .. } | Command::Selftest { json: true }
+                ),
+            },
+        },
     }
 }
 
@@ -240,6 +309,83 @@ mod tests {
                 Decision::RunHere
             );
         }
+    }
+
+    fn ea(expiry: bool) -> Command {
+        Command::Ea {
+            expiry,
+            check_network: false,
+        }
+    }
+
+    #[test]
+    fn a_failed_reexec_of_the_ea_says_so_and_never_runs_here() {
+        let failed = after_reexec(&ea(false), Err("cannot start launchctl asuser".into()));
+        assert_eq!(
+            failed,
+            AfterReexec::EaLine {
+                line: "<result>User Session Unreachable</result>".into(),
+                warning: Some("cannot start launchctl asuser".into()),
+            }
+        );
+        // sudo refused: the child exits 1 and prints no result line.
+        let refused = Ok(Ran {
+            code: 1,
+            stdout: Some(Vec::new()),
+        });
+        assert!(matches!(
+            after_reexec(&ea(false), refused.clone()),
+            AfterReexec::EaLine { line, warning: Some(_) } if line == "<result>User Session Unreachable</result>"
+        ));
+        assert!(matches!(
+            after_reexec(&ea(true), refused),
+            AfterReexec::EaLine { line, .. } if line == "<result></result>"
+        ));
+        // The child's own line is passed on as it is.
+        let healthy = Ok(Ran {
+            code: 0,
+            stdout: Some(b"<result>Healthy</result>\n".to_vec()),
+        });
+        assert_eq!(
+            after_reexec(&ea(false), healthy),
+            AfterReexec::EaLine {
+                line: "<result>Healthy</result>".into(),
+                warning: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_failed_reexec_of_status_is_an_error_in_its_own_format() {
+        let status = |json| Command::Status {
+            json,
+            check_network: false,
+        };
+        assert_eq!(
+            after_reexec(&status(true), Err("no user named \"bob\"".into())),
+            AfterReexec::Failed {
+                message: "cannot run as the console user: no user named \"bob\"".into(),
+                json: true
+            }
+        );
+        assert!(matches!(
+            after_reexec(&status(false), Err("x".into())),
+            AfterReexec::Failed { json: false, .. }
+        ));
+        assert!(matches!(
+            after_reexec(&Command::Selftest { json: true }, Err("x".into())),
+            AfterReexec::Failed { json: true, .. }
+        ));
+        assert_eq!(
+            after_reexec(
+                &status(false),
+                Ok(Ran {
+                    code: 3,
+                    stdout: None
+                })
+            ),
+            AfterReexec::Exit(3)
+        );
     }
 
     #[test]

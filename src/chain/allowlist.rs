@@ -7,24 +7,42 @@ use crate::integrations::allowlist::{self, partition_list_string};
 use crate::partition::Partition;
 use crate::store::IdentityStore;
 
-pub struct AllowlistLink;
-
-/// The agent's own partition ID: its signing team, so it keeps using the key it created
-/// (renewal tokens are signed with it); `unsigned:` for a build without a team signature.
-fn agent_partition() -> Partition {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| crate::codesign::team_identity(&exe).ok())
-        .map(|team| team.partition)
-        .unwrap_or_else(|| Partition::Other("unsigned:".to_owned()))
+pub struct AllowlistLink {
+    /// How the running agent's own partition ID is worked out.
+    own: fn() -> Result<Partition, String>,
 }
 
-/// The key's desired partition list, the agent's own partition included.
-fn desired(cx: &Context<'_>) -> Result<Vec<Partition>, LinkError> {
-    cx.config
-        .allowlist
-        .desired_with(Some(agent_partition()))
-        .map_err(|e| LinkError::Platform(format!("the configured app allowlist: {e}")))
+impl AllowlistLink {
+    /// The link for this process: its own partition ID read from its executable's signature
+    /// as securityd derives it (`teamid:`, `cdhash:` for every ad-hoc local build, or
+    /// `unsigned:`), so the agent keeps using the key it created (renewal tokens are signed
+    /// with it).
+    pub fn for_this_agent() -> AllowlistLink {
+        AllowlistLink {
+            own: || crate::codesign::own_partition().map_err(|e| e.to_string()),
+        }
+    }
+
+    /// A link whose agent has the partition ID `own` returns (tests).
+    pub fn with_own(own: fn() -> Result<Partition, String>) -> AllowlistLink {
+        AllowlistLink { own }
+    }
+
+    /// The key's desired partition list for this enrollment's path, the agent's own partition
+    /// included. Without the agent's own ID there is no list to write: any list would risk
+    /// locking the agent out of its own key.
+    fn desired(&self, cx: &Context<'_>) -> Result<Vec<Partition>, LinkError> {
+        let own = (self.own)().map_err(|e| {
+            LinkError::Platform(format!(
+                "the agent's own partition ID cannot be worked out ({e}); the key's app \
+                 allowlist is left as it is"
+            ))
+        })?;
+        cx.config
+            .allowlist
+            .desired_with(cx.method(), &own)
+            .map_err(|e| LinkError::Platform(format!("the configured app allowlist: {e}")))
+    }
 }
 
 /// Whether every desired app is on the key's list; extra IDs do not block access.
@@ -81,7 +99,7 @@ impl Link for AllowlistLink {
         if !cx.store.has_partition_list() || !cx.held.is_valid() {
             return Observation::NotApplicable;
         }
-        let desired = match desired(cx) {
+        let desired = match self.desired(cx) {
             Ok(d) => d,
             Err(e) => {
                 return Observation::failing(HealthStatus::AppAccessIncomplete, e.to_string())
@@ -104,7 +122,7 @@ impl Link for AllowlistLink {
         if !cx.store.has_partition_list() || !cx.held.is_valid() {
             return Ok(Vec::new());
         }
-        let desired = desired(cx)?;
+        let desired = self.desired(cx)?;
         Ok(bring_to(cx.store, &desired)?.into_iter().collect())
     }
 

@@ -4,6 +4,7 @@
 
 use super::{Context, Held, Link, LinkError};
 use crate::health::{HealthStatus, Observation};
+use crate::store::PasswordItemState;
 use crate::timefmt::rfc3339;
 
 /// The identity store and what it holds.
@@ -18,6 +19,7 @@ impl Link for IdentityLink {
         &[
             HealthStatus::KeychainMissing,
             HealthStatus::KeychainPasswordMissing,
+            HealthStatus::KeychainPasswordUnreadable,
             HealthStatus::CertificateMissing,
             HealthStatus::PrivateKeyMissing,
             HealthStatus::CertificateExpired,
@@ -36,11 +38,21 @@ impl Link for IdentityLink {
                 format!("{} does not exist", cx.store.location()),
             );
         }
-        if probe.password_item == Some(false) {
-            return Observation::failing(
-                HealthStatus::KeychainPasswordMissing,
-                "the device_trust password item is missing from the login keychain",
-            );
+        match probe.password_item {
+            Some(PasswordItemState::Missing) => {
+                return Observation::failing(
+                    HealthStatus::KeychainPasswordMissing,
+                    "the device_trust password item is missing from the login keychain",
+                )
+            }
+            Some(PasswordItemState::Unreadable) => {
+                return Observation::failing(
+                    HealthStatus::KeychainPasswordUnreadable,
+                    "the device_trust password item is in the login keychain, but only a \
+                     dialog could read it; `devicetrust enroll` rebuilds okta.keychain",
+                )
+            }
+            Some(PasswordItemState::Readable) | None => {}
         }
         match cx.held {
             Held::Nothing => Observation::failing(

@@ -18,6 +18,46 @@ pub trait JobControl {
     fn is_loaded(&self, label: &str) -> Option<bool>;
     /// The Login Items switch for `label`; `None` where there is none or it cannot be read.
     fn login_item_enabled(&self, label: &str) -> Option<bool>;
+    /// Whether this very process is a run of `label` the service manager started: unloading
+    /// `label` (launchd's `bootout`) would end it before it could load the job again.
+    fn runs_inside(&self, _label: &str) -> bool {
+        false
+    }
+    /// The program arguments the service manager has loaded for `label`; `None` when it is not
+    /// loaded or that cannot be told.
+    fn loaded_arguments(&self, _label: &str) -> Option<Vec<String>> {
+        None
+    }
+}
+
+/// What to do about loading the job after its files were installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reload {
+    /// Nothing: what is loaded is what is installed.
+    No,
+    /// Load (or reload) it now.
+    Now,
+    /// The definition changed under a run that the job itself is: reloading would kill this
+    /// process mid-run and leave the job unloaded, so the reload is left to a run the service
+    /// manager did not start (the Jamf policy, `repair`), which sees the loaded job is stale.
+    Deferred,
+}
+
+/// Whether and when to (re)load the job: when its files just `changed`, when it is not
+/// `loaded`, or when what is loaded is `stale` (an earlier run deferred the reload). A run
+/// `inside` the job never unloads it; loading a job that is not loaded cannot end the caller.
+pub fn reload_decision(changed: bool, loaded: Option<bool>, stale: bool, inside: bool) -> Reload {
+    if loaded == Some(false) {
+        return Reload::Now;
+    }
+    if !(changed || stale) {
+        return Reload::No;
+    }
+    if inside {
+        Reload::Deferred
+    } else {
+        Reload::Now
+    }
 }
 
 /// A host whose jobs are files only: systemd picks the timer up at the next login through its
@@ -49,7 +89,7 @@ impl JobLink {
     }
 
     /// The job as the scheduler will run it: this binary, `renew` and the enrollment's options.
-    fn job(cx: &Context<'_>) -> RenewalJob {
+    pub fn job(cx: &Context<'_>) -> RenewalJob {
         let mut job = RenewalJob::new(&cx.home.home, cx.policy.minute_of_day);
         job.program = cx.program.clone();
         job.options = cx.config.job_args();
@@ -125,11 +165,35 @@ impl Link for JobLink {
         // The plist is there: the package's was found above, or ours was just installed.
         if Self::kind(cx) == JobKind::LaunchAgent {
             let plist = Self::plist(cx);
-            if changed || self.control.is_loaded(schedule::LABEL) == Some(false) {
-                self.control.load(schedule::LABEL, &plist)?;
-                if self.control.is_loaded(schedule::LABEL).is_some() {
-                    changes.push(format!("renewal job {} loaded", schedule::LABEL));
+            // Only our own plist's arguments are ours to compare.
+            let stale = !Self::package_job(cx)
+                && match (
+                    self.control.loaded_arguments(schedule::LABEL),
+                    Self::job(cx).args(),
+                ) {
+                    (Some(loaded), Ok(wanted)) => loaded != wanted,
+                    _ => false,
+                };
+            let decision = reload_decision(
+                changed,
+                self.control.is_loaded(schedule::LABEL),
+                stale,
+                self.control.runs_inside(schedule::LABEL),
+            );
+            match decision {
+                Reload::No => {}
+                Reload::Now => {
+                    self.control.load(schedule::LABEL, &plist)?;
+                    if self.control.is_loaded(schedule::LABEL).is_some() {
+                        changes.push(format!("renewal job {} loaded", schedule::LABEL));
+                    }
                 }
+                Reload::Deferred => changes.push(format!(
+                    "renewal job {} rewritten; launchd started this run, so the next run it \
+                     did not start (the Jamf policy, `devicetrust repair`) or the next login \
+                     loads it",
+                    schedule::LABEL
+                )),
             }
         }
         Ok(changes)

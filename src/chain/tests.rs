@@ -33,7 +33,7 @@ impl IdentityStore for MemoryStore {
     fn probe(&self) -> StoreProbe {
         StoreProbe {
             exists: Some(true),
-            password_item: Some(true),
+            password_item: Some(crate::store::PasswordItemState::Readable),
         }
     }
     fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError> {
@@ -123,7 +123,7 @@ fn every_link() -> Chain {
     Chain::new(vec![
         Box::new(IdentityLink),
         Box::new(RenewalLink),
-        Box::new(AllowlistLink),
+        Box::new(AllowlistLink::for_this_agent()),
         Box::new(super::nss::NssLink),
         Box::new(BrowserPolicyLink {
             backend: Box::new(super::browser::PolicyFiles {
@@ -175,20 +175,86 @@ fn the_chain_is_ordered_as_the_health_statuses() {
     assert!(files.windows(2).all(|w| w[0] <= w[1]), "{files:?}");
 }
 
+/// An agent built locally: ad-hoc signed, so securityd knows it by its code directory hash.
+fn ad_hoc_agent() -> Result<Partition, String> {
+    Ok(Partition::cdhash(
+        "bdffcbeb8533f5d80c51f6285fd2ff15af9222a4",
+    ))
+}
+
+#[test]
+fn the_key_list_written_keeps_the_ad_hoc_agents_own_cdhash() {
+    // What securityd put on a key an ad-hoc build generated: the creator's cdhash only.
+    let own = ad_hoc_agent().unwrap();
+    let mut store = MemoryStore {
+        partitions: vec![own.clone()],
+        writes: 0,
+    };
+    let record = EnrollmentRecord::default();
+    with_context(&record, &mut store, &valid_held(), Vec::new(), |cx| {
+        let link = AllowlistLink::with_own(ad_hoc_agent);
+        link.apply(cx).unwrap();
+        assert_eq!(link.observe(cx), Observation::Healthy);
+    });
+    assert_eq!(store.writes, 1);
+    assert!(store.partitions.contains(&own), "{:?}", store.partitions);
+    assert!(!store.partitions.contains(&Partition::unsigned()));
+}
+
+#[test]
+fn without_its_own_partition_id_the_agent_writes_no_list() {
+    let mut store = MemoryStore {
+        partitions: vec![ad_hoc_agent().unwrap()],
+        writes: 0,
+    };
+    let record = EnrollmentRecord::default();
+    with_context(&record, &mut store, &valid_held(), Vec::new(), |cx| {
+        let link = AllowlistLink::with_own(|| Err("not a Mach-O file".into()));
+        let err = link.apply(cx).unwrap_err().to_string();
+        assert!(err.contains("left as it is"), "{err}");
+        assert!(matches!(
+            link.observe(cx),
+            Observation::Failing {
+                status: HealthStatus::AppAccessIncomplete,
+                ..
+            }
+        ));
+    });
+    assert_eq!(store.writes, 0);
+}
+
+#[test]
+fn a_scep_enrollments_key_lets_okta_verify_in() {
+    let mut store = MemoryStore {
+        partitions: vec![ad_hoc_agent().unwrap()],
+        writes: 0,
+    };
+    let record = EnrollmentRecord {
+        method: Some(Method::Scep),
+        ..Default::default()
+    };
+    with_context(&record, &mut store, &valid_held(), Vec::new(), |cx| {
+        AllowlistLink::with_own(ad_hoc_agent).apply(cx).unwrap();
+    });
+    assert!(store
+        .partitions
+        .contains(&Partition::TeamId("B7F62B65BN".into())));
+}
+
 #[test]
 fn a_key_missing_an_app_is_incomplete_until_apply_repairs_it() {
     // A key before the allowlist is applied: a few partitions, not every configured app.
     let mut store = MemoryStore {
         partitions: vec![
             Partition::AppleTool,
-            Partition::Other("unsigned:".into()),
+            ad_hoc_agent().unwrap(),
             Partition::TeamId("ABCDE12345".into()),
         ],
         writes: 0,
     };
     let record = EnrollmentRecord::default();
     with_context(&record, &mut store, &valid_held(), Vec::new(), |cx| {
-        let link = AllowlistLink;
+        let link = AllowlistLink::with_own(ad_hoc_agent);
         assert!(matches!(
             link.observe(cx),
             Observation::Failing {
@@ -208,7 +274,7 @@ fn a_key_missing_an_app_is_incomplete_until_apply_repairs_it() {
     });
     assert_eq!(store.writes, 1);
     let desired = AllowlistConfig::default()
-        .desired_with(Some(Partition::Other("unsigned:".into())))
+        .desired_with(Method::Okta, &ad_hoc_agent().unwrap())
         .unwrap();
     assert!(desired.iter().all(|p| store.partitions.contains(p)));
 }
@@ -219,8 +285,9 @@ fn the_file_store_has_no_allowlist_link() {
     let mut store = crate::store::FileStore::new(dir.path().join("store"));
     let record = EnrollmentRecord::default();
     with_context(&record, &mut store, &valid_held(), Vec::new(), |cx| {
-        assert_eq!(AllowlistLink.observe(cx), Observation::NotApplicable);
-        assert!(AllowlistLink.apply(cx).unwrap().is_empty());
+        let link = AllowlistLink::with_own(ad_hoc_agent);
+        assert_eq!(link.observe(cx), Observation::NotApplicable);
+        assert!(link.apply(cx).unwrap().is_empty());
     });
 }
 
@@ -287,9 +354,180 @@ impl Link for Unappliable {
     }
 }
 
+/// launchd as the job model sees it: what is loaded, whether this run is the job itself, and
+/// whether anything booted out the job from inside it (which on a Mac kills the run).
+#[derive(Default)]
+struct FakeLaunchd {
+    inside: std::cell::Cell<bool>,
+    loaded: std::cell::RefCell<Option<Vec<String>>>,
+    loads: std::cell::Cell<usize>,
+    killed_itself: std::cell::Cell<bool>,
+}
+
+impl JobControl for FakeLaunchd {
+    /// launchd's reload: bootout (ending the job's running process), then bootstrap.
+    fn load(&self, _: &str, plist: &Path) -> Result<(), LinkError> {
+        if self.inside.get() && self.loaded.borrow().is_some() {
+            self.killed_itself.set(true);
+        }
+        let value = plist::Value::from_file(plist).unwrap();
+        let args = value.as_dictionary().unwrap()["ProgramArguments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_string().unwrap().to_owned())
+            .collect();
+        *self.loaded.borrow_mut() = Some(args);
+        self.loads.set(self.loads.get() + 1);
+        Ok(())
+    }
+    fn unload(&self, _: &str) -> Result<bool, LinkError> {
+        Ok(self.loaded.borrow_mut().take().is_some())
+    }
+    fn is_loaded(&self, _: &str) -> Option<bool> {
+        Some(self.loaded.borrow().is_some())
+    }
+    fn login_item_enabled(&self, _: &str) -> Option<bool> {
+        None
+    }
+    fn runs_inside(&self, _: &str) -> bool {
+        self.inside.get()
+    }
+    fn loaded_arguments(&self, _: &str) -> Option<Vec<String>> {
+        self.loaded.borrow().clone()
+    }
+}
+
+/// Applies the job link on a Mac-layout home under `root`, as `program`, from inside the job
+/// or not; returns the change lines.
+fn apply_job(root: &Path, link: &JobLink, program: &str) -> Vec<String> {
+    let config = config(root);
+    let home = UserHome::new("alice", Path::new("/Users/alice"), root, Layout::Mac);
+    let record = EnrollmentRecord::default();
+    let mut store = MemoryStore {
+        partitions: vec![],
+        writes: 0,
+    };
+    let held = valid_held();
+    let mut cx = Context {
+        config: &config,
+        home: &home,
+        record: &record,
+        store: &mut store,
+        held: &held,
+        policy: RenewalPolicy::for_device("x", 30, 14),
+        now: OffsetDateTime::now_utc(),
+        program: program.into(),
+        superseded: Superseded::default(),
+    };
+    link.apply(&mut cx).unwrap()
+}
+
+#[test]
+fn a_run_launchd_started_never_boots_out_its_own_job() {
+    let root = tempfile::tempdir().unwrap();
+    let launchd = Rc::new(FakeLaunchd::default());
+    let link = JobLink {
+        control: launchd.clone(),
+    };
+    // The Jamf policy installs and loads the job.
+    apply_job(root.path(), &link, "/usr/local/bin/devicetrust");
+    assert_eq!(launchd.loads.get(), 1);
+    // The job's own run finds its definition changed (the agent moved): it writes the plist
+    // but leaves the loaded job alone.
+    launchd.inside.set(true);
+    let changes = apply_job(root.path(), &link, "/opt/devicetrust/bin/devicetrust");
+    assert!(
+        !launchd.killed_itself.get(),
+        "the run booted out its own job"
+    );
+    assert_eq!(launchd.loads.get(), 1);
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.contains("launchd started this run")),
+        "{changes:?}"
+    );
+    let loaded = launchd.loaded.borrow().clone().unwrap();
+    assert_eq!(loaded[0], "/usr/local/bin/devicetrust");
+    // The next run launchd did not start sees the loaded job is stale, though the plist on
+    // disk no longer changes, and reloads it.
+    launchd.inside.set(false);
+    let changes = apply_job(root.path(), &link, "/opt/devicetrust/bin/devicetrust");
+    assert_eq!(launchd.loads.get(), 2, "{changes:?}");
+    assert_eq!(
+        launchd.loaded.borrow().clone().unwrap()[0],
+        "/opt/devicetrust/bin/devicetrust"
+    );
+    // Up to date: neither kind of run touches it.
+    for inside in [true, false] {
+        launchd.inside.set(inside);
+        assert!(apply_job(root.path(), &link, "/opt/devicetrust/bin/devicetrust").is_empty());
+    }
+    assert_eq!(launchd.loads.get(), 2);
+    assert!(!launchd.killed_itself.get());
+}
+
+#[test]
+fn reload_decisions() {
+    use super::job::{reload_decision, Reload};
+    // (changed, loaded, stale, inside)
+    assert_eq!(
+        reload_decision(true, Some(true), false, true),
+        Reload::Deferred
+    );
+    assert_eq!(
+        reload_decision(false, Some(true), true, true),
+        Reload::Deferred
+    );
+    assert_eq!(reload_decision(true, Some(true), false, false), Reload::Now);
+    assert_eq!(reload_decision(false, Some(true), true, false), Reload::Now);
+    // Not loaded: loading cannot end the caller, whoever it is.
+    assert_eq!(
+        reload_decision(false, Some(false), false, true),
+        Reload::Now
+    );
+    assert_eq!(reload_decision(false, Some(true), false, true), Reload::No);
+    assert_eq!(reload_decision(false, None, false, false), Reload::No);
+    assert_eq!(reload_decision(true, None, false, false), Reload::Now);
+}
+
+/// A keychain-like store whose password item is in `state`, holding nothing else.
+struct PasswordOnly(crate::store::PasswordItemState);
+
+impl IdentityStore for PasswordOnly {
+    fn location(&self) -> String {
+        "keychain:okta.keychain".into()
+    }
+    fn probe(&self) -> StoreProbe {
+        StoreProbe {
+            exists: Some(true),
+            password_item: Some(self.0),
+        }
+    }
+    fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+    fn signing_key(&self) -> Result<Option<Box<dyn SigningKey>>, StoreError> {
+        Ok(None)
+    }
+    fn generate_key(&mut self, _: u32) -> Result<Box<dyn NewKey>, StoreError> {
+        Err(StoreError::Unsupported("not here".into()))
+    }
+    fn replace(&mut self, _: CheckedIdentity, _: &[u8]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn remove(&mut self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+}
+
 #[test]
 fn apply_each_hands_over_the_links_it_could_not_apply_and_applies_the_rest() {
-    let chain = Chain::new(vec![Box::new(Unappliable), Box::new(AllowlistLink)]);
+    let chain = Chain::new(vec![
+        Box::new(Unappliable),
+        Box::new(AllowlistLink::with_own(ad_hoc_agent)),
+    ]);
     let mut store = MemoryStore {
         partitions: vec![Partition::AppleTool],
         writes: 0,
@@ -317,4 +555,27 @@ fn apply_each_hands_over_the_links_it_could_not_apply_and_applies_the_rest() {
         "{line}"
     );
     assert_eq!(failure.exit_code(), 1);
+}
+
+#[test]
+fn a_password_item_only_a_dialog_could_read_is_not_reported_missing() {
+    use crate::store::PasswordItemState::*;
+    let record = EnrollmentRecord::default();
+    for (state, status) in [
+        (Missing, Some(HealthStatus::KeychainPasswordMissing)),
+        (Unreadable, Some(HealthStatus::KeychainPasswordUnreadable)),
+        (Readable, Some(HealthStatus::CertificateMissing)),
+    ] {
+        let mut store = PasswordOnly(state);
+        with_context(
+            &record,
+            &mut store,
+            &Held::Nothing,
+            Vec::new(),
+            |cx| match IdentityLink.observe(cx) {
+                Observation::Failing { status: got, .. } => assert_eq!(Some(got), status),
+                other => panic!("{state:?}: {other:?}"),
+            },
+        );
+    }
 }

@@ -9,8 +9,11 @@
 //! byte slice, never panics and never indexes unchecked: a truncated or hostile file is an
 //! error naming the structure and offset, so the parser can be fuzzed as is.
 
+mod partition;
 #[cfg(test)]
 pub(crate) mod testbuild;
+
+pub use partition::{own_partition, partition_of};
 
 use crate::partition::Partition;
 use std::path::{Path, PathBuf};
@@ -33,6 +36,8 @@ const CS_ADHOC: u32 = 0x2;
 /// The first CodeDirectory version with a `teamOffset` field (at byte 48).
 const CD_VERSION_TEAM: u32 = 0x20200;
 const CD_TEAM_OFFSET_FIELD: usize = 48;
+/// `CodeDirectory.hashType`, the byte after `hashSize` (`cs_blobs.h`).
+const CD_HASH_TYPE_FIELD: usize = 37;
 /// `fat_header.nfat_arch` above this is not a universal binary: a Java class file shares the
 /// magic and has its class-file version (45 and up) there.
 const MAX_FAT_SLICES: u32 = 30;
@@ -73,8 +78,17 @@ pub enum CodesignError {
     },
     #[error("the code is not signed (no LC_CODE_SIGNATURE)")]
     Unsigned,
-    #[error("the code is ad-hoc signed ({identifier}): it has no TeamIdentifier to allow")]
-    AdHoc { identifier: String },
+    /// Ad-hoc code has no team; securityd knows it by its code directory hash, which changes
+    /// with every build.
+    #[error(
+        "the code is ad-hoc signed ({identifier}): it has no TeamIdentifier to allow; securityd \
+         knows it as {}, which changes with every build, so it cannot be allowed fleet-wide",
+        cdhash.as_deref().map_or_else(|| "cdhash:(unknown hash type)".to_owned(), |h| format!("cdhash:{h}"))
+    )]
+    AdHoc {
+        identifier: String,
+        cdhash: Option<String>,
+    },
     #[error(
         "the signature of {identifier} has no TeamIdentifier (Apple's own apps have none: \
          allow them with apple:)"
@@ -93,6 +107,9 @@ pub struct Signature {
     pub identifier: String,
     /// `CS_ADHOC`: signed without a certificate, so no team vouches for it.
     pub ad_hoc: bool,
+    /// The code directory hash securityd names this code by (40 lowercase hex; see [`cdhash`]);
+    /// `None` when no CodeDirectory uses a hash type Security knows.
+    pub cdhash: Option<String>,
 }
 
 /// One architecture of the file.
@@ -102,6 +119,29 @@ pub struct Slice {
     pub cpu_type: u32,
     /// `None` when the slice has no `LC_CODE_SIGNATURE`.
     pub signature: Option<Signature>,
+}
+
+/// `cputype` of arm64 and x86_64 slices.
+pub const CPU_ARM64: u32 = 0x0100_000c;
+pub const CPU_X86_64: u32 = 0x0100_0007;
+
+/// The `cputype` of the slice that runs in this process: the architecture it was built for.
+pub const NATIVE_CPU: Option<u32> = if cfg!(target_arch = "aarch64") {
+    Some(CPU_ARM64)
+} else if cfg!(target_arch = "x86_64") {
+    Some(CPU_X86_64)
+} else {
+    None
+};
+
+/// A slice's architecture as `lipo` names it.
+pub fn cpu_name(cpu_type: u32) -> String {
+    match cpu_type {
+        CPU_ARM64 => "arm64".to_owned(),
+        CPU_X86_64 => "x86_64".to_owned(),
+        7 => "i386".to_owned(),
+        other => format!("cputype {other:#x}"),
+    }
 }
 
 /// Every slice of a thin or universal Mach-O file, in file order.
@@ -114,6 +154,15 @@ impl MachO {
     /// The first slice's signature, the one reported.
     pub fn signature(&self) -> Option<&Signature> {
         self.slices.first().and_then(|s| s.signature.as_ref())
+    }
+
+    /// The slice the kernel runs on a machine of `cpu_type` (the first when none matches, as
+    /// for a thin file).
+    pub fn slice_for(&self, cpu_type: Option<u32>) -> Option<&Slice> {
+        self.slices
+            .iter()
+            .find(|s| Some(s.cpu_type) == cpu_type)
+            .or_else(|| self.slices.first())
     }
 
     /// Whether the slices of a universal binary disagree (they should all carry one signer).
@@ -137,17 +186,27 @@ pub struct TeamIdentity {
 
 /// The TeamIdentifier of the app bundle or Mach-O file at `path`.
 pub fn team_identity(path: &Path) -> Result<TeamIdentity, CodesignError> {
+    team_identity_of(&read_macho(path)?)
+}
+
+/// The parsed executable of the app bundle or Mach-O file at `path`.
+pub fn read_macho(path: &Path) -> Result<MachO, CodesignError> {
     let executable = executable_path(path)?;
-    let data = read_limited(&executable)?;
-    team_identity_of(&parse(&data)?)
+    parse(&read_limited(&executable)?)
 }
 
 /// Decides what a parsed file means for the allowlist: a real signature with a team, or why not.
 pub fn team_identity_of(macho: &MachO) -> Result<TeamIdentity, CodesignError> {
     let signature = macho.signature().ok_or(CodesignError::Unsigned)?;
     if signature.ad_hoc {
+        // Named by the slice that would run here: each slice has its own hash.
+        let native = macho
+            .slice_for(NATIVE_CPU)
+            .and_then(|s| s.signature.as_ref())
+            .unwrap_or(signature);
         return Err(CodesignError::AdHoc {
             identifier: signature.identifier.clone(),
+            cdhash: native.cdhash.clone(),
         });
     }
     let team_id = signature
@@ -318,8 +377,7 @@ fn parse_signature(data: Region<'_>) -> Result<Signature, CodesignError> {
     let blob = data.sub(0, u64::from(length), "SuperBlob")?;
     let count = blob.u32_be(8, "SuperBlob.count")?;
 
-    let mut primary = None;
-    let mut alternate_team = None;
+    let mut directories = Vec::new();
     for i in 0..count as usize {
         let at = 12 + i * 8;
         let slot = blob.u32_be(at, "BlobIndex.type")?;
@@ -329,28 +387,50 @@ fn parse_signature(data: Region<'_>) -> Result<Signature, CodesignError> {
         }
         let offset = blob.u32_be(at + 4, "BlobIndex.offset")?;
         let directory = parse_code_directory(blob.rest(u64::from(offset), "CodeDirectory")?)?;
-        if slot == CSSLOT_CODEDIRECTORY {
-            primary = Some(directory);
-        } else if alternate_team.is_none() {
-            alternate_team = directory.team_id;
-        }
+        directories.push((slot, directory));
     }
-    let mut signature = primary.ok_or_else(|| {
-        data.corrupt(
-            0,
-            "code signature",
-            "no CodeDirectory in slot 0".to_string(),
-        )
-    })?;
+    let primary = directories
+        .iter()
+        .find(|(slot, _)| *slot == CSSLOT_CODEDIRECTORY)
+        .map(|(_, d)| d)
+        .ok_or_else(|| {
+            data.corrupt(
+                0,
+                "code signature",
+                "no CodeDirectory in slot 0".to_string(),
+            )
+        })?;
     // Every CodeDirectory of one signature names the same team; take it from an alternate
     // only if the primary is too old to carry it.
-    if signature.team_id.is_none() {
-        signature.team_id = alternate_team;
-    }
-    Ok(signature)
+    let team_id = primary.team_id.clone().or_else(|| {
+        directories
+            .iter()
+            .filter(|(slot, _)| *slot != CSSLOT_CODEDIRECTORY)
+            .find_map(|(_, d)| d.team_id.clone())
+    });
+    Ok(Signature {
+        team_id,
+        identifier: primary.identifier.clone(),
+        ad_hoc: primary.ad_hoc,
+        cdhash: partition::cdhash(
+            directories
+                .iter()
+                .map(|(slot, d)| (*slot, d.hash_type, d.bytes)),
+        )
+        .map(|h| crate::fsutil::hex(&h)),
+    })
 }
 
-fn parse_code_directory(data: Region<'_>) -> Result<Signature, CodesignError> {
+/// One CodeDirectory blob: what it says, its hash type and its bytes.
+struct Directory<'a> {
+    team_id: Option<String>,
+    identifier: String,
+    ad_hoc: bool,
+    hash_type: u8,
+    bytes: &'a [u8],
+}
+
+fn parse_code_directory(data: Region<'_>) -> Result<Directory<'_>, CodesignError> {
     let magic = data.u32_be(0, "CodeDirectory.magic")?;
     if magic != CSMAGIC_CODEDIRECTORY {
         return Err(data.corrupt(
@@ -364,6 +444,7 @@ fn parse_code_directory(data: Region<'_>) -> Result<Signature, CodesignError> {
     let version = cd.u32_be(8, "CodeDirectory.version")?;
     let flags = cd.u32_be(12, "CodeDirectory.flags")?;
     let ident_offset = cd.u32_be(20, "CodeDirectory.identOffset")?;
+    let [hash_type] = cd.array::<1>(CD_HASH_TYPE_FIELD, "CodeDirectory.hashType")?;
     let identifier = cd.c_string(u64::from(ident_offset), "CodeDirectory identifier")?;
     let team_id = if version >= CD_VERSION_TEAM {
         match cd.u32_be(CD_TEAM_OFFSET_FIELD, "CodeDirectory.teamOffset")? {
@@ -373,10 +454,12 @@ fn parse_code_directory(data: Region<'_>) -> Result<Signature, CodesignError> {
     } else {
         None
     };
-    Ok(Signature {
+    Ok(Directory {
         team_id,
         identifier,
         ad_hoc: flags & CS_ADHOC != 0,
+        hash_type,
+        bytes: cd.bytes,
     })
 }
 

@@ -6,9 +6,13 @@
 //! requirements blob, a CodeDirectory (identifier, optional team ID, no code hashes) and an
 //! empty CMS wrapper, padded to 16 bytes as `codesign` pads it.
 
-pub const CPU_X86_64: u32 = 0x0100_0007;
-pub const CPU_ARM64: u32 = 0x0100_000c;
+pub use super::{CPU_ARM64, CPU_X86_64};
 pub const CPU_I386: u32 = 7;
+
+/// `CodeDirectory.hashType` values of `cs_blobs.h`.
+pub const HASH_SHA1: u8 = 1;
+pub const HASH_SHA256: u8 = 2;
+pub const HASH_SHA384: u8 = 4;
 
 /// What the CodeDirectory of a fixture says.
 #[derive(Clone, Debug)]
@@ -17,6 +21,7 @@ pub struct Cd<'a> {
     pub flags: u32,
     pub identifier: &'a str,
     pub team: Option<&'a str>,
+    pub hash_type: u8,
 }
 
 impl<'a> Cd<'a> {
@@ -27,6 +32,7 @@ impl<'a> Cd<'a> {
             flags: 0x1_0000, // CS_RUNTIME, the hardened runtime
             identifier,
             team: Some(team),
+            hash_type: HASH_SHA256,
         }
     }
 
@@ -37,7 +43,14 @@ impl<'a> Cd<'a> {
             flags: 0x2 | 0x2_0000, // CS_ADHOC | CS_LINKER_SIGNED
             identifier,
             team: None,
+            hash_type: HASH_SHA256,
         }
+    }
+
+    /// The same directory with another hash type (`codesign` writes a SHA-1 primary and a
+    /// SHA-256 alternate for code that must run on old systems).
+    pub fn hashed(self, hash_type: u8) -> Self {
+        Cd { hash_type, ..self }
     }
 }
 
@@ -96,7 +109,12 @@ pub fn code_directory(cd: &Cd) -> Vec<u8> {
     be(&mut out, 0); // nSpecialSlots
     be(&mut out, 0); // nCodeSlots
     be(&mut out, 0); // codeLimit
-    out.extend_from_slice(&[32, 2, 0, 12]); // hashSize, hashType SHA-256, platform, pageSize 4k
+    let hash_size = match cd.hash_type {
+        HASH_SHA1 => 20,
+        HASH_SHA384 => 48,
+        _ => 32,
+    };
+    out.extend_from_slice(&[hash_size, cd.hash_type, 0, 12]); // hashSize, hashType, platform, pageSize 4k
     be(&mut out, 0); // spare2
     if cd.version >= 0x20100 {
         be(&mut out, 0); // scatterOffset
@@ -141,6 +159,19 @@ pub fn signature(cd: &Cd) -> Vec<u8> {
     let requirements = [0xfa, 0xde, 0x0c, 0x01, 0, 0, 0, 12, 0, 0, 0, 0].to_vec();
     let cms = [0xfa, 0xde, 0x0b, 0x01, 0, 0, 0, 8].to_vec();
     super_blob(&[(0, code_directory(cd)), (2, requirements), (0x10000, cms)])
+}
+
+/// What `codesign -s -` writes for code that must also run on old systems: a SHA-1
+/// CodeDirectory in slot 0, a SHA-256 one in the first alternate slot.
+pub fn dual_hash_signature(cd: &Cd) -> Vec<u8> {
+    let requirements = [0xfa, 0xde, 0x0c, 0x01, 0, 0, 0, 12, 0, 0, 0, 0].to_vec();
+    let cms = [0xfa, 0xde, 0x0b, 0x01, 0, 0, 0, 8].to_vec();
+    super_blob(&[
+        (0, code_directory(&cd.clone().hashed(HASH_SHA1))),
+        (2, requirements),
+        (0x1000, code_directory(&cd.clone().hashed(HASH_SHA256))),
+        (0x10000, cms),
+    ])
 }
 
 /// A thin little-endian Mach-O executable, 64-bit unless `cpu_type` is 32-bit, carrying
@@ -239,5 +270,12 @@ pub fn committed_fixtures() -> Vec<(&'static str, Vec<u8>)> {
             thin(CPU_ARM64, Some(&signature(&Cd::ad_hoc("a.out")))),
         ),
         ("unsigned-x86_64", thin(CPU_X86_64, None)),
+        (
+            "adhoc-dual-hash-arm64",
+            thin(
+                CPU_ARM64,
+                Some(&dual_hash_signature(&Cd::ad_hoc("com.devicetrust.agent"))),
+            ),
+        ),
     ]
 }

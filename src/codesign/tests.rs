@@ -6,6 +6,29 @@ use super::*;
 
 const SLACK: &str = "com.tinyspeck.slackmacgap";
 const SLACK_TEAM: &str = "BQR82RBBHL";
+/// The code directory hashes of the committed fixtures, computed outside this crate: the
+/// CodeDirectory blob cut out of the file with `dd` (offsets from `xxd`), hashed with
+/// `sha256sum` / `sha1sum`, the first 40 hex digits kept (see tests/fixtures/macho/README.md).
+const SIGNED_ARM64_CDHASH: &str = "08a3c75acd0dc0896ed3f2e2ba8e383c01f993ee";
+/// `adhoc-arm64`: its one SHA-256 directory.
+const ADHOC_ARM64_CDHASH: &str = "bdffcbeb8533f5d80c51f6285fd2ff15af9222a4";
+/// `adhoc-dual-hash-arm64`: the SHA-256 alternate's hash. (The SHA-1 primary's SHA-1,
+/// `3d4455a80fb95c4796d9b99adb5ab9f3a5547452`, is what securityd does not use.)
+const DUAL_HASH_CDHASH: &str = "50dd21e595f78f45cc5256361b5c828a03c1581f";
+
+fn committed(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/macho")
+            .join(name),
+    )
+    .unwrap()
+}
+
+fn partition_of_file(name: &str) -> String {
+    let macho = parse(&committed(name)).unwrap();
+    partition_of(macho.signature()).unwrap().to_string()
+}
 
 fn signed(cpu: u32) -> Vec<u8> {
     thin(cpu, Some(&signature(&Cd::team(SLACK, SLACK_TEAM))))
@@ -26,6 +49,7 @@ fn thin_64_bit_signed_gives_team_and_identifier() {
                 team_id: Some(SLACK_TEAM.into()),
                 identifier: SLACK.into(),
                 ad_hoc: false,
+                cdhash: Some(SIGNED_ARM64_CDHASH.into()),
             }),
         }]
     );
@@ -96,7 +120,7 @@ fn ad_hoc_signature_is_refused_with_its_identifier() {
     assert!(sig.ad_hoc);
     assert_eq!(sig.team_id, None);
     let err = team_identity_of(&parse(&data).unwrap()).unwrap_err();
-    assert!(matches!(&err, CodesignError::AdHoc { identifier } if identifier == "a.out"));
+    assert!(matches!(&err, CodesignError::AdHoc { identifier, .. } if identifier == "a.out"));
 }
 
 #[test]
@@ -321,4 +345,87 @@ fn bundles_resolve_to_their_main_executable() {
         executable_path(dir.path()),
         Err(CodesignError::NotABundle { .. })
     ));
+}
+
+#[test]
+fn securityd_partitions_team_ad_hoc_and_unsigned_code_apart() {
+    assert_eq!(partition_of_file("signed-arm64"), "teamid:BQR82RBBHL");
+    assert_eq!(
+        partition_of_file("adhoc-arm64"),
+        format!("cdhash:{ADHOC_ARM64_CDHASH}")
+    );
+    assert_eq!(partition_of_file("unsigned-x86_64"), "unsigned:");
+    // Signed, no team, not ad-hoc (a certificate no Apple CA issued): also cdhash:.
+    let no_team = Cd {
+        version: 0x20100,
+        ..Cd::team(SLACK, SLACK_TEAM)
+    };
+    let macho = parse(&thin(CPU_ARM64, Some(&signature(&no_team)))).unwrap();
+    let partition = partition_of(macho.signature()).unwrap().to_string();
+    assert!(partition.starts_with("cdhash:"), "{partition}");
+    assert_eq!(partition.len(), "cdhash:".len() + 40);
+}
+
+#[test]
+fn the_cdhash_is_the_best_directorys_hash_truncated_to_20_bytes() {
+    assert_eq!(
+        partition_of_file("adhoc-dual-hash-arm64"),
+        format!("cdhash:{DUAL_HASH_CDHASH}")
+    );
+    // Order in the index does not matter; only slot numbers do.
+    let cd = Cd::ad_hoc("com.devicetrust.agent");
+    let swapped = super_blob(&[
+        (0x1000, code_directory(&cd.clone().hashed(HASH_SHA256))),
+        (0, code_directory(&cd.clone().hashed(HASH_SHA1))),
+    ]);
+    let macho = parse(&thin(CPU_ARM64, Some(&swapped))).unwrap();
+    assert_eq!(
+        macho.signature().unwrap().cdhash.as_deref(),
+        Some(DUAL_HASH_CDHASH)
+    );
+    // An alternate after a gap is not looked at, as Security stops at the first empty slot.
+    let gap = super_blob(&[
+        (0, code_directory(&cd.clone().hashed(HASH_SHA1))),
+        (0x1001, code_directory(&cd.clone().hashed(HASH_SHA256))),
+    ]);
+    let macho = parse(&thin(CPU_ARM64, Some(&gap))).unwrap();
+    let sha1_only = macho.signature().unwrap().cdhash.clone().unwrap();
+    assert_ne!(sha1_only, DUAL_HASH_CDHASH);
+    assert_eq!(sha1_only.len(), 40);
+}
+
+#[test]
+fn ad_hoc_code_is_reported_with_its_cdhash() {
+    let macho = parse(&committed("adhoc-arm64")).unwrap();
+    match team_identity_of(&macho) {
+        Err(CodesignError::AdHoc { identifier, cdhash }) => {
+            assert_eq!(identifier, "a.out");
+            assert_eq!(cdhash.as_deref(), Some(ADHOC_ARM64_CDHASH));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_slice_that_runs_here_is_chosen_by_cpu_type() {
+    let data = universal(
+        &[
+            (CPU_X86_64, signed(CPU_X86_64)),
+            (
+                CPU_ARM64,
+                thin(CPU_ARM64, Some(&signature(&Cd::ad_hoc("a")))),
+            ),
+        ],
+        false,
+    );
+    let macho = parse(&data).unwrap();
+    assert_eq!(
+        macho.slice_for(Some(CPU_ARM64)).unwrap().cpu_type,
+        CPU_ARM64
+    );
+    assert_eq!(
+        macho.slice_for(Some(CPU_X86_64)).unwrap().cpu_type,
+        CPU_X86_64
+    );
+    assert_eq!(macho.slice_for(Some(7)).unwrap().cpu_type, CPU_X86_64);
 }

@@ -55,8 +55,8 @@ pub fn all() -> BTreeMap<String, Kind> {
 pub enum ReadBy {
     /// The code path that acts on the value.
     Code(&'static str),
-    /// Accepted and resolved, but nothing acts on it yet: the reason.
-    Nothing(&'static str),
+    /// Only its default is accepted; any other value is refused at load (exit 2): why.
+    Refused(&'static str),
 }
 
 /// For every key that holds a value (tables are their keys), what reads it.
@@ -85,7 +85,7 @@ pub const READERS: &[(&str, ReadBy)] = &[
     ("scep.retry_delay_secs", ReadBy::Code("ScepSettings::retry_delay: the wait between CertPoll attempts (scep::client)")),
     ("scep.renew_before_days", ReadBy::Code("ScepConfig::renew_before_days: the SCEP path's own latest renewal start (Config::renewal_policy)")),
     ("scep.renew_spread_days", ReadBy::Code("ScepConfig::renew_spread_days: the SCEP path's own spread (Config::renewal_policy)")),
-    ("scep.allow_all_apps_access", ReadBy::Nothing("resolved into ScepSettings::allow_all_apps_access, which no link or store reads yet")),
+    ("scep.allow_all_apps_access", ReadBy::Refused("Apple's AllowAllAppsAccess: `true` cannot be honoured, securityd checks every caller against the key's partition list (config::scep::resolve_scep); `false` is what the agent does anyway")),
     ("network.connect_timeout_secs", ReadBy::Code("NetworkConfig::connect_timeout: every request's connect timeout (agent::net::http_settings)")),
     ("network.timeout_secs", ReadBy::Code("NetworkConfig::timeout: every request's timeout (agent::net::http_settings)")),
     ("network.max_attempts", ReadBy::Code("NetworkConfig::max_attempts: the retry policy of every request (agent::net::http_settings)")),
@@ -96,7 +96,7 @@ pub const READERS: &[(&str, ReadBy)] = &[
     ("allowlist.add", ReadBy::Code("AllowlistConfig::add: the key's partition list (chain::allowlist, AllowlistConfig::desired)")),
     ("allowlist.remove", ReadBy::Code("AllowlistConfig::remove: the key's partition list (chain::allowlist, AllowlistConfig::desired)")),
     ("allowlist.replace_defaults", ReadBy::Code("AllowlistConfig::replace_defaults: the key's partition list (chain::allowlist, AllowlistConfig::desired)")),
-    ("allowlist.allow_all_apps", ReadBy::Nothing("resolved into AllowlistConfig::allow_all_apps, which the allowlist link does not read yet")),
+    ("allowlist.allow_all_apps", ReadBy::Refused("`true` cannot be honoured, securityd checks every caller against the key's partition list (AllowlistConfig::desired); list the apps in allowlist.add instead")),
 ];
 
 /// The probe: deserializes `Layer` from nothing, recording each field serde asks for.

@@ -22,7 +22,6 @@ pub struct ScepConfig {
     pub retry_delay_secs: Option<u64>,
     pub renew_before_days: Option<u32>,
     pub renew_spread_days: Option<u32>,
-    pub allow_all_apps_access: Option<bool>,
 }
 
 impl Config {
@@ -61,7 +60,6 @@ impl Config {
             .transpose()
             .map_err(|reason| invalid("scep.ca_fingerprint", reason))?;
         settings.renew_before_days = scep.renew_before_days;
-        settings.allow_all_apps_access = scep.allow_all_apps_access.unwrap_or(false);
         settings.challenge = scep
             .challenge
             .as_ref()
@@ -151,6 +149,14 @@ pub(super) fn resolve_scep(
             ));
         }
     }
+    // Apple's AllowAllAppsAccess: `false` is what the agent does anyway; `true` cannot be
+    // honoured on a file keychain (integrations::allowlist::AllowlistConfig::allow_all_apps).
+    if pick!(allow_all_apps_access) == Some(true) {
+        let refused = crate::integrations::allowlist::AllowlistError::AllowAllApps(
+            "scep.allow_all_apps_access",
+        );
+        return Err(invalid("scep.allow_all_apps_access", refused.to_string()));
+    }
     let mut subject_alt_names = Vec::new();
     if let Some(sans) = pick!(subject_alt_names) {
         use crate::pki::SubjectAltName as San;
@@ -204,7 +210,6 @@ pub(super) fn resolve_scep(
         retry_delay_secs,
         renew_before_days,
         renew_spread_days,
-        allow_all_apps_access: pick!(allow_all_apps_access),
     })
 }
 
@@ -234,7 +239,7 @@ subject_alt_names = {{ rfc822 = ["it@example.com"], dns = ["mac.example.com"], u
 retries = 5
 retry_delay_secs = 2
 renew_before_days = 14
-allow_all_apps_access = true
+allow_all_apps_access = false
 "#,
             challenge.display(),
             vec!["AB"; 32].join(":")
@@ -249,7 +254,6 @@ allow_all_apps_access = true
         assert_eq!((s.key_size, s.key_usage, s.retries), (3072, 5, 5));
         assert_eq!(s.retry_delay, Duration::from_secs(2));
         assert_eq!(s.renew_before_days, Some(14));
-        assert!(s.allow_all_apps_access);
         assert_eq!(
             s.subject_alt_names,
             vec![
@@ -322,6 +326,7 @@ allow_all_apps_access = true
             ("retry_delay_secs = 86400", "scep.retry_delay_secs"),
             ("renew_before_days = 0", "scep.renew_before_days"),
             ("renew_spread_days = 91", "scep.renew_spread_days"),
+            ("allow_all_apps_access = true", "scep.allow_all_apps_access"),
             (
                 "subject_alt_names = { rfc822 = [\"nobody\"] }",
                 "scep.subject_alt_names.rfc822",

@@ -72,7 +72,7 @@ impl Host for FilesHost {
         let mut links: Vec<Box<dyn Link>> = vec![
             Box::new(IdentityLink),
             Box::new(RenewalLink),
-            Box::new(AllowlistLink),
+            Box::new(AllowlistLink::for_this_agent()),
         ];
         // Chrome and Chromium on Linux read client identities from the user's NSS database.
         if self.layout == Layout::Linux {

@@ -47,6 +47,10 @@ pub trait Host {
     fn user_session(&self) -> Option<&dyn crate::platform::session::UserSession> {
         None
     }
+    /// `devicetrust selftest`'s checks of this host, over what is stored now (read only).
+    fn self_checks(&self, cx: &crate::chain::Context<'_>, report: &mut crate::selftest::Report) {
+        crate::selftest::files::checks(cx, report);
+    }
 }
 
 /// The host for this run: the real Mac at `/` on macOS, else files under the root (Linux at

@@ -3,6 +3,11 @@
 //! The admin edits the spec's default list (add, remove, replace); `apple-tool:` always stays.
 //! The desired list is authoritative for the key the agent owns, so `diff` also removes strays.
 
+/// Okta Verify's TeamIdentifier. On the SCEP / FastPass path it signs the management
+/// attestation with the device key, and picks a certificate only once it can use the key, so
+/// it is on that path's default list.
+pub const OKTA_VERIFY_TEAM: &str = "B7F62B65BN";
+
 /// The apps the spec lets use the key by default, by TeamIdentifier.
 pub const DEFAULT_TEAMS: [(&str, &str); 5] = [
     ("UBF8T346G9", "Microsoft"),
@@ -15,6 +20,7 @@ pub const DEFAULT_TEAMS: [(&str, &str); 5] = [
 pub use crate::partition::{
     parse_partition_list, partition_list_string, Partition, PartitionError,
 };
+use crate::record::Method;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AllowlistError {
@@ -22,16 +28,35 @@ pub enum AllowlistError {
     Partition(#[from] PartitionError),
     #[error("{0} is both added to and removed from the allowlist; keep one")]
     Conflict(String),
+    /// Apple's AllowAllAppsAccess cannot be honoured on a key in a file keychain: see
+    /// [`AllowlistConfig::allow_all_apps`].
+    #[error(
+        "{0} = true cannot be honoured: the key already lets any app pass its access list \
+         (what AllowAllAppsAccess sets), and macOS checks each app's partition ID against the \
+         key's list besides, which has no value meaning every app. Name the apps instead with \
+         allowlist.add = [\"teamid:XXXXXXXXXX\"] (`devicetrust teamid /Applications/App.app` \
+         prints an app's ID; Okta Verify is on the SCEP path's list already), and set {0} to \
+         false or remove it"
+    )]
+    AllowAllApps(&'static str),
 }
 
-/// The spec's default list, in its order.
+/// The spec's default list of the Okta path, in its order.
 pub fn defaults() -> Vec<Partition> {
+    defaults_for(Method::Okta)
+}
+
+/// The default list of an enrollment path: the spec's, plus Okta Verify on the SCEP path.
+pub fn defaults_for(method: Method) -> Vec<Partition> {
     let mut list = vec![Partition::AppleTool, Partition::Apple];
     list.extend(
         DEFAULT_TEAMS
             .iter()
             .map(|(id, _)| Partition::TeamId((*id).to_owned())),
     );
+    if method == Method::Scep {
+        list.push(Partition::TeamId(OKTA_VERIFY_TEAM.to_owned()));
+    }
     list
 }
 
@@ -44,9 +69,14 @@ pub struct AllowlistConfig {
     pub remove: Vec<String>,
     /// A list used instead of the spec's defaults.
     pub replace_defaults: Option<Vec<String>>,
-    /// The key's access list trusts every application. That is an ACL setting for the macOS
-    /// backend, not a partition ID, so it does not change `desired()`: keeping the list means
-    /// switching this off again needs no repair.
+    /// Apple's AllowAllAppsAccess, refused when true: in a file keychain "all apps" can only
+    /// mean an access list entry with no application list, which the agent's key always has
+    /// (as after `security import -A`). Whether an app may use the key without a prompt is
+    /// then decided by the partition list alone: securityd (`acls.cpp`,
+    /// `SecurityServerAcl::validatePartition`) requires the caller's own partition ID to be on
+    /// it, with no wildcard, and offers to extend the list only through a dialog that asks for
+    /// okta.keychain's password, which no user knows. So `true` could not do what an admin
+    /// ticking it expects; the configuration is refused with what to do instead.
     pub allow_all_apps: bool,
 }
 
@@ -58,12 +88,21 @@ fn parse_all(items: &[String]) -> Result<Vec<Partition>, AllowlistError> {
 }
 
 impl AllowlistConfig {
-    /// The partition list the key should carry: base list (defaults or the replacement) minus
-    /// removals plus additions, without duplicates, `apple-tool:` first and always present.
+    /// The Okta path's desired list (what the configuration loader checks).
     pub fn desired(&self) -> Result<Vec<Partition>, AllowlistError> {
+        self.desired_for(Method::Okta)
+    }
+
+    /// The partition list the key of an enrollment by `method` should carry: base list (that
+    /// path's defaults or the replacement) minus removals plus additions, without duplicates,
+    /// `apple-tool:` first and always present.
+    pub fn desired_for(&self, method: Method) -> Result<Vec<Partition>, AllowlistError> {
+        if self.allow_all_apps {
+            return Err(AllowlistError::AllowAllApps("allowlist.allow_all_apps"));
+        }
         let base = match &self.replace_defaults {
             Some(list) => parse_all(list)?,
-            None => defaults(),
+            None => defaults_for(method),
         };
         let add = parse_all(&self.add)?;
         let remove = parse_all(&self.remove)?;
@@ -79,12 +118,17 @@ impl AllowlistConfig {
         Ok(list)
     }
 
-    /// Like `desired`, plus the agent's own partition (its signing team, or `unsigned:`), which
-    /// the macOS backend must keep so the agent can still sign renewal tokens with the key.
-    pub fn desired_with(&self, agent: Option<Partition>) -> Result<Vec<Partition>, AllowlistError> {
-        let mut list = self.desired()?;
-        if let Some(own) = agent.filter(|p| !list.contains(p)) {
-            list.push(own);
+    /// Like `desired_for`, plus the running agent's own partition ID (`teamid:`, `cdhash:` or
+    /// `unsigned:`, as securityd names it), which stays whatever the configuration removes:
+    /// without it the agent could no longer sign renewal tokens with the key it created.
+    pub fn desired_with(
+        &self,
+        method: Method,
+        agent: &Partition,
+    ) -> Result<Vec<Partition>, AllowlistError> {
+        let mut list = self.desired_for(method)?;
+        if !list.contains(agent) {
+            list.push(agent.clone());
         }
         Ok(list)
     }
@@ -227,13 +271,62 @@ mod tests {
     }
 
     #[test]
-    fn the_agents_own_partition_is_kept() {
-        let own = Partition::TeamId("ABCDE12345".into());
-        let list = AllowlistConfig::default()
-            .desired_with(Some(own.clone()))
-            .unwrap();
-        assert_eq!(list.last(), Some(&own));
-        assert_eq!(list.iter().filter(|p| **p == own).count(), 1);
+    fn the_agents_own_partition_is_kept_whatever_is_removed() {
+        for own in [
+            Partition::TeamId("ABCDE12345".into()),
+            Partition::cdhash("bdffcbeb8533f5d80c51f6285fd2ff15af9222a4"),
+            Partition::unsigned(),
+        ] {
+            let removing = AllowlistConfig {
+                remove: vec![own.to_string()],
+                replace_defaults: Some(strings(&["apple:"])),
+                ..Default::default()
+            };
+            for config in [AllowlistConfig::default(), removing] {
+                for method in [Method::Okta, Method::Scep] {
+                    let list = config.desired_with(method, &own).unwrap();
+                    assert_eq!(list.last(), Some(&own), "{config:?}");
+                    assert_eq!(list.iter().filter(|p| **p == own).count(), 1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn okta_verify_is_on_the_scep_paths_default_list_only() {
+        let verify = Partition::TeamId(OKTA_VERIFY_TEAM.into());
+        let config = AllowlistConfig::default();
+        let scep = config.desired_for(Method::Scep).unwrap();
+        assert_eq!(
+            partition_list_string(&scep),
+            format!("{SPEC_DEFAULT},teamid:B7F62B65BN")
+        );
+        assert!(!config.desired_for(Method::Okta).unwrap().contains(&verify));
+        // An admin may still take it out.
+        let without = AllowlistConfig {
+            remove: strings(&["teamid:B7F62B65BN"]),
+            ..Default::default()
+        };
+        assert!(!without.desired_for(Method::Scep).unwrap().contains(&verify));
+    }
+
+    #[test]
+    fn allow_all_apps_is_refused_with_what_to_do_instead() {
+        let config = AllowlistConfig {
+            allow_all_apps: true,
+            ..Default::default()
+        };
+        for method in [Method::Okta, Method::Scep] {
+            let err = config.desired_for(method).unwrap_err();
+            assert_eq!(
+                err,
+                AllowlistError::AllowAllApps("allowlist.allow_all_apps")
+            );
+            let text = err.to_string();
+            assert!(text.contains("allowlist.allow_all_apps = true cannot be honoured"));
+            assert!(text.contains("allowlist.add"));
+        }
+        assert!(AllowlistConfig::default().desired().is_ok());
     }
 
     #[test]

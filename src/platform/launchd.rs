@@ -90,6 +90,28 @@ pub fn bootout_says_not_loaded(code: Option<i32>, stderr: &str) -> bool {
         .any(|m| stderr.contains(m))
 }
 
+/// The `arguments = { … }` block of `launchctl print <service>`: the program arguments launchd
+/// has loaded, one per line. `None` when the block is not there (not loaded, or a format this
+/// parser does not know, which then says nothing against the job).
+pub fn parse_print_arguments(text: &str) -> Option<Vec<String>> {
+    let mut lines = text.lines().map(str::trim);
+    lines.find(|l| *l == "arguments = {")?;
+    let mut arguments = Vec::new();
+    for line in lines {
+        if line == "}" {
+            return Some(arguments);
+        }
+        arguments.push(line.to_owned());
+    }
+    None
+}
+
+/// launchd sets `XPC_SERVICE_NAME` to a job's label in every process it starts for the job;
+/// whether `value` says this process is a run of `label`.
+pub fn started_as(value: Option<&str>, label: &str) -> bool {
+    value == Some(label)
+}
+
 /// What a finished command said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finished {
@@ -340,6 +362,20 @@ pub fn is_loaded(uid: u32, label: &str) -> Option<bool> {
         .map(|d| d.success())
 }
 
+/// The program arguments launchd has loaded for `label` in the user's GUI domain.
+pub fn loaded_arguments(uid: u32, label: &str) -> Option<Vec<String>> {
+    let done = run(&print_argv(uid, label), LAUNCHCTL_TIMEOUT).ok()?;
+    if !done.success() {
+        return None;
+    }
+    parse_print_arguments(&done.stdout)
+}
+
+/// Whether launchd started this process as a run of `label`.
+pub fn runs_inside(label: &str) -> bool {
+    started_as(std::env::var("XPC_SERVICE_NAME").ok().as_deref(), label)
+}
+
 /// The Login Items switch for `label`, from `sfltool dumpbtm`; `None` when it cannot tell
 /// (before macOS 13, or the tool refuses a non-admin caller).
 pub fn login_item_enabled(uid: u32, label: &str) -> Option<bool> {
@@ -495,6 +531,68 @@ mod tests {
             print_argv(501, "com.okta.devicetrust"),
             ["/bin/launchctl", "print", "gui/501/com.okta.devicetrust"].map(OsString::from)
         );
+    }
+
+    /// `launchctl print gui/501/com.devicetrust.renew` on macOS 14 (trimmed).
+    const PRINT: &str = "\
+gui/501/com.devicetrust.renew = {
+\tactive count = 1
+\tpath = /Users/alice/Library/LaunchAgents/com.devicetrust.renew.plist
+\ttype = LaunchAgent
+\tstate = running
+
+\tprogram = /usr/local/bin/devicetrust
+\targuments = {
+\t\t/usr/local/bin/devicetrust
+\t\trenew
+\t\t--store
+\t\tfile:/Users/alice/dt
+\t}
+
+\tenvironment = {
+\t\tXPC_SERVICE_NAME => com.devicetrust.renew
+\t}
+
+\tevent triggers = {
+\t}
+}
+";
+
+    #[test]
+    fn the_loaded_arguments_are_read_from_launchctl_print() {
+        assert_eq!(
+            parse_print_arguments(PRINT),
+            Some(
+                [
+                    "/usr/local/bin/devicetrust",
+                    "renew",
+                    "--store",
+                    "file:/Users/alice/dt"
+                ]
+                .map(String::from)
+                .to_vec()
+            )
+        );
+        assert_eq!(
+            parse_print_arguments("gui/501/x = {\n\tstate = waiting\n}\n"),
+            None
+        );
+        // A block that never closes is not trusted.
+        assert_eq!(parse_print_arguments("\targuments = {\n\t\t/x\n"), None);
+    }
+
+    #[test]
+    fn a_run_started_by_launchd_for_the_job_is_recognised() {
+        assert!(started_as(
+            Some("com.devicetrust.renew"),
+            "com.devicetrust.renew"
+        ));
+        assert!(!started_as(
+            Some("application.com.apple.Terminal.1"),
+            "com.devicetrust.renew"
+        ));
+        assert!(!started_as(Some("0"), "com.devicetrust.renew"));
+        assert!(!started_as(None, "com.devicetrust.renew"));
     }
 
     #[test]

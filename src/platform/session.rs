@@ -1,5 +1,6 @@
 //! Running as the console user: the child's command line (pure, tested everywhere) and, on
-//! macOS, the re-execution itself (`launchctl asuser` + `sudo -u`, the secret on a stdin pipe).
+//! macOS, the re-execution itself (`launchctl asuser` + `sudo -u`, the secret on a stdin pipe,
+//! the other `DEVICETRUST_*` settings through `/usr/bin/env` after sudo's reset).
 //!
 //! Why `sudo` rather than setgid/initgroups/setuid in a `pre_exec` hook: `launchctl asuser`
 //! must itself run as root (it only moves the child into the user's bootstrap namespace), so
@@ -12,9 +13,20 @@ use crate::secret::Secret;
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
-/// launchctl and sudo by absolute path: a root process must not search a caller's PATH.
+/// launchctl, sudo and env by absolute path: a root process must not search a caller's PATH.
 pub const LAUNCHCTL: &str = "/bin/launchctl";
 pub const SUDO: &str = "/usr/bin/sudo";
+pub const ENV: &str = "/usr/bin/env";
+
+/// The variables that hold a secret or name its file: the parent reads the secret (a
+/// root-only file, its stdin, its environment) and hands it over on the child's stdin, never
+/// in argv or the environment.
+pub const SECRET_VARS: [&str; 4] = [
+    crate::config::env::ORG_TOKEN,
+    crate::config::env::ORG_TOKEN_FILE,
+    crate::config::env::SCEP_CHALLENGE,
+    crate::config::env::SCEP_CHALLENGE_FILE,
+];
 
 /// A secret handed to the child on its stdin, named by the flag that reads it from there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,15 +48,19 @@ impl SecretFlag {
 /// (the parent reads them; a root-only file would be unreadable for the user) and `--user`.
 const REPLACED_FLAGS: [&str; 3] = ["--org-token-file", "--scep-challenge-file", "--user"];
 
-/// The child's full argv: `launchctl asuser <uid> sudo -n -u <user> -H -- <exe> <args>
-/// --user <user>`, with `handover`'s flag set to `-` (stdin).
+/// The child's full argv: `launchctl asuser <uid> sudo -n -u <user> -H -- /usr/bin/env
+/// <VAR=value…> <exe> <args> --user <user>`, with `handover`'s flag set to `-` (stdin).
 ///
 /// `args` are the agent's arguments without `argv[0]`. Their secret-file and `--user` flags are
 /// removed whatever their form (`--flag value`, `--flag=value`); nothing else is added, and no
-/// flag of the CLI takes a secret as its value, so no secret can reach this argv.
+/// flag of the CLI takes a secret as its value, so no secret can reach this argv. `env` are
+/// the settings the child gets in its environment ([`crossing_env`]): after sudo, which resets
+/// the environment, so they reach the agent as they reached us (a setting from the environment
+/// stays one, and `status` says so).
 pub fn reexec_argv(
     exe: &Path,
     args: &[OsString],
+    env: &[(String, OsString)],
     user: &str,
     uid: u32,
     handover: Option<SecretFlag>,
@@ -59,10 +75,16 @@ pub fn reexec_argv(
         user,
         "-H",
         "--",
+        ENV,
     ]
     .iter()
     .map(OsString::from)
     .collect();
+    for (name, value) in env {
+        let mut pair = OsString::from(format!("{name}="));
+        pair.push(value);
+        argv.push(pair);
+    }
     argv.push(exe.as_os_str().to_owned());
     let mut rest = args.iter();
     let mut after_double_dash = Vec::new();
@@ -111,42 +133,21 @@ fn replaced_flag(arg: &OsStr) -> Option<Form> {
     })
 }
 
-/// Non-secret settings that come from the environment, with the flag that carries each to the
-/// child (sudo resets the environment). The secrets (`DEVICETRUST_ORG_TOKEN`,
-/// `DEVICETRUST_SCEP_CHALLENGE`) are deliberately absent: they travel on stdin.
-const ENV_FLAGS: [(&str, &str); 9] = [
-    ("DEVICETRUST_CONFIG", "--config"),
-    ("DEVICETRUST_ROOT", "--root"),
-    ("DEVICETRUST_STORE", "--store"),
-    ("DEVICETRUST_ORG_URL", "--org-url"),
-    ("DEVICETRUST_CA_FILE", "--ca-file"),
-    ("DEVICETRUST_DEVICE_UUID", "--device-uuid"),
-    ("DEVICETRUST_DEVICE_NAME", "--device-name"),
-    ("DEVICETRUST_SCEP_URL", "--scep-url"),
-    ("DEVICETRUST_SCEP_CA_FINGERPRINT", "--scep-ca-fingerprint"),
-];
-
-/// The flags that carry the environment's non-secret settings to the child, for each setting
-/// the command line does not already give (a flag beats the environment, so it stays as is).
-pub fn env_as_flags(args: &[OsString], env: impl Fn(&str) -> Option<OsString>) -> Vec<OsString> {
-    let given = |flag: &str| {
-        args.iter().any(|a| {
-            a.to_str().is_some_and(|a| {
-                a == flag || a.strip_prefix(flag).is_some_and(|r| r.starts_with('='))
-            })
+/// The environment the child gets: every `DEVICETRUST_*` variable of ours (verbosity, root,
+/// store, configuration file, device facts, test hooks) but the secrets, which travel on stdin.
+/// sudo's `env_reset` would drop them all, so they are set again after it. A name with `=` in
+/// it could not be set through `env` and does not occur in ours; it is skipped.
+pub fn crossing_env(vars: impl IntoIterator<Item = (String, OsString)>) -> Vec<(String, OsString)> {
+    let mut crossing: Vec<(String, OsString)> = vars
+        .into_iter()
+        .filter(|(name, _)| {
+            name.starts_with("DEVICETRUST_")
+                && !name.contains('=')
+                && !SECRET_VARS.contains(&name.as_str())
         })
-    };
-    let mut flags = Vec::new();
-    for (var, flag) in ENV_FLAGS {
-        if given(flag) {
-            continue;
-        }
-        if let Some(value) = env(var).filter(|v| !v.is_empty()) {
-            flags.push(OsString::from(flag));
-            flags.push(value);
-        }
-    }
-    flags
+        .collect();
+    crossing.sort();
+    crossing
 }
 
 /// Why the re-execution did not happen; the caller turns it into an exit code.
@@ -162,17 +163,28 @@ pub enum ReexecError {
     },
 }
 
+/// What the child did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ran {
+    /// Its exit code (1 when a signal ended it).
+    pub code: i32,
+    /// Its stdout, when the caller asked to keep it rather than pass it through.
+    pub stdout: Option<Vec<u8>>,
+}
+
 /// How root runs this binary in a user's own session.
 pub trait UserSession {
-    /// Runs this binary with `args` (argv without `argv[0]`) as `user` in their session and
-    /// returns the child's exit code; its output goes straight to ours. `secret` is written to
-    /// the child's stdin, named by the flag that reads it from there: never argv, never env.
+    /// Runs this binary with `args` (argv without `argv[0]`) as `user` in their session. Its
+    /// stderr goes straight to ours, its stdout too unless `keep_stdout` (the EA's one line is
+    /// checked before it is printed). `secret` is written to the child's stdin, named by the
+    /// flag that reads it from there: never argv, never env.
     fn run_as(
         &self,
         user: &str,
         args: &[OsString],
         secret: Option<(SecretFlag, Secret)>,
-    ) -> Result<i32, ReexecError>;
+        keep_stdout: bool,
+    ) -> Result<Ran, ReexecError>;
 }
 
 #[cfg(target_os = "macos")]
@@ -180,7 +192,7 @@ pub use imp::LaunchctlSession;
 
 #[cfg(target_os = "macos")]
 mod imp {
-    use super::{env_as_flags, reexec_argv, ReexecError, SecretFlag, UserSession};
+    use super::{crossing_env, reexec_argv, Ran, ReexecError, SecretFlag, UserSession};
     use crate::secret::Secret;
     use std::ffi::OsString;
     use std::io::Write;
@@ -195,18 +207,21 @@ mod imp {
             user: &str,
             args: &[OsString],
             secret: Option<(SecretFlag, Secret)>,
-        ) -> Result<i32, ReexecError> {
+            keep_stdout: bool,
+        ) -> Result<Ran, ReexecError> {
             let uid = crate::platform::uid_of(user)
                 .ok_or_else(|| ReexecError::NoSuchUser(user.to_owned()))?;
             let exe = std::env::current_exe().map_err(|source| ReexecError::Spawn {
                 what: "the agent as the console user",
                 source,
             })?;
-            let mut full_args = args.to_vec();
-            full_args.extend(env_as_flags(args, |var| std::env::var_os(var)));
+            let env = crossing_env(
+                std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v))),
+            );
             let argv = reexec_argv(
                 &exe,
-                &full_args,
+                args,
+                &env,
                 user,
                 uid,
                 secret.as_ref().map(|(flag, _)| *flag),
@@ -224,7 +239,11 @@ mod imp {
                 } else {
                     Stdio::inherit()
                 })
-                .stdout(Stdio::inherit())
+                .stdout(if keep_stdout {
+                    Stdio::piped()
+                } else {
+                    Stdio::inherit()
+                })
                 .stderr(Stdio::inherit());
             let mut child = crate::platform::children::spawn(&mut command).map_err(|source| {
                 ReexecError::Spawn {
@@ -240,12 +259,29 @@ mod imp {
                 let _ = stdin.write_all(&line);
                 drop(stdin);
             }
+            // The child's stdout is read to its end before waiting (one short line for the EA).
+            let stdout = match child.stdout.take() {
+                Some(mut pipe) => {
+                    let mut bytes = Vec::new();
+                    use std::io::Read;
+                    pipe.read_to_end(&mut bytes)
+                        .map_err(|source| ReexecError::Spawn {
+                            what: "the agent as the console user",
+                            source,
+                        })?;
+                    Some(bytes)
+                }
+                None => None,
+            };
             let status = child.wait().map_err(|source| ReexecError::Spawn {
                 what: "the agent as the console user",
                 source,
             })?;
             // Killed by a signal: a failed run.
-            Ok(status.code().unwrap_or(1))
+            Ok(Ran {
+                code: status.code().unwrap_or(1),
+                stdout,
+            })
         }
     }
 }
@@ -269,6 +305,7 @@ mod tests {
         let argv = reexec_argv(
             Path::new("/usr/local/bin/devicetrust"),
             &os(&["enroll", "-v", "--org-url", "https://acme.okta.com"]),
+            &[],
             "alice",
             501,
             None,
@@ -285,6 +322,7 @@ mod tests {
                 "alice",
                 "-H",
                 "--",
+                "/usr/bin/env",
                 "/usr/local/bin/devicetrust",
                 "enroll",
                 "-v",
@@ -312,28 +350,33 @@ mod tests {
             "mallory",
             "--user=eve",
         ]);
-        // The environment a Jamf script may have set, secret included.
-        let env = |var: &str| match var {
-            "DEVICETRUST_ORG_TOKEN" | "DEVICETRUST_SCEP_CHALLENGE" => Some(secret.into()),
-            "DEVICETRUST_ORG_URL" => Some("https://acme.okta.com".into()),
-            _ => None,
-        };
-        let mut full = args.clone();
-        full.extend(env_as_flags(&args, env));
+        // The environment a Jamf script may have set, secrets included.
+        let env = crossing_env(
+            [
+                ("DEVICETRUST_ORG_TOKEN", secret),
+                ("DEVICETRUST_SCEP_CHALLENGE", secret),
+                ("DEVICETRUST_ORG_TOKEN_FILE", token_arg.as_str()),
+                ("DEVICETRUST_SCEP_CHALLENGE_FILE", "/root/challenge"),
+                ("DEVICETRUST_ORG_URL", "https://acme.okta.com"),
+            ]
+            .map(|(k, v)| (k.to_owned(), OsString::from(v))),
+        );
         let argv = strings(&reexec_argv(
             Path::new("/usr/local/bin/devicetrust"),
-            &full,
+            &args,
+            &env,
             "alice",
             501,
             Some(SecretFlag::OrgToken),
         ));
-        let tail = &argv[argv.iter().position(|a| a == "enroll").unwrap()..];
+        let tail = &argv[argv.iter().position(|a| a == "/usr/bin/env").unwrap()..];
         assert_eq!(
             tail,
             [
+                "/usr/bin/env",
+                "DEVICETRUST_ORG_URL=https://acme.okta.com",
+                "/usr/local/bin/devicetrust",
                 "enroll",
-                "--org-url",
-                "https://acme.okta.com",
                 "--org-token-file",
                 "-",
                 "--user",
@@ -345,18 +388,74 @@ mod tests {
         assert!(argv.iter().all(|a| !a.contains("challenge")), "{argv:?}");
     }
 
+    /// Every `DEVICETRUST_*` name the agent's sources mention (the configuration's variables,
+    /// `DEVICETRUST_VERBOSE`, the test hooks), found by reading the sources.
+    fn variables_in_sources() -> Vec<String> {
+        fn walk(dir: &Path, found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for (at, _) in text.match_indices("\"DEVICETRUST_") {
+                        let name: String = text[at + 1..]
+                            .chars()
+                            .take_while(|c| {
+                                c.is_ascii_uppercase() || *c == '_' || c.is_ascii_digit()
+                            })
+                            .collect();
+                        if !found.contains(&name) {
+                            found.push(name);
+                        }
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut found,
+        );
+        found
+    }
+
     #[test]
-    fn flags_beat_the_environment_and_secrets_never_become_flags() {
-        let args = os(&["status", "--root=/tmp/r"]);
-        let env = |var: &str| Some(OsString::from(format!("value-of-{var}")));
-        let flags = strings(&env_as_flags(&args, env));
-        assert!(!flags.contains(&"--root".to_owned()));
-        assert!(flags
-            .iter()
-            .all(|f| !f.contains("TOKEN") && !f.contains("CHALLENGE")));
-        assert!(flags.contains(&"value-of-DEVICETRUST_ORG_URL".to_owned()));
-        // Every non-secret setting but --root (given as a flag), each as flag and value.
-        assert_eq!(flags.len(), 16);
+    fn every_devicetrust_variable_crosses_the_reexec_and_secrets_only_on_stdin() {
+        let names = variables_in_sources();
+        for expected in [
+            "DEVICETRUST_VERBOSE",
+            "DEVICETRUST_ROOT",
+            "DEVICETRUST_FAILPOINT",
+        ] {
+            assert!(names.iter().any(|n| n == expected), "{names:?}");
+        }
+        let env = crossing_env(
+            names
+                .iter()
+                .map(|n| (n.clone(), OsString::from(format!("value of {n}")))),
+        );
+        let argv = strings(&reexec_argv(
+            Path::new("/x/devicetrust"),
+            &os(&["ea"]),
+            &env,
+            "alice",
+            501,
+            None,
+        ));
+        // After sudo (whose env_reset would drop them) and before the agent.
+        let env_at = argv.iter().position(|a| a == "/usr/bin/env").unwrap();
+        let exe_at = argv.iter().position(|a| a == "/x/devicetrust").unwrap();
+        assert_eq!(argv[env_at - 1], "--");
+        let set = &argv[env_at + 1..exe_at];
+        for name in &names {
+            let pair = format!("{name}=value of {name}");
+            if SECRET_VARS.contains(&name.as_str()) {
+                assert!(argv.iter().all(|a| !a.contains(name.as_str())), "{name}");
+            } else {
+                assert!(set.contains(&pair), "{name} does not cross: {set:?}");
+            }
+        }
     }
 
     #[test]
@@ -364,6 +463,7 @@ mod tests {
         let argv = strings(&reexec_argv(
             Path::new("/x/devicetrust"),
             &os(&["status", "--", "--user"]),
+            &[],
             "alice",
             501,
             None,

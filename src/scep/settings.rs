@@ -47,8 +47,6 @@ pub struct ScepSettings {
     pub ca_fingerprint: Option<[u8; 32]>,
     /// Apple's "Certificate Expiration Notification Threshold", used as the renewal window.
     pub renew_before_days: Option<u32>,
-    /// Apple's "Allow access to all apps": the key's access list admits every application.
-    pub allow_all_apps_access: bool,
 }
 
 impl ScepSettings {
@@ -67,7 +65,6 @@ impl ScepSettings {
             retry_delay: Duration::from_secs(10),
             ca_fingerprint: None,
             renew_before_days: None,
-            allow_all_apps_access: false,
         }
     }
 

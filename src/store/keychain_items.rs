@@ -1,10 +1,9 @@
 //! What the keychain store asks Security.framework to create, as plain data: the generated key's
-//! attributes, the password item's, their access (ACL), and the identity-preference items.
+//! attributes and access (ACL), which items may be read through `security`, and the
+//! identity-preference items.
 //!
 //! Compiled on every platform: `store::keychain` turns these values into Security calls one to
 //! one, so the tests here fail whenever an attribute, an access right or a name changes.
-
-use super::keychain_model::PASSWORD_ITEM;
 
 /// Print name (`kSecAttrLabel`) of every key the agent generates: what Keychain Access shows
 /// under the certificate, and how the next key generation finds keys that never became part of
@@ -30,8 +29,6 @@ pub const LOCK_INTERVAL_SECS: Option<u32> = None;
 /// An attribute name: one `kSec…` constant of Security.framework each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attr {
-    /// `kSecClass`
-    Class,
     /// `kSecAttrKeyType`
     KeyType,
     /// `kSecAttrKeySizeInBits`
@@ -44,16 +41,10 @@ pub enum Attr {
     Label,
     /// `kSecAttrApplicationTag`
     ApplicationTag,
-    /// `kSecAttrAccount`
-    Account,
-    /// `kSecAttrService`
-    Service,
     /// `kSecUseKeychain`
     UseKeychain,
     /// `kSecAttrAccess` (a `SecAccessRef`: file keychains only)
     Access,
-    /// `kSecValueData`
-    ValueData,
 }
 
 /// Which keychain an item goes into.
@@ -61,8 +52,6 @@ pub enum Attr {
 pub enum Keychain {
     /// `~/Library/Keychains/okta.keychain-db`
     Okta,
-    /// The user's login keychain (`SecKeychainCopyDomainDefault`, user domain)
-    Login,
 }
 
 /// How an access (`SecAccessRef`) is built: `SecAccessCreate(descriptor, NULL)`, then every ACL
@@ -90,8 +79,6 @@ pub enum Applications {
 /// named here and supplied by the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
-    /// `kSecClassGenericPassword`
-    GenericPassword,
     /// `kSecAttrKeyTypeRSA`
     Rsa,
     Number(u32),
@@ -100,8 +87,6 @@ pub enum Value {
     Bytes(&'static [u8]),
     Keychain(Keychain),
     Access(AccessSpec),
-    /// The okta.keychain password, as data.
-    KeychainPassword,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,12 +105,14 @@ pub fn key_access() -> AccessSpec {
     }
 }
 
-/// The `device_trust` password item's access: readable by any app (spec section 6).
-pub fn password_access() -> AccessSpec {
-    AccessSpec {
-        descriptor: PASSWORD_ITEM,
-        ..key_access()
-    }
+/// Whether an item's decrypt entries (each: no application list, prompt selector) let every
+/// app read it without a prompt, as after `add-generic-password -A`: only then may the agent
+/// ask `security` for it, which could otherwise show a dialog in the user's session.
+pub fn opens_to_any_app(decrypt_entries: &[(bool, u16)]) -> bool {
+    !decrypt_entries.is_empty()
+        && decrypt_entries
+            .iter()
+            .all(|(any_app, prompt)| *any_app && prompt & PROMPT_REQUIRE_PASSPHRASE == 0)
 }
 
 /// The prompt selector an opened entry gets, from the one `SecAccessCreate` gave it.
@@ -155,21 +142,6 @@ pub fn key_attributes(bits: u32) -> Result<Vec<(Attr, Value)>, KeySpecError> {
         (Attr::UseKeychain, Value::Keychain(Keychain::Okta)),
         (Attr::Access, Value::Access(key_access())),
     ])
-}
-
-/// The `SecItemAdd` attributes of the login-keychain item holding the okta.keychain password:
-/// account, service and label `device_trust`, with its access set at creation (changing an
-/// item's access later would prompt).
-pub fn password_item_attributes() -> Vec<(Attr, Value)> {
-    vec![
-        (Attr::Class, Value::GenericPassword),
-        (Attr::Account, Value::Text(PASSWORD_ITEM)),
-        (Attr::Service, Value::Text(PASSWORD_ITEM)),
-        (Attr::Label, Value::Text(PASSWORD_ITEM)),
-        (Attr::ValueData, Value::KeychainPassword),
-        (Attr::UseKeychain, Value::Keychain(Keychain::Login)),
-        (Attr::Access, Value::Access(password_access())),
-    ]
 }
 
 /// What Security reports about a key it generated.
@@ -363,36 +335,22 @@ mod tests {
     }
 
     #[test]
-    fn the_password_item_is_device_trust_in_the_login_keychain_readable_by_any_app() {
-        assert_eq!(
-            password_item_attributes(),
-            vec![
-                (Attr::Class, Value::GenericPassword),
-                (Attr::Account, Value::Text("device_trust")),
-                (Attr::Service, Value::Text("device_trust")),
-                (Attr::Label, Value::Text("device_trust")),
-                (Attr::ValueData, Value::KeychainPassword),
-                (Attr::UseKeychain, Value::Keychain(Keychain::Login)),
-                (
-                    Attr::Access,
-                    Value::Access(AccessSpec {
-                        descriptor: "device_trust",
-                        open_entries_authorizing: "ACLAuthorizationDecrypt",
-                        applications: Applications::Any,
-                        clear_prompt_flags: 0x0001,
-                    })
-                ),
-            ]
-        );
-    }
-
-    #[test]
     fn opened_entries_lose_only_the_passphrase_requirement() {
         let spec = key_access();
         assert_eq!(opened_prompt(&spec, 0x0001), 0x0000);
         // Unsigned/invalid-code prompt flags (0x10, 0x20, 0x40, 0x80) are Security's to keep.
         assert_eq!(opened_prompt(&spec, 0x00f1), 0x00f0);
         assert_eq!(opened_prompt(&spec, 0x0000), 0x0000);
+    }
+
+    #[test]
+    fn only_an_item_every_app_may_read_without_a_prompt_goes_to_security() {
+        assert!(opens_to_any_app(&[(true, 0x0000)]));
+        assert!(opens_to_any_app(&[(true, 0x0010), (true, 0)]));
+        assert!(!opens_to_any_app(&[]));
+        assert!(!opens_to_any_app(&[(false, 0x0000)]));
+        assert!(!opens_to_any_app(&[(true, 0x0001)]));
+        assert!(!opens_to_any_app(&[(true, 0), (false, 0)]));
     }
 
     #[test]

@@ -40,6 +40,23 @@ pub fn keychain_db_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Where an okta.keychain that can no longer be unlocked is kept (beside it, the time in the
+/// name): `okta.keychain-db.unusable-20250102T030405Z`.
+pub fn aside_path(file: &Path, now: OffsetDateTime) -> PathBuf {
+    let stamp = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    let mut name = file.as_os_str().to_owned();
+    name.push(format!(".unusable-{stamp}"));
+    PathBuf::from(name)
+}
+
 /// A fresh keychain password: 40 characters `[A-Za-z0-9]` from the OS RNG, unbiased.
 pub fn generate_keychain_password() -> Secret {
     generate_from(&mut OsRng)
@@ -296,6 +313,15 @@ mod tests {
         let listed = vec![login.clone(), keychain_db_path(&ours), other.clone()];
         assert_eq!(search_list_with(&listed, &ours), listed);
         assert_eq!(search_list_without(&listed, &ours), vec![login, other]);
+    }
+
+    #[test]
+    fn an_unusable_keychain_is_kept_beside_it_under_a_dated_name() {
+        let file = Path::new("/Users/a/Library/Keychains/okta.keychain-db");
+        assert_eq!(
+            aside_path(file, datetime!(2025-01-02 3:04:05 UTC)),
+            Path::new("/Users/a/Library/Keychains/okta.keychain-db.unusable-20250102T030405Z")
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod file;
 pub mod keychain;
 pub mod keychain_items;
 pub mod keychain_model;
+pub mod keychain_password;
 
 use crate::partition::Partition;
 use crate::pki::{CheckedIdentity, NewKey, PkiError, SigningKey};
@@ -85,8 +86,17 @@ pub struct StoreProbe {
     /// The container (okta.keychain) exists; `None` where the store has no container to lose
     /// apart from the identity itself (the file store).
     pub exists: Option<bool>,
-    /// The keychain password item is present; `None` where the store has no such item.
-    pub password_item: Option<bool>,
+    /// The keychain password item; `None` where the store has no such item.
+    pub password_item: Option<PasswordItemState>,
+}
+
+/// The keychain password item as the health check sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordItemState {
+    Readable,
+    /// There, but the agent cannot read it without a dialog.
+    Unreadable,
+    Missing,
 }
 
 pub trait IdentityStore {

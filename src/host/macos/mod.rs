@@ -93,6 +93,12 @@ mod imp {
         fn login_item_enabled(&self, label: &str) -> Option<bool> {
             launchd::login_item_enabled(self.uid?, label)
         }
+        fn runs_inside(&self, label: &str) -> bool {
+            launchd::runs_inside(label)
+        }
+        fn loaded_arguments(&self, label: &str) -> Option<Vec<String>> {
+            launchd::loaded_arguments(self.uid?, label)
+        }
     }
 
     impl Host for MacHost {
@@ -130,7 +136,7 @@ mod imp {
             Chain::new(vec![
                 Box::new(IdentityLink),
                 Box::new(RenewalLink),
-                Box::new(AllowlistLink),
+                Box::new(AllowlistLink::for_this_agent()),
                 Box::new(BrowserPolicyLink {
                     backend: Box::new(CfPreferences),
                 }),
@@ -149,6 +155,14 @@ mod imp {
 
         fn user_session(&self) -> Option<&dyn UserSession> {
             Some(&self.session)
+        }
+
+        fn self_checks(
+            &self,
+            cx: &crate::chain::Context<'_>,
+            report: &mut crate::selftest::Report,
+        ) {
+            crate::selftest::macos::checks(cx, report);
         }
     }
 }

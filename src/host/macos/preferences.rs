@@ -81,7 +81,7 @@ pub fn is_present(current: &Current, ours: &str) -> bool {
 }
 
 #[cfg(target_os = "macos")]
-pub use imp::{apply, present_everywhere, remove};
+pub use imp::{apply, present_everywhere, present_in, remove};
 
 #[cfg(target_os = "macos")]
 mod imp {
@@ -230,6 +230,11 @@ mod imp {
             }
         }
         changes
+    }
+
+    /// Whether `domain`'s effective value carries our entry; `None` when it cannot be read.
+    pub fn present_in(domain: &str, ours: &str) -> Option<bool> {
+        read(domain).map(|c| super::is_present(&c, ours))
     }
 
     /// The health link: every browser domain's effective value carries our entry.

@@ -45,17 +45,15 @@ impl KeychainStore {
     }
 
     /// The attributes `keychain_items` decided, as the CFDictionary Security takes; the
-    /// keychains, the access and the password they name are supplied here.
+    /// keychain and the access they name are supplied here.
     pub(super) fn dictionary(
         &self,
         attributes: &[(Attr, Value)],
         okta: Option<&SecKeychain>,
-        password: Option<&Secret>,
     ) -> Result<CFDictionary, StoreError> {
         let mut pairs: Vec<(CFString, CFType)> = Vec::with_capacity(attributes.len());
         for (attr, value) in attributes {
             let value = match value {
-                Value::GenericPassword => ffi::sym(Sym::ClassGenericPassword).into_CFType(),
                 Value::Rsa => ffi::sym(Sym::KeyTypeRsa).into_CFType(),
                 Value::Number(n) => {
                     let n = i32::try_from(*n)
@@ -69,13 +67,7 @@ impl KeychainStore {
                     .ok_or_else(|| self.err("building a request", "okta.keychain is not open"))?
                     .clone()
                     .into_CFType(),
-                Value::Keychain(Keychain::Login) => self.login_keychain()?.into_CFType(),
                 Value::Access(spec) => self.access(spec)?.into_CFType(),
-                Value::KeychainPassword => {
-                    let secret = password
-                        .ok_or_else(|| self.err("building a request", "no password to store"))?;
-                    CFData::from_buffer(secret.expose().as_bytes()).into_CFType()
-                }
             };
             pairs.push((ffi::sym(Sym::Attr(*attr)), value));
         }
@@ -104,6 +96,11 @@ impl KeychainStore {
         let Some((key, _)) = self.live_key()? else {
             return Ok(Vec::new());
         };
+        self.key_partitions(&key)
+    }
+
+    /// `key`'s partition list, as `read_partitions` reads the live key's.
+    pub(super) fn key_partitions(&self, key: &KeychainKey) -> Result<Vec<Partition>, StoreError> {
         let action = "reading the key's partition list";
         let access = ffi::key_access(key.sec_key()).map_err(|s| self.status(action, s))?;
         let entries = ffi::acl_entries(&access, model::PARTITION_AUTHORIZATION)
@@ -129,6 +126,16 @@ impl KeychainStore {
                 "no key in okta.keychain to set apps on".to_owned(),
             ));
         };
+        self.set_key_partitions(&key, &password, list)
+    }
+
+    /// Writes `key`'s partition list, authorised by its keychain's `password`.
+    pub(super) fn set_key_partitions(
+        &self,
+        key: &KeychainKey,
+        password: &Secret,
+        list: &[Partition],
+    ) -> Result<(), StoreError> {
         let action = "writing the key's partition list";
         let access = ffi::key_access(key.sec_key()).map_err(|s| self.status(action, s))?;
         let entries = ffi::acl_entries(&access, model::PARTITION_AUTHORIZATION)

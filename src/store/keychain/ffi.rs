@@ -14,13 +14,13 @@ use security_framework::identity::SecIdentity;
 use security_framework::key::SecKey;
 use security_framework::os::macos::access::SecAccess;
 use security_framework::os::macos::keychain::SecKeychain;
+use security_framework::os::macos::keychain_item::SecKeychainItem;
 use security_framework_sys::base::{
     SecAccessRef, SecIdentityRef, SecKeychainItemRef, SecKeychainRef,
 };
 use security_framework_sys::item::{
-    kSecAttrAccount, kSecAttrIsPermanent, kSecAttrKeySizeInBits, kSecAttrKeyType,
-    kSecAttrKeyTypeRSA, kSecAttrLabel, kSecAttrService, kSecClass, kSecClassGenericPassword,
-    kSecUseKeychain, kSecValueData,
+    kSecAttrIsPermanent, kSecAttrKeySizeInBits, kSecAttrKeyType, kSecAttrKeyTypeRSA, kSecAttrLabel,
+    kSecUseKeychain,
 };
 use security_framework_sys::keychain::SecPreferencesDomain;
 use std::ffi::{c_char, c_void, OsStr};
@@ -64,6 +64,10 @@ extern "C" {
         path_name: *mut c_char,
     ) -> OSStatus;
     fn SecKeychainDelete(keychain_or_array: CFTypeRef) -> OSStatus;
+    fn SecKeychainCopySettings(
+        keychain: SecKeychainRef,
+        settings: *mut security_framework_sys::keychain::SecKeychainSettings,
+    ) -> OSStatus;
     fn SecAccessCreate(
         descriptor: CFStringRef,
         trusted_list: CFArrayRef,
@@ -86,6 +90,7 @@ extern "C" {
         prompt_selector: u16,
     ) -> OSStatus;
     fn SecKeychainItemCopyAccess(item: SecKeychainItemRef, access: *mut SecAccessRef) -> OSStatus;
+    fn SecKeychainItemDelete(item: SecKeychainItemRef) -> OSStatus;
     fn SecKeychainItemSetAccessWithPassword(
         item: SecKeychainItemRef,
         access: SecAccessRef,
@@ -112,11 +117,10 @@ fn check(status: OSStatus) -> Result<(), OSStatus> {
     }
 }
 
-/// A `kSec…` constant: an attribute name, or one of the two constant values the store uses.
+/// A `kSec…` constant: an attribute name, or the constant value the store uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Sym {
     Attr(Attr),
-    ClassGenericPassword,
     KeyTypeRsa,
 }
 
@@ -126,19 +130,14 @@ pub(super) fn sym(sym: Sym) -> CFString {
     // the life of the process; reading it copies the pointer, and get_rule retains it.
     unsafe {
         CFString::wrap_under_get_rule(match sym {
-            Sym::Attr(Attr::Class) => kSecClass,
             Sym::Attr(Attr::KeyType) => kSecAttrKeyType,
             Sym::Attr(Attr::KeySizeInBits) => kSecAttrKeySizeInBits,
             Sym::Attr(Attr::IsPermanent) => kSecAttrIsPermanent,
             Sym::Attr(Attr::IsExtractable) => kSecAttrIsExtractable,
             Sym::Attr(Attr::Label) => kSecAttrLabel,
             Sym::Attr(Attr::ApplicationTag) => kSecAttrApplicationTag,
-            Sym::Attr(Attr::Account) => kSecAttrAccount,
-            Sym::Attr(Attr::Service) => kSecAttrService,
             Sym::Attr(Attr::UseKeychain) => kSecUseKeychain,
             Sym::Attr(Attr::Access) => kSecAttrAccess,
-            Sym::Attr(Attr::ValueData) => kSecValueData,
-            Sym::ClassGenericPassword => kSecClassGenericPassword,
             Sym::KeyTypeRsa => kSecAttrKeyTypeRSA,
         })
     }
@@ -176,6 +175,63 @@ pub(super) fn user_search_list() -> Result<Vec<(SecKeychain, PathBuf)>, OSStatus
         }
     }
     Ok(found)
+}
+
+/// The file of a keychain (`SecKeychainGetPath`).
+pub(super) fn keychain_path(keychain: &SecKeychain) -> Result<PathBuf, OSStatus> {
+    let mut buf = vec![0u8; PATH_BUFFER];
+    let mut len = PATH_BUFFER as u32;
+    // SAFETY: `keychain` is live; SecKeychainGetPath writes at most `len` bytes into `buf` and
+    // sets `len` to what it wrote.
+    check(unsafe {
+        SecKeychainGetPath(
+            keychain.as_concrete_TypeRef(),
+            &mut len,
+            buf.as_mut_ptr().cast(),
+        )
+    })?;
+    buf.truncate((len as usize).min(PATH_BUFFER));
+    if let Some(nul) = buf.iter().position(|&b| b == 0) {
+        buf.truncate(nul);
+    }
+    Ok(PathBuf::from(OsStr::from_bytes(&buf)))
+}
+
+/// Whether the keychain locks by itself: (lock on sleep, lock after an interval)
+/// (`SecKeychainCopySettings`).
+pub(super) fn auto_lock(keychain: &SecKeychain) -> Result<(bool, bool), OSStatus> {
+    let mut settings = security_framework_sys::keychain::SecKeychainSettings {
+        version: security_framework_sys::keychain::SEC_KEYCHAIN_SETTINGS_VERS1,
+        lockOnSleep: 0,
+        useLockInterval: 0,
+        lockInterval: 0,
+    };
+    // SAFETY: `keychain` is live and `settings` a correctly versioned struct Security fills.
+    check(unsafe { SecKeychainCopySettings(keychain.as_concrete_TypeRef(), &mut settings) })?;
+    Ok((settings.lockOnSleep != 0, settings.useLockInterval != 0))
+}
+
+/// The access of a keychain item (`SecKeychainItemCopyAccess`): its ACL, not its data.
+pub(super) fn item_access(item: &SecKeychainItem) -> Result<SecAccess, OSStatus> {
+    let mut access: SecAccessRef = ptr::null_mut();
+    // SAFETY: `item` is live; on success the out-parameter holds a +1 SecAccessRef, owned from
+    // here by the wrapper.
+    unsafe {
+        check(SecKeychainItemCopyAccess(
+            item.as_concrete_TypeRef(),
+            &mut access,
+        ))?;
+        if access.is_null() {
+            return Err(ERR_SEC_PARAM);
+        }
+        Ok(SecAccess::wrap_under_create_rule(access))
+    }
+}
+
+/// Deletes a keychain item by reference (`SecKeychainItemDelete`): its data is never read.
+pub(super) fn delete_item(item: &SecKeychainItem) -> Result<(), OSStatus> {
+    // SAFETY: `item` is a live SecKeychainItemRef.
+    check(unsafe { SecKeychainItemDelete(item.as_concrete_TypeRef()) })
 }
 
 /// Replaces the user domain's keychain search list.

@@ -101,7 +101,7 @@ impl KeychainStore {
         let action = "generating the key in okta.keychain";
         let attributes = items::key_attributes(bits)
             .map_err(|e| StoreError::KeyGeneration(PkiError::KeyGeneration(e.to_string())))?;
-        let parameters = self.dictionary(&attributes, Some(keychain), None)?;
+        let parameters = self.dictionary(&attributes, Some(keychain))?;
         // The crate's GenerateKeyOptions has neither kSecAttrIsExtractable nor kSecAttrAccess;
         // its dictionary form takes ours.
         #[allow(deprecated)]

@@ -10,13 +10,16 @@
 mod access;
 mod ffi;
 mod key;
+mod password;
+pub(crate) mod selftest;
 
 pub(crate) use ffi::{identity_preference, set_identity_preference};
 pub(crate) use key::KeychainKey;
 
 use super::keychain_items as items;
-use super::keychain_model::{self as model, PASSWORD_ITEM};
-use super::{IdentityStore, StoreError, StoreProbe};
+use super::keychain_model as model;
+use super::keychain_password::{self as login_item, PasswordItem};
+use super::{IdentityStore, PasswordItemState, StoreError, StoreProbe};
 use crate::partition::Partition;
 use crate::pki::{CertificateInfo, CheckedIdentity, NewKey, SigningKey};
 use crate::secret::Secret;
@@ -27,15 +30,15 @@ use security_framework::item::{ItemClass, ItemSearchOptions, Limit, Reference, S
 use security_framework::os::macos::keychain::{
     CreateOptions, KeychainSettings, KeychainUserInteractionLock, SecKeychain, SecPreferencesDomain,
 };
-use security_framework::os::macos::keychain_item::SecKeychainItem;
-use security_framework::os::macos::passwords::find_generic_password;
+use std::cell::RefCell;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use zeroize::Zeroizing;
 
 const ERR_SEC_ITEM_NOT_FOUND: OSStatus = -25300;
 const ERR_SEC_DUPLICATE_ITEM: OSStatus = -25299;
+/// `errSecAuthFailed`: SecKeychainUnlock with a password that is not the keychain's.
+const ERR_SEC_AUTH_FAILED: OSStatus = -25293;
 
 /// Apple's text for an OSStatus, for one-line errors.
 pub(crate) fn status_text(status: OSStatus) -> String {
@@ -76,6 +79,8 @@ impl Found {
 pub struct KeychainStore {
     /// `~/Library/Keychains/okta.keychain`, the name SecKeychainCreate/Open take.
     path: PathBuf,
+    /// The keychain password once read this run (reading it may run `security`).
+    password: RefCell<Option<Secret>>,
 }
 
 impl KeychainStore {
@@ -83,6 +88,7 @@ impl KeychainStore {
         no_prompts();
         KeychainStore {
             path: model::keychain_path(home),
+            password: RefCell::new(None),
         }
     }
 
@@ -126,93 +132,146 @@ impl KeychainStore {
             .map_err(|e| self.sec("opening the login keychain", e))
     }
 
-    /// The `device_trust` item in the login keychain and its password. Its ACL lets any app
-    /// read it, so this never prompts.
-    fn find_password(&self) -> Result<Option<(SecKeychainItem, Secret)>, StoreError> {
-        let login = self.login_keychain()?;
-        match find_generic_password(Some(&[login]), PASSWORD_ITEM, PASSWORD_ITEM) {
-            Ok((password, item)) => {
-                // Security's buffer is freed (and wiped) when `password` drops; our copy is
-                // zeroed when it drops.
-                let bytes = Zeroizing::new(password.to_vec());
-                let text = std::str::from_utf8(&bytes).map_err(|_| StoreError::Damaged {
-                    path: self.path.clone(),
-                    what: "the device_trust password",
-                    reason: "not UTF-8".to_owned(),
-                })?;
-                Ok(Some((item, Secret::new(text))))
-            }
-            Err(e) if e.code() == ERR_SEC_ITEM_NOT_FOUND => Ok(None),
-            Err(e) => Err(self.sec("reading the device_trust password", e)),
+    /// The `device_trust` item as the agent can use it (`keychain_password` decides how it is
+    /// read: in-process, or through `security` for an item made by it).
+    fn password_item(&self) -> Result<PasswordItem, StoreError> {
+        if let Some(secret) = self.password.borrow().as_ref() {
+            return Ok(PasswordItem::Readable(secret.clone()));
         }
+        let item = login_item::read(&password::LoginItem::new(self)?)
+            .map_err(|e| self.err("reading the device_trust password", e))?;
+        if let PasswordItem::Readable(secret) = &item {
+            *self.password.borrow_mut() = Some(secret.clone());
+        }
+        Ok(item)
     }
 
+    /// The keychain password, when the agent can read it.
     fn read_password(&self) -> Result<Option<Secret>, StoreError> {
-        Ok(self.find_password()?.map(|(_, secret)| secret))
+        Ok(match self.password_item()? {
+            PasswordItem::Readable(secret) => Some(secret),
+            PasswordItem::Missing | PasswordItem::Unreadable(_) => None,
+        })
     }
 
-    /// Stores the keychain password in the login keychain as the `device_trust` item, with
-    /// its any-app access from the start (SecItemAdd with kSecAttrAccess).
+    /// Replaces the `device_trust` item with one holding `password`, made by `security` so that
+    /// every build of the agent can read it (the old item is deleted unread).
     fn store_password(&self, password: &Secret) -> Result<(), StoreError> {
-        let attributes =
-            self.dictionary(&items::password_item_attributes(), None, Some(password))?;
-        // The crate's builder has no kSecAttrAccess; its dictionary form takes ours.
-        #[allow(deprecated)]
-        security_framework::item::add_item(attributes)
-            .map_err(|e| self.sec("storing the device_trust password", e))
+        *self.password.borrow_mut() = None;
+        login_item::replace(&password::LoginItem::new(self)?, password)
+            .map_err(|e| self.err("storing the device_trust password", e))?;
+        *self.password.borrow_mut() = Some(password.clone());
+        Ok(())
     }
 
-    /// Deletes the `device_trust` item; `Ok(false)` when there was none.
+    /// Deletes the `device_trust` item by reference, never reading it; `Ok(false)` when there
+    /// was none.
     fn delete_password_item(&self) -> Result<bool, StoreError> {
-        let Some((item, _)) = self.find_password()? else {
-            return Ok(false);
-        };
-        // The crate's delete reports no status: look again to know it is gone.
-        item.delete();
-        if self.find_password()?.is_some() {
-            return Err(self.err("deleting the device_trust password", "it is still there"));
-        }
-        Ok(true)
+        *self.password.borrow_mut() = None;
+        use login_item::PasswordBackend;
+        password::LoginItem::new(self)?
+            .delete()
+            .map_err(|e| self.err("deleting the device_trust password", e))
     }
 
     /// SecKeychainUnlock with the password as a buffer (never argv, unlike `security -p`).
     fn unlock(&self, keychain: &mut SecKeychain, password: &Secret) -> Result<(), StoreError> {
-        keychain
-            .unlock(Some(password.expose()))
-            .map_err(|e| self.sec("unlocking okta.keychain", e))
+        keychain.unlock(Some(password.expose())).map_err(|e| {
+            if e.code() == ERR_SEC_AUTH_FAILED {
+                self.wrong_password()
+            } else {
+                self.sec("unlocking okta.keychain", e)
+            }
+        })
     }
 
-    /// The existing keychain, unlocked when its password is there (certificates can be read
-    /// from a locked keychain; key use then fails instead of prompting). `None` if absent.
-    fn existing(&self) -> Result<Option<(SecKeychain, Option<Secret>)>, StoreError> {
+    /// The damage a password that does not unlock okta.keychain is: nothing in it can be used
+    /// again, so `enroll` sets it aside and starts afresh.
+    fn wrong_password(&self) -> StoreError {
+        StoreError::Damaged {
+            path: self.path.clone(),
+            what: "okta.keychain",
+            reason: "the device_trust password in the login keychain does not unlock it".into(),
+        }
+    }
+
+    /// The existing keychain, not unlocked: certificates and public keys are read from a
+    /// locked keychain, so `status` and `certificate` never need the password. `None` if absent.
+    fn open_existing(&self) -> Result<Option<SecKeychain>, StoreError> {
         if !self.exists() {
             return Ok(None);
         }
-        let mut keychain = self.open()?;
-        let password = self.read_password()?;
+        self.open().map(Some)
+    }
+
+    /// The existing keychain, unlocked when its password can be read (key use then works
+    /// without a prompt; without it, key use fails instead of prompting). A password that does
+    /// not unlock it is damage. `None` if absent.
+    fn existing(&self) -> Result<Option<(SecKeychain, Option<Secret>)>, StoreError> {
+        let Some(mut keychain) = self.open_existing()? else {
+            return Ok(None);
+        };
+        let password = match self.read_password() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!("{e}");
+                None
+            }
+        };
         if let Some(p) = &password {
             self.unlock(&mut keychain, p)?;
         }
         Ok(Some((keychain, password)))
     }
 
-    /// The keychain, created when missing, unlocked, in the search list, without auto-lock.
+    /// Copies okta.keychain's file beside it under a dated name, then deletes the keychain
+    /// (SecKeychainDelete, so securityd forgets it too); returns where the copy is.
+    fn keep_aside(&self) -> Result<PathBuf, StoreError> {
+        let db = model::keychain_db_path(&self.path);
+        let file = if db.exists() { db } else { self.path.clone() };
+        let aside = model::aside_path(&file, time::OffsetDateTime::now_utc());
+        std::fs::copy(&file, &aside).map_err(|source| StoreError::Io {
+            path: aside.clone(),
+            action: "keeping the unusable okta.keychain aside",
+            source,
+        })?;
+        let keychain = self.open()?;
+        ffi::delete_keychain(&keychain)
+            .map_err(|s| self.status("deleting the unusable okta.keychain", s))?;
+        Ok(aside)
+    }
+
+    /// The keychain, created when missing, unlocked, in the search list, without auto-lock. A
+    /// keychain whose password is missing, unreadable or wrong can never be unlocked again:
+    /// it is kept aside and rebuilt with a fresh password (one `WARN`), and the device enrolls
+    /// again into it.
     fn ensure(&self) -> Result<(SecKeychain, Secret), StoreError> {
-        if let Some((mut keychain, Some(password))) = self.existing()? {
-            self.configure(&mut keychain)?;
-            return Ok((keychain, password));
-        }
-        if self.exists() {
-            // A keychain without its password (a crash between creating the two, or a deleted
-            // item) can never be unlocked again: nothing in it is usable, so start afresh.
-            tracing::warn!("okta.keychain has no device_trust password; recreating it");
-            let keychain = self.open()?;
-            ffi::delete_keychain(&keychain)
-                .map_err(|s| self.status("deleting the unusable okta.keychain", s))?;
+        if let Some(mut keychain) = self.open_existing()? {
+            let why = match self.password_item()? {
+                PasswordItem::Readable(password) => match self.unlock(&mut keychain, &password) {
+                    Ok(()) => {
+                        self.configure(&mut keychain)?;
+                        return Ok((keychain, password));
+                    }
+                    Err(e) if e.is_damage() => {
+                        "its device_trust password does not unlock it".to_owned()
+                    }
+                    Err(e) => return Err(e),
+                },
+                PasswordItem::Missing => "it has no device_trust password".to_owned(),
+                PasswordItem::Unreadable(why) => {
+                    format!("its device_trust password is unreadable ({why})")
+                }
+            };
+            let aside = self.keep_aside()?;
+            tracing::warn!(
+                "okta.keychain cannot be unlocked: {why}; it is kept as {} and rebuilt with a \
+                 fresh password, and the device enrolls again",
+                aside.display()
+            );
         }
         // The password item first: a crash after it leaves an item the next run replaces,
         // a crash after the keychain leaves a keychain it can unlock.
-        self.delete_password_item()?;
         let password = model::generate_keychain_password();
         self.store_password(&password)?;
         self.checked(&self.path)?;
@@ -340,14 +399,27 @@ impl IdentityStore for KeychainStore {
     }
 
     fn probe(&self) -> StoreProbe {
+        let password_item = match self.password_item() {
+            Ok(PasswordItem::Readable(_)) => PasswordItemState::Readable,
+            Ok(PasswordItem::Missing) => PasswordItemState::Missing,
+            Ok(PasswordItem::Unreadable(why)) => {
+                tracing::debug!("the device_trust password: {why}");
+                PasswordItemState::Unreadable
+            }
+            Err(e) => {
+                tracing::debug!("{e}");
+                PasswordItemState::Unreadable
+            }
+        };
         StoreProbe {
             exists: Some(self.exists()),
-            password_item: Some(matches!(self.find_password(), Ok(Some(_)))),
+            password_item: Some(password_item),
         }
     }
 
+    /// Read from the locked keychain: no password needed.
     fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some((keychain, _)) = self.existing()? else {
+        let Some(keychain) = self.open_existing()? else {
             return Ok(None);
         };
         Ok(self.chosen(&keychain)?.map(|c| c.live.certificate_der))
@@ -438,12 +510,24 @@ impl IdentityStore for KeychainStore {
         Ok(())
     }
 
+    /// A keychain whose password does not unlock it: the file kept beside it under a dated
+    /// name, the keychain and its password item deleted, so `enroll` starts afresh.
+    fn set_aside(&mut self) -> Result<Option<String>, StoreError> {
+        if !self.exists() {
+            return Ok(None);
+        }
+        let aside = self.keep_aside()?;
+        self.delete_password_item()?;
+        Ok(Some(aside.display().to_string()))
+    }
+
     fn remove(&mut self) -> Result<bool, StoreError> {
         let mut removed = false;
         if self.exists() {
             let mut keychain = self.open()?;
-            if let Some(p) = self.read_password()? {
-                // Unlocked so the identity's items can be deleted cleanly before the file goes.
+            // Unlocked, when the password can be read, so the identity's items can be deleted
+            // cleanly before the file goes; uninstall never needs it.
+            if let Ok(Some(p)) = self.read_password() {
                 let _ = self.unlock(&mut keychain, &p);
             }
             if let Some(chosen) = self.chosen(&keychain).ok().flatten() {

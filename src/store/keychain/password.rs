@@ -1,0 +1,178 @@
+//! The `device_trust` item in the login keychain through Security and `/usr/bin/security`:
+//! the calls `keychain_password` decides over. Found by its attributes, deleted by reference,
+//! read in-process when our partition ID is on its list, else through `security` on a pipe.
+
+use super::{ffi, status_text, KeychainStore, ERR_SEC_ITEM_NOT_FOUND};
+use crate::secret::Secret;
+use crate::store::keychain_items as items;
+use crate::store::keychain_model::PASSWORD_ITEM;
+use crate::store::keychain_password::{self as password, PasswordBackend};
+use crate::store::StoreError;
+use security_framework::item::{ItemClass, ItemSearchOptions, Limit, Reference, SearchResult};
+use security_framework::os::macos::keychain::SecKeychain;
+use security_framework::os::macos::keychain_item::SecKeychainItem;
+use security_framework::os::macos::passwords::find_generic_password;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// `security` answers in well under a second; a hung one must not hold the run.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The item in one user's login keychain.
+pub(super) struct LoginItem {
+    login: SecKeychain,
+}
+
+impl LoginItem {
+    pub(super) fn new(store: &KeychainStore) -> Result<LoginItem, StoreError> {
+        Ok(LoginItem {
+            login: store.login_keychain()?,
+        })
+    }
+
+    /// The item's reference, found by class, account and service: its data stays encrypted.
+    fn item(&self) -> Result<Option<SecKeychainItem>, String> {
+        let found = ItemSearchOptions::new()
+            .class(ItemClass::generic_password())
+            .keychains(std::slice::from_ref(&self.login))
+            .service(PASSWORD_ITEM)
+            .account(PASSWORD_ITEM)
+            .load_refs(true)
+            .limit(Limit::Max(1))
+            .search();
+        match found {
+            Ok(results) => Ok(results.into_iter().find_map(|r| match r {
+                SearchResult::Ref(Reference::KeychainItem(item)) => Some(item),
+                _ => None,
+            })),
+            Err(e) if e.code() == ERR_SEC_ITEM_NOT_FOUND => Ok(None),
+            Err(e) => Err(status_text(e.code())),
+        }
+    }
+
+    fn login_path(&self) -> Result<std::path::PathBuf, String> {
+        ffi::keychain_path(&self.login).map_err(status_text)
+    }
+
+    /// Runs `security` with `argv`, `stdin` written to it, and returns its stdout on exit 0.
+    fn tool(
+        &self,
+        argv: &[std::ffi::OsString],
+        stdin: Option<&[u8]>,
+    ) -> Result<Zeroizing<Vec<u8>>, String> {
+        let (program, args) = argv.split_first().ok_or("empty command line")?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            // Its messages may quote what it was given; they are not passed on.
+            .stderr(Stdio::null());
+        let mut child = crate::platform::children::spawn(&mut command)
+            .map_err(|e| format!("cannot run {}: {e}", password::SECURITY))?;
+        if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            let _ = pipe.write_all(bytes);
+        }
+        // Read on a thread, so a `security` that hangs runs into the timeout below.
+        let reader = child.stdout.take().map(|mut pipe| {
+            std::thread::spawn(move || {
+                let mut out = Zeroizing::new(Vec::new());
+                let _ = pipe.read_to_end(&mut out);
+                out
+            })
+        });
+        let started = std::time::Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if started.elapsed() < TOOL_TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("{} did not finish", password::SECURITY));
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        };
+        let out = reader.and_then(|r| r.join().ok()).unwrap_or_default();
+        if status.success() {
+            Ok(out)
+        } else {
+            Err(format!(
+                "{} exited with {}",
+                password::SECURITY,
+                status
+                    .code()
+                    .map_or("a signal".to_owned(), |c| c.to_string())
+            ))
+        }
+    }
+}
+
+impl PasswordBackend for LoginItem {
+    fn present(&self) -> Result<bool, String> {
+        Ok(self.item()?.is_some())
+    }
+
+    fn read_in_process(&self) -> Result<Secret, String> {
+        let (data, _) = find_generic_password(
+            Some(std::slice::from_ref(&self.login)),
+            PASSWORD_ITEM,
+            PASSWORD_ITEM,
+        )
+        .map_err(|e| status_text(e.code()))?;
+        let bytes = Zeroizing::new(data.to_vec());
+        let text = std::str::from_utf8(&bytes).map_err(|_| "not UTF-8".to_owned())?;
+        Ok(Secret::new(text))
+    }
+
+    fn open_to_any_app(&self) -> Result<bool, String> {
+        let Some(item) = self.item()? else {
+            return Ok(false);
+        };
+        let access = ffi::item_access(&item).map_err(status_text)?;
+        let entries =
+            ffi::acl_entries(&access, items::DECRYPT_AUTHORIZATION).map_err(status_text)?;
+        let entries: Vec<(bool, u16)> = entries
+            .iter()
+            .map(|(_, c)| (c.applications.is_none(), c.prompt))
+            .collect();
+        Ok(items::opens_to_any_app(&entries))
+    }
+
+    fn read_with_tool(&self) -> Result<Secret, String> {
+        let out = self.tool(
+            &password::find_argv(PASSWORD_ITEM, &self.login_path()?),
+            None,
+        )?;
+        password::parse_tool_output(&out)
+    }
+
+    fn create_with_tool(&self, secret: &Secret) -> Result<(), String> {
+        let command = password::add_command(PASSWORD_ITEM, &self.login_path()?, secret)?;
+        self.tool(&password::interactive_argv(), Some(command.as_bytes()))?;
+        if self.item()?.is_none() {
+            return Err(format!("{} did not create it", password::SECURITY));
+        }
+        Ok(())
+    }
+
+    fn delete(&self) -> Result<bool, String> {
+        let Some(item) = self.item()? else {
+            return Ok(false);
+        };
+        ffi::delete_item(&item).map_err(status_text)?;
+        if self.item()?.is_some() {
+            return Err("it is still there".to_owned());
+        }
+        Ok(true)
+    }
+}
