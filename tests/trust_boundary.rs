@@ -313,10 +313,36 @@ fn root_runs_given_only_the_token_go_where_root_enrolled_not_where_the_user_says
     assert_eq!(status["sources"]["org_url"], "enrollment record");
     assert_eq!(status["sources"]["ca_file"], "enrollment record");
     assert_eq!(status["sources"]["cert_auth_host"], "enrollment record");
-    for (key, source) in status["sources"].as_object().unwrap() {
-        assert_ne!(
-            source, "enrollment record (user copy)",
-            "a root run took {key} from the user's copy"
+    // Every configuration key, and every setting a record carries: none from the user's copy.
+    let planted = scene.planted();
+    let record_keys = planted
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| match k.as_str() {
+            "scep_url" => "scep.url".to_owned(),
+            "scep_ca_fingerprint" => "scep.ca_fingerprint".to_owned(),
+            other => other.to_owned(),
+        });
+    let keys: Vec<String> = devicetrust::config::keys::all()
+        .into_keys()
+        .chain(record_keys)
+        .collect();
+    assert!(keys.len() > 40, "{keys:?}");
+    for key in &keys {
+        let source = &status["sources"][key];
+        assert!(
+            source.is_null()
+                || [
+                    "flag",
+                    "environment",
+                    "managed preferences",
+                    "file",
+                    "enrollment record",
+                    "default"
+                ]
+                .contains(&source.as_str().unwrap()),
+            "a root run took {key} from {source}"
         );
     }
     assert_eq!(
