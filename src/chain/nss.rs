@@ -103,10 +103,10 @@ impl Link for NssLink {
     /// the tools must be installed. Without a database no NSS-based browser has run here.
     fn preflight(&self, cx: &Context<'_>) -> Result<(), LinkError> {
         let db = Self::db(cx)?;
-        if db.exists() {
-            db.check_tools().map_err(nss_error)?;
+        match db.check_tools() {
+            Err(e) if !not_applicable(&e, db.exists()) => Err(nss_error(e)),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     fn observe(&self, cx: &Context<'_>) -> Observation {
