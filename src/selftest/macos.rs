@@ -31,9 +31,9 @@ pub fn checks(cx: &Context<'_>, report: &mut Report) {
     let issuer = cx
         .held
         .certificate()
-        .and_then(|c| c.issuer_cn.as_deref())
-        .unwrap_or(chrome::OKTA_ISSUER_CN);
-    let entry = chrome::policy_entry(host, issuer);
+        .map(chrome::IssuerFilter::of)
+        .unwrap_or_else(chrome::IssuerFilter::okta);
+    let entry = chrome::policy_entry(host, &issuer);
     for domain in chrome::MACOS_DOMAINS {
         report.result(
             format!("browser policy ({domain})"),
