@@ -1,7 +1,8 @@
 //! A run that could not keep a certificate never asks for one: Okta issues at most five
 //! unbound certificates per device, so every local precondition (the store usable and ours,
 //! the run lock, a home without planted links) is checked before the first request to the CA,
-//! and a refused run leaves the CA's request count at zero.
+//! and a refused run leaves the CA's request count at zero. (A held run lock:
+//! `failures::a_second_run_waits_for_the_lock_then_defers`.)
 
 mod common;
 
@@ -34,17 +35,6 @@ fn a_store_folder_of_other_files_is_refused_before_okta_is_asked() {
         1,
         "nothing was added to the folder"
     );
-}
-
-#[test]
-fn a_held_run_lock_defers_before_okta_is_asked() {
-    let env = Env::new(365);
-    env.write_config("lock_timeout_secs = 0");
-    std::fs::create_dir_all(env.state_dir()).unwrap();
-    let held = std::fs::File::create(env.state_dir().join("lock")).unwrap();
-    held.lock().unwrap();
-    let run = env.enroll();
-    refused_before_asking(&env, &run, 75, "another devicetrust run");
 }
 
 #[test]

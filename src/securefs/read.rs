@@ -17,6 +17,12 @@ pub fn read_capped(
     what: &'static str,
 ) -> Result<Zeroizing<Vec<u8>>> {
     let path = path.as_ref();
+    let (fd, stat) = open_regular(path, what)?;
+    read_fd(fd, &stat, path, max_bytes, what)
+}
+
+/// Opens `path` as the OS resolves it and refuses anything but a regular file.
+fn open_regular(path: &Path, what: &'static str) -> Result<(OwnedFd, Stat)> {
     let fd = rustix::fs::open(path, READ_FLAGS, Mode::empty())
         .map_err(|e| io_error("open", what, path, e))?;
     let stat = rustix::fs::fstat(&fd).map_err(|e| io_error("inspect", what, path, e))?;
@@ -27,7 +33,7 @@ pub fn read_capped(
             kind: kind_name(&stat),
         });
     }
-    read_fd(fd, &stat, path, max_bytes, what)
+    Ok((fd, stat))
 }
 
 /// Reads a file whose content a root run trusts (the configuration, the org token, the
@@ -40,16 +46,7 @@ pub fn read_trusted(
     what: &'static str,
 ) -> Result<Zeroizing<Vec<u8>>> {
     let path = path.as_ref();
-    let fd = rustix::fs::open(path, READ_FLAGS, Mode::empty())
-        .map_err(|e| io_error("open", what, path, e))?;
-    let stat = rustix::fs::fstat(&fd).map_err(|e| io_error("inspect", what, path, e))?;
-    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
-        return Err(SecureFsError::NotRegular {
-            what,
-            path: path.to_owned(),
-            kind: kind_name(&stat),
-        });
-    }
+    let (fd, stat) = open_regular(path, what)?;
     if super::running_as_root() && !super::Metadata::from_stat(&stat).is_roots_alone() {
         return Err(SecureFsError::NotRootsAlone {
             path: path.to_owned(),
