@@ -260,16 +260,31 @@ fn root_keeps_its_own_record_which_the_user_cannot_write() {
         !status.status.success(),
         "the user cannot write root's record"
     );
-    // What the user's home holds belongs to them, the timer's link included.
+    // What the user's home holds belongs to them, the timer's link included: every entry,
+    // links not followed.
     let wants = scene
         .home
         .join(".config/systemd/user/timers.target.wants/devicetrust-renew.timer");
-    let link = std::fs::symlink_metadata(&wants).unwrap();
-    assert!(link.file_type().is_symlink());
-    assert_eq!(
-        (link.uid(), link.gid()),
-        (scene.account.uid, scene.account.gid)
-    );
+    assert!(std::fs::symlink_metadata(&wants)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let mut pending = vec![scene.home.clone()];
+    let mut seen = 0;
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (scene.account.uid, scene.account.gid),
+            "{} is not the user's",
+            path.display()
+        );
+        seen += 1;
+        if meta.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    assert!(seen > 15, "{seen} entries");
 }
 
 #[test]
