@@ -683,6 +683,45 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_signed_by_anyone_but_the_ca_is_refused() {
+        // The message verifies by the certificate it carries; that certificate is not the CA's.
+        let ca = fake(MICROMDM_CAPS, Behaviour::UnrelatedSigner);
+        let (client, _) = client_on(&ca, &settings());
+        let err = client.enroll(test_key()).unwrap_err();
+        assert!(matches!(err, ScepError::Verification { .. }), "{err}");
+        let shown = err.to_string();
+        assert!(
+            shown.contains("CN=unrelated signer") && shown.contains("not a certificate of this CA"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_certificate_another_ca_signed_is_refused() {
+        let ca = fake(MICROMDM_CAPS, Behaviour::ForeignIssuer);
+        let (client, _) = client_on(&ca, &settings());
+        let err = client.enroll(test_key()).unwrap_err();
+        assert!(matches!(err, ScepError::Verification { .. }), "{err}");
+        let shown = err.to_string();
+        assert!(
+            shown.contains("not signed by the SCEP CA") && shown.contains("does not verify"),
+            "{shown}"
+        );
+        // The same, on renewal.
+        let honest = fake(MICROMDM_CAPS, Behaviour::Issue);
+        let (client, _) = client_on(&honest, &settings());
+        let current = client.enroll(other_test_key()).unwrap();
+        let (client, _) = client_on(&ca, &settings());
+        let err = client
+            .renew(&current.certificate_der, other_test_key(), test_key())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("not signed by the SCEP CA"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_wrong_transaction_id_or_recipient_nonce_is_refused() {
         for (behaviour, word) in [
             (Behaviour::WrongTransactionId, "transactionID"),
