@@ -743,6 +743,100 @@ aEQuhAfdcBm6Ua3eL2Nj8IHi19++TvELwVoTW/uwHA==
         assert!(!err.to_string().contains('\n'));
     }
 
+    // --- The answer's size cap.
+
+    const MIB: u64 = 1024 * 1024;
+
+    /// A loopback server for one request: it announces `announced` body bytes, sends `sent` of
+    /// them, then waits until the client hangs up (so a client that keeps reading waits for its
+    /// deadline). The URL to ask.
+    fn answer_once(announced: u64, sent: u64) -> Url {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        std::thread::spawn(move || {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") {
+                match stream.read(&mut byte) {
+                    Ok(1) => request.push(byte[0]),
+                    _ => return,
+                }
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\
+                 Content-Length: {announced}\r\n\r\n"
+            );
+            if stream.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            let chunk = vec![b'x'; 64 * 1024];
+            let mut left = sent;
+            while left > 0 {
+                let n = left.min(chunk.len() as u64) as usize;
+                if stream.write_all(&chunk[..n]).is_err() {
+                    return;
+                }
+                left -= n as u64;
+            }
+            // Until the client closes its end.
+            let _ = stream.read(&mut byte);
+        });
+        url
+    }
+
+    fn fetch(url: &Url) -> Result<Reply, HttpError> {
+        let settings = HttpSettings {
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            retry: RetryPolicy {
+                max_attempts: 1,
+                ..RetryPolicy::default()
+            },
+            ..HttpSettings::default()
+        };
+        let client = build_client_with(&settings, false).unwrap();
+        let mut rng = FixedRng(0);
+        let mut sender = Sender {
+            settings: &settings,
+            service: "the test server",
+            sleeper: &|_| panic!("no retry expected"),
+            rng: &mut rng,
+        };
+        send_with_retry(&mut sender, url, || client.get(url.clone()))
+    }
+
+    #[test]
+    fn an_answer_of_exactly_the_cap_is_read_whole() {
+        assert_eq!(MAX_BODY_BYTES, MIB);
+        let reply = fetch(&answer_once(MIB, MIB)).unwrap();
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.body.len() as u64, MIB);
+        assert!(reply.body.iter().all(|&b| b == b'x'));
+    }
+
+    #[test]
+    fn an_answer_over_the_cap_is_refused_without_reading_the_rest() {
+        // One byte over; 2 MiB; and 2 MiB of an announced 256 MiB, after which the server waits:
+        // only a client that stops reading at the cap answers before its deadline.
+        for (announced, sent) in [(MIB + 1, MIB + 1), (2 * MIB, 2 * MIB), (256 * MIB, 2 * MIB)] {
+            let url = answer_once(announced, sent);
+            match fetch(&url) {
+                Err(HttpError::TooLarge { url: shown, limit }) => {
+                    assert_eq!((shown.as_str(), limit), (url.as_str(), MIB));
+                }
+                other => panic!("{announced} bytes announced, {sent} sent: {other:?}"),
+            }
+            let err = fetch(&answer_once(announced, sent)).unwrap_err();
+            assert!(
+                err.to_string().ends_with("is larger than 1048576 bytes"),
+                "{err}"
+            );
+        }
+    }
+
     // --- Proxies. The environment is process-wide, so each check runs the test binary again as
     // a child with the variables set, and only the child builds a client from them.
 
