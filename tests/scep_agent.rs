@@ -1,5 +1,6 @@
 //! The `devicetrust` binary on the SCEP path (`--scep-url`), against micromdm's real scepserver:
-//! enroll, renew, status, the health chain, and the failures an admin will meet.
+//! enroll, renew, status, the health chain, and the failures an admin will meet; and against the
+//! tests' own CA for the answers no real CA gives (a foreign signer or issuer, a huge answer).
 
 mod common;
 
