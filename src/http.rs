@@ -743,69 +743,208 @@ aEQuhAfdcBm6Ua3eL2Nj8IHi19++TvELwVoTW/uwHA==
         assert!(!err.to_string().contains('\n'));
     }
 
-    // --- The answer's size cap.
+    // --- Answers from a scripted loopback server: the size cap, rate limits, broken answers.
 
     const MIB: u64 = 1024 * 1024;
 
-    /// A loopback server for one request: it announces `announced` body bytes, sends `sent` of
-    /// them, then waits until the client hangs up (so a client that keeps reading waits for its
-    /// deadline). The URL to ask.
-    fn answer_once(announced: u64, sent: u64) -> Url {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
-        std::thread::spawn(move || {
-            let Ok((mut stream, _)) = listener.accept() else {
-                return;
-            };
-            let mut request = Vec::new();
-            let mut byte = [0u8; 1];
-            while !request.ends_with(b"\r\n\r\n") {
-                match stream.read(&mut byte) {
-                    Ok(1) => request.push(byte[0]),
-                    _ => return,
-                }
-            }
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\
-                 Content-Length: {announced}\r\n\r\n"
-            );
-            if stream.write_all(head.as_bytes()).is_err() {
-                return;
-            }
-            let chunk = vec![b'x'; 64 * 1024];
-            let mut left = sent;
-            while left > 0 {
-                let n = left.min(chunk.len() as u64) as usize;
-                if stream.write_all(&chunk[..n]).is_err() {
-                    return;
-                }
-                left -= n as u64;
-            }
-            // Until the client closes its end.
-            let _ = stream.read(&mut byte);
-        });
-        url
+    /// What the scripted server does once an answer is sent.
+    #[derive(Clone, Copy)]
+    enum Then {
+        /// Waits until the client hangs up, so a client that keeps reading waits for its deadline.
+        Wait,
+        /// Hangs up.
+        Close,
     }
 
-    fn fetch(url: &Url) -> Result<Reply, HttpError> {
-        let settings = HttpSettings {
+    /// One answer: the status line and headers (each says `Connection: close`, so every attempt
+    /// is a connection of its own), `sent` bytes of body (`x`), then `then`.
+    struct Answer {
+        head: String,
+        sent: u64,
+        then: Then,
+    }
+
+    impl Answer {
+        /// 200 announcing `announced` body bytes, of which `sent` are sent.
+        fn ok(announced: u64, sent: u64, then: Then) -> Answer {
+            Answer {
+                head: format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\
+                     Content-Length: {announced}\r\nConnection: close\r\n\r\n"
+                ),
+                sent,
+                then,
+            }
+        }
+
+        /// 429 with `Retry-After: secs`.
+        fn rate_limited(secs: u64) -> Answer {
+            Answer {
+                head: format!(
+                    "HTTP/1.1 429 Too Many Requests\r\nRetry-After: {secs}\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n"
+                ),
+                sent: 0,
+                then: Then::Close,
+            }
+        }
+    }
+
+    /// A loopback server that answers the n-th connection with `answers[n]`, one request each.
+    /// The URL to ask, and how many connections it took.
+    fn serve(answers: Vec<Answer>) -> (Url, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = taken.clone();
+        std::thread::spawn(move || {
+            for answer in answers {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    return;
+                };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut request = Vec::new();
+                let mut byte = [0u8; 1];
+                while !request.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte) {
+                        Ok(1) => request.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let _ = write_answer(&mut stream, &answer);
+                if let Then::Wait = answer.then {
+                    let _ = stream.read(&mut byte);
+                }
+            }
+        });
+        (url, taken)
+    }
+
+    fn write_answer(stream: &mut std::net::TcpStream, answer: &Answer) -> std::io::Result<()> {
+        stream.write_all(answer.head.as_bytes())?;
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut left = answer.sent;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            stream.write_all(&chunk[..n])?;
+            left -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// A 200 announcing `announced` bytes, `sent` of them sent, then a server that waits.
+    fn answer_once(announced: u64, sent: u64) -> Url {
+        serve(vec![Answer::ok(announced, sent, Then::Wait)]).0
+    }
+
+    fn quick_settings(max_attempts: u32) -> HttpSettings {
+        HttpSettings {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(10),
             retry: RetryPolicy {
-                max_attempts: 1,
+                max_attempts,
+                max_rate_limit_wait: Duration::from_secs(5),
                 ..RetryPolicy::default()
             },
             ..HttpSettings::default()
-        };
-        let client = build_client_with(&settings, false).unwrap();
-        let mut rng = FixedRng(0);
+        }
+    }
+
+    /// One `send_with_retry` of a GET to `url`; its result and the waits between attempts.
+    fn fetch_with(url: &Url, settings: &HttpSettings) -> (Result<Reply, HttpError>, Vec<Duration>) {
+        let client = build_client_with(settings, false).unwrap();
+        // 250 ms of every jitter (250 mod the ceiling + 1).
+        let mut rng = FixedRng(250);
+        let slept = std::cell::RefCell::new(Vec::new());
         let mut sender = Sender {
-            settings: &settings,
+            settings,
             service: "the test server",
-            sleeper: &|_| panic!("no retry expected"),
+            sleeper: &|d| slept.borrow_mut().push(d),
             rng: &mut rng,
         };
-        send_with_retry(&mut sender, url, || client.get(url.clone()))
+        let result = send_with_retry(&mut sender, url, || client.get(url.clone()));
+        (result, slept.into_inner())
+    }
+
+    fn fetch(url: &Url) -> Result<Reply, HttpError> {
+        let (result, slept) = fetch_with(url, &quick_settings(1));
+        assert!(slept.is_empty(), "{slept:?}");
+        result
+    }
+
+    #[test]
+    fn a_rate_limit_within_the_longest_wait_is_waited_out_with_jitter() {
+        // Exactly the longest wait (5 s): waited, plus 250 ms of jitter, then answered.
+        let (url, connections) =
+            serve(vec![Answer::rate_limited(5), Answer::ok(2, 2, Then::Close)]);
+        let (result, slept) = fetch_with(&url, &quick_settings(3));
+        let reply = result.unwrap();
+        assert_eq!(
+            (reply.status, reply.body.as_slice()),
+            (StatusCode::OK, &b"xx"[..])
+        );
+        assert_eq!(slept, [Duration::from_millis(5250)]);
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+        // A second longer: not waited for at all.
+        let (url, connections) = serve(vec![Answer::rate_limited(6)]);
+        let (result, slept) = fetch_with(&url, &quick_settings(3));
+        assert!(
+            matches!(
+                result,
+                Err(HttpError::RateLimited {
+                    reset_at: Some(_),
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+        assert!(slept.is_empty(), "{slept:?}");
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_rate_limit_on_the_last_attempt_is_an_error_not_a_wait() {
+        let (url, connections) = serve(vec![Answer::rate_limited(1), Answer::rate_limited(1)]);
+        let (result, slept) = fetch_with(&url, &quick_settings(2));
+        assert!(
+            matches!(
+                result,
+                Err(HttpError::RateLimited {
+                    reset_at: Some(_),
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+        assert_eq!(slept, [Duration::from_millis(1250)]);
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn an_answer_cut_off_is_unreachable_and_one_that_stalls_times_out() {
+        let (url, _) = serve(vec![Answer::ok(1000, 10, Then::Close)]);
+        match fetch(&url) {
+            Err(HttpError::Unreachable { reason, .. }) => {
+                assert!(
+                    reason.starts_with("connection lost while reading the answer"),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let (url, _) = serve(vec![Answer::ok(1000, 10, Then::Wait)]);
+        let settings = HttpSettings {
+            timeout: Duration::from_secs(1),
+            ..quick_settings(1)
+        };
+        let (result, slept) = fetch_with(&url, &settings);
+        assert!(slept.is_empty());
+        match result {
+            Err(HttpError::Timeout { after, .. }) => assert_eq!(after, Duration::from_secs(1)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
