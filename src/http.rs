@@ -921,15 +921,71 @@ aEQuhAfdcBm6Ua3eL2Nj8IHi19++TvELwVoTW/uwHA==
         assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
+    /// Log lines written while `f` runs.
+    fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+        #[derive(Clone, Default)]
+        struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let result = tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        (result, text)
+    }
+
+    #[test]
+    fn a_refused_connection_is_retried_with_its_reason_logged() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let ((result, slept), log) = logged(|| fetch_with(&url, &quick_settings(2)));
+        let reason = match result {
+            Err(HttpError::Unreachable { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert!(reason.contains("Connection refused"), "{reason}");
+        assert_eq!(slept, [Duration::from_millis(250)]);
+        assert!(
+            log.contains(&format!(
+                "the test server unreachable ({reason}); retrying in 250ms (attempt 2 of 2)"
+            )),
+            "{log}"
+        );
+    }
+
     #[test]
     fn an_answer_cut_off_is_unreachable_and_one_that_stalls_times_out() {
         let (url, _) = serve(vec![Answer::ok(1000, 10, Then::Close)]);
         match fetch(&url) {
             Err(HttpError::Unreachable { reason, .. }) => {
-                assert!(
-                    reason.starts_with("connection lost while reading the answer"),
+                // Every cause once, down to the innermost.
+                let causes: Vec<&str> = reason.split(": ").collect();
+                assert_eq!(
+                    causes[0], "connection lost while reading the answer",
                     "{reason}"
-                )
+                );
+                assert!(
+                    reason.ends_with("end of file before message length reached"),
+                    "{reason}"
+                );
+                assert!(causes.len() >= 3, "{reason}");
+                let distinct: std::collections::BTreeSet<_> = causes.iter().collect();
+                assert_eq!(distinct.len(), causes.len(), "{reason}");
             }
             other => panic!("{other:?}"),
         }
