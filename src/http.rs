@@ -705,8 +705,19 @@ aEQuhAfdcBm6Ua3eL2Nj8IHi19++TvELwVoTW/uwHA==
         assert_eq!(fmt_duration(Duration::from_millis(250)), "250ms");
         let html = b"<html>\n<head><title>503 Service Unavailable</title></head>\n<body>\r\n<h1>Down</h1></body></html>";
         assert_eq!(body_snippet(html, 80), "503 Service Unavailable Down");
+        assert_eq!(fmt_duration(Duration::from_millis(1000)), "1s");
+        assert_eq!(fmt_duration(Duration::from_millis(999)), "999ms");
         let long = "x".repeat(200);
         assert_eq!(body_snippet(long.as_bytes(), 80).chars().count(), 81);
+        // Exactly `max` characters stay whole; one more is cut.
+        assert_eq!(body_snippet("y".repeat(80).as_bytes(), 80), "y".repeat(80));
+        assert_eq!(
+            body_snippet("y".repeat(81).as_bytes(), 80),
+            format!("{}…", "y".repeat(80))
+        );
+        // A '>' outside a tag is text; control characters (a terminal escape) are not.
+        assert_eq!(body_snippet(b"a > b <i>c</i>", 80), "a > b c");
+        assert_eq!(body_snippet(b"\x1b[31mred\x07!", 80), "[31mred !");
         assert_eq!(retry_hint(Some(0)), "try again after 1970-01-01T00:00:00Z");
         assert_eq!(retry_hint(None), "try again later");
     }
