@@ -301,12 +301,12 @@ mod tests {
     }
 
     /// A certificate `subject` for `key`, signed by `issuer` (its name and key), with
-    /// basicConstraints `ca` and the key usages given (no keyUsage extension when `None`).
+    /// basicConstraints `ca` and the key usages given (no such extension for `None`).
     fn certificate(
         subject: &str,
         key: &PrivateKey,
         issuer: (&str, &PrivateKey),
-        ca: bool,
+        ca: Option<bool>,
         usage: Option<KeyUsages>,
     ) -> Vec<u8> {
         use crate::pki::cert::{parse_name, x509_time};
@@ -320,15 +320,18 @@ mod tests {
             critical: true,
             extn_value: OctetString::new(value).unwrap(),
         };
-        let mut extensions = vec![extension(
-            const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
-            BasicConstraints {
-                ca,
-                path_len_constraint: None,
-            }
-            .to_der()
-            .unwrap(),
-        )];
+        let mut extensions = Vec::new();
+        if let Some(ca) = ca {
+            extensions.push(extension(
+                const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
+                BasicConstraints {
+                    ca,
+                    path_len_constraint: None,
+                }
+                .to_der()
+                .unwrap(),
+            ));
+        }
         if let Some(usage) = usage {
             extensions.push(extension(
                 const_oid::db::rfc5280::ID_CE_KEY_USAGE,
@@ -351,7 +354,7 @@ mod tests {
             .unwrap(),
             issuer_unique_id: None,
             subject_unique_id: None,
-            extensions: Some(extensions),
+            extensions: (!extensions.is_empty()).then_some(extensions),
         };
         let signature =
             crate::pki::key::sign_to_bit_string(issuer.1, &tbs.to_der().unwrap()).unwrap();
@@ -379,26 +382,32 @@ mod tests {
         let issuing_name = "CN=Issuing CA";
         let cert_sign = Some(KeyUsages::KeyCertSign.into());
         Hierarchy {
-            root: certificate(root_name, root_key, (root_name, root_key), true, cert_sign),
+            root: certificate(
+                root_name,
+                root_key,
+                (root_name, root_key),
+                Some(true),
+                cert_sign,
+            ),
             issuing: certificate(
                 issuing_name,
                 issuing_key,
                 (root_name, root_key),
-                true,
+                Some(true),
                 cert_sign,
             ),
             ra_sign: certificate(
                 "CN=RA signing",
                 root_key,
                 (issuing_name, issuing_key),
-                false,
+                Some(false),
                 Some(KeyUsages::DigitalSignature.into()),
             ),
             ra_encrypt: certificate(
                 "CN=RA encryption",
                 root_key,
                 (issuing_name, issuing_key),
-                false,
+                Some(false),
                 Some(KeyUsages::KeyEncipherment.into()),
             ),
         }
@@ -407,11 +416,16 @@ mod tests {
     #[test]
     fn fingerprints_are_upper_case_hex_pairs_with_colons() {
         // SHA-256("abc"), FIPS 180-2 appendix B.1.
-        assert_eq!(
-            sha256_fingerprint_hex(b"abc"),
-            "BA:78:16:BF:8F:01:CF:EA:41:41:40:DE:5D:AE:22:23:\
-             B0:03:61:A3:96:17:7A:9C:B4:10:FF:61:F2:00:15:AD"
-        );
+        let abc = "BA:78:16:BF:8F:01:CF:EA:41:41:40:DE:5D:AE:22:23:\
+                   B0:03:61:A3:96:17:7A:9C:B4:10:FF:61:F2:00:15:AD";
+        assert_eq!(sha256_fingerprint_hex(b"abc"), abc);
+        // Every certificate offered, in order (the bytes need not parse for this).
+        let offered = CaCertificates {
+            ca_der: b"abc".to_vec(),
+            recipient_der: b"abc".to_vec(),
+            all_der: vec![b"abc".to_vec(), b"abc".to_vec()],
+        };
+        assert_eq!(offered.fingerprints(), format!("{abc}, {abc}"));
     }
 
     #[test]
@@ -444,6 +458,22 @@ mod tests {
             err.contains("issuer is not among the CA certificates"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_self_signed_certificate_without_extensions_is_a_ca() {
+        // What an old CA sends: a v1-style root with no extensions, and an RA it issued with
+        // no keyUsage (so it may encrypt).
+        let (root_key, name) = (other_test_key(), "CN=Old CA");
+        let root = certificate(name, root_key, (name, root_key), None, None);
+        let ra = certificate("CN=Old RA", test_key(), (name, root_key), None, None);
+        for order in [
+            vec![root.clone(), ra.clone()],
+            vec![ra.clone(), root.clone()],
+        ] {
+            let certs = CaCertificates::select(order).unwrap();
+            assert_eq!((&certs.ca_der, &certs.recipient_der), (&root, &ra));
+        }
     }
 
     #[test]
