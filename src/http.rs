@@ -589,7 +589,7 @@ pub fn body_snippet(body: &[u8], max: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Write;
     use std::net::TcpListener;
@@ -932,8 +932,8 @@ aEQuhAfdcBm6Ua3eL2Nj8IHi19++TvELwVoTW/uwHA==
         assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
-    /// Log lines written while `f` runs.
-    fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+    /// Log lines written while `f` runs (on this thread).
+    pub(crate) fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
         #[derive(Clone, Default)]
         struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
         impl std::io::Write for Lines {

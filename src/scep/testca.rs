@@ -45,6 +45,8 @@ pub(crate) struct State {
     pub pending_left: u32,
     /// The cipher and digest of the last request, as the CA saw them.
     pub last_request: Option<(String, MessageDigest)>,
+    /// GetCACaps answered with this HTTP status instead (a CA that predates the operation).
+    pub caps_status: Option<u16>,
 }
 
 #[derive(Clone)]
@@ -75,6 +77,7 @@ impl FakeCa {
                 log: Vec::new(),
                 pending_left,
                 last_request: None,
+                caps_status: None,
             })),
         }
     }
@@ -206,7 +209,7 @@ fn issue(authority: &Authority, subject: &str, public_key_der: Vec<u8>) -> Vec<u
 impl Transport for FakeCa {
     fn get(
         &self,
-        _op: Operation,
+        op: Operation,
         operation: &str,
         message: Option<&str>,
     ) -> Result<Response, ScepError> {
@@ -215,6 +218,15 @@ impl Transport for FakeCa {
             .unwrap()
             .log
             .push((operation.to_owned(), None, "GET"));
+        let caps_status = self.state.lock().unwrap().caps_status;
+        if let (Some(status), "GetCACaps") = (caps_status, operation) {
+            return Err(ScepError::HttpStatus {
+                op,
+                status,
+                url: "http://ca.test/scep".into(),
+                snippet: String::new(),
+            });
+        }
         Ok(match operation {
             "GetCACaps" => Response {
                 content_type: Some("text/plain".into()),
