@@ -20,13 +20,17 @@ apt_install() {
 # Debian packages the tests drive: openssl (interop checks), scep (micromdm's scepserver and
 # scepclient for the SCEP path), shellcheck (the shipped scripts), libnss3-tools (certutil and
 # pk12util: the NSS database Chrome and Chromium read client certificates from on Linux),
-# faketime (libfaketime: the journey tests run the agent days and years ahead).
+# faketime (libfaketime: the journey tests run the agent days and years ahead), systemd
+# (systemd-analyze checks the renewal job's units), strace (the no-secret-in-argv tests trace
+# every program the agent starts).
 need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v scepserver >/dev/null || need+=(scep)
 command -v shellcheck >/dev/null || need+=(shellcheck)
 command -v certutil >/dev/null || need+=(libnss3-tools)
 command -v faketime >/dev/null || need+=(faketime)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v strace >/dev/null || need+=(strace)
 if ((${#need[@]})); then
   echo "test.sh: installing ${need[*]}" >&2
   apt_install "${need[@]}"

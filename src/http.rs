@@ -589,7 +589,7 @@ pub fn body_snippet(body: &[u8], max: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Write;
     use std::net::TcpListener;
@@ -705,8 +705,19 @@ aEQuhAfdcBm6Ua3eL2Nj8IHi19++TvELwVoTW/uwHA==
         assert_eq!(fmt_duration(Duration::from_millis(250)), "250ms");
         let html = b"<html>\n<head><title>503 Service Unavailable</title></head>\n<body>\r\n<h1>Down</h1></body></html>";
         assert_eq!(body_snippet(html, 80), "503 Service Unavailable Down");
+        assert_eq!(fmt_duration(Duration::from_millis(1000)), "1s");
+        assert_eq!(fmt_duration(Duration::from_millis(999)), "999ms");
         let long = "x".repeat(200);
         assert_eq!(body_snippet(long.as_bytes(), 80).chars().count(), 81);
+        // Exactly `max` characters stay whole; one more is cut.
+        assert_eq!(body_snippet("y".repeat(80).as_bytes(), 80), "y".repeat(80));
+        assert_eq!(
+            body_snippet("y".repeat(81).as_bytes(), 80),
+            format!("{}…", "y".repeat(80))
+        );
+        // A '>' outside a tag is text; control characters (a terminal escape) are not.
+        assert_eq!(body_snippet(b"a > b <i>c</i>", 80), "a > b c");
+        assert_eq!(body_snippet(b"\x1b[31mred\x07!", 80), "[31mred !");
         assert_eq!(retry_hint(Some(0)), "try again after 1970-01-01T00:00:00Z");
         assert_eq!(retry_hint(None), "try again later");
     }
@@ -741,6 +752,295 @@ aEQuhAfdcBm6Ua3eL2Nj8IHi19++TvELwVoTW/uwHA==
             "{err:?}"
         );
         assert!(!err.to_string().contains('\n'));
+    }
+
+    // --- Answers from a scripted loopback server: the size cap, rate limits, broken answers.
+
+    const MIB: u64 = 1024 * 1024;
+
+    /// What the scripted server does once an answer is sent.
+    #[derive(Clone, Copy)]
+    enum Then {
+        /// Waits until the client hangs up, so a client that keeps reading waits for its deadline.
+        Wait,
+        /// Hangs up.
+        Close,
+    }
+
+    /// One answer: the status line and headers (each says `Connection: close`, so every attempt
+    /// is a connection of its own), `sent` bytes of body (`x`), then `then`.
+    struct Answer {
+        head: String,
+        sent: u64,
+        then: Then,
+    }
+
+    impl Answer {
+        /// 200 announcing `announced` body bytes, of which `sent` are sent.
+        fn ok(announced: u64, sent: u64, then: Then) -> Answer {
+            Answer {
+                head: format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\
+                     Content-Length: {announced}\r\nConnection: close\r\n\r\n"
+                ),
+                sent,
+                then,
+            }
+        }
+
+        /// 429 with `Retry-After: secs`.
+        fn rate_limited(secs: u64) -> Answer {
+            Answer {
+                head: format!(
+                    "HTTP/1.1 429 Too Many Requests\r\nRetry-After: {secs}\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n"
+                ),
+                sent: 0,
+                then: Then::Close,
+            }
+        }
+    }
+
+    /// A loopback server that answers the n-th connection with `answers[n]`, one request each.
+    /// The URL to ask, and how many connections it took.
+    fn serve(answers: Vec<Answer>) -> (Url, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = taken.clone();
+        std::thread::spawn(move || {
+            for answer in answers {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    return;
+                };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut request = Vec::new();
+                let mut byte = [0u8; 1];
+                while !request.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte) {
+                        Ok(1) => request.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let _ = write_answer(&mut stream, &answer);
+                if let Then::Wait = answer.then {
+                    let _ = stream.read(&mut byte);
+                }
+            }
+        });
+        (url, taken)
+    }
+
+    fn write_answer(stream: &mut std::net::TcpStream, answer: &Answer) -> std::io::Result<()> {
+        stream.write_all(answer.head.as_bytes())?;
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut left = answer.sent;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            stream.write_all(&chunk[..n])?;
+            left -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// A 200 announcing `announced` bytes, `sent` of them sent, then a server that waits.
+    fn answer_once(announced: u64, sent: u64) -> Url {
+        serve(vec![Answer::ok(announced, sent, Then::Wait)]).0
+    }
+
+    fn quick_settings(max_attempts: u32) -> HttpSettings {
+        HttpSettings {
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            retry: RetryPolicy {
+                max_attempts,
+                max_rate_limit_wait: Duration::from_secs(5),
+                ..RetryPolicy::default()
+            },
+            ..HttpSettings::default()
+        }
+    }
+
+    /// One `send_with_retry` of a GET to `url`; its result and the waits between attempts.
+    fn fetch_with(url: &Url, settings: &HttpSettings) -> (Result<Reply, HttpError>, Vec<Duration>) {
+        let client = build_client_with(settings, false).unwrap();
+        // 250 ms of every jitter (250 mod the ceiling + 1).
+        let mut rng = FixedRng(250);
+        let slept = std::cell::RefCell::new(Vec::new());
+        let mut sender = Sender {
+            settings,
+            service: "the test server",
+            sleeper: &|d| slept.borrow_mut().push(d),
+            rng: &mut rng,
+        };
+        let result = send_with_retry(&mut sender, url, || client.get(url.clone()));
+        (result, slept.into_inner())
+    }
+
+    fn fetch(url: &Url) -> Result<Reply, HttpError> {
+        let (result, slept) = fetch_with(url, &quick_settings(1));
+        assert!(slept.is_empty(), "{slept:?}");
+        result
+    }
+
+    #[test]
+    fn a_rate_limit_within_the_longest_wait_is_waited_out_with_jitter() {
+        // Exactly the longest wait (5 s): waited, plus 250 ms of jitter, then answered.
+        let (url, connections) =
+            serve(vec![Answer::rate_limited(5), Answer::ok(2, 2, Then::Close)]);
+        let (result, slept) = fetch_with(&url, &quick_settings(3));
+        let reply = result.unwrap();
+        assert_eq!(
+            (reply.status, reply.body.as_slice()),
+            (StatusCode::OK, &b"xx"[..])
+        );
+        assert_eq!(slept, [Duration::from_millis(5250)]);
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+        // A second longer: not waited for at all.
+        let (url, connections) = serve(vec![Answer::rate_limited(6)]);
+        let (result, slept) = fetch_with(&url, &quick_settings(3));
+        assert!(
+            matches!(
+                result,
+                Err(HttpError::RateLimited {
+                    reset_at: Some(_),
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+        assert!(slept.is_empty(), "{slept:?}");
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_rate_limit_on_the_last_attempt_is_an_error_not_a_wait() {
+        let (url, connections) = serve(vec![Answer::rate_limited(1), Answer::rate_limited(1)]);
+        let (result, slept) = fetch_with(&url, &quick_settings(2));
+        assert!(
+            matches!(
+                result,
+                Err(HttpError::RateLimited {
+                    reset_at: Some(_),
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+        assert_eq!(slept, [Duration::from_millis(1250)]);
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    /// Log lines written while `f` runs (on this thread).
+    pub(crate) fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+        #[derive(Clone, Default)]
+        struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let result = tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        (result, text)
+    }
+
+    #[test]
+    fn a_refused_connection_is_retried_with_its_reason_logged() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let ((result, slept), log) = logged(|| fetch_with(&url, &quick_settings(2)));
+        let reason = match result {
+            Err(HttpError::Unreachable { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert!(reason.contains("Connection refused"), "{reason}");
+        assert_eq!(slept, [Duration::from_millis(250)]);
+        assert!(
+            log.contains(&format!(
+                "the test server unreachable ({reason}); retrying in 250ms (attempt 2 of 2)"
+            )),
+            "{log}"
+        );
+    }
+
+    #[test]
+    fn an_answer_cut_off_is_unreachable_and_one_that_stalls_times_out() {
+        let (url, _) = serve(vec![Answer::ok(1000, 10, Then::Close)]);
+        match fetch(&url) {
+            Err(HttpError::Unreachable { reason, .. }) => {
+                // Every cause once, down to the innermost.
+                let causes: Vec<&str> = reason.split(": ").collect();
+                assert_eq!(
+                    causes[0], "connection lost while reading the answer",
+                    "{reason}"
+                );
+                assert!(
+                    reason.ends_with("end of file before message length reached"),
+                    "{reason}"
+                );
+                assert!(causes.len() >= 3, "{reason}");
+                let distinct: std::collections::BTreeSet<_> = causes.iter().collect();
+                assert_eq!(distinct.len(), causes.len(), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let (url, _) = serve(vec![Answer::ok(1000, 10, Then::Wait)]);
+        let settings = HttpSettings {
+            timeout: Duration::from_secs(1),
+            ..quick_settings(1)
+        };
+        let (result, slept) = fetch_with(&url, &settings);
+        assert!(slept.is_empty());
+        match result {
+            Err(HttpError::Timeout { after, .. }) => assert_eq!(after, Duration::from_secs(1)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_answer_of_exactly_the_cap_is_read_whole() {
+        assert_eq!(MAX_BODY_BYTES, MIB);
+        let reply = fetch(&answer_once(MIB, MIB)).unwrap();
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.body.len() as u64, MIB);
+        assert!(reply.body.iter().all(|&b| b == b'x'));
+    }
+
+    #[test]
+    fn an_answer_over_the_cap_is_refused_without_reading_the_rest() {
+        // One byte over; 2 MiB; and 2 MiB of an announced 256 MiB, after which the server waits:
+        // only a client that stops reading at the cap answers before its deadline.
+        for (announced, sent) in [(MIB + 1, MIB + 1), (2 * MIB, 2 * MIB), (256 * MIB, 2 * MIB)] {
+            let url = answer_once(announced, sent);
+            match fetch(&url) {
+                Err(HttpError::TooLarge { url: shown, limit }) => {
+                    assert_eq!((shown.as_str(), limit), (url.as_str(), MIB));
+                }
+                other => panic!("{announced} bytes announced, {sent} sent: {other:?}"),
+            }
+            let err = fetch(&answer_once(announced, sent)).unwrap_err();
+            assert!(
+                err.to_string().ends_with("is larger than 1048576 bytes"),
+                "{err}"
+            );
+        }
     }
 
     // --- Proxies. The environment is process-wide, so each check runs the test binary again as

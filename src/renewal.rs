@@ -112,6 +112,32 @@ mod tests {
     }
 
     #[test]
+    fn the_offsets_are_the_documented_hash_of_the_uuid() {
+        // docs/architecture.md: the first 8 bytes of SHA-256 of the (upper-case) UUID, big-endian,
+        // mod (spread + 1) days; the next 8 bytes mod 1440 minutes. Worked out by hand:
+        //   0F3C1D2E-…-A0B1C2D3E4F5: e71325a623399819 | 731ab407079c08aa, 2 days, minute 1194
+        //   0F3C1D2E-…-000000000011: 43b7056cc680e12d | d526c06fd75804f4, 14 days, minute 340
+        for (uuid, offset_days, minute_of_day, at) in [
+            ("0F3C1D2E-4B5A-4C6D-8E9F-A0B1C2D3E4F5", 2, 1194, (19, 54)),
+            ("0f3c1d2e-4b5a-4c6d-8e9f-000000000011", 14, 340, (5, 40)),
+        ] {
+            let p = RenewalPolicy::for_device(uuid, 30, 14);
+            assert_eq!(
+                (p.offset_days, p.minute_of_day),
+                (offset_days, minute_of_day)
+            );
+            assert_eq!((p.hour(), p.minute()), at);
+            assert_eq!(p.threshold_days(), 30 + offset_days);
+        }
+        // A narrower spread is the same word modulo fewer days: e71325a623399819 mod 8 = 1.
+        let p = RenewalPolicy::for_device("0F3C1D2E-4B5A-4C6D-8E9F-A0B1C2D3E4F5", 20, 7);
+        assert_eq!(
+            (p.renew_before_days, p.offset_days, p.threshold_days()),
+            (20, 1, 21)
+        );
+    }
+
+    #[test]
     fn every_device_starts_between_the_latest_start_and_the_spread_before_it() {
         let mut seen = std::collections::BTreeSet::new();
         for i in 0..5000 {

@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use devicetrust::integrations::chrome;
-use devicetrust::renewal::RenewalPolicy;
 use std::path::PathBuf;
 
 const POLICY_DIRS: [&str; 3] = [
@@ -154,27 +153,42 @@ fn foreign_policy_entries_and_files_survive_enroll_and_uninstall() {
 
 #[test]
 fn renewal_starts_at_this_devices_own_point_in_the_window() {
-    // 40 days of validity: inside the spread (30 to 44 days before expiry), so whether this
-    // device renews depends on its own offset.
-    let env = Env::new(40);
-    assert_eq!(env.enroll().code, 0);
-    let policy = RenewalPolicy::for_device(DEVICE_UUID, 30, 14);
-    assert!((30..=44).contains(&policy.threshold_days()));
-    let now = time::OffsetDateTime::now_utc();
-    let due = policy.is_due(env.certificate().not_after, now);
-    let serial = env.certificate().serial_hex;
-
-    let run = env.run(&["renew"]);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(env.certificate().serial_hex != serial, due, "{run:?}");
-    if !due {
-        assert!(
-            run.stdout
-                .contains(&format!("({} days before expiry)", policy.threshold_days())),
-            "{run:?}"
+    // 40 days of validity: inside the spread (30 to 44 days before expiry), so whether a device
+    // renews depends on its own offset. docs/architecture.md ("Fleet renewal arithmetic"):
+    // the first 8 bytes of SHA-256 of the UUID, big-endian, mod 15, plus cli.md's 30 days.
+    //   DEVICE_UUID: e71325a623399819 mod 15 = 2, so from 32 days before expiry: not due.
+    //   EARLY_UUID:  43b7056cc680e12d mod 15 = 14, so from 44 days before expiry: due.
+    const EARLY_UUID: &str = "0F3C1D2E-4B5A-4C6D-8E9F-000000000011";
+    for (uuid, due, says) in [
+        (DEVICE_UUID, false, "(32 days before expiry): nothing to do"),
+        (EARLY_UUID, true, "renewing the certificate (39 days left)"),
+    ] {
+        let env = Env::new(40);
+        let run = |args: &[&str]| {
+            let mut cmd = env.command_for_device(uuid, args);
+            cmd.arg("--org-token-file").arg(env.token_file());
+            Run::from(cmd.output().unwrap())
+        };
+        assert_eq!(run(&["enroll"]).code, 0);
+        let serial = env.certificate().serial_hex;
+        let run = run(&["renew"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert_eq!(
+            env.certificate().serial_hex != serial,
+            due,
+            "{uuid}: {run:?}"
+        );
+        assert!(run.stdout.contains(says), "{uuid}: {run:?}");
+        assert_eq!(
+            env.requests_to("/renew/macos").len(),
+            usize::from(due),
+            "{uuid}"
         );
     }
+
     // An explicit window is the admin's decision: exactly N days, no spread either way.
+    let env = Env::new(40);
+    assert_eq!(env.enroll().code, 0);
     let serial = env.certificate().serial_hex;
     let run = env.run(&["renew", "--renew-before-days", "30"]);
     assert_eq!(run.code, 0, "{run:?}");

@@ -11,16 +11,20 @@ use std::path::Path;
 fn the_org_token_appears_in_no_output_file_or_child_argv() {
     let env = Env::new(10);
     let token = env.sim.org_token();
-    let shims = tempfile::tempdir().unwrap();
-    let argv_log = shims.path().join("argv.log");
-    let path = argv_logging_path(shims.path(), &argv_log);
+    let trace_dir = tempfile::tempdir().unwrap();
+    let trace_log = trace_dir.path().join("execve.log");
 
     let mut outputs = String::new();
+    let mut traced = false;
     let mut run = |args: &[&str], with_token: bool| {
         let mut cmd = env.command(args);
-        cmd.env("PATH", &path).arg("-v");
+        cmd.arg("-v");
         if with_token {
             cmd.env("DEVICETRUST_ORG_TOKEN", &token);
+        }
+        if let Some(under_strace) = execve_traced(&cmd, &trace_log) {
+            cmd = under_strace;
+            traced = true;
         }
         let run = Run::from(cmd.output().unwrap());
         outputs.push_str(&run.all_output());
@@ -57,10 +61,18 @@ fn the_org_token_appears_in_no_output_file_or_child_argv() {
             file.display()
         );
     }
-    let argv = std::fs::read_to_string(&argv_log).unwrap_or_default();
-    assert!(!argv.contains(&token), "token in a child's argv: {argv}");
-    // Every child the agent starts is logged with its whole command line under -v (on Linux
-    // the NSS tools), and the output was checked above: a token put in one would be seen.
+    // What really ran, as the kernel saw it: the agent's children (on Linux the NSS tools)
+    // are there, and the token is in none of their command lines.
+    if traced {
+        let trace = std::fs::read_to_string(&trace_log).unwrap();
+        let ran = executed(&trace);
+        for tool in ["/certutil ", "/pk12util "] {
+            assert!(ran.iter().any(|c| c.contains(tool)), "{tool}: {ran:#?}");
+        }
+        assert!(!trace.contains(&token), "token in a child's argv: {ran:#?}");
+    }
+    // The -v output names each child with its whole command line too (checked for the token
+    // with the rest of the output above).
     let children = started_children(&outputs);
     assert!(
         children.iter().any(|c| c.contains("pk12util")),
@@ -185,8 +197,11 @@ fn each_core_status_is_reached_by_breaking_one_link() {
     assert_eq!(env.run(&["renew"]).code, 0);
     assert_eq!(ea(), "<result>Healthy</result>\n");
 
-    // Private Key Missing: a corrupt key, then no key at all.
+    // Private Key Missing: a valid key that is another certificate's, a corrupt key, then no
+    // key at all.
     let key = env.generation().join("key.pem");
+    std::fs::copy(fixture("device.key"), &key).unwrap();
+    assert_eq!(ea(), "<result>Private Key Missing</result>\n");
     std::fs::write(
         &key,
         "-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n",
@@ -310,23 +325,59 @@ fn check_network_reports_okta_unreachable_right_after_not_configured() {
     );
 }
 
+/// Replaces the live certificate with one for the same key and from the same CA, valid from
+/// `not_before` to `not_after`: a device whose dates the test writes down.
+fn plant_certificate(env: &Env, not_before: time::OffsetDateTime, not_after: time::OffsetDateTime) {
+    use devicetrust::pki::{Authority, IssueProfile, IssueRequest, PrivateKey};
+    let read = |name: &str| std::fs::read_to_string(fixture(name)).unwrap();
+    let ca = Authority::from_pem(&read("mtls-ca.pem"), &read("mtls-ca.key")).unwrap();
+    let key = PrivateKey::from_pkcs8_pem(&env.key_pem()).unwrap();
+    let der = ca
+        .issue(IssueRequest {
+            subject: "CN=Okta MTLS".into(),
+            public_key_der: key.public_key_der().unwrap(),
+            not_before,
+            not_after,
+            serial: None,
+            profile: IssueProfile::ClientAuth,
+        })
+        .unwrap();
+    std::fs::write(
+        env.generation().join("cert.pem"),
+        devicetrust::pki::pem_encode("CERTIFICATE", &der),
+    )
+    .unwrap();
+}
+
 #[test]
 fn status_says_when_this_device_renews() {
+    use time::macros::datetime;
     let env = Env::new(365);
     assert_eq!(env.enroll().code, 0);
-    let policy = devicetrust::renewal::RenewalPolicy::for_device(DEVICE_UUID, 30, 14);
+    plant_certificate(
+        &env,
+        datetime!(2026-06-01 0:00 UTC),
+        datetime!(2031-03-01 8:30 UTC),
+    );
+    // cli.md: 30 days is the latest start, the spread only moves it earlier. This device's own
+    // offset (docs/architecture.md, "Fleet renewal arithmetic"): SHA-256 of DEVICE_UUID begins
+    // e7 13 25 a6 23 39 98 19, and 0xe71325a623399819 mod 15 = 2. So 32 days before
+    // 2031-03-01T08:30:00Z.
     let status = env.status_json();
-    assert_eq!(status["renews_below_days"], policy.threshold_days());
-    let due = devicetrust::timefmt::rfc3339(policy.due_from(env.certificate().not_after));
-    assert_eq!(status["renews_from"], due);
+    assert_eq!(status["not_after"], "2031-03-01T08:30:00Z", "{status}");
+    assert_eq!(status["renews_below_days"], 32, "{status}");
+    assert_eq!(status["renews_from"], "2031-01-28T08:30:00Z", "{status}");
     let run = env.run(&["status"]);
     assert!(
-        run.stdout.contains(&format!(
-            "INFO: renews: from {due} ({} days before expiry)",
-            policy.threshold_days()
-        )),
+        run.stdout
+            .contains("INFO: renews: from 2031-01-28T08:30:00Z (32 days before expiry)"),
         "{run:?}"
     );
+    // A wider window and no spread: 45 days before.
+    env.write_config("renew_before_days = 45\nrenew_spread_days = 0");
+    let status = env.status_json();
+    assert_eq!(status["renews_below_days"], 45, "{status}");
+    assert_eq!(status["renews_from"], "2031-01-15T08:30:00Z", "{status}");
 }
 
 #[test]

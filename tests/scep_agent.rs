@@ -1,11 +1,14 @@
 //! The `devicetrust` binary on the SCEP path (`--scep-url`), against micromdm's real scepserver:
-//! enroll, renew, status, the health chain, and the failures an admin will meet.
+//! enroll, renew, status, the health chain, and the failures an admin will meet; and against the
+//! tests' own CA for the answers no real CA gives (a foreign signer or issuer, a huge answer).
 
 mod common;
 
+use common::scepca::{Answer, TestScepCa};
 use common::scepserver::{free_port, ScepServer, CHALLENGE};
 use common::{Run, USER};
 use devicetrust::pki::CertificateInfo;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -35,22 +38,30 @@ impl Device {
     /// A device of `server`'s, pinned to its CA: scepserver speaks plain http, which carries
     /// the challenge safely only to a pinned CA (unless `extra` pins one of its own).
     fn for_server(server: &ScepServer, challenge: &str, extra: &str) -> Device {
-        let pin = if extra.contains("ca_fingerprint") {
-            String::new()
-        } else {
-            format!(
-                "ca_fingerprint = {:?}\n",
-                devicetrust::scep::sha256_fingerprint_hex(&server.ca_der())
-            )
-        };
-        Device::new(server.url.as_str(), challenge, &format!("{pin}{extra}"))
+        if extra.contains("ca_fingerprint") {
+            return Device::new(server.url.as_str(), challenge, extra);
+        }
+        Device::pinned(server.url.as_str(), &server.ca_der(), challenge, extra)
+    }
+
+    /// A device of the tests' own CA, pinned to it.
+    fn for_test_ca(ca: &TestScepCa, challenge: &str) -> Device {
+        Device::pinned(ca.url.as_str(), &ca.ca_der, challenge, "")
+    }
+
+    fn pinned(url: &str, ca_der: &[u8], challenge: &str, extra: &str) -> Device {
+        let pin = format!(
+            "ca_fingerprint = {:?}\n",
+            devicetrust::scep::sha256_fingerprint_hex(ca_der)
+        );
+        Device::new(url, challenge, &format!("{pin}{extra}"))
     }
 
     fn run(&self, args: &[&str]) -> Run {
-        self.run_with_path(args, None)
+        Run::from(self.command(args).output().unwrap())
     }
 
-    fn run_with_path(&self, args: &[&str], path: Option<&str>) -> Run {
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_devicetrust"));
         cmd.args(args).arg("--root").arg(self.root.path()).args([
             "--user",
@@ -65,10 +76,17 @@ impl Device {
                 cmd.env_remove(key);
             }
         }
-        if let Some(path) = path {
-            cmd.env("PATH", path);
-        }
-        Run::from(cmd.output().unwrap())
+        cmd
+    }
+
+    /// Every file of the device, path -> bytes: the store, the state, the NSS database, the
+    /// renewal job and its log, the configuration.
+    fn files(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        files_under(self.root.path())
+    }
+
+    fn challenge_file(&self) -> PathBuf {
+        self.root.path().join("etc/devicetrust/scep-challenge")
     }
 
     fn store_dir(&self) -> PathBuf {
@@ -90,6 +108,24 @@ impl Device {
         let current = std::fs::read_to_string(self.store_dir().join("CURRENT")).unwrap();
         self.store_dir().join(current.trim()).join("cert.pem")
     }
+}
+
+/// Every regular file below `dir`, path -> bytes; links are not followed.
+fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => pending.push(entry.path()),
+                Ok(t) if t.is_file() => {
+                    files.insert(entry.path(), std::fs::read(entry.path()).unwrap());
+                }
+                _ => {}
+            }
+        }
+    }
+    files
 }
 
 fn openssl_verifies(ca: &Path, cert: &Path) -> bool {
@@ -207,39 +243,77 @@ fn a_scep_server_that_is_down_defers_with_exit_75() {
 }
 
 #[test]
-fn the_challenge_never_appears_in_output_state_or_argv() {
+fn the_challenge_never_appears_in_output_files_or_argv() {
     let server = ScepServer::start(true);
     let device = Device::for_server(&server, CHALLENGE, "");
-    let shims = tempfile::tempdir().unwrap();
-    let log = shims.path().join("argv.log");
-    let path = common::argv_logging_path(shims.path(), &log);
+    let scratch = tempfile::tempdir().unwrap();
+    let trace_log = scratch.path().join("execve.log");
+    // The agent's temporary files land here, to be searched with the rest.
+    let tmp = scratch.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
     let mut output = String::new();
+    let mut traced = false;
     for args in [
         &["enroll", "-v"][..],
         &["renew", "--force", "-v"],
+        &["repair", "-v"],
         &["status", "-v"],
         &["status", "--json"],
         &["ea"],
     ] {
-        let run = device.run_with_path(args, Some(&path));
+        let mut cmd = device.command(args);
+        cmd.env("TMPDIR", &tmp);
+        if let Some(under_strace) = common::execve_traced(&cmd, &trace_log) {
+            cmd = under_strace;
+            traced = true;
+        }
+        let run = Run::from(cmd.output().unwrap());
+        assert!(run.code == 0, "{args:?}: {run:?}\n{}", server.log());
         output.push_str(&run.all_output());
     }
-    assert!(output.contains("INFO:"), "{output}");
-    assert!(!output.contains(CHALLENGE), "{output}");
-    let argv = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(!argv.contains(CHALLENGE), "{argv}");
-    // The -v output above holds every child's command line (the NSS tools here).
+    // The output (and so every log line), with the -v lines that name each child.
+    assert!(output.contains("INFO: renewed"), "{output}");
     assert!(output.contains("DEBUG: starting "), "{output}");
-    let state = std::fs::read_to_string(
-        device
-            .root
-            .path()
-            .join("home")
-            .join(USER)
-            .join(".local/state/devicetrust/state.json"),
-    )
-    .unwrap();
-    assert!(!state.contains(CHALLENGE));
+    assert!(!output.contains(CHALLENGE), "{output}");
+
+    // Every file under the root but the admin's own challenge file, and every temporary one.
+    let mut files = device.files();
+    assert!(files.remove(&device.challenge_file()).is_some());
+    let state = device.store_dir().parent().unwrap().join("state.json");
+    let nss = device
+        .root
+        .path()
+        .join("home")
+        .join(USER)
+        .join(".pki/nssdb");
+    for must in [device.cert_path(), state] {
+        assert!(
+            files.contains_key(&must),
+            "{must:?} not among {:?}",
+            files.keys()
+        );
+    }
+    assert!(
+        files.keys().any(|p| p.starts_with(&nss)),
+        "{:?}",
+        files.keys()
+    );
+    files.extend(files_under(&tmp));
+    for (path, bytes) in &files {
+        assert!(
+            !String::from_utf8_lossy(bytes).contains(CHALLENGE),
+            "the challenge is in {}",
+            path.display()
+        );
+    }
+
+    // What really ran: the NSS tools, none with the challenge in its command line.
+    if traced {
+        let trace = std::fs::read_to_string(&trace_log).unwrap();
+        let ran = common::executed(&trace);
+        assert!(ran.iter().any(|c| c.contains("/certutil ")), "{ran:#?}");
+        assert!(!trace.contains(CHALLENGE), "{ran:#?}");
+    }
 }
 
 #[test]
@@ -305,4 +379,83 @@ fn the_browser_filter_names_the_scep_cas_issuer_and_a_stale_one_is_replaced() {
         serde_json::json!({ "AutoSelectCertificateForUrls": [entry] })
     );
     assert_eq!(device.run(&["ea"]).stdout, "<result>Healthy</result>\n");
+}
+
+/// A CA that turns to `fault`: a fresh device's enrollment and an enrolled device's renewal are
+/// both refused with one ERROR line naming `cause`, and the store is exactly as it was. The
+/// same CA answering honestly enrolls the device first, so the refusal is the fault's doing.
+fn refused_with_the_store_kept(fault: Answer, cause: &str) {
+    let ca = TestScepCa::start(fault.clone());
+    let fresh = Device::for_test_ca(&ca, CHALLENGE);
+    let run = fresh.run(&["enroll"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.error().contains(cause), "{run:?}");
+    assert!(!fresh.store_dir().exists());
+    assert!(ca.operations().contains(&"PKIOperation".to_owned()));
+
+    ca.set_answer(Answer::Honest);
+    let device = Device::for_test_ca(&ca, CHALLENGE);
+    let run = device.run(&["enroll"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let before = files_under(&device.store_dir());
+    ca.set_answer(fault);
+    let run = device.run(&["renew", "--force"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.error().contains("RenewalReq"), "{run:?}");
+    assert!(run.error().contains(cause), "{run:?}");
+    assert!(
+        files_under(&device.store_dir()) == before,
+        "the store changed"
+    );
+    assert_eq!(device.run(&["ea"]).stdout, "<result>Healthy</result>\n");
+}
+
+#[test]
+fn a_cert_rep_signed_by_anyone_but_the_ca_is_refused() {
+    refused_with_the_store_kept(
+        Answer::UnrelatedSigner,
+        "it is signed by CN=unrelated signer",
+    );
+}
+
+#[test]
+fn a_certificate_another_ca_signed_is_refused() {
+    refused_with_the_store_kept(
+        Answer::ForeignIssuer,
+        "the issued certificate is not signed by the SCEP CA",
+    );
+}
+
+#[test]
+fn an_oversized_answer_is_refused_and_memory_stays_bounded() {
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * KIB;
+    let ca = TestScepCa::start(Answer::Oversized(2 * KIB));
+    let device = Device::for_test_ca(&ca, CHALLENGE);
+    let enroll = |size: u64| {
+        ca.set_answer(Answer::Oversized(size));
+        common::run_with_peak_memory(&mut device.command(&["enroll"]))
+    };
+    // A small answer (garbage, so the enrollment fails further on): the agent's own footprint.
+    let (small, baseline) = enroll(2 * KIB);
+    assert_ne!(small.code, 0, "{small:?}");
+    assert!(!small.all_output().contains("larger than"), "{small:?}");
+    for size in [2 * MIB, 64 * MIB] {
+        let (run, peak) = enroll(size);
+        assert_eq!(run.code, 1, "{run:?}");
+        assert!(
+            run.error().ends_with(
+                "SCEP GetCACaps answer is unusable: the answer is larger than 1048576 bytes"
+            ),
+            "{run:?}"
+        );
+        assert!(!device.store_dir().exists());
+        // At most the 1 MiB cap (and its buffer) above the small answer's peak; an agent that
+        // read the whole 64 MiB would hold all of it.
+        eprintln!("peak {peak} KiB with a {size}-byte answer; {baseline} KiB with 2 KiB");
+        assert!(
+            peak < baseline + 8 * 1024,
+            "{size}-byte answer: peak {peak} KiB, {baseline} KiB with 2 KiB"
+        );
+    }
 }

@@ -242,6 +242,110 @@ fn a_scep_enrollments_key_lets_okta_verify_in() {
 }
 
 #[test]
+fn the_macs_own_chain_is_ordered_and_complete() {
+    // The very list MacHost::chain builds, over stand-in backends.
+    let mac = crate::host::macos::chain_with(
+        Box::new(super::browser::PolicyFiles {
+            root: "/nonexistent".into(),
+        }),
+        Box::new(MemoryIdentityPreferences::default()),
+        Rc::new(super::job::FilesOnly),
+    );
+    let names: Vec<&str> = mac.links().map(|l| l.name()).collect();
+    let all = statuses(&mac);
+    assert!(all.windows(2).all(|w| w[0] <= w[1]), "{names:?}: {all:?}");
+    // Every status of cli.md from Keychain Missing to Background Task Disabled, each once,
+    // and the item a dialog alone could read, after the missing one.
+    let expected = [
+        HealthStatus::KeychainMissing,
+        HealthStatus::KeychainPasswordMissing,
+        HealthStatus::KeychainPasswordUnreadable,
+        HealthStatus::CertificateMissing,
+        HealthStatus::PrivateKeyMissing,
+        HealthStatus::CertificateExpired,
+        HealthStatus::RenewalFailing,
+        HealthStatus::AppAccessIncomplete,
+        HealthStatus::BrowserPolicyMissing,
+        HealthStatus::RenewalJobMissing,
+        HealthStatus::BackgroundTaskDisabled,
+    ];
+    let mut distinct = all.clone();
+    distinct.dedup();
+    assert_eq!(distinct, expected, "{names:?}");
+    // The NSS database is Linux's; a Mac's browsers read the keychain.
+    assert!(!names.contains(&super::nss::NssLink.name()), "{names:?}");
+}
+
+/// A store that holds exactly the certificate and key it is given.
+struct Holding {
+    certificate: Vec<u8>,
+    key_pkcs8: Vec<u8>,
+}
+
+impl IdentityStore for Holding {
+    fn location(&self) -> String {
+        "holding:".into()
+    }
+    fn probe(&self) -> StoreProbe {
+        StoreProbe {
+            exists: None,
+            password_item: None,
+        }
+    }
+    fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(Some(self.certificate.clone()))
+    }
+    fn signing_key(&self) -> Result<Option<Box<dyn SigningKey>>, StoreError> {
+        Ok(Some(Box::new(
+            PrivateKey::from_pkcs8_der(&self.key_pkcs8).unwrap(),
+        )))
+    }
+    fn generate_key(&mut self, _: u32) -> Result<Box<dyn NewKey>, StoreError> {
+        unreachable!("the test only reads")
+    }
+    fn replace(&mut self, _: CheckedIdentity, _: &[u8]) -> Result<(), StoreError> {
+        unreachable!("the test only reads")
+    }
+    fn remove(&mut self) -> Result<bool, StoreError> {
+        unreachable!("the test only reads")
+    }
+}
+
+#[test]
+fn a_valid_key_of_another_certificate_is_private_key_missing() {
+    use crate::pki::key::tests::{other_test_key, test_key};
+    let now = OffsetDateTime::now_utc();
+    let certificate = test_authority()
+        .issue(client_request(test_key().public_key_der().unwrap(), now))
+        .unwrap();
+    let holding = |key: &PrivateKey| Holding {
+        certificate: certificate.clone(),
+        key_pkcs8: key.to_pkcs8_der().unwrap().to_vec(),
+    };
+    // Its own key: valid.
+    let held = Held::read(&holding(test_key()), now).unwrap();
+    assert!(matches!(held, Held::Valid(_)), "{held:?}");
+
+    // A key that parses and signs, but is another certificate's.
+    let mut store = holding(other_test_key());
+    let held = Held::read(&store, now).unwrap();
+    assert!(
+        matches!(&held, Held::KeyMissing(c) if c.der == certificate),
+        "{held:?}"
+    );
+    let record = EnrollmentRecord::default();
+    with_context(&record, &mut store, &held, Vec::new(), |cx| {
+        assert!(matches!(
+            IdentityLink.observe(cx),
+            Observation::Failing {
+                status: HealthStatus::PrivateKeyMissing,
+                ..
+            }
+        ));
+    });
+}
+
+#[test]
 fn a_key_missing_an_app_is_incomplete_until_apply_repairs_it() {
     // A key before the allowlist is applied: a few partitions, not every configured app.
     let mut store = MemoryStore {

@@ -378,6 +378,28 @@ mod issue_tests {
     }
 
     #[test]
+    fn a_self_signed_ca_is_valid_from_a_few_minutes_ago_for_its_lifetime() {
+        let key = PrivateKey::from_pkcs8_der(&test_key().to_pkcs8_der().unwrap()).unwrap();
+        let before = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let ca =
+            Authority::self_signed_with_key(key, "Dated CA", Duration::from_secs(86_400)).unwrap();
+        let after = OffsetDateTime::now_utc();
+        let info = CertificateInfo::parse(ca.certificate_der()).unwrap();
+        let minutes = time::Duration::minutes;
+        assert!(
+            info.not_before >= before - minutes(5) && info.not_before <= after - minutes(5),
+            "{} not five minutes before {before}",
+            info.not_before
+        );
+        assert!(
+            info.not_after >= before + time::Duration::days(1)
+                && info.not_after <= after + time::Duration::days(1),
+            "{}",
+            info.not_after
+        );
+    }
+
+    #[test]
     fn self_signed_ca_is_a_critical_ca_with_cert_signing_usage() {
         let ca = test_authority();
         let cert = Certificate::from_der(ca.certificate_der()).unwrap();

@@ -150,11 +150,13 @@ pub fn check_issued(
     Ok(info)
 }
 
-/// Compares keys by value: two encoders may spell the same RSA key's SPKI differently.
+/// Compares keys by value: two encoders may spell the same RSA key's SPKI differently. Only
+/// rsaEncryption keys can match: every key the agent makes is one, so any other key (or bytes
+/// that are not a key at all) belongs to someone else, however equal its bytes.
 pub(crate) fn same_public_key(a: &[u8], b: &[u8]) -> bool {
     match (rsa_public_key_from_der(a), rsa_public_key_from_der(b)) {
         (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
+        _ => false,
     }
 }
 
@@ -547,6 +549,57 @@ mod tests {
         assert_eq!(common_name(&escaped).as_deref(), Some("Doe, Jane"));
         assert!(parse_name("").is_err());
         assert!(parse_name("Okta MTLS").is_err());
+    }
+
+    #[test]
+    fn only_rsa_keys_are_the_same_public_key_and_by_value() {
+        use const_oid::ObjectIdentifier;
+        use der::asn1::BitString;
+        use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+
+        let ours = test_key().public_key_der().unwrap();
+        assert!(same_public_key(&ours, &ours));
+        assert!(!same_public_key(
+            &ours,
+            &other_test_key().public_key_der().unwrap()
+        ));
+        // The same RSA key spelled without the NULL parameters is still the same key.
+        let mut spki = SubjectPublicKeyInfoOwned::from_der(&ours).unwrap();
+        spki.algorithm.parameters = None;
+        let respelled = spki.to_der().unwrap();
+        assert_ne!(respelled, ours);
+        assert!(same_public_key(&respelled, &ours));
+
+        let spki_der = |oid: &str, parameters: Option<der::Any>, key: &[u8]| {
+            SubjectPublicKeyInfoOwned {
+                algorithm: AlgorithmIdentifierOwned {
+                    oid: ObjectIdentifier::new_unwrap(oid),
+                    parameters,
+                },
+                subject_public_key: BitString::from_bytes(key).unwrap(),
+            }
+            .to_der()
+            .unwrap()
+        };
+        let p256 = der::Any::from(ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7"));
+        let mut point = vec![0x04];
+        point.extend((0..64u8).map(|i| i.wrapping_mul(37)));
+        let not_rsa = [
+            // id-ecPublicKey on P-256, id-Ed25519, and our own RSA modulus under id-RSASSA-PSS.
+            spki_der("1.2.840.10045.2.1", Some(p256), &point),
+            spki_der("1.3.101.112", None, &[7; 32]),
+            spki_der(
+                "1.2.840.113549.1.1.10",
+                None,
+                spki.subject_public_key.raw_bytes(),
+            ),
+            b"not a key at all".to_vec(),
+            Vec::new(),
+        ];
+        for key in &not_rsa {
+            assert!(!same_public_key(key, key), "{key:02x?}");
+            assert!(!same_public_key(key, &ours) && !same_public_key(&ours, key));
+        }
     }
 
     /// PrivateKey is deliberately not Clone; tests copy through PKCS#8.

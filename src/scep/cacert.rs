@@ -300,6 +300,256 @@ mod tests {
         .unwrap()
     }
 
+    /// A certificate `subject` for `key`, signed by `issuer` (its name and key), with
+    /// basicConstraints `ca` and the key usages given (no such extension for `None`).
+    fn certificate(
+        subject: &str,
+        key: &PrivateKey,
+        issuer: (&str, &PrivateKey),
+        ca: Option<bool>,
+        usage: Option<KeyUsages>,
+    ) -> Vec<u8> {
+        use crate::pki::cert::{parse_name, x509_time};
+        use der::asn1::OctetString;
+        use x509_cert::ext::Extension;
+        use x509_cert::serial_number::SerialNumber;
+        use x509_cert::time::Validity;
+        let now = OffsetDateTime::now_utc();
+        let extension = |oid, value: Vec<u8>| Extension {
+            extn_id: oid,
+            critical: true,
+            extn_value: OctetString::new(value).unwrap(),
+        };
+        let mut extensions = Vec::new();
+        if let Some(ca) = ca {
+            extensions.push(extension(
+                const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
+                BasicConstraints {
+                    ca,
+                    path_len_constraint: None,
+                }
+                .to_der()
+                .unwrap(),
+            ));
+        }
+        if let Some(usage) = usage {
+            extensions.push(extension(
+                const_oid::db::rfc5280::ID_CE_KEY_USAGE,
+                KeyUsage(usage.into()).to_der().unwrap(),
+            ));
+        }
+        let tbs = x509_cert::TbsCertificate {
+            version: x509_cert::Version::V3,
+            serial_number: SerialNumber::new(&[0x01, subject.len() as u8]).unwrap(),
+            signature: crate::pki::key::sha256_with_rsa(),
+            issuer: parse_name(issuer.0).unwrap(),
+            validity: Validity {
+                not_before: x509_time(now - time::Duration::hours(1)).unwrap(),
+                not_after: x509_time(now + time::Duration::days(30)).unwrap(),
+            },
+            subject: parse_name(subject).unwrap(),
+            subject_public_key_info: spki::SubjectPublicKeyInfoOwned::from_der(
+                &key.public_key_der().unwrap(),
+            )
+            .unwrap(),
+            issuer_unique_id: None,
+            subject_unique_id: None,
+            extensions: (!extensions.is_empty()).then_some(extensions),
+        };
+        let signature =
+            crate::pki::key::sign_to_bit_string(issuer.1, &tbs.to_der().unwrap()).unwrap();
+        Certificate {
+            signature_algorithm: tbs.signature.clone(),
+            tbs_certificate: tbs,
+            signature,
+        }
+        .to_der()
+        .unwrap()
+    }
+
+    /// A root (test_key), an intermediate it issued (other_test_key), and under the intermediate
+    /// an RA that only signs and one that only encrypts, as NDES sends them.
+    struct Hierarchy {
+        root: Vec<u8>,
+        issuing: Vec<u8>,
+        ra_sign: Vec<u8>,
+        ra_encrypt: Vec<u8>,
+    }
+
+    fn hierarchy() -> Hierarchy {
+        let (root_key, issuing_key) = (test_key(), other_test_key());
+        let root_name = "CN=Root CA";
+        let issuing_name = "CN=Issuing CA";
+        let cert_sign = Some(KeyUsages::KeyCertSign.into());
+        Hierarchy {
+            root: certificate(
+                root_name,
+                root_key,
+                (root_name, root_key),
+                Some(true),
+                cert_sign,
+            ),
+            issuing: certificate(
+                issuing_name,
+                issuing_key,
+                (root_name, root_key),
+                Some(true),
+                cert_sign,
+            ),
+            ra_sign: certificate(
+                "CN=RA signing",
+                root_key,
+                (issuing_name, issuing_key),
+                Some(false),
+                Some(KeyUsages::DigitalSignature.into()),
+            ),
+            ra_encrypt: certificate(
+                "CN=RA encryption",
+                root_key,
+                (issuing_name, issuing_key),
+                Some(false),
+                Some(KeyUsages::KeyEncipherment.into()),
+            ),
+        }
+    }
+
+    #[test]
+    fn fingerprints_are_upper_case_hex_pairs_with_colons() {
+        // SHA-256("abc"), FIPS 180-2 appendix B.1.
+        let abc = "BA:78:16:BF:8F:01:CF:EA:41:41:40:DE:5D:AE:22:23:\
+                   B0:03:61:A3:96:17:7A:9C:B4:10:FF:61:F2:00:15:AD";
+        assert_eq!(sha256_fingerprint_hex(b"abc"), abc);
+        // Every certificate offered, in order (the bytes need not parse for this).
+        let offered = CaCertificates {
+            ca_der: b"abc".to_vec(),
+            recipient_der: b"abc".to_vec(),
+            all_der: vec![b"abc".to_vec(), b"abc".to_vec()],
+        };
+        assert_eq!(offered.fingerprints(), format!("{abc}, {abc}"));
+    }
+
+    #[test]
+    fn ndes_sends_a_chain_and_two_ras_and_the_encryption_one_is_the_recipient() {
+        let h = hierarchy();
+        let all = [&h.root, &h.issuing, &h.ra_sign, &h.ra_encrypt];
+        // Every order: the RA that encrypts, issued by the intermediate, not the root.
+        for rotation in 0..all.len() {
+            let mut order: Vec<Vec<u8>> = all.iter().map(|c| c.to_vec()).collect();
+            order.rotate_left(rotation);
+            order.swap(0, rotation % 2 + 1);
+            let certs = CaCertificates::select(order.clone()).unwrap();
+            assert_eq!(certs.recipient_der, h.ra_encrypt, "order {rotation}");
+            assert_eq!(certs.ca_der, h.issuing, "order {rotation}");
+            assert_eq!(certs.all_der, order);
+            // Who may sign a CertRep: the issuing CA and what it issued; not the root.
+            let signers = certs.answer_signers();
+            assert_eq!(signers.len(), 3, "order {rotation}");
+            assert!(!signers.contains(&h.root));
+        }
+        // With only the signing RA, it is the recipient all the same.
+        let certs = CaCertificates::select(vec![h.ra_sign.clone(), h.issuing.clone()]).unwrap();
+        assert_eq!(
+            (certs.ca_der, certs.recipient_der),
+            (h.issuing.clone(), h.ra_sign)
+        );
+        // An RA whose issuer is not in the answer cannot be used.
+        let err = CaCertificates::select(vec![h.root.clone(), h.ra_encrypt.clone()]).unwrap_err();
+        assert!(
+            err.contains("issuer is not among the CA certificates"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_self_signed_certificate_without_extensions_is_a_ca() {
+        // What an old CA sends: a v1-style root with no extensions, and an RA it issued with
+        // no keyUsage (so it may encrypt).
+        let (root_key, name) = (other_test_key(), "CN=Old CA");
+        let root = certificate(name, root_key, (name, root_key), None, None);
+        let ra = certificate("CN=Old RA", test_key(), (name, root_key), None, None);
+        for order in [
+            vec![root.clone(), ra.clone()],
+            vec![ra.clone(), root.clone()],
+        ] {
+            let certs = CaCertificates::select(order).unwrap();
+            assert_eq!((&certs.ca_der, &certs.recipient_der), (&root, &ra));
+        }
+    }
+
+    #[test]
+    fn a_chain_without_ra_is_served_by_the_ca_that_issued_none_of_the_others() {
+        let h = hierarchy();
+        for order in [
+            vec![h.root.clone(), h.issuing.clone()],
+            vec![h.issuing.clone(), h.root.clone()],
+        ] {
+            let certs = CaCertificates::select(order).unwrap();
+            assert_eq!(certs.ca_der, h.issuing);
+            assert_eq!(certs.recipient_der, h.issuing);
+        }
+    }
+
+    #[test]
+    fn one_certificate_is_ca_and_recipient_whatever_it_is_and_none_is_refused() {
+        let h = hierarchy();
+        let certs = CaCertificates::select(vec![h.ra_encrypt.clone()]).unwrap();
+        assert_eq!(
+            (&certs.ca_der, &certs.recipient_der),
+            (&h.ra_encrypt, &h.ra_encrypt)
+        );
+        let err = CaCertificates::select(Vec::new()).unwrap_err();
+        assert_eq!(err, "it contains no certificate");
+    }
+
+    #[test]
+    fn a_scep_content_type_decides_the_format() {
+        let h = hierarchy();
+        let bundle = degenerate_pkcs7(&[h.issuing.clone(), h.ra_encrypt.clone()]).unwrap();
+        // Parameters and case do not matter.
+        let certs = CaCertificates::parse(
+            Some("Application/X-X509-CA-RA-Cert; charset=binary"),
+            &bundle,
+        )
+        .unwrap();
+        assert_eq!(certs.recipient_der, h.ra_encrypt);
+        let certs = CaCertificates::parse(Some("APPLICATION/X-X509-CA-CERT"), &h.issuing).unwrap();
+        assert_eq!(certs.ca_der, h.issuing);
+        // A bundle said to be one certificate, or one certificate said to be a bundle: refused.
+        let err = CaCertificates::parse(Some("application/x-x509-ca-cert"), &bundle).unwrap_err();
+        assert!(err.starts_with("not a DER certificate"), "{err}");
+        let err =
+            CaCertificates::parse(Some("application/x-x509-ca-ra-cert"), &h.issuing).unwrap_err();
+        assert!(
+            err.starts_with("not a PKCS#7 bundle") || err.contains("signed-data"),
+            "{err}"
+        );
+        // Anything else: whichever parses.
+        let certs = CaCertificates::parse(None, &bundle).unwrap();
+        assert_eq!(certs.recipient_der, h.ra_encrypt);
+    }
+
+    #[test]
+    fn the_pin_may_be_the_root_above_the_issuing_ca() {
+        let h = hierarchy();
+        let certs = CaCertificates::select(vec![
+            h.root.clone(),
+            h.issuing.clone(),
+            h.ra_sign.clone(),
+            h.ra_encrypt.clone(),
+        ])
+        .unwrap();
+        for pinned in [&h.root, &h.issuing] {
+            certs
+                .check_fingerprint(&Sha256::digest(pinned).into())
+                .unwrap();
+        }
+        // The RA pinned: the issuing CA does not chain to it.
+        let err = certs
+            .check_fingerprint(&Sha256::digest(&h.ra_sign).into())
+            .unwrap_err();
+        assert!(err.contains("not issued by the pinned CA"), "{err}");
+    }
+
     #[test]
     fn a_single_der_certificate_is_both_ca_and_recipient() {
         let ca = test_authority().certificate_der().to_vec();

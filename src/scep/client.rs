@@ -586,16 +586,77 @@ mod tests {
         assert!(slept.lock().unwrap().is_empty());
     }
 
+    const NO_AES: &str = "does not offer AES; encrypting the request with DES-EDE3-CBC";
+    const NO_SHA256: &str = "does not offer SHA-256; signing the request with SHA-1";
+
     #[test]
     fn a_ca_without_post_aes_or_sha256_gets_get_des3_and_sha1() {
         let ca = fake("", Behaviour::Issue);
         let (client, _) = client_on(&ca, &settings());
-        client.enroll(test_key()).unwrap();
+        let (issued, log) = crate::http::tests::logged(|| client.enroll(test_key()));
+        issued.unwrap();
         assert_eq!(operations(&ca)[2], "GET PKIOperation PkcsReq");
         let (cipher, digest) = ca.state.lock().unwrap().last_request.clone().unwrap();
         assert_eq!(
             (cipher.as_str(), digest),
             ("DES-EDE3-CBC", MessageDigest::Sha1)
+        );
+        // Said once each, as warnings.
+        for warning in [NO_AES, NO_SHA256] {
+            assert_eq!(log.matches(warning).count(), 1, "{log}");
+        }
+        assert_eq!(log.matches(" WARN ").count(), 2, "{log}");
+
+        // A CA that offers both: no warning.
+        let ca = fake(MICROMDM_CAPS, Behaviour::Issue);
+        let (client, _) = client_on(&ca, &settings());
+        let (issued, log) = crate::http::tests::logged(|| client.enroll(test_key()));
+        issued.unwrap();
+        assert!(!log.contains(" WARN "), "{log}");
+    }
+
+    #[test]
+    fn a_ca_that_predates_get_ca_caps_gets_the_baseline_and_a_server_error_stops() {
+        // HTTP 4xx to GetCACaps: an old CA; the RFC baseline (GET, DES3, SHA-1) follows.
+        let ca = fake(MICROMDM_CAPS, Behaviour::Issue);
+        ca.state.lock().unwrap().caps_status = Some(404);
+        let (client, _) = client_on(&ca, &settings());
+        client.enroll(test_key()).unwrap();
+        assert_eq!(
+            operations(&ca)[1..],
+            ["GET GetCACert", "GET PKIOperation PkcsReq"]
+        );
+        // HTTP 5xx: the server is broken, not old.
+        let ca = fake(MICROMDM_CAPS, Behaviour::Issue);
+        ca.state.lock().unwrap().caps_status = Some(500);
+        let (client, _) = client_on(&ca, &settings());
+        let err = client.enroll(test_key()).unwrap_err();
+        assert!(
+            matches!(err, ScepError::HttpStatus { status: 500, .. }),
+            "{err}"
+        );
+        assert_eq!(operations(&ca), ["GET GetCACaps"]);
+    }
+
+    #[test]
+    fn invalid_settings_stop_before_any_request() {
+        let ca = fake(MICROMDM_CAPS, Behaviour::Issue);
+        let mut s = settings();
+        s.key_size = 1024;
+        let (client, _) = client_on(&ca, &s);
+        let err = client.enroll(test_key()).unwrap_err();
+        assert!(matches!(err, ScepError::Invalid { .. }), "{err}");
+        assert!(err.to_string().contains("key size 1024"), "{err}");
+        assert!(operations(&ca).is_empty());
+    }
+
+    #[test]
+    fn debug_shows_the_url_and_never_the_challenge() {
+        let ca = fake(MICROMDM_CAPS, Behaviour::Issue);
+        let (client, _) = client_on(&ca, &settings());
+        assert_eq!(
+            format!("{client:?}"),
+            "ScepClient { url: \"http://ca.test/scep\", .. }"
         );
     }
 
@@ -680,6 +741,45 @@ mod tests {
         let err = client.enroll(test_key()).unwrap_err();
         assert!(matches!(err, ScepError::Verification { .. }), "{err}");
         assert!(err.to_string().contains("signature"), "{err}");
+    }
+
+    #[test]
+    fn an_answer_signed_by_anyone_but_the_ca_is_refused() {
+        // The message verifies by the certificate it carries; that certificate is not the CA's.
+        let ca = fake(MICROMDM_CAPS, Behaviour::UnrelatedSigner);
+        let (client, _) = client_on(&ca, &settings());
+        let err = client.enroll(test_key()).unwrap_err();
+        assert!(matches!(err, ScepError::Verification { .. }), "{err}");
+        let shown = err.to_string();
+        assert!(
+            shown.contains("CN=unrelated signer") && shown.contains("not a certificate of this CA"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_certificate_another_ca_signed_is_refused() {
+        let ca = fake(MICROMDM_CAPS, Behaviour::ForeignIssuer);
+        let (client, _) = client_on(&ca, &settings());
+        let err = client.enroll(test_key()).unwrap_err();
+        assert!(matches!(err, ScepError::Verification { .. }), "{err}");
+        let shown = err.to_string();
+        assert!(
+            shown.contains("not signed by the SCEP CA") && shown.contains("does not verify"),
+            "{shown}"
+        );
+        // The same, on renewal.
+        let honest = fake(MICROMDM_CAPS, Behaviour::Issue);
+        let (client, _) = client_on(&honest, &settings());
+        let current = client.enroll(other_test_key()).unwrap();
+        let (client, _) = client_on(&ca, &settings());
+        let err = client
+            .renew(&current.certificate_der, other_test_key(), test_key())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("not signed by the SCEP CA"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -574,9 +574,19 @@ mod tests {
         let attrs = request_attributes();
         let sign =
             |d, k: &dyn SigningKey| sign_pki_message(&attrs, None, &cert, Signer::Delegated(k), d);
-        assert!(sign(MessageDigest::Sha256, key).is_ok());
-        assert!(sign(MessageDigest::Sha1, key).is_ok());
-        assert!(sign(MessageDigest::Sha256, &Sha256Only).is_ok());
+        // What is signed verifies against the signer's certificate, with the digest asked for.
+        let trusted = std::slice::from_ref(&cert);
+        for (digest, signer) in [
+            (MessageDigest::Sha256, key as &dyn SigningKey),
+            (MessageDigest::Sha1, key),
+            (MessageDigest::Sha256, &Sha256Only),
+        ] {
+            let der = sign(digest, signer).unwrap();
+            let verified = verify_pki_message(&der, Some(trusted)).unwrap();
+            assert_eq!(verified.digest, digest);
+            assert_eq!(verified.attributes, attrs);
+            assert_eq!(verified.signer_certificate_der, cert);
+        }
         assert!(matches!(
             sign(MessageDigest::Sha1, &Sha256Only),
             Err(PkiError::Signing(_))

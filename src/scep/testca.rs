@@ -11,8 +11,8 @@ use super::cacert::degenerate_pkcs7;
 use super::client::{Response, Transport};
 use super::envelope::{self, ContentCipher};
 use super::message::{
-    sign_pki_message, verify_pki_message, FailInfo, MessageDigest, MessageType, PkiStatus,
-    ScepAttributes, Signer,
+    sign_pki_message, transient_certificate, verify_pki_message, FailInfo, MessageDigest,
+    MessageType, PkiStatus, ScepAttributes, Signer,
 };
 use super::{Operation, ScepError};
 use crate::pki::{verify_csr, Authority, IssueProfile, IssueRequest, PrivateKey};
@@ -28,6 +28,12 @@ pub(crate) enum Behaviour {
     WrongRecipientNonce,
     /// Signed by a key that is not the CA's.
     ForgedSignature,
+    /// Signed by an unrelated key whose own certificate travels in the answer: it verifies
+    /// by itself, just not as the CA.
+    UnrelatedSigner,
+    /// A well-signed answer carrying a certificate that another CA (named like this one)
+    /// signed.
+    ForeignIssuer,
 }
 
 pub(crate) struct State {
@@ -39,6 +45,8 @@ pub(crate) struct State {
     pub pending_left: u32,
     /// The cipher and digest of the last request, as the CA saw them.
     pub last_request: Option<(String, MessageDigest)>,
+    /// GetCACaps answered with this HTTP status instead (a CA that predates the operation).
+    pub caps_status: Option<u16>,
 }
 
 #[derive(Clone)]
@@ -69,6 +77,7 @@ impl FakeCa {
                 log: Vec::new(),
                 pending_left,
                 last_request: None,
+                caps_status: None,
             })),
         }
     }
@@ -96,15 +105,17 @@ impl FakeCa {
                 if !challenge_ok {
                     status = PkiStatus::Failure;
                     fail_info = Some(FailInfo::BadRequest);
+                } else if state.behaviour == Behaviour::ForeignIssuer {
+                    certificate = Some(issue(&self.impostor(), &csr.subject, csr.public_key_der));
                 } else {
-                    certificate = Some(self.issue(&csr.subject, csr.public_key_der));
+                    certificate = Some(issue(self.authority, &csr.subject, csr.public_key_der));
                 }
             }
             MessageType::CertPoll => {
                 // The test CA remembers nothing: it issues for the poller's own key.
                 let signer =
                     crate::pki::CertificateInfo::parse(&request.signer_certificate_der).unwrap();
-                certificate = Some(self.issue("CN=polled", signer.public_key_der));
+                certificate = Some(issue(self.authority, "CN=polled", signer.public_key_der));
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -145,40 +156,60 @@ impl FakeCa {
             }
             _ => None,
         };
-        let signer = if state.behaviour == Behaviour::ForgedSignature {
-            Signer::InMemory(self.forger)
-        } else {
-            Signer::InMemory(self.authority.key())
+        let (signer, signer_certificate) = match state.behaviour {
+            Behaviour::ForgedSignature => (
+                Signer::InMemory(self.forger),
+                self.authority.certificate_der().to_vec(),
+            ),
+            Behaviour::UnrelatedSigner => (
+                Signer::InMemory(self.forger),
+                transient_certificate("CN=unrelated signer", Signer::InMemory(self.forger))
+                    .unwrap(),
+            ),
+            _ => (
+                Signer::InMemory(self.authority.key()),
+                self.authority.certificate_der().to_vec(),
+            ),
         };
         sign_pki_message(
             &attributes,
             content.as_deref(),
-            self.authority.certificate_der(),
+            &signer_certificate,
             signer,
             MessageDigest::Sha256,
         )
         .unwrap()
     }
 
-    fn issue(&self, subject: &str, public_key_der: Vec<u8>) -> Vec<u8> {
-        let now = OffsetDateTime::now_utc();
-        self.authority
-            .issue(IssueRequest {
-                subject: subject.to_owned(),
-                public_key_der,
-                not_before: now - time::Duration::hours(1),
-                not_after: now + time::Duration::days(30),
-                serial: None,
-                profile: IssueProfile::ClientAuth,
-            })
+    /// A CA with the forger's key and this CA's name.
+    fn impostor(&self) -> Authority {
+        let name = crate::pki::CertificateInfo::parse(self.authority.certificate_der())
             .unwrap()
+            .subject_cn
+            .unwrap();
+        let key = PrivateKey::from_pkcs8_der(&self.forger.to_pkcs8_der().unwrap()).unwrap();
+        Authority::self_signed_with_key(key, &name, std::time::Duration::from_secs(86_400)).unwrap()
     }
+}
+
+fn issue(authority: &Authority, subject: &str, public_key_der: Vec<u8>) -> Vec<u8> {
+    let now = OffsetDateTime::now_utc();
+    authority
+        .issue(IssueRequest {
+            subject: subject.to_owned(),
+            public_key_der,
+            not_before: now - time::Duration::hours(1),
+            not_after: now + time::Duration::days(30),
+            serial: None,
+            profile: IssueProfile::ClientAuth,
+        })
+        .unwrap()
 }
 
 impl Transport for FakeCa {
     fn get(
         &self,
-        _op: Operation,
+        op: Operation,
         operation: &str,
         message: Option<&str>,
     ) -> Result<Response, ScepError> {
@@ -187,6 +218,15 @@ impl Transport for FakeCa {
             .unwrap()
             .log
             .push((operation.to_owned(), None, "GET"));
+        let caps_status = self.state.lock().unwrap().caps_status;
+        if let (Some(status), "GetCACaps") = (caps_status, operation) {
+            return Err(ScepError::HttpStatus {
+                op,
+                status,
+                url: "http://ca.test/scep".into(),
+                snippet: String::new(),
+            });
+        }
         Ok(match operation {
             "GetCACaps" => Response {
                 content_type: Some("text/plain".into()),

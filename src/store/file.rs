@@ -587,12 +587,23 @@ mod tests {
         }
         fs::create_dir(store.dir().join(".tmp-id-2")).unwrap();
         let identity = checked(&mut store);
+        let live = identity.certificate().der.clone();
         store.replace(identity, b"{}").unwrap();
         let left = names(store.dir());
         assert!(
             left.iter().all(|n| !n.contains(".tmp-")),
             "left behind: {left:?}"
         );
+        // The sweep took only the leftovers: the new identity is whole and its own.
+        assert_eq!(store.certificate().unwrap(), Some(live.clone()));
+        let key = store.signing_key().unwrap().unwrap();
+        assert!(crate::pki::cert::same_public_key(
+            &key.public_key_der().unwrap(),
+            &crate::pki::CertificateInfo::parse(&live)
+                .unwrap()
+                .public_key_der
+        ));
+        assert_eq!(store.record_copy().as_deref(), Some(&b"{}"[..]));
     }
 
     #[test]

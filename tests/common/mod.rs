@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod markdown;
+pub mod scepca;
 pub mod scepserver;
 
 use devicetrust::pki::{Authority, CertificateInfo};
@@ -88,17 +89,26 @@ impl Env {
 
     /// The binary with this root, user and device, and no DEVICETRUST_* from the outside.
     pub fn command(&self, args: &[&str]) -> Command {
-        self.command_for(USER, args)
+        self.command_as(USER, DEVICE_UUID, args)
     }
 
     /// As [`Env::command`], acting for `user`.
     pub fn command_for(&self, user: &str, args: &[&str]) -> Command {
+        self.command_as(user, DEVICE_UUID, args)
+    }
+
+    /// `command` on a Mac with another hardware UUID (its own place in the renewal spread).
+    pub fn command_for_device(&self, device_uuid: &str, args: &[&str]) -> Command {
+        self.command_as(USER, device_uuid, args)
+    }
+
+    fn command_as(&self, user: &str, device_uuid: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_devicetrust"));
         cmd.args(args).args(["--root"]).arg(self.root.path()).args([
             "--user",
             user,
             "--device-uuid",
-            DEVICE_UUID,
+            device_uuid,
             "--device-name",
             DEVICE_NAME,
         ]);
@@ -191,34 +201,56 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A PATH whose first entries are shims for the tools an agent might start: each appends its
-/// argv to `log` and fails. Tests read `log` to prove no secret reached a child's command line.
-pub fn argv_logging_path(dir: &Path, log: &Path) -> String {
-    use std::os::unix::fs::PermissionsExt;
-    for tool in [
-        "security",
-        "launchctl",
-        "defaults",
-        "openssl",
-        "curl",
-        "codesign",
-        "pgrep",
-        "sh",
-        "systemctl",
-    ] {
-        let shim = dir.join(tool);
-        let script = format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$0 $*\" >> {:?}\nexit 1\n",
-            log.display().to_string()
+/// Every program `cmd` and its descendants execute, with its whole argv, as the kernel saw it:
+/// `cmd` run under `strace -f -e trace=execve`, the record appended to `log`. The account does
+/// not rest on the agent's own `-v` lines. `None` where strace is missing (Debian package
+/// strace, which scripts/test.sh installs); under CI that fails instead.
+pub fn execve_traced(cmd: &Command, log: &Path) -> Option<Command> {
+    let usable = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=execve", "-o", "/dev/null", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !usable {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "strace is missing or cannot trace here (Debian package strace)"
         );
-        std::fs::write(&shim, script).unwrap();
-        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+        eprintln!("skipped: strace is not installed; children's argv not traced");
+        return None;
     }
-    format!(
-        "{}:{}",
-        dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
+    let mut traced = Command::new("strace");
+    traced
+        .args(["-f", "-qq", "-s", "65535", "-e", "trace=execve", "-A", "-o"])
+        .arg(log)
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => traced.env(key, value),
+            None => traced.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        traced.current_dir(dir);
+    }
+    Some(traced)
+}
+
+/// The programs a trace of [`execve_traced`] shows started, each with its argv as strace
+/// printed it (`/usr/bin/certutil ["certutil", "-L", ...]`); the first is the traced command.
+pub fn executed(trace: &str) -> Vec<String> {
+    trace
+        .lines()
+        .filter_map(|line| {
+            let call = line.split_once("execve(\"")?.1;
+            let (program, rest) = call.split_once("\", ")?;
+            let argv = &rest[..rest.find("], ")? + 1];
+            // A failed attempt (a PATH search) ends "= -1 ENOENT ..."; an interleaved line
+            // ends "<unfinished ...>" and still carries the whole argv.
+            (!line.contains(") = -1 ")).then(|| format!("{program} {argv}"))
+        })
+        .collect()
 }
 
 fn collect(dir: &Path, files: &mut BTreeMap<PathBuf, Vec<u8>>) {
@@ -233,6 +265,51 @@ fn collect(dir: &Path, files: &mut BTreeMap<PathBuf, Vec<u8>>) {
             files.insert(path.clone(), std::fs::read(&path).unwrap());
         }
     }
+}
+
+/// Runs `cmd` to its end: what it printed and returned, and its peak resident memory in KiB
+/// (the kernel's `ru_maxrss` for that one child, from `wait4`; other tests' children in this
+/// process do not count).
+pub fn run_with_peak_memory(cmd: &mut Command) -> (Run, u64) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        stderr_pipe.read_to_end(&mut bytes).unwrap();
+        bytes
+    });
+    let mut stdout = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    let stderr = stderr.join().unwrap();
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    let mut status = 0;
+    // SAFETY: rusage is plain old data; all-zero is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointers are valid for the call; `pid` is our own unwaited child.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "{}", std::io::Error::last_os_error());
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let run = Run {
+        code,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    };
+    (run, u64::try_from(usage.ru_maxrss).unwrap())
 }
 
 /// What one run of the binary printed and returned.

@@ -12,15 +12,47 @@ mod identity_prefs;
 #[cfg(target_os = "macos")]
 pub use imp::MacHost;
 
+#[cfg(any(target_os = "macos", test))]
+use crate::{
+    chain::{browser::BrowserPolicy, job::JobControl, Chain},
+    integrations::safari::IdentityPreferences,
+};
+
+/// The Mac's links in chain order, over the given backends: `MacHost::chain` passes the real
+/// ones, and the chain tests check this very list on any OS.
+#[cfg(any(target_os = "macos", test))]
+pub(crate) fn chain_with(
+    browser: Box<dyn BrowserPolicy>,
+    safari: Box<dyn IdentityPreferences>,
+    control: std::rc::Rc<dyn JobControl>,
+) -> Chain {
+    use crate::chain::allowlist::AllowlistLink;
+    use crate::chain::browser::BrowserPolicyLink;
+    use crate::chain::identity::{IdentityLink, RenewalLink};
+    use crate::chain::job::{BackgroundTaskLink, JobLink};
+    use crate::chain::legacy::LegacyTaskLink;
+    use crate::chain::safari::SafariLink;
+    Chain::new(vec![
+        Box::new(IdentityLink),
+        Box::new(RenewalLink),
+        Box::new(AllowlistLink::for_this_agent()),
+        Box::new(BrowserPolicyLink { backend: browser }),
+        Box::new(SafariLink::new(safari)),
+        Box::new(JobLink {
+            control: control.clone(),
+        }),
+        Box::new(BackgroundTaskLink {
+            control: control.clone(),
+        }),
+        Box::new(LegacyTaskLink { control }),
+    ])
+}
+
 #[cfg(target_os = "macos")]
 mod imp {
     use super::identity_prefs::KeychainIdentityPreferences;
-    use crate::chain::allowlist::AllowlistLink;
-    use crate::chain::browser::{BrowserPolicy, BrowserPolicyLink};
-    use crate::chain::identity::{IdentityLink, RenewalLink};
-    use crate::chain::job::{BackgroundTaskLink, JobControl, JobLink};
-    use crate::chain::legacy::LegacyTaskLink;
-    use crate::chain::safari::SafariLink;
+    use crate::chain::browser::BrowserPolicy;
+    use crate::chain::job::JobControl;
     use crate::chain::{Chain, LinkError, UserHome};
     use crate::config::StoreSpec;
     use crate::host::{Host, HostError};
@@ -133,24 +165,11 @@ mod imp {
             let control: Rc<dyn JobControl> = Rc::new(Launchd {
                 uid: crate::platform::uid_of(&home.user),
             });
-            Chain::new(vec![
-                Box::new(IdentityLink),
-                Box::new(RenewalLink),
-                Box::new(AllowlistLink::for_this_agent()),
-                Box::new(BrowserPolicyLink {
-                    backend: Box::new(CfPreferences),
-                }),
-                Box::new(SafariLink::new(Box::new(KeychainIdentityPreferences::new(
-                    &home.home,
-                )))),
-                Box::new(JobLink {
-                    control: control.clone(),
-                }),
-                Box::new(BackgroundTaskLink {
-                    control: control.clone(),
-                }),
-                Box::new(LegacyTaskLink { control }),
-            ])
+            super::chain_with(
+                Box::new(CfPreferences),
+                Box::new(KeychainIdentityPreferences::new(&home.home)),
+                control,
+            )
         }
 
         fn user_session(&self) -> Option<&dyn UserSession> {
