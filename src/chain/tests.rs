@@ -683,3 +683,301 @@ fn a_password_item_only_a_dialog_could_read_is_not_reported_missing() {
         );
     }
 }
+
+/// A link that says what `apply` changed, fails as told, and records what ran.
+struct Scripted {
+    name: &'static str,
+    apply: fn() -> Result<Vec<String>, LinkError>,
+    preflight: fn() -> Result<(), LinkError>,
+    remove: fn() -> Result<Vec<String>, LinkError>,
+}
+
+impl Scripted {
+    fn ok(name: &'static str) -> Scripted {
+        Scripted {
+            name,
+            apply: || Ok(vec!["changed one thing".into()]),
+            preflight: || Ok(()),
+            remove: || Ok(vec!["removed one thing".into()]),
+        }
+    }
+}
+
+impl Link for Scripted {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn statuses(&self) -> &'static [HealthStatus] {
+        &[HealthStatus::RenewalJobMissing]
+    }
+    fn observe(&self, _: &Context<'_>) -> Observation {
+        Observation::Healthy
+    }
+    fn preflight(&self, _: &Context<'_>) -> Result<(), LinkError> {
+        (self.preflight)()
+    }
+    fn apply(&self, _: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
+        (self.apply)()
+    }
+    fn remove(&self, _: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
+        (self.remove)()
+    }
+}
+
+fn planted() -> LinkError {
+    LinkError::Fs(crate::securefs::SecureFsError::Symlink {
+        path: "/home/alice/.config/systemd/user".into(),
+    })
+}
+
+fn broken() -> LinkError {
+    LinkError::Platform("launchctl said no".into())
+}
+
+#[test]
+fn the_chain_returns_what_its_links_changed_and_the_first_planted_link_fails_it() {
+    let record = EnrollmentRecord::default();
+    let mut store = MemoryStore {
+        partitions: Vec::new(),
+        writes: 0,
+    };
+    let held = Held::Nothing;
+    let two = Chain::new(vec![
+        Box::new(Scripted::ok("one")),
+        Box::new(Scripted::ok("two")),
+    ]);
+    with_context(&record, &mut store, &held, Vec::new(), |cx| {
+        assert_eq!(
+            two.apply(cx).unwrap(),
+            ["changed one thing", "changed one thing"]
+        );
+        assert_eq!(two.preflight(cx).unwrap(), ());
+        assert!(two.remove(cx).is_empty());
+    });
+
+    // A plain failure is handed over (apply_each) or only said (apply); a planted link fails
+    // the whole run, after the other links were applied.
+    let mixed = Chain::new(vec![
+        Box::new(Scripted {
+            apply: || Err(broken()),
+            preflight: || Err(broken()),
+            remove: || Err(broken()),
+            ..Scripted::ok("broken")
+        }),
+        Box::new(Scripted {
+            apply: || Err(planted()),
+            preflight: || Err(planted()),
+            ..Scripted::ok("planted")
+        }),
+        Box::new(Scripted::ok("fine")),
+    ]);
+    with_context(&record, &mut store, &held, Vec::new(), |cx| {
+        let err = mixed.apply(cx).unwrap_err();
+        assert!(matches!(err, LinkError::Fs(_)), "{err}");
+        assert!(matches!(mixed.apply_each(cx), Err(LinkError::Fs(_))));
+        // The first link's preflight failure is the answer.
+        assert!(matches!(mixed.preflight(cx), Err(LinkError::Platform(_))));
+        let failed = mixed.remove(cx);
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].0, "broken");
+    });
+    let unplanted = Chain::new(vec![
+        Box::new(Scripted {
+            apply: || Err(broken()),
+            ..Scripted::ok("broken")
+        }),
+        Box::new(Scripted::ok("fine")),
+    ]);
+    with_context(&record, &mut store, &held, Vec::new(), |cx| {
+        assert_eq!(unplanted.apply(cx).unwrap(), ["changed one thing"]);
+        let applied = unplanted.apply_each(cx).unwrap();
+        assert_eq!(applied.changes, ["changed one thing"]);
+        assert_eq!(applied.failed.len(), 1);
+        assert_eq!(applied.failed[0].0, "broken");
+    });
+}
+
+#[test]
+fn every_link_is_named_for_the_log_lines() {
+    let names: Vec<&str> = every_link().links().map(|l| l.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "identity store",
+            "renewal",
+            "key app allowlist",
+            "NSS database",
+            "browser auto-selection",
+            "Safari identity preferences",
+            "renewal job",
+            "background task",
+            "Okta's Python task",
+        ]
+    );
+}
+
+/// A store whose certificate or key cannot be read, with `error`.
+struct Failing {
+    certificate: Result<Option<Vec<u8>>, fn() -> StoreError>,
+    key: fn() -> StoreError,
+}
+
+impl IdentityStore for Failing {
+    fn location(&self) -> String {
+        "failing:".into()
+    }
+    fn probe(&self) -> StoreProbe {
+        StoreProbe {
+            exists: None,
+            password_item: None,
+        }
+    }
+    fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.certificate.clone().map_err(|e| e())
+    }
+    fn signing_key(&self) -> Result<Option<Box<dyn SigningKey>>, StoreError> {
+        Err((self.key)())
+    }
+    fn generate_key(&mut self, _: u32) -> Result<Box<dyn NewKey>, StoreError> {
+        unreachable!("the test only reads")
+    }
+    fn replace(&mut self, _: CheckedIdentity, _: &[u8]) -> Result<(), StoreError> {
+        unreachable!("the test only reads")
+    }
+    fn remove(&mut self) -> Result<bool, StoreError> {
+        unreachable!("the test only reads")
+    }
+}
+
+fn damage() -> StoreError {
+    StoreError::Damaged {
+        path: "/store".into(),
+        what: "the key",
+        reason: "truncated".into(),
+    }
+}
+
+fn io() -> StoreError {
+    StoreError::Os {
+        path: "/store".into(),
+        action: "read",
+        reason: "the disk is gone".into(),
+    }
+}
+
+#[test]
+fn a_damaged_store_is_a_status_and_an_unreachable_one_an_error() {
+    let now = OffsetDateTime::now_utc();
+    let Held::Valid(info) = valid_held() else {
+        unreachable!()
+    };
+    let read = |certificate, key| Held::read(&Failing { certificate, key }, now);
+    assert!(matches!(
+        read(Err(damage), io),
+        Ok(Held::Damaged {
+            status: HealthStatus::CertificateMissing,
+            ..
+        })
+    ));
+    assert!(read(Err(io), damage).is_err());
+    assert!(matches!(
+        read(Ok(Some(info.der.clone())), damage),
+        Ok(Held::Damaged {
+            status: HealthStatus::PrivateKeyMissing,
+            ..
+        })
+    ));
+    assert!(read(Ok(Some(info.der.clone())), io).is_err());
+
+    assert!(valid_held().is_valid());
+    for held in [
+        Held::Nothing,
+        Held::KeyMissing(info.clone()),
+        Held::Expired(info.clone()),
+        Held::Damaged {
+            status: HealthStatus::CertificateMissing,
+            detail: String::new(),
+        },
+    ] {
+        assert!(!held.is_valid(), "{held:?}");
+    }
+}
+
+#[test]
+fn the_host_and_cell_come_from_the_record_for_okta_and_the_configuration_for_scep() {
+    let mut store = MemoryStore {
+        partitions: Vec::new(),
+        writes: 0,
+    };
+    let held = Held::Nothing;
+    let okta = EnrollmentRecord {
+        method: Some(crate::record::Method::Okta),
+        cert_auth_host: Some("acme.devicetrust.okta.com".into()),
+        cell: Some("okta.com".into()),
+        ..EnrollmentRecord::default()
+    };
+    with_context(&okta, &mut store, &held, Vec::new(), |cx| {
+        assert_eq!(cx.cert_auth_host(), Some("acme.devicetrust.okta.com"));
+        assert_eq!(cx.cell().as_deref(), Some("okta.com"));
+    });
+    let unknown = EnrollmentRecord {
+        method: Some(crate::record::Method::Okta),
+        ..EnrollmentRecord::default()
+    };
+    with_context(&unknown, &mut store, &held, Vec::new(), |cx| {
+        assert_eq!(cx.cert_auth_host(), None);
+        assert_eq!(cx.cell(), None, "no org configured either");
+    });
+    let scep = EnrollmentRecord {
+        method: Some(crate::record::Method::Scep),
+        cert_auth_host: Some("dt.example.com".into()),
+        cell: Some("example.com".into()),
+        ..EnrollmentRecord::default()
+    };
+    with_context(&scep, &mut store, &held, Vec::new(), |cx| {
+        assert_eq!(cx.cert_auth_host(), Some("dt.example.com"));
+        assert_eq!(cx.cell(), None, "no `*.<cell>` on the SCEP path");
+    });
+}
+
+#[test]
+fn the_allowlist_is_left_alone_without_a_valid_identity_and_has_nothing_to_remove() {
+    let record = EnrollmentRecord::default();
+    let link = AllowlistLink::with_own(ad_hoc_agent);
+    let mut store = MemoryStore {
+        partitions: vec![Partition::AppleTool],
+        writes: 0,
+    };
+    with_context(&record, &mut store, &Held::Nothing, Vec::new(), |cx| {
+        assert!(matches!(link.observe(cx), Observation::NotApplicable));
+        assert!(link.apply(cx).unwrap().is_empty());
+        assert!(link.remove(cx).unwrap().is_empty());
+    });
+    assert_eq!(store.writes, 0);
+}
+
+#[test]
+fn the_policy_files_say_what_they_wrote_and_removed() {
+    use super::browser::{BrowserPolicy, PolicyFiles};
+    use crate::integrations::chrome::{policy_entry, IssuerFilter};
+    let root = tempfile::tempdir().unwrap();
+    let files = PolicyFiles {
+        root: root.path().to_owned(),
+    };
+    let entry = policy_entry("dt.example.com", &IssuerFilter::okta());
+    assert!(!files.present(&entry));
+    let written = files.put(&entry, &[]).unwrap();
+    assert_eq!(written.len(), 3, "{written:?}");
+    assert!(written
+        .iter()
+        .all(|w| w.starts_with("browser auto-selection written to ")));
+    assert!(files.present(&entry));
+    assert!(files.put(&entry, &[]).unwrap().is_empty());
+    let removed = files.take_out(std::slice::from_ref(&entry)).unwrap();
+    assert_eq!(removed.len(), 3, "{removed:?}");
+    assert!(removed
+        .iter()
+        .all(|r| r.starts_with("removed our browser auto-selection entry from ")));
+    assert!(!files.present(&entry));
+    assert!(files.take_out(&[entry]).unwrap().is_empty());
+}
