@@ -10,9 +10,11 @@
 #   scripts/mutants.sh --list                # list the mutants, run nothing
 #   FULL=1 scripts/mutants.sh renewal        # then the whole suite on what the unit tests missed
 #
-# Made for two shared cores: one job at a time under `nice -n 19`; only these files; the unit
-# tests (`cargo test --lib`) decide first; a test run over three times the clean run (at least
-# 60 s) counts as caught by timeout; no debug info; the dependencies are built once into
+# Made for two shared cores: one job at a time (JOBS=2 when nothing else runs) under
+# `nice -n 19`; only these files; the unit
+# tests (`cargo test --lib`, about 3 s) decide first; a test run over three times the clean run
+# (at least 20 s) counts as caught by timeout, which is how a mutant that loops forever ends;
+# no debug info; the dependencies are built once into
 # target/mutants and reused by every later run. Results per module: target/mutants-out/<module>/mutants.out/
 # (caught.txt, missed.txt, timeout.txt, unviable.txt, outcomes.json).
 set -euo pipefail
@@ -59,7 +61,7 @@ for module in "${chosen[@]}"; do
   # cargo mutants exits 2 when a mutant survived and 3 on a timeout: that is a result, not a
   # failure of this script.
   status=0
-  nice -n 19 cargo mutants --jobs 1 --timeout-multiplier 3 --minimum-test-timeout 60 \
+  nice -n 19 cargo mutants --jobs "${JOBS:-1}" --timeout-multiplier 3 --minimum-test-timeout 20 \
     --build-timeout-multiplier 4 --output "$out" "${selection[@]}" "${passed[@]}" \
     -- --lib || status=$?
   if [[ ${FULL:-} == 1 && -s $out/mutants.out/missed.txt ]]; then
