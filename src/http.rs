@@ -310,38 +310,28 @@ fn read_reply(
 ) -> Result<Reply, HttpError> {
     let status = response.status();
     let headers = response.headers().clone();
-    let mut body = Vec::new();
-    let mut limited = response.take(MAX_BODY_BYTES + 1);
     let timeout = || HttpError::Timeout {
         url: url.to_owned(),
         after: settings.timeout,
     };
-    let mut chunk = [0u8; 8192];
-    let read = loop {
-        if Instant::now() >= deadline {
-            return Err(timeout());
-        }
-        match limited.read(&mut chunk) {
-            Ok(0) => break Ok(()),
-            Ok(n) => body.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => break Err(e),
+    let body = match read_body(response, deadline) {
+        Ok(body) => body,
+        Err(BodyStop::Deadline) => return Err(timeout()),
+        Err(BodyStop::Io(e)) => {
+            let timed_out = e.kind() == std::io::ErrorKind::TimedOut
+                || e.get_ref()
+                    .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
+                    .is_some_and(reqwest::Error::is_timeout);
+            return Err(if timed_out {
+                timeout()
+            } else {
+                HttpError::Unreachable {
+                    url: url.to_owned(),
+                    reason: format!("connection lost while reading the answer: {}", io_chain(&e)),
+                }
+            });
         }
     };
-    if let Err(e) = read {
-        let timed_out = e.kind() == std::io::ErrorKind::TimedOut
-            || e.get_ref()
-                .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
-                .is_some_and(reqwest::Error::is_timeout);
-        return Err(if timed_out {
-            timeout()
-        } else {
-            HttpError::Unreachable {
-                url: url.to_owned(),
-                reason: format!("connection lost while reading the answer: {}", io_chain(&e)),
-            }
-        });
-    }
     if body.len() as u64 > MAX_BODY_BYTES {
         return Err(HttpError::TooLarge {
             url: url.to_owned(),
@@ -353,6 +343,33 @@ fn read_reply(
         headers,
         body,
     })
+}
+
+/// Why reading a body stopped short.
+#[derive(Debug)]
+enum BodyStop {
+    Deadline,
+    Io(std::io::Error),
+}
+
+/// At most `MAX_BODY_BYTES + 1` bytes of `body` (one more than allowed, so that the caller
+/// can tell "too large" from "exactly the cap"), read in chunks until the end or `deadline`.
+/// A read interrupted by a signal is retried, as `read_to_end` would.
+fn read_body(body: impl Read, deadline: Instant) -> Result<Vec<u8>, BodyStop> {
+    let mut limited = body.take(MAX_BODY_BYTES + 1);
+    let mut read = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if Instant::now() >= deadline {
+            return Err(BodyStop::Deadline);
+        }
+        match limited.read(&mut chunk) {
+            Ok(0) => return Ok(read),
+            Ok(n) => read.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(BodyStop::Io(e)),
+        }
+    }
 }
 
 /// Maps a transport error to ours, and says whether another attempt could help.
@@ -1012,6 +1029,55 @@ aEQuhAfdcBm6Ua3eL2Nj8IHi19++TvELwVoTW/uwHA==
             Err(HttpError::Timeout { after, .. }) => assert_eq!(after, Duration::from_secs(1)),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A reader that fails once with the given error, then gives `data`.
+    struct FailsOnce {
+        error: Option<std::io::ErrorKind>,
+        data: std::io::Cursor<Vec<u8>>,
+    }
+
+    impl Read for FailsOnce {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.error.take() {
+                Some(kind) => Err(std::io::Error::from(kind)),
+                None => self.data.read(buf),
+            }
+        }
+    }
+
+    #[test]
+    fn a_read_interrupted_by_a_signal_is_retried_and_any_other_error_stops() {
+        let later = Instant::now() + Duration::from_secs(60);
+        let interrupted = FailsOnce {
+            error: Some(std::io::ErrorKind::Interrupted),
+            data: std::io::Cursor::new(b"whole".to_vec()),
+        };
+        assert_eq!(read_body(interrupted, later).unwrap(), b"whole");
+        let reset = FailsOnce {
+            error: Some(std::io::ErrorKind::ConnectionReset),
+            data: std::io::Cursor::new(b"never read".to_vec()),
+        };
+        match read_body(reset, later) {
+            Err(BodyStop::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_body_read_past_its_deadline_stops_before_reading() {
+        let unread = FailsOnce {
+            error: None,
+            data: std::io::Cursor::new(b"late".to_vec()),
+        };
+        assert!(matches!(read_body(unread, Instant::now()), Err(BodyStop::Deadline)));
+    }
+
+    #[test]
+    fn a_body_is_read_to_one_byte_past_the_cap_and_no_further() {
+        let later = Instant::now() + Duration::from_secs(60);
+        let over = std::io::repeat(b'x').take(MAX_BODY_BYTES * 3);
+        assert_eq!(read_body(over, later).unwrap().len() as u64, MAX_BODY_BYTES + 1);
     }
 
     #[test]
