@@ -1070,14 +1070,20 @@ aEQuhAfdcBm6Ua3eL2Nj8IHi19++TvELwVoTW/uwHA==
             error: None,
             data: std::io::Cursor::new(b"late".to_vec()),
         };
-        assert!(matches!(read_body(unread, Instant::now()), Err(BodyStop::Deadline)));
+        assert!(matches!(
+            read_body(unread, Instant::now()),
+            Err(BodyStop::Deadline)
+        ));
     }
 
     #[test]
     fn a_body_is_read_to_one_byte_past_the_cap_and_no_further() {
         let later = Instant::now() + Duration::from_secs(60);
         let over = std::io::repeat(b'x').take(MAX_BODY_BYTES * 3);
-        assert_eq!(read_body(over, later).unwrap().len() as u64, MAX_BODY_BYTES + 1);
+        assert_eq!(
+            read_body(over, later).unwrap().len() as u64,
+            MAX_BODY_BYTES + 1
+        );
     }
 
     #[test]

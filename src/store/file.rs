@@ -530,6 +530,77 @@ mod tests {
     }
 
     #[test]
+    fn set_aside_identities_are_pruned_to_the_newest_and_removed_with_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = FileStore::new(dir.path().join("store"));
+        let mut asides = Vec::new();
+        for _ in 0..3 {
+            let identity = checked(&mut store);
+            store.replace(identity, b"{}").unwrap();
+            asides.push(store.set_aside().unwrap().unwrap());
+        }
+        let identity = checked(&mut store);
+        store.replace(identity, b"{}").unwrap();
+        let left: Vec<String> = names(store.dir())
+            .into_iter()
+            .filter(|n| n.starts_with(SET_ASIDE_PREFIX))
+            .collect();
+        let newest = Path::new(&asides[2]).file_name().unwrap().to_string_lossy();
+        assert_eq!(
+            left,
+            [newest.as_ref()],
+            "only the newest is kept for diagnosis"
+        );
+        assert!(store.remove().unwrap());
+        assert!(
+            !store.dir().exists(),
+            "the set-aside identity goes with the store"
+        );
+    }
+
+    #[test]
+    fn a_current_that_names_no_generation_is_damage_and_a_missing_generation_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = FileStore::new(dir.path().join("store"));
+        let identity = checked(&mut store);
+        store.replace(identity, b"{}").unwrap();
+        let current = store.dir().join(CURRENT);
+        for name in ["key.pem", "id-1/../../outside", "damaged-1"] {
+            fs::write(&current, name).unwrap();
+            let err = store.certificate().unwrap_err();
+            assert!(err.is_damage(), "{name}: {err}");
+            assert!(
+                err.to_string().contains("is not a generation name"),
+                "{err}"
+            );
+        }
+        // A generation name whose folder is gone: no identity, not an error.
+        fs::write(&current, format!("{GENERATION_PREFIX}gone")).unwrap();
+        assert_eq!(store.certificate().unwrap(), None);
+        assert!(store.signing_key().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_link_in_place_of_the_live_generation_is_an_error_not_a_missing_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        let mut store = FileStore::new(dir.path().join("store"));
+        let identity = checked(&mut store);
+        store.replace(identity, b"{}").unwrap();
+        let live = store.dir().join(
+            fs::read_to_string(store.dir().join(CURRENT))
+                .unwrap()
+                .trim(),
+        );
+        fs::rename(&live, outside.join("moved")).unwrap();
+        symlink(outside.join("moved"), &live).unwrap();
+        let err = store.certificate().unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        assert!(!err.is_damage());
+    }
+
+    #[test]
     fn a_link_at_the_folder_or_inside_it_is_refused_and_its_target_untouched() {
         let dir = tempfile::tempdir().unwrap();
         let outside = dir.path().join("outside");
