@@ -539,6 +539,8 @@ mod tests {
             store.replace(identity, b"{}").unwrap();
             asides.push(store.set_aside().unwrap().unwrap());
         }
+        // A file with our prefix: we set aside folders only, so this is not ours to prune.
+        fs::write(store.dir().join("damaged-0"), "not a folder of ours").unwrap();
         let identity = checked(&mut store);
         store.replace(identity, b"{}").unwrap();
         let left: Vec<String> = names(store.dir())
@@ -548,9 +550,12 @@ mod tests {
         let newest = Path::new(&asides[2]).file_name().unwrap().to_string_lossy();
         assert_eq!(
             left,
-            [newest.as_ref()],
-            "only the newest is kept for diagnosis"
+            ["damaged-0", newest.as_ref()],
+            "the newest is kept for diagnosis"
         );
+        let planted = fs::read(store.dir().join("damaged-0")).unwrap();
+        assert_eq!(planted, b"not a folder of ours");
+        fs::remove_file(store.dir().join("damaged-0")).unwrap();
         assert!(store.remove().unwrap());
         assert!(
             !store.dir().exists(),
@@ -598,6 +603,60 @@ mod tests {
         let err = store.certificate().unwrap_err();
         assert!(err.to_string().contains("is a symbolic link"), "{err}");
         assert!(!err.is_damage());
+    }
+
+    #[test]
+    fn setting_aside_moves_only_a_live_generation_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        let mut store = FileStore::new(dir.path().join("store"));
+        let identity = checked(&mut store);
+        store.replace(identity, b"{}").unwrap();
+        let current = store.dir().join(CURRENT);
+        let before = names(store.dir());
+        // A CURRENT naming a path out of the store, something not a generation, or a
+        // generation that is gone: CURRENT goes, nothing is moved.
+        for name in ["id-1/../../outside", "key.pem", "id-gone"] {
+            fs::write(&current, name).unwrap();
+            let aside = store.set_aside().unwrap().unwrap();
+            assert!(!Path::new(&aside).exists(), "{name}");
+            assert!(outside.exists(), "{name}");
+            let mut expected = before.clone();
+            expected.retain(|n| n != CURRENT);
+            assert_eq!(names(store.dir()), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_store_says_where_it_is_and_exports_the_key_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = FileStore::new(dir.path().join("store"));
+        assert_eq!(
+            store.location(),
+            format!("file:{}", dir.path().join("store").display())
+        );
+        assert!(store.export_key_pkcs8().is_none(), "no identity, no key");
+        let identity = checked(&mut store);
+        store.replace(identity, b"{}").unwrap();
+        let der = store.export_key_pkcs8().unwrap().unwrap();
+        let exported = PrivateKey::from_pkcs8_der(&der).unwrap();
+        let cert = pki::CertificateInfo::parse(&store.certificate().unwrap().unwrap()).unwrap();
+        assert_eq!(exported.public_key_der().unwrap(), cert.public_key_der);
+    }
+
+    #[test]
+    fn a_folder_of_other_files_is_not_usable_and_ours_or_none_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("store"));
+        store.check_usable().unwrap();
+        fs::create_dir(store.dir()).unwrap();
+        store.check_usable().unwrap();
+        fs::write(store.dir().join("notes.txt"), "theirs").unwrap();
+        assert!(matches!(
+            store.check_usable(),
+            Err(StoreError::Foreign { .. })
+        ));
     }
 
     #[test]
