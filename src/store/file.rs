@@ -508,6 +508,22 @@ mod tests {
         assert!(clean.remove().unwrap());
         assert!(!clean.dir().exists());
         assert!(!clean.remove().unwrap());
+
+        // A store emptied but for its marker (a removal cut short): the folder still goes,
+        // and that counts as removing something.
+        let mut emptied = FileStore::new(dir.path().join("emptied"));
+        let identity = checked(&mut emptied);
+        emptied.replace(identity, b"{}").unwrap();
+        for name in names(emptied.dir()).iter().filter(|n| *n != MARKER) {
+            let path = emptied.dir().join(name);
+            if path.is_dir() {
+                fs::remove_dir_all(path).unwrap();
+            } else {
+                fs::remove_file(path).unwrap();
+            }
+        }
+        assert!(emptied.remove().unwrap());
+        assert!(!emptied.dir().exists());
     }
 
     #[test]
