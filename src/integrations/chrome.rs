@@ -840,6 +840,7 @@ mod tests {
 
         let okta = issued_by(Some(OKTA_ISSUER_CN), None, None);
         assert_eq!(IssuerFilter::of(&okta), IssuerFilter::okta());
+        assert!(IssuerFilter::okta().selects(&okta));
         assert!(!filter.selects(&okta));
         let all = issued_by(Some("Corp CA"), Some("Corp"), Some("PKI"));
         assert_eq!(
@@ -852,6 +853,19 @@ mod tests {
             ou: None
         }
         .selects(&all));
+        // Any one field is a filter, and selects by that field alone.
+        for (cn, o, ou) in [
+            (Some("Corp CA"), None, None),
+            (None, Some("Corp"), None),
+            (None, None, Some("PKI")),
+        ] {
+            let one = IssuerFilter {
+                cn: cn.map(str::to_owned),
+                o: o.map(str::to_owned),
+                ou: ou.map(str::to_owned),
+            };
+            assert!(!one.is_empty() && one.selects(&all), "{one:?}");
+        }
     }
 
     #[test]
