@@ -760,6 +760,32 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_folder_is_empty_and_an_unreadable_one_an_error() {
+        let root = tempfile::tempdir().unwrap();
+        let view = DirView::read(&root.path().join("absent")).unwrap();
+        assert!(view.objects.is_empty() && view.unparseable.is_empty());
+        // Something not a folder where the policy folder should be: said, not taken for none.
+        let file = root.path().join("policies");
+        std::fs::write(&file, b"{}").unwrap();
+        assert!(matches!(DirView::read(&file), Err(ChromeError::Read(_))));
+    }
+
+    #[test]
+    fn a_dangling_link_is_no_policy_file_and_a_link_to_one_is_read() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("policies");
+        std::fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::symlink(dir.join("gone.json"), dir.join("a-dangling.json")).unwrap();
+        let target = root.path().join("corp.json");
+        std::fs::write(&target, br#"{"Other": 1}"#).unwrap();
+        std::os::unix::fs::symlink(&target, dir.join("b-linked.json")).unwrap();
+        let view = DirView::read(&dir).unwrap();
+        assert!(view.unparseable.is_empty(), "{:?}", view.unparseable);
+        let read: Vec<&Path> = view.objects.iter().map(|(p, _)| p.as_path()).collect();
+        assert_eq!(read, [dir.join("b-linked.json")]);
+    }
+
+    #[test]
     fn an_unusable_own_file_is_an_error_and_left_alone() {
         let root = tempfile::tempdir().unwrap();
         let dir = chrome_dir(root.path());
