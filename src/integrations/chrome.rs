@@ -786,6 +786,37 @@ mod tests {
     }
 
     #[test]
+    fn removal_skips_browsers_without_a_folder_and_stops_at_one_it_cannot_read() {
+        let root = tempfile::tempdir().unwrap();
+        apply(root.path(), &ours()).unwrap();
+        // Chrome's folder only: the other browsers' are not there.
+        let others: Vec<PathBuf> = PolicyDirs::under(root.path())
+            .dirs()
+            .iter()
+            .map(|d| d.path.clone())
+            .filter(|p| *p != chrome_dir(root.path()))
+            .collect();
+        assert!(!others.is_empty());
+        for other in &others {
+            std::fs::remove_dir_all(other).unwrap();
+        }
+        let removed = remove_from_dirs(root.path(), &ours()).unwrap();
+        assert_eq!(
+            removed,
+            [Change::Removed(chrome_dir(root.path()).join(OUR_FILE))]
+        );
+
+        // A file where a browser's folder should be is an error, not "nothing to remove".
+        apply(root.path(), &ours()).unwrap();
+        std::fs::remove_dir_all(&others[0]).unwrap();
+        std::fs::write(&others[0], b"{}").unwrap();
+        assert!(matches!(
+            remove_from_dirs(root.path(), &ours()),
+            Err(ChromeError::Read(_))
+        ));
+    }
+
+    #[test]
     fn an_unusable_own_file_is_an_error_and_left_alone() {
         let root = tempfile::tempdir().unwrap();
         let dir = chrome_dir(root.path());
