@@ -490,6 +490,42 @@ mod tests {
     }
 
     #[test]
+    fn in_a_three_level_chain_without_ra_the_lowest_ca_serves() {
+        let (root_key, key) = (test_key(), other_test_key());
+        let cert_sign = Some(KeyUsages::KeyCertSign.into());
+        let root = certificate(
+            "CN=Root CA",
+            root_key,
+            ("CN=Root CA", root_key),
+            Some(true),
+            cert_sign,
+        );
+        let policy = certificate(
+            "CN=Policy CA",
+            key,
+            ("CN=Root CA", root_key),
+            Some(true),
+            cert_sign,
+        );
+        let issuing = certificate(
+            "CN=Issuing CA",
+            key,
+            ("CN=Policy CA", key),
+            Some(true),
+            cert_sign,
+        );
+        for order in [
+            vec![root.clone(), policy.clone(), issuing.clone()],
+            vec![issuing.clone(), root.clone(), policy.clone()],
+            vec![policy.clone(), issuing.clone(), root.clone()],
+        ] {
+            let certs = CaCertificates::select(order).unwrap();
+            assert_eq!(certs.ca_der, issuing);
+            assert_eq!(certs.recipient_der, issuing);
+        }
+    }
+
+    #[test]
     fn one_certificate_is_ca_and_recipient_whatever_it_is_and_none_is_refused() {
         let h = hierarchy();
         let certs = CaCertificates::select(vec![h.ra_encrypt.clone()]).unwrap();
