@@ -336,17 +336,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn go_pkcs7_constructed_encrypted_content_is_accepted() {
-        // Re-spell the primitive [0] as Go's pkcs7 writes it: constructed [0] { OCTET STRING }.
-        let ca = test_authority();
-        let sealed = seal(
-            b"issued certificate",
-            ca.certificate_der(),
-            ContentCipher::Aes128Cbc,
-        )
-        .unwrap();
-        let info = ContentInfo::from_der(&sealed).unwrap();
+    /// `sealed` with its encrypted content re-spelled under the context tag `[number]`:
+    /// constructed, as Go's pkcs7 writes it (`[n] { OCTET STRING }`), or primitive.
+    fn respelled(sealed: &[u8], number: TagNumber, constructed: bool) -> Vec<u8> {
+        let info = ContentInfo::from_der(sealed).unwrap();
         let env: EnvelopedData = info.content.decode_as().unwrap();
         let ciphertext = env
             .encrypted_content
@@ -354,40 +347,47 @@ mod tests {
             .clone()
             .unwrap()
             .into_bytes();
-        let strict = env.encrypted_content.to_der().unwrap();
-        let primitive_len = {
-            let inner = OctetString::new(ciphertext.clone())
+        let value = if constructed {
+            OctetString::new(ciphertext).unwrap().to_der().unwrap()
+        } else {
+            ciphertext
+        };
+        let mut eci = Vec::new();
+        eci.extend(env.encrypted_content.content_type.to_der().unwrap());
+        eci.extend(env.encrypted_content.content_enc_alg.to_der().unwrap());
+        let tag = Tag::ContextSpecific {
+            constructed,
+            number,
+        };
+        eci.extend(
+            der::Header::new(tag, value.len())
                 .unwrap()
                 .to_der()
-                .unwrap();
-            inner.len()
-        };
-        let mut go_style_inner = Vec::new();
-        go_style_inner.extend(env.encrypted_content.content_type.to_der().unwrap());
-        go_style_inner.extend(env.encrypted_content.content_enc_alg.to_der().unwrap());
-        let octets = OctetString::new(ciphertext).unwrap().to_der().unwrap();
-        let header = der::Header::new(
-            Tag::ContextSpecific {
-                constructed: true,
-                number: TagNumber::N0,
-            },
-            octets.len(),
-        )
-        .unwrap();
-        go_style_inner.extend(header.to_der().unwrap());
-        go_style_inner.extend(octets);
-        assert!(primitive_len > 0 && !strict.is_empty());
-        let eci_any = Any::new(Tag::Sequence, go_style_inner).unwrap();
+                .unwrap(),
+        );
+        eci.extend(value);
         let mut body = Vec::new();
         body.extend(env.version.to_der().unwrap());
         body.extend(env.recip_infos.to_der().unwrap());
-        body.extend(eci_any.to_der().unwrap());
-        let go_style = ContentInfo {
+        body.extend(Any::new(Tag::Sequence, eci).unwrap().to_der().unwrap());
+        ContentInfo {
             content_type: ID_ENVELOPED_DATA,
             content: Any::new(Tag::Sequence, body).unwrap(),
         }
         .to_der()
+        .unwrap()
+    }
+
+    #[test]
+    fn go_pkcs7_constructed_encrypted_content_is_accepted() {
+        let ca = test_authority();
+        let sealed = seal(
+            b"issued certificate",
+            ca.certificate_der(),
+            ContentCipher::Aes128Cbc,
+        )
         .unwrap();
+        let go_style = respelled(&sealed, TagNumber::N0, true);
         // The strict decoder refuses it; ours opens it.
         let strict_attempt: Result<EnvelopedData, _> = ContentInfo::from_der(&go_style)
             .unwrap()
@@ -396,6 +396,24 @@ mod tests {
         assert!(strict_attempt.is_err());
         let (plain, _) = open(&go_style, ca.key()).unwrap();
         assert_eq!(plain.as_slice(), b"issued certificate");
+        // Re-spelled primitive, as it was, it still opens: the helper changes only the tag.
+        let (plain, _) = open(&respelled(&sealed, TagNumber::N0, false), ca.key()).unwrap();
+        assert_eq!(plain.as_slice(), b"issued certificate");
+    }
+
+    #[test]
+    fn encrypted_content_under_any_tag_but_zero_is_refused() {
+        // encryptedContent is `[0] IMPLICIT`; under another tag the bytes are something else,
+        // and decrypting them anyway would hand a stranger's field to the CBC decryptor.
+        let ca = test_authority();
+        let sealed = seal(b"issued", ca.certificate_der(), ContentCipher::Aes128Cbc).unwrap();
+        for constructed in [true, false] {
+            let other = respelled(&sealed, TagNumber::N1, constructed);
+            assert!(
+                matches!(open(&other, ca.key()), Err(EnvelopeError::Malformed(_))),
+                "[1] constructed={constructed} was opened"
+            );
+        }
     }
 
     #[test]
