@@ -448,6 +448,12 @@ mod tests {
         CheckedIdentity::check(key, &der, vec![], Some("Okta MTLS"), now).unwrap()
     }
 
+    /// The store holding a fresh identity, as after an enrollment.
+    fn hold(store: &mut FileStore) {
+        let identity = checked(store);
+        store.replace(identity, b"{}").unwrap();
+    }
+
     fn names(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
             .unwrap()
@@ -462,8 +468,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = FileStore::new(dir.path().join("store"));
         for _ in 0..4 {
-            let identity = checked(&mut store);
-            store.replace(identity, b"{}").unwrap();
+            hold(&mut store);
         }
         let generations = names(store.dir())
             .into_iter()
@@ -495,8 +500,7 @@ mod tests {
     fn removal_takes_only_our_entries() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = FileStore::new(dir.path().join("store"));
-        let identity = checked(&mut store);
-        store.replace(identity, b"{}").unwrap();
+        hold(&mut store);
         // Something of the user's lands in our folder after we created it.
         fs::write(store.dir().join("notes.txt"), "keep me").unwrap();
         assert!(store.remove().unwrap());
@@ -530,8 +534,7 @@ mod tests {
     fn a_damaged_identity_is_set_aside_for_diagnosis() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = FileStore::new(dir.path().join("store"));
-        let identity = checked(&mut store);
-        store.replace(identity, b"{}").unwrap();
+        hold(&mut store);
         let current = fs::read_to_string(store.dir().join(CURRENT)).unwrap();
         let live = store.dir().join(current.trim());
         fs::write(live.join(CERT), "-----BEGIN CERTIFICATE-----\nbroken\n").unwrap();
@@ -539,8 +542,7 @@ mod tests {
         let aside = store.set_aside().unwrap().unwrap();
         assert!(Path::new(&aside).join(CERT).exists());
         assert_eq!(store.certificate().unwrap(), None);
-        let identity = checked(&mut store);
-        store.replace(identity, b"{}").unwrap();
+        hold(&mut store);
         assert!(store.certificate().unwrap().is_some());
         assert!(Path::new(&aside).exists(), "kept beside the new identity");
     }
@@ -551,14 +553,12 @@ mod tests {
         let mut store = FileStore::new(dir.path().join("store"));
         let mut asides = Vec::new();
         for _ in 0..3 {
-            let identity = checked(&mut store);
-            store.replace(identity, b"{}").unwrap();
+            hold(&mut store);
             asides.push(store.set_aside().unwrap().unwrap());
         }
         // A file with our prefix: we set aside folders only, so this is not ours to prune.
         fs::write(store.dir().join("damaged-0"), "not a folder of ours").unwrap();
-        let identity = checked(&mut store);
-        store.replace(identity, b"{}").unwrap();
+        hold(&mut store);
         let left: Vec<String> = names(store.dir())
             .into_iter()
             .filter(|n| n.starts_with(SET_ASIDE_PREFIX))
@@ -583,8 +583,7 @@ mod tests {
     fn a_current_that_names_no_generation_is_damage_and_a_missing_generation_is_none() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = FileStore::new(dir.path().join("store"));
-        let identity = checked(&mut store);
-        store.replace(identity, b"{}").unwrap();
+        hold(&mut store);
         let current = store.dir().join(CURRENT);
         for name in ["key.pem", "id-1/../../outside", "damaged-1"] {
             fs::write(&current, name).unwrap();
@@ -607,8 +606,7 @@ mod tests {
         let outside = dir.path().join("outside");
         fs::create_dir(&outside).unwrap();
         let mut store = FileStore::new(dir.path().join("store"));
-        let identity = checked(&mut store);
-        store.replace(identity, b"{}").unwrap();
+        hold(&mut store);
         let live = store.dir().join(
             fs::read_to_string(store.dir().join(CURRENT))
                 .unwrap()
@@ -627,8 +625,7 @@ mod tests {
         let outside = dir.path().join("outside");
         fs::create_dir(&outside).unwrap();
         let mut store = FileStore::new(dir.path().join("store"));
-        let identity = checked(&mut store);
-        store.replace(identity, b"{}").unwrap();
+        hold(&mut store);
         let current = store.dir().join(CURRENT);
         let before = names(store.dir());
         // A CURRENT naming a path out of the store, something not a generation, or a
@@ -653,8 +650,7 @@ mod tests {
             format!("file:{}", dir.path().join("store").display())
         );
         assert!(store.export_key_pkcs8().is_none(), "no identity, no key");
-        let identity = checked(&mut store);
-        store.replace(identity, b"{}").unwrap();
+        hold(&mut store);
         let der = store.export_key_pkcs8().unwrap().unwrap();
         let exported = PrivateKey::from_pkcs8_der(&der).unwrap();
         let cert = pki::CertificateInfo::parse(&store.certificate().unwrap().unwrap()).unwrap();
@@ -699,8 +695,7 @@ mod tests {
 
         // A member of the live generation.
         let mut store = FileStore::at(Place::new(dir.path(), "home/store"));
-        let identity = checked(&mut store);
-        store.replace(identity, b"{}").unwrap();
+        hold(&mut store);
         let current = fs::read_to_string(store.dir().join(CURRENT)).unwrap();
         let live = store.dir().join(current.trim());
         fs::write(outside.join("cert.pem"), "theirs").unwrap();
@@ -720,8 +715,7 @@ mod tests {
     fn interrupted_writes_of_every_kind_are_swept() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = FileStore::new(dir.path().join("store"));
-        let identity = checked(&mut store);
-        store.replace(identity, b"{}").unwrap();
+        hold(&mut store);
         let hex32 = "0123456789abcdef0123456789abcdef";
         let leftovers = [
             format!(".CURRENT.tmp-{hex32}"),
@@ -765,8 +759,7 @@ mod tests {
         fs::create_dir(&home).unwrap();
         std::os::unix::fs::chown(&home, Some(4242), Some(4243)).unwrap();
         let mut store = FileStore::at(Place::new(&home, ".local/state/devicetrust/identity"));
-        let identity = checked(&mut store);
-        store.replace(identity, b"{}").unwrap();
+        hold(&mut store);
         let mut pending = vec![home.join(".local")];
         let mut seen = 0;
         while let Some(path) = pending.pop() {
