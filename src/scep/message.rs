@@ -628,6 +628,135 @@ mod tests {
         );
     }
 
+    /// `der` with its SignedData changed by `edit` and encoded again. The signature covers only
+    /// the signed attributes, so what `edit` changes outside them still verifies.
+    fn rewritten(der: &[u8], edit: impl FnOnce(&mut SignedData)) -> Vec<u8> {
+        let info = ContentInfo::from_der(der).unwrap();
+        let mut signed: SignedData = info.content.decode_as().unwrap();
+        edit(&mut signed);
+        ContentInfo {
+            content_type: ID_SIGNED_DATA,
+            content: Any::encode_from(&signed).unwrap(),
+        }
+        .to_der()
+        .unwrap()
+    }
+
+    #[test]
+    fn the_signature_algorithm_must_agree_with_the_digest() {
+        // RFC 5652 §10.1.2: rsaEncryption leaves the digest to digestAlgorithm; a
+        // `<digest>WithRSAEncryption` name must name the same digest as digestAlgorithm.
+        let key = test_key();
+        let cert = transient_certificate("CN=device", Signer::InMemory(key)).unwrap();
+        let trusted = std::slice::from_ref(&cert);
+        let ecdsa_with_sha256 = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+        let cases = [
+            (RSA_ENCRYPTION, MessageDigest::Sha256, true),
+            (RSA_ENCRYPTION, MessageDigest::Sha1, true),
+            (SHA_256_WITH_RSA_ENCRYPTION, MessageDigest::Sha256, true),
+            (SHA_1_WITH_RSA_ENCRYPTION, MessageDigest::Sha1, true),
+            (SHA_256_WITH_RSA_ENCRYPTION, MessageDigest::Sha1, false),
+            (SHA_1_WITH_RSA_ENCRYPTION, MessageDigest::Sha256, false),
+            (ecdsa_with_sha256, MessageDigest::Sha256, false),
+        ];
+        for (algorithm, digest, accepted) in cases {
+            let der = sign_pki_message(
+                &request_attributes(),
+                Some(b"x"),
+                &cert,
+                Signer::InMemory(key),
+                digest,
+            )
+            .unwrap();
+            let der = rewritten(&der, |signed| {
+                let mut infos = signed.signer_infos.0.clone().into_vec();
+                infos[0].signature_algorithm = AlgorithmIdentifierOwned {
+                    oid: algorithm,
+                    parameters: Some(Any::null()),
+                };
+                signed.signer_infos = SignerInfos(SetOfVec::try_from(infos).unwrap());
+            });
+            let result = verify_pki_message(&der, Some(trusted));
+            match (accepted, result) {
+                (true, Ok(verified)) => assert_eq!(verified.digest, digest),
+                (false, Err(MessageError::Verification(e))) => {
+                    assert!(e.contains("is not supported with"), "{e}")
+                }
+                (_, other) => panic!("{algorithm} with {}: {other:?}", digest.name()),
+            }
+        }
+    }
+
+    #[test]
+    fn the_signer_is_found_by_issuer_and_serial_among_other_certificates() {
+        let key = test_key();
+        let cert = transient_certificate("CN=device signer", Signer::InMemory(key)).unwrap();
+        let der = sign_pki_message(
+            &request_attributes(),
+            Some(b"x"),
+            &cert,
+            Signer::InMemory(key),
+            MessageDigest::Sha256,
+        )
+        .unwrap();
+
+        // Trusted: a certificate of the same issuer name (another serial, another key) first.
+        let namesake =
+            transient_certificate("CN=device signer", Signer::InMemory(other_test_key())).unwrap();
+        let verified = verify_pki_message(&der, Some(&[namesake, cert.clone()])).unwrap();
+        assert_eq!(verified.signer_certificate_der, cert);
+
+        // Included: another certificate beside the signer's, and first in the SET OF.
+        let other = transient_certificate("CN=o", Signer::InMemory(other_test_key())).unwrap();
+        let both = rewritten(&der, |signed| {
+            let choices = [&other, &cert]
+                .map(|c| CertificateChoices::Certificate(Certificate::from_der(c).unwrap()));
+            signed.certificates = Some(CertificateSet(
+                SetOfVec::try_from(choices.to_vec()).unwrap(),
+            ));
+        });
+        let first = ContentInfo::from_der(&both)
+            .unwrap()
+            .content
+            .decode_as::<SignedData>()
+            .unwrap()
+            .certificates
+            .unwrap()
+            .0
+            .into_vec()
+            .remove(0);
+        assert!(
+            matches!(&first, CertificateChoices::Certificate(c) if c.to_der().unwrap() == other),
+            "the other certificate must come first for this test to mean anything"
+        );
+        let verified = verify_pki_message(&both, None).unwrap();
+        assert_eq!(verified.signer_certificate_der, cert);
+    }
+
+    #[test]
+    fn content_that_is_not_an_octet_string_is_refused() {
+        let key = test_key();
+        let cert = transient_certificate("CN=device", Signer::InMemory(key)).unwrap();
+        let der = sign_pki_message(
+            &request_attributes(),
+            Some(b"payload"),
+            &cert,
+            Signer::InMemory(key),
+            MessageDigest::Sha256,
+        )
+        .unwrap();
+        // The same bytes, so the signed digest still matches: only the tag is wrong.
+        let retagged = rewritten(&der, |signed| {
+            signed.encap_content_info.econtent =
+                Some(Any::new(Tag::Utf8String, b"payload".to_vec()).unwrap());
+        });
+        let err = verify_pki_message(&retagged, Some(std::slice::from_ref(&cert))).unwrap_err();
+        assert!(
+            matches!(&err, MessageError::Malformed(e) if e.contains("not an OCTET STRING")),
+            "{err}"
+        );
+    }
+
     #[test]
     fn fail_info_names_and_explains_each_code() {
         let cases = [
