@@ -758,6 +758,32 @@ mod tests {
     }
 
     #[test]
+    fn a_single_valued_attribute_sent_twice_or_with_two_values_is_refused() {
+        let one = |v: &str| attribute(TRANSACTION_ID, printable(v).unwrap()).unwrap();
+        let two_values = Attribute {
+            oid: TRANSACTION_ID,
+            values: SetOfVec::try_from(vec![printable("a").unwrap(), printable("b").unwrap()])
+                .unwrap(),
+        };
+        let set =
+            |attrs: Vec<Attribute>| -> SignedAttributes { SetOfVec::try_from(attrs).unwrap() };
+
+        let alone = set(vec![one("a")]);
+        let value = single(&alone, TRANSACTION_ID, "transactionID").unwrap();
+        assert_eq!(value.map(|v| v.value()), Some(&b"a"[..]));
+        assert!(single(&alone, SENDER_NONCE, "senderNonce")
+            .unwrap()
+            .is_none());
+        for attrs in [vec![two_values], vec![one("a"), one("b")]] {
+            let err = single(&set(attrs), TRANSACTION_ID, "transactionID").unwrap_err();
+            assert!(
+                err.to_string().contains("repeated or multi-valued"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn fail_info_names_and_explains_each_code() {
         let cases = [
             (FailInfo::BadAlg, "badAlg", "algorithm"),
