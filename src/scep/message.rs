@@ -784,6 +784,50 @@ mod tests {
     }
 
     #[test]
+    fn a_transient_certificate_is_self_signed_for_a_day_with_a_random_positive_serial() {
+        let key = test_key();
+        let before = OffsetDateTime::now_utc();
+        let mut first_octets = std::collections::BTreeSet::new();
+        let mut serials = std::collections::BTreeSet::new();
+        for _ in 0..16 {
+            let der = transient_certificate("CN=device", Signer::InMemory(key)).unwrap();
+            let cert = Certificate::from_der(&der).unwrap();
+            // RFC 5280 §4.1.2.2: positive; 16 random octets, none of them a sign-padding zero.
+            let serial = cert.tbs_certificate.serial_number.as_bytes().to_vec();
+            assert_eq!(serial.len(), 16, "{serial:02x?}");
+            assert!((0x01..=0x7f).contains(&serial[0]), "{serial:02x?}");
+            first_octets.insert(serial[0]);
+            serials.insert(serial);
+
+            let info = crate::pki::CertificateInfo::parse(&der).unwrap();
+            assert_eq!(
+                (info.subject.as_str(), info.issuer.as_str()),
+                ("CN=device", "CN=device")
+            );
+            // Backdated ten minutes for a CA's clock behind ours, and good for one day.
+            let after = OffsetDateTime::now_utc();
+            let slack = time::Duration::seconds(1);
+            assert!(info.not_before >= before - time::Duration::minutes(10) - slack);
+            assert!(info.not_before <= after - time::Duration::minutes(10));
+            assert!(info.not_after >= before + time::Duration::days(1) - slack);
+            assert!(info.not_after <= after + time::Duration::days(1));
+        }
+        assert_eq!(serials.len(), 16, "serials repeat");
+        // The first octet is random too (2^-90 that sixteen draws from 64 values agree).
+        assert!(first_octets.len() > 1, "{first_octets:02x?}");
+    }
+
+    #[test]
+    fn cert_poll_content_names_the_ca_and_the_subject_asked_for() {
+        let ca = transient_certificate("CN=Example SCEP CA", Signer::InMemory(test_key())).unwrap();
+        let der = issuer_and_subject(&ca, "CN=device").unwrap();
+        let decoded = IssuerAndSubject::from_der(&der).unwrap();
+        assert_eq!(decoded.issuer.to_string(), "CN=Example SCEP CA");
+        assert_eq!(decoded.subject.to_string(), "CN=device");
+        assert!(issuer_and_subject(b"junk", "CN=device").is_err());
+    }
+
+    #[test]
     fn fail_info_names_and_explains_each_code() {
         let cases = [
             (FailInfo::BadAlg, "badAlg", "algorithm"),
