@@ -344,6 +344,29 @@ fn reads_stop_at_the_cap() {
 }
 
 #[test]
+fn a_document_is_read_up_to_one_mebibyte_and_a_secret_up_to_four_kibibytes() {
+    // The caps the docs state (docs/reliability.md): a configuration or CA bundle of 1 MiB is
+    // read, one byte more is refused; likewise 4 KiB for a secret.
+    let s = scene();
+    for (cap, size) in [(DOCUMENT_MAX, 1_048_576), (SECRET_MAX, 4096)] {
+        let at_cap = s.home.join(format!("at-{size}"));
+        let over = s.home.join(format!("over-{size}"));
+        std::fs::write(&at_cap, vec![b'x'; size]).unwrap();
+        std::fs::write(&over, vec![b'x'; size + 1]).unwrap();
+        assert_eq!(
+            read_capped(&at_cap, cap, "the CA file").unwrap().len(),
+            size
+        );
+        let err = read_capped(&over, cap, "the CA file").unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with(&format!("is larger than {size} bytes")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn an_endless_stream_is_cut_at_the_cap() {
     // Standard input (`--org-token-file - < /dev/zero`) has no size to check first.
     assert!(read_bounded(&mut std::io::repeat(0), SECRET_MAX, 0)
