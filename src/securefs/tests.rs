@@ -751,3 +751,28 @@ fn a_link_made_as_root_belongs_to_the_owner_given_and_replaces_the_old_one() {
         .collect();
     assert_eq!(names, ["link"]);
 }
+
+#[test]
+fn a_trusted_directory_must_be_one_and_no_handle_passes_to_a_child_program() {
+    let s = scene();
+    // A file where the admin named a folder is refused when opened, not on first use.
+    let err = SecureDir::open_trusted(s.victim.join("keep")).unwrap_err();
+    assert!(
+        matches!(&err, SecureFsError::Io { source, .. }
+            if source.raw_os_error() == Some(libc::ENOTDIR)),
+        "{err:?}"
+    );
+    // Handles into a home are close-on-exec: `security`, `launchctl` or `certutil`, started
+    // while one is open, never inherit a way into the user's folders.
+    std::fs::create_dir(s.home.join("sub")).unwrap();
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    let sub = home.open_dir("sub", None).unwrap();
+    for dir in [&home, &sub] {
+        let flags = rustix::io::fcntl_getfd(&dir.fd).unwrap();
+        assert!(
+            flags.contains(rustix::io::FdFlags::CLOEXEC),
+            "{}",
+            dir.path().display()
+        );
+    }
+}
