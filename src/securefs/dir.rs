@@ -217,6 +217,8 @@ impl SecureDir {
         // 128 random bits: a collision means someone is planting names; try a few fresh ones.
         for _ in 0..4 {
             let temp = temp_name(name);
+            #[cfg(test)]
+            let temp = super::tests::planted_or(temp);
             // 0600 until `adopt` sets the final mode, so the content is never briefly readable.
             match rustix::fs::openat(&self.fd, &temp, flags, Mode::from_bits_truncate(0o600)) {
                 Ok(fd) => {
@@ -332,12 +334,14 @@ impl SecureDir {
         };
         let private = temp_name(name);
         rustix::fs::mkdirat(&self.fd, &private, Mode::from_bits_truncate(0o700)).map_err(fail)?;
+        #[cfg(test)]
+        super::tests::between_mkdir_and_open(&self.path.join(&private));
         let opened =
             rustix::fs::openat(&self.fd, &private, DIR_FLAGS, Mode::empty()).and_then(|dir| {
                 // The user owns this folder and may have swapped the name since `mkdirat`:
                 // only a folder of root's that nobody else may write is the one just made.
                 let stat = rustix::fs::fstat(&dir)?;
-                if stat.st_uid != 0 || u32::from(stat.st_mode) & 0o077 != 0 {
+                if !super::Metadata::from_stat(&stat).is_private_to_root() {
                     return Err(Errno::PERM);
                 }
                 Ok(dir)

@@ -274,6 +274,12 @@ impl Metadata {
         self.uid == 0 && self.mode & 0o022 == 0
     }
 
+    /// Owned by root, and no access at all for group or others: what a folder root has just
+    /// made with `0700` still is, and what a folder a user swapped in under its name is not.
+    pub fn is_private_to_root(&self) -> bool {
+        self.uid == 0 && self.mode & 0o077 == 0
+    }
+
     // `st_mode` is 16 bits on macOS: the conversion is only useless on Linux.
     #[allow(clippy::useless_conversion)]
     fn from_stat(stat: &Stat) -> Metadata {

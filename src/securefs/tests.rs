@@ -14,6 +14,29 @@ pub(super) fn record_temp(name: &OsStr) {
     TEMPS.with(|t| t.borrow_mut().push(name.to_owned()));
 }
 
+thread_local! {
+    static PLANTED: RefCell<Vec<OsString>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The next temporary name a write on this thread will try: one a test planted something at
+/// (as if it had guessed the random name), or else the random one.
+pub(super) fn planted_or(random: OsString) -> OsString {
+    PLANTED.with(|p| p.borrow_mut().pop()).unwrap_or(random)
+}
+
+thread_local! {
+    static BETWEEN_MKDIR_AND_OPEN: RefCell<Option<Box<dyn FnOnce(&Path)>>> =
+        const { RefCell::new(None) };
+}
+
+/// Runs what a test set to happen in the window between making a private folder and opening
+/// it: where a user would swap the folder for one of their own.
+pub(super) fn between_mkdir_and_open(private: &Path) {
+    if let Some(swap) = BETWEEN_MKDIR_AND_OPEN.with(|b| b.borrow_mut().take()) {
+        swap(private);
+    }
+}
+
 fn take_temps() -> Vec<OsString> {
     TEMPS.with(|t| std::mem::take(&mut *t.borrow_mut()))
 }
@@ -721,6 +744,48 @@ fn a_planted_link_is_found_through_wrapping_errors() {
 }
 
 #[test]
+fn a_private_folder_swapped_for_the_users_own_is_not_used() {
+    if !super::running_as_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs the tests as root"
+        );
+        return;
+    }
+    let s = scene();
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    let owner = Owner {
+        uid: 4242,
+        gid: 4343,
+    };
+    // The user renames root's fresh folder away and puts a folder of their own in its place.
+    BETWEEN_MKDIR_AND_OPEN.with(|b| {
+        *b.borrow_mut() = Some(Box::new(|private: &Path| {
+            let away = private.with_file_name("roots-folder-moved");
+            std::fs::rename(private, away).unwrap();
+            std::fs::create_dir(private).unwrap();
+            std::os::unix::fs::chown(private, Some(4242), Some(4242)).unwrap();
+            std::fs::set_permissions(private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }))
+    });
+    let err = home
+        .symlink_owned("new-target", "link", Some(owner))
+        .unwrap_err();
+    assert!(
+        matches!(&err, SecureFsError::Io { source, .. }
+            if source.raw_os_error() == Some(libc::EPERM)),
+        "{err:?}"
+    );
+    // No link was made, in the home or in the user's folder (which, empty, is gone).
+    let mut names: Vec<_> = std::fs::read_dir(&s.home)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["roots-folder-moved"]);
+}
+
+#[test]
 fn a_link_made_as_root_belongs_to_the_owner_given_and_replaces_the_old_one() {
     if !super::running_as_root() {
         assert!(
@@ -774,5 +839,71 @@ fn a_trusted_directory_must_be_one_and_no_handle_passes_to_a_child_program() {
             "{}",
             dir.path().display()
         );
+    }
+}
+
+#[test]
+fn a_write_never_opens_what_is_planted_at_its_temporary_name() {
+    // Someone who guessed the random name put a link to the victim's file there, and a file of
+    // their own at the next one: both are passed over (`O_EXCL`, `O_NOFOLLOW`), neither is
+    // written through or changed, and the write lands under a fresh name.
+    let s = scene();
+    let link_name = OsString::from(".state.json.tmp-planted-link");
+    let file_name = OsString::from(".state.json.tmp-planted-file");
+    symlink(s.victim.join("keep"), s.home.join(&link_name)).unwrap();
+    std::fs::write(s.home.join(&file_name), b"theirs").unwrap();
+    PLANTED.with(|p| *p.borrow_mut() = vec![file_name.clone(), link_name.clone()]);
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    home.write_file_atomic("state.json", b"ours", 0o644, None)
+        .unwrap();
+    assert_eq!(std::fs::read(s.home.join("state.json")).unwrap(), b"ours");
+    assert_eq!(std::fs::read(s.victim.join("keep")).unwrap(), b"precious");
+    assert_eq!(mode_of(&s.victim.join("keep")), 0o640);
+    assert_eq!(std::fs::read(s.home.join(&file_name)).unwrap(), b"theirs");
+    assert!(std::fs::symlink_metadata(s.home.join(&link_name))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let temps = take_temps();
+    assert_eq!(temps.len(), 1, "{temps:?}");
+    assert!(temps[0] != link_name && temps[0] != file_name, "{temps:?}");
+}
+
+#[test]
+fn a_lock_file_handle_passes_to_no_child_program() {
+    // A child that inherited the lock's descriptor would hold the lock after the agent exits.
+    let s = scene();
+    let home = SecureDir::open_trusted(&s.home).unwrap();
+    for _ in 0..2 {
+        // Created, then (the second time) opened as it is.
+        let lock = home.try_lock_file("lock", None).unwrap().unwrap();
+        let flags = rustix::io::fcntl_getfd(&lock).unwrap();
+        assert!(flags.contains(rustix::io::FdFlags::CLOEXEC));
+    }
+}
+
+#[test]
+fn root_alone_and_private_to_root_by_owner_and_mode() {
+    let meta = |uid, mode| Metadata {
+        kind: FileKind::Dir,
+        mode,
+        uid,
+        gid: 0,
+        len: 0,
+    };
+    // (uid, mode, root's alone, private to root)
+    let cases = [
+        (0, 0o700, true, true),
+        (0, 0o755, true, false),
+        (0, 0o750, true, false),
+        (0, 0o720, false, false),
+        (0, 0o702, false, false),
+        (501, 0o700, false, false),
+        (501, 0o777, false, false),
+    ];
+    for (uid, mode, alone, private) in cases {
+        let m = meta(uid, mode);
+        assert_eq!(m.is_roots_alone(), alone, "{uid} {mode:o}");
+        assert_eq!(m.is_private_to_root(), private, "{uid} {mode:o}");
     }
 }
