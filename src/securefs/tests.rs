@@ -657,6 +657,16 @@ fn a_place_makes_a_missing_base_only_when_allowed() {
 }
 
 #[test]
+fn a_base_that_is_not_a_folder_is_an_error_not_a_missing_place() {
+    // A file where the home should be: "nothing enrolled here" would hide it, so it is said.
+    let s = scene();
+    let place = Place::new(s.victim.join("keep"), "state");
+    let err = place.open().unwrap_err();
+    assert!(!err.is_not_found(), "{err:?}");
+    assert!(err.to_string().contains("keep"), "{err}");
+}
+
+#[test]
 fn remove_if_empty_keeps_a_folder_with_something_in_it() {
     let s = scene();
     let place = Place::new(&s.home, "a/b");
