@@ -686,6 +686,27 @@ fn remove_if_empty_keeps_a_folder_with_something_in_it() {
 }
 
 #[test]
+fn a_folder_that_cannot_be_removed_is_an_error_not_a_folder_still_in_use() {
+    // Root is refused nothing by permissions: this runs in the suite's second, unprivileged run.
+    if super::running_as_root() {
+        return;
+    }
+    let s = scene();
+    let place = Place::new(&s.home, "a/b");
+    place.create(0o700).unwrap();
+    std::fs::set_permissions(s.home.join("a"), std::fs::Permissions::from_mode(0o500)).unwrap();
+    let result = place.remove_if_empty();
+    std::fs::set_permissions(s.home.join("a"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, SecureFsError::Io { source, .. }
+            if source.raw_os_error() == Some(libc::EACCES)),
+        "{err:?}"
+    );
+    assert!(s.home.join("a/b").is_dir());
+}
+
+#[test]
 fn create_dir_makes_a_new_folder_only() {
     let s = scene();
     let home = SecureDir::open_trusted(&s.home).unwrap();
