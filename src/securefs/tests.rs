@@ -389,6 +389,35 @@ fn a_document_is_read_up_to_one_mebibyte_and_a_secret_up_to_four_kibibytes() {
     }
 }
 
+/// A reader that plays back a script: each step an error of that kind, or those bytes.
+struct Scripted(std::collections::VecDeque<Result<&'static [u8], std::io::ErrorKind>>);
+
+impl std::io::Read for Scripted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.pop_front() {
+            None => Ok(0),
+            Some(Err(kind)) => Err(kind.into()),
+            Some(Ok(bytes)) => {
+                buf[..bytes.len()].copy_from_slice(bytes);
+                Ok(bytes.len())
+            }
+        }
+    }
+}
+
+#[test]
+fn a_read_interrupted_by_a_signal_goes_on_and_any_other_error_stops_it() {
+    use std::io::ErrorKind::{Interrupted, Other};
+    let mut interrupted = Scripted([Ok(&b"to"[..]), Err(Interrupted), Ok(b"ken")].into());
+    let read = read_bounded(&mut interrupted, SECRET_MAX, 0)
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.as_slice(), b"token");
+    let mut failing = Scripted([Ok(&b"to"[..]), Err(Other), Ok(b"ken")].into());
+    let err = read_bounded(&mut failing, SECRET_MAX, 0).unwrap_err();
+    assert_eq!(err.kind(), Other);
+}
+
 #[test]
 fn an_endless_stream_is_cut_at_the_cap() {
     // Standard input (`--org-token-file - < /dev/zero`) has no size to check first.
