@@ -309,6 +309,9 @@ impl IdentityStore for Holding {
     fn remove(&mut self) -> Result<bool, StoreError> {
         unreachable!("the test only reads")
     }
+    fn repair(&mut self) -> Result<Vec<String>, StoreError> {
+        Ok(vec!["holding: search list restored".into()])
+    }
 }
 
 #[test]
@@ -980,4 +983,220 @@ fn the_policy_files_say_what_they_wrote_and_removed() {
         .all(|r| r.starts_with("removed our browser auto-selection entry from ")));
     assert!(!files.present(&entry));
     assert!(files.take_out(&[entry]).unwrap().is_empty());
+}
+
+/// Browser policy as a list of entries, recording what the link asked of it.
+#[derive(Default)]
+struct PolicyLog {
+    entries: Vec<String>,
+    puts: Vec<(String, Vec<String>)>,
+    taken: Vec<String>,
+}
+
+struct LoggedPolicy(Rc<std::cell::RefCell<PolicyLog>>);
+
+impl super::browser::BrowserPolicy for LoggedPolicy {
+    fn present(&self, entry: &str) -> bool {
+        self.0.borrow().entries == [entry]
+    }
+    fn put(&self, entry: &str, older: &[String]) -> Result<Vec<String>, LinkError> {
+        let mut log = self.0.borrow_mut();
+        log.entries = vec![entry.to_owned()];
+        log.puts.push((entry.to_owned(), older.to_vec()));
+        Ok(vec![format!("put {entry}")])
+    }
+    fn take_out(&self, entries: &[String]) -> Result<Vec<String>, LinkError> {
+        let mut log = self.0.borrow_mut();
+        log.entries.retain(|e| !entries.contains(e));
+        log.taken.extend_from_slice(entries);
+        Ok(entries.iter().map(|e| format!("took {e}")).collect())
+    }
+}
+
+fn logged_browser_link() -> (BrowserPolicyLink, Rc<std::cell::RefCell<PolicyLog>>) {
+    let log = Rc::new(std::cell::RefCell::new(PolicyLog::default()));
+    let link = BrowserPolicyLink {
+        backend: Box::new(LoggedPolicy(log.clone())),
+    };
+    (link, log)
+}
+
+fn failing_with(observation: Observation, expected: HealthStatus, words: &str) {
+    match observation {
+        Observation::Failing { status, detail } => {
+            assert_eq!(status, expected);
+            assert!(detail.contains(words), "{detail}");
+        }
+        other => panic!("expected {expected:?}: {other:?}"),
+    }
+}
+
+#[test]
+fn the_browser_link_puts_one_entry_for_the_host_replacing_older_ones_and_takes_it_out() {
+    use crate::integrations::chrome::{policy_entry, IssuerFilter};
+    let (link, log) = logged_browser_link();
+    let mut store = MemoryStore {
+        partitions: Vec::new(),
+        writes: 0,
+    };
+    let held = valid_held();
+    let filter = IssuerFilter::of(held.certificate().unwrap());
+    assert!(!filter.is_empty());
+    let host = "acme.devicetrust.okta.com";
+    let entry = policy_entry(host, &filter);
+    let record = EnrollmentRecord {
+        method: Some(crate::record::Method::Okta),
+        cert_auth_host: Some(host.into()),
+        ..EnrollmentRecord::default()
+    };
+    let superseded = vec!["old.devicetrust.okta.com".to_owned(), host.to_owned()];
+    with_context(&record, &mut store, &held, superseded, |cx| {
+        failing_with(
+            link.observe(cx),
+            HealthStatus::BrowserPolicyMissing,
+            "lacks the one entry",
+        );
+        assert_eq!(link.apply(cx).unwrap(), [format!("put {entry}")]);
+        assert!(matches!(link.observe(cx), Observation::Healthy));
+        assert_eq!(link.remove(cx).unwrap(), [format!("took {entry}")]);
+        failing_with(
+            link.observe(cx),
+            HealthStatus::BrowserPolicyMissing,
+            "lacks the one entry",
+        );
+    });
+    let log = log.borrow();
+    // The older host's entry is replaced; the current host is not "older" than itself.
+    let older = vec![policy_entry("old.devicetrust.okta.com", &filter)];
+    assert_eq!(log.puts, [(entry.clone(), older)]);
+    assert_eq!(log.taken, [entry]);
+}
+
+#[test]
+fn the_browser_link_without_a_host_or_a_filter_writes_nothing_and_says_why() {
+    let (link, log) = logged_browser_link();
+    let mut store = MemoryStore {
+        partitions: Vec::new(),
+        writes: 0,
+    };
+    let held = valid_held();
+    // Okta always has a certAuthDomain: not knowing it is a failure. SCEP may have none.
+    let okta = EnrollmentRecord {
+        method: Some(crate::record::Method::Okta),
+        ..EnrollmentRecord::default()
+    };
+    with_context(&okta, &mut store, &held, Vec::new(), |cx| {
+        failing_with(
+            link.observe(cx),
+            HealthStatus::BrowserPolicyMissing,
+            "certAuthDomain is unknown",
+        );
+        assert!(link.apply(cx).unwrap().is_empty());
+        assert!(link.remove(cx).unwrap().is_empty());
+    });
+    let scep = EnrollmentRecord {
+        method: Some(crate::record::Method::Scep),
+        ..EnrollmentRecord::default()
+    };
+    with_context(&scep, &mut store, &held, Vec::new(), |cx| {
+        assert!(matches!(link.observe(cx), Observation::NotApplicable));
+    });
+
+    // An issuer with no CN, O or OU: no filter could select the certificate.
+    let Held::Valid(mut nameless) = valid_held() else {
+        unreachable!()
+    };
+    (nameless.issuer_cn, nameless.issuer_o, nameless.issuer_ou) = (None, None, None);
+    nameless.issuer = "C=US".into();
+    let nameless = Held::Valid(nameless);
+    let scep = EnrollmentRecord {
+        method: Some(crate::record::Method::Scep),
+        cert_auth_host: Some("dt.example.com".into()),
+        ..EnrollmentRecord::default()
+    };
+    with_context(&scep, &mut store, &nameless, Vec::new(), |cx| {
+        failing_with(
+            link.observe(cx),
+            HealthStatus::BrowserPolicyMissing,
+            "has no CN, O or OU",
+        );
+        assert!(link.apply(cx).unwrap().is_empty());
+    });
+    let log = log.borrow();
+    assert!(log.puts.is_empty() && log.entries.is_empty());
+}
+
+#[test]
+fn the_identity_link_checks_the_store_first_reports_repairs_and_removals() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = EnrollmentRecord::default();
+    // A folder of someone else's files is not a store to enroll into.
+    std::fs::write(dir.path().join("theirs.txt"), b"x").unwrap();
+    let mut theirs = crate::store::file::FileStore::new(dir.path());
+    with_context(&record, &mut theirs, &Held::Nothing, Vec::new(), |cx| {
+        assert!(IdentityLink.preflight(cx).is_err());
+    });
+    let mut empty = crate::store::file::FileStore::new(dir.path().join("store"));
+    let location = empty.location();
+    with_context(&record, &mut empty, &Held::Nothing, Vec::new(), |cx| {
+        IdentityLink.preflight(cx).unwrap();
+        assert_eq!(
+            IdentityLink.remove(cx).unwrap(),
+            [format!("no identity to remove in {location}")]
+        );
+    });
+    let mut holding = Holding {
+        certificate: Vec::new(),
+        key_pkcs8: Vec::new(),
+    };
+    with_context(&record, &mut holding, &Held::Nothing, Vec::new(), |cx| {
+        assert_eq!(
+            IdentityLink.apply(cx).unwrap(),
+            ["holding: search list restored"]
+        );
+    });
+}
+
+#[test]
+fn renewal_fails_only_when_due_and_the_last_attempt_failed() {
+    let mut store = MemoryStore {
+        partitions: Vec::new(),
+        writes: 0,
+    };
+    let held = valid_held();
+    let certificate = held.certificate().unwrap().clone();
+    assert!(certificate.not_after - certificate.not_before > time::Duration::days(60));
+    let attempt = |ok| EnrollmentRecord {
+        last_renewal: Some(crate::record::RenewalAttempt {
+            time: "2026-12-01T03:00:00Z".into(),
+            ok,
+            error: (!ok).then(|| "Okta answered 500".into()),
+        }),
+        ..EnrollmentRecord::default()
+    };
+    // A day before expiry is due under any spread; a day after issue is not.
+    let due = certificate.not_after - time::Duration::days(1);
+    let early = certificate.not_before + time::Duration::days(1);
+    for (ok, now, failing) in [
+        (false, due, true),
+        (true, due, false),
+        (false, early, false),
+        (true, early, false),
+    ] {
+        with_context(&attempt(ok), &mut store, &held, Vec::new(), |cx| {
+            cx.now = now;
+            let observed = RenewalLink.observe(cx);
+            if failing {
+                failing_with(observed, HealthStatus::RenewalFailing, "Okta answered 500");
+            } else {
+                assert!(
+                    matches!(observed, Observation::Healthy),
+                    "{ok} {now}: {observed:?}"
+                );
+            }
+            // The renewal itself is the `renew` command's: the link changes nothing.
+            assert!(RenewalLink.apply(cx).unwrap().is_empty());
+            assert!(RenewalLink.remove(cx).unwrap().is_empty());
+        });
+    }
 }
