@@ -1200,3 +1200,43 @@ fn renewal_fails_only_when_due_and_the_last_attempt_failed() {
         });
     }
 }
+
+/// A service manager that says whether a job is loaded and no more: not whether this process
+/// is a run of it, nor what it loaded (the trait's defaults).
+#[derive(Default)]
+struct LoadedOnly {
+    loads: std::cell::Cell<usize>,
+}
+
+impl JobControl for LoadedOnly {
+    fn load(&self, _: &str, _: &Path) -> Result<(), LinkError> {
+        self.loads.set(self.loads.get() + 1);
+        Ok(())
+    }
+    fn unload(&self, _: &str) -> Result<bool, LinkError> {
+        Ok(true)
+    }
+    fn is_loaded(&self, _: &str) -> Option<bool> {
+        Some(true)
+    }
+    fn login_item_enabled(&self, _: &str) -> Option<bool> {
+        None
+    }
+}
+
+#[test]
+fn a_service_manager_that_cannot_tell_more_reloads_on_a_change_only() {
+    // Not knowing that this run is the job's is not being inside it, and not knowing what is
+    // loaded is not a stale job: a change reloads at once, and nothing else does.
+    let root = tempfile::tempdir().unwrap();
+    let control = Rc::new(LoadedOnly::default());
+    let link = JobLink {
+        control: control.clone(),
+    };
+    apply_job(root.path(), &link, "/usr/local/bin/devicetrust");
+    assert_eq!(control.loads.get(), 1);
+    assert!(apply_job(root.path(), &link, "/usr/local/bin/devicetrust").is_empty());
+    assert_eq!(control.loads.get(), 1);
+    apply_job(root.path(), &link, "/opt/devicetrust/bin/devicetrust");
+    assert_eq!(control.loads.get(), 2);
+}
