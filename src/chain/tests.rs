@@ -1240,3 +1240,39 @@ fn a_service_manager_that_cannot_tell_more_reloads_on_a_change_only() {
     apply_job(root.path(), &link, "/opt/devicetrust/bin/devicetrust");
     assert_eq!(control.loads.get(), 2);
 }
+
+#[test]
+fn a_host_of_files_only_never_claims_a_job_loaded_or_unloaded() {
+    // Linux: systemd picks the timer up by its link at the next login.
+    let link = JobLink {
+        control: Rc::new(super::job::FilesOnly),
+    };
+    let record = EnrollmentRecord::default();
+    let mut store = MemoryStore {
+        partitions: Vec::new(),
+        writes: 0,
+    };
+    with_context(&record, &mut store, &valid_held(), Vec::new(), |cx| {
+        let installed = link.apply(cx).unwrap();
+        assert!(!installed.is_empty());
+        assert!(
+            installed.iter().all(|c| !c.contains("loaded")),
+            "{installed:?}"
+        );
+        assert!(matches!(link.observe(cx), Observation::Healthy));
+        let removed = link.remove(cx).unwrap();
+        assert!(!removed.is_empty());
+        assert!(
+            removed.iter().all(|c| c.starts_with("removed ")),
+            "{removed:?}"
+        );
+    });
+    // A Mac-layout sandbox root: the LaunchAgent is written, and no launchd is asked or claimed.
+    let root = tempfile::tempdir().unwrap();
+    let installed = apply_job(root.path(), &link, "/usr/local/bin/devicetrust");
+    assert!(!installed.is_empty());
+    assert!(
+        installed.iter().all(|c| !c.contains("loaded")),
+        "{installed:?}"
+    );
+}
