@@ -1260,6 +1260,11 @@ fn a_host_of_files_only_never_claims_a_job_loaded_or_unloaded() {
             "{installed:?}"
         );
         assert!(matches!(link.observe(cx), Observation::Healthy));
+        // No Login Items switch to read: not "switched off".
+        let switch = BackgroundTaskLink {
+            control: link.control.clone(),
+        };
+        assert!(matches!(switch.observe(cx), Observation::NotApplicable));
         let removed = link.remove(cx).unwrap();
         assert!(!removed.is_empty());
         assert!(
