@@ -1281,3 +1281,24 @@ fn a_host_of_files_only_never_claims_a_job_loaded_or_unloaded() {
         "{installed:?}"
     );
 }
+
+#[test]
+fn with_the_packages_launch_agent_no_per_user_job_is_written() {
+    // launchd loads one job per label in a session: a user's own copy would be shadowed.
+    let root = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("pkg/payload/Library/LaunchAgents/com.devicetrust.renew.plist");
+    let global = crate::integrations::schedule::package_launch_agent_path(root.path());
+    std::fs::create_dir_all(global.parent().unwrap()).unwrap();
+    std::fs::copy(&shipped, &global).unwrap();
+    let launchd = Rc::new(FakeLaunchd::default());
+    let link = JobLink {
+        control: launchd.clone(),
+    };
+    apply_job(root.path(), &link, "/usr/local/bin/devicetrust");
+    let home = UserHome::new("alice", Path::new("/Users/alice"), root.path(), Layout::Mac);
+    let own = crate::integrations::schedule::launch_agent_path(&home);
+    assert!(!own.exists(), "{} was written", own.display());
+    // The package's job is loaded instead.
+    assert_eq!(launchd.loads.get(), 1);
+}
