@@ -1265,6 +1265,9 @@ fn a_host_of_files_only_never_claims_a_job_loaded_or_unloaded() {
             control: link.control.clone(),
         };
         assert!(matches!(switch.observe(cx), Observation::NotApplicable));
+        // The switch is the user's (or a profile's): nothing for the agent to turn on or off.
+        assert!(switch.apply(cx).unwrap().is_empty());
+        assert!(switch.remove(cx).unwrap().is_empty());
         let removed = link.remove(cx).unwrap();
         assert!(!removed.is_empty());
         assert!(
@@ -1301,4 +1304,26 @@ fn with_the_packages_launch_agent_no_per_user_job_is_written() {
     assert!(!own.exists(), "{} was written", own.display());
     // The package's job is loaded instead.
     assert_eq!(launchd.loads.get(), 1);
+}
+
+#[test]
+fn the_job_is_not_installed_through_a_link_planted_in_the_home() {
+    let link = JobLink {
+        control: Rc::new(super::job::FilesOnly),
+    };
+    let record = EnrollmentRecord::default();
+    let mut store = MemoryStore {
+        partitions: Vec::new(),
+        writes: 0,
+    };
+    let outside = tempfile::tempdir().unwrap();
+    with_context(&record, &mut store, &valid_held(), Vec::new(), |cx| {
+        link.preflight(cx).unwrap();
+        let config = cx.home.place(".config").path();
+        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(outside.path(), &config).unwrap();
+        let err = link.preflight(cx).unwrap_err();
+        assert!(err.to_string().contains("link"), "{err}");
+    });
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
 }
