@@ -1327,3 +1327,35 @@ fn the_job_is_not_installed_through_a_link_planted_in_the_home() {
     });
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn each_link_declares_the_statuses_its_observe_reports() {
+    use HealthStatus::*;
+    // From each link's `observe`: what it can fail with. The legacy task only retires Okta's
+    // files and never fails the chain.
+    let expected: &[(&str, &[HealthStatus])] = &[
+        (
+            "identity store",
+            &[
+                KeychainMissing,
+                KeychainPasswordMissing,
+                KeychainPasswordUnreadable,
+                CertificateMissing,
+                PrivateKeyMissing,
+                CertificateExpired,
+            ],
+        ),
+        ("renewal", &[RenewalFailing]),
+        ("key app allowlist", &[AppAccessIncomplete]),
+        ("NSS database", &[AppAccessIncomplete]),
+        ("browser auto-selection", &[BrowserPolicyMissing]),
+        ("Safari identity preferences", &[BrowserPolicyMissing]),
+        ("renewal job", &[RenewalJobMissing]),
+        ("background task", &[BackgroundTaskDisabled]),
+        ("Okta's Python task", &[]),
+    ];
+    let chain = every_link();
+    let declared: Vec<(&str, &[HealthStatus])> =
+        chain.links().map(|l| (l.name(), l.statuses())).collect();
+    assert_eq!(declared, expected);
+}
