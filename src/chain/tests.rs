@@ -1359,3 +1359,117 @@ fn each_link_declares_the_statuses_its_observe_reports() {
         chain.links().map(|l| (l.name(), l.statuses())).collect();
     assert_eq!(declared, expected);
 }
+
+/// A store holding a fresh identity issued by the test CA, and what is held.
+fn enroll_into(store: &mut dyn IdentityStore) -> Held {
+    let now = OffsetDateTime::now_utc();
+    let key = store.generate_key(2048).unwrap();
+    let der = test_authority()
+        .issue(client_request(key.public_key_der().unwrap(), now))
+        .unwrap();
+    let identity = CheckedIdentity::check(key, &der, vec![], None, now).unwrap();
+    store.replace(identity, b"{}").unwrap();
+    Held::read(store, now).unwrap()
+}
+
+/// A context as a run builds it, over borrowed parts, with the certificates it replaced.
+fn context_over<'a>(
+    config: &'a Config,
+    home: &'a UserHome,
+    record: &'a EnrollmentRecord,
+    store: &'a mut dyn IdentityStore,
+    held: &'a Held,
+    superseded: Vec<Vec<u8>>,
+) -> Context<'a> {
+    Context {
+        config,
+        home,
+        record,
+        store,
+        held,
+        policy: RenewalPolicy::for_device("x", 30, 14),
+        now: OffsetDateTime::now_utc(),
+        program: "/usr/local/bin/devicetrust".into(),
+        superseded: Superseded {
+            hosts: Vec::new(),
+            certificates: superseded,
+        },
+    }
+}
+
+#[test]
+fn the_nss_link_puts_the_identity_in_once_and_a_renewal_replaces_it() {
+    use super::nss::NssLink;
+    if crate::integrations::nss::tests::real_tools().is_none() {
+        return;
+    }
+    let store_dir = tempfile::tempdir().unwrap();
+    let mut store = crate::store::file::FileStore::new(store_dir.path().join("store"));
+    let root = tempfile::tempdir().unwrap();
+    let config = config(root.path());
+    let home = home(root.path());
+    let record = EnrollmentRecord::default();
+    std::fs::create_dir_all(&home.paths.home).unwrap();
+    let database = home.paths.home.join(".pki/nssdb");
+    let put_line = |serial: &str| {
+        format!(
+            "certificate {serial} put in the NSS database {}",
+            database.display()
+        )
+    };
+
+    let first = enroll_into(&mut store);
+    let first_cert = first.certificate().unwrap().clone();
+    let mut cx = context_over(&config, &home, &record, &mut store, &first, Vec::new());
+    NssLink.preflight(&cx).unwrap();
+    failing_with(
+        NssLink.observe(&cx),
+        HealthStatus::AppAccessIncomplete,
+        "not in the user's NSS database",
+    );
+    assert_eq!(
+        NssLink.apply(&mut cx).unwrap(),
+        [put_line(&first_cert.serial_hex)]
+    );
+    let vouch = home.state_place().path().join("nss-verified.json");
+    assert!(vouch.is_file(), "the check is kept for read-only runs");
+    assert!(matches!(NssLink.observe(&cx), Observation::Healthy));
+    assert!(NssLink.apply(&mut cx).unwrap().is_empty(), "once");
+
+    // Renewed: the new identity goes in and exactly the replaced one comes out.
+    let renewed = enroll_into(&mut store);
+    let serial = renewed.certificate().unwrap().serial_hex.clone();
+    let mut cx = context_over(
+        &config,
+        &home,
+        &record,
+        &mut store,
+        &renewed,
+        vec![first_cert.der.clone()],
+    );
+    assert_eq!(
+        NssLink.apply(&mut cx).unwrap(),
+        [
+            put_line(&serial),
+            format!(
+                "certificate {} removed from the NSS database",
+                first_cert.serial_hex
+            ),
+        ]
+    );
+    assert!(matches!(NssLink.observe(&cx), Observation::Healthy));
+
+    // A damaged database: a failure to report, not a link that does not apply.
+    std::fs::remove_file(&vouch).unwrap();
+    for file in ["cert9.db", "key4.db"] {
+        std::fs::write(database.join(file), b"not a database").unwrap();
+    }
+    let mut cx = context_over(&config, &home, &record, &mut store, &renewed, Vec::new());
+    failing_with(
+        NssLink.observe(&cx),
+        HealthStatus::AppAccessIncomplete,
+        "bad database",
+    );
+    let err = NssLink.apply(&mut cx).unwrap_err();
+    assert!(err.to_string().contains("bad database"), "{err}");
+}

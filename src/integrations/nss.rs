@@ -616,4 +616,4 @@ impl<R: ToolRunner> NssDb<R> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -699,7 +699,7 @@ fn a_missing_database_holds_nothing_and_has_nothing_to_remove() {
 
 /// The real tools, or `None` (with a message) where they are not installed. Under CI they must
 /// be: `scripts/test.sh` installs them.
-fn real_tools() -> Option<()> {
+pub(crate) fn real_tools() -> Option<()> {
     let installed = ["/usr/bin/certutil", "/usr/bin/pk12util"]
         .iter()
         .all(|p| Path::new(p).exists());
