@@ -1398,7 +1398,7 @@ fn context_over<'a>(
 }
 
 #[test]
-fn the_nss_link_puts_the_identity_in_once_and_a_renewal_replaces_it() {
+fn the_nss_link_puts_the_identity_in_once_renews_it_and_takes_it_out() {
     use super::nss::NssLink;
     if crate::integrations::nss::tests::real_tools().is_none() {
         return;
@@ -1458,6 +1458,22 @@ fn the_nss_link_puts_the_identity_in_once_and_a_renewal_replaces_it() {
         ]
     );
     assert!(matches!(NssLink.observe(&cx), Observation::Healthy));
+
+    // Uninstall takes ours out, and the check kept for read-only runs with it.
+    assert_eq!(
+        NssLink.remove(&mut cx).unwrap(),
+        [format!(
+            "removed certificate {serial} from the NSS database {}",
+            database.display()
+        )]
+    );
+    assert!(!vouch.exists());
+    failing_with(
+        NssLink.observe(&cx),
+        HealthStatus::AppAccessIncomplete,
+        "not in the user's NSS database",
+    );
+    NssLink.apply(&mut cx).unwrap();
 
     // A damaged database: a failure to report, not a link that does not apply.
     std::fs::remove_file(&vouch).unwrap();
