@@ -949,8 +949,26 @@ aEQuhAfdcBm6Ua3eL2Nj8IHi19++TvELwVoTW/uwHA==
         assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
+    /// Makes every log callsite stay enabled for the whole test binary, so that a test's own
+    /// scoped subscriber sees each line. tracing caches per callsite, process-wide, whether
+    /// anyone listens; a callsite first reached on a thread without a subscriber (another test,
+    /// running in parallel) would otherwise be cached as silent, and a capturing test would
+    /// find its warning missing. A global subscriber at TRACE that discards what it gets keeps
+    /// that answer "always".
+    pub(crate) fn keep_every_callsite_enabled() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let discard = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(std::io::sink)
+                .finish();
+            let _ = tracing::subscriber::set_global_default(discard);
+        });
+    }
+
     /// Log lines written while `f` runs (on this thread).
     pub(crate) fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+        keep_every_callsite_enabled();
         #[derive(Clone, Default)]
         struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
         impl std::io::Write for Lines {

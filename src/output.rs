@@ -245,6 +245,7 @@ mod tests {
     /// The unified log gets each line of this crate, minus its tag, at the lines' filter.
     #[test]
     fn unified_log_gets_the_lines_without_their_tag() {
+        crate::http::tests::keep_every_callsite_enabled();
         let recorder = Recorder::default();
         let lines = Lines::default();
         let targets = Targets::new().with_target(env!("CARGO_CRATE_NAME"), Level::INFO);

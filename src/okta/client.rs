@@ -904,6 +904,7 @@ mod tests {
             cert_reply(),
         ]);
         let (client, _) = client(&server, &settings());
+        crate::http::tests::keep_every_callsite_enabled();
         let logs = LogBuffer::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt()
