@@ -457,7 +457,7 @@ mod issue_tests {
     }
 
     #[test]
-    fn server_certificate_names_its_hosts_in_the_san() {
+    fn server_certificate_names_its_hosts_in_the_san_and_its_key_usages() {
         let ca = test_authority();
         let now = OffsetDateTime::now_utc();
         let der = ca
@@ -484,6 +484,13 @@ mod issue_tests {
         )
         .unwrap();
         assert_eq!(eku.0, vec![ID_KP_SERVER_AUTH]);
+        // An RSA TLS server key signs (ECDHE) and, for RSA key exchange, enciphers (RFC 5280
+        // §4.2.1.3; what TLS clients check against the cipher suite).
+        let ku = KeyUsage::from_der(extension(&cert, KeyUsage::OID).extn_value.as_bytes()).unwrap();
+        assert_eq!(
+            ku.0,
+            KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment
+        );
     }
 
     #[test]
