@@ -494,6 +494,27 @@ mod issue_tests {
     }
 
     #[test]
+    fn random_serials_are_sixteen_octets_positive_and_random() {
+        // RFC 5280 §4.1.2.2: positive, at most 20 octets; ours are always 16, none of them a
+        // sign-padding zero, so the serial's hex is always 32 digits.
+        let ca = test_authority();
+        let now = OffsetDateTime::now_utc();
+        let mut first_octets = std::collections::BTreeSet::new();
+        for _ in 0..16 {
+            let der = ca
+                .issue(client_request(test_key().public_key_der().unwrap(), now))
+                .unwrap();
+            let cert = Certificate::from_der(&der).unwrap();
+            let serial = cert.tbs_certificate.serial_number.as_bytes().to_vec();
+            assert_eq!(serial.len(), 16, "{serial:02x?}");
+            assert!((0x40..=0x7f).contains(&serial[0]), "{serial:02x?}");
+            first_octets.insert(serial[0]);
+        }
+        // 2^-90 that sixteen draws from 64 values agree.
+        assert!(first_octets.len() > 1, "{first_octets:02x?}");
+    }
+
+    #[test]
     fn explicit_serial_and_far_future_dates_are_encoded_faithfully() {
         let ca = test_authority();
         let not_after = time::macros::datetime!(2060-01-01 0:00 UTC);

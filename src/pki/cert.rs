@@ -477,6 +477,14 @@ mod tests {
             check_issued(&der, &key, Some("Okta MTLS"), late),
             Err(IssuedCertError::Expired { .. })
         ));
+        // RFC 5280 §4.1.2.5: the validity period includes both its ends.
+        let info = CertificateInfo::parse(&der).unwrap();
+        for edge in [info.not_before, info.not_after] {
+            check_issued(&der, &key, Some("Okta MTLS"), edge).unwrap();
+        }
+        let second = time::Duration::seconds(1);
+        assert!(check_issued(&der, &key, Some("Okta MTLS"), info.not_before - second).is_err());
+        assert!(check_issued(&der, &key, Some("Okta MTLS"), info.not_after + second).is_err());
     }
 
     #[test]
