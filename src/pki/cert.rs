@@ -614,4 +614,53 @@ mod tests {
     fn copy_key(key: &crate::pki::PrivateKey) -> crate::pki::PrivateKey {
         crate::pki::PrivateKey::from_pkcs8_der(&key.to_pkcs8_der().unwrap()).unwrap()
     }
+
+    #[test]
+    fn the_issuers_first_o_and_ou_are_read_for_the_browser_filter() {
+        use crate::scep::message::{transient_certificate, Signer};
+        let der = transient_certificate(
+            "CN=Example SCEP CA,OU=Devices,OU=Second,O=Example Corp",
+            Signer::InMemory(test_key()),
+        )
+        .unwrap();
+        let info = CertificateInfo::parse(&der).unwrap();
+        assert_eq!(info.issuer_cn.as_deref(), Some("Example SCEP CA"));
+        assert_eq!(info.issuer_o.as_deref(), Some("Example Corp"));
+        assert_eq!(info.issuer_ou.as_deref(), Some("Second"));
+        let bare = transient_certificate("CN=Only a CN", Signer::InMemory(test_key())).unwrap();
+        let info = CertificateInfo::parse(&bare).unwrap();
+        assert_eq!((info.issuer_o, info.issuer_ou), (None, None));
+    }
+
+    #[test]
+    fn every_directory_string_a_ca_uses_is_read_as_text() {
+        for tag in [
+            der::Tag::Utf8String,
+            der::Tag::PrintableString,
+            der::Tag::Ia5String,
+            der::Tag::TeletexString,
+        ] {
+            let value = der::Any::new(tag, b"Example CA".to_vec()).unwrap();
+            assert_eq!(
+                directory_string(&value).as_deref(),
+                Some("Example CA"),
+                "{tag}"
+            );
+        }
+        let bmp = der::Any::new(der::Tag::BmpString, vec![0, b'E']).unwrap();
+        assert_eq!(directory_string(&bmp), None);
+    }
+
+    #[test]
+    fn validity_times_switch_to_generalized_time_in_2050() {
+        // RFC 5280 §4.1.2.5.
+        assert!(matches!(
+            x509_time(datetime!(2049-12-31 23:59:59 UTC)).unwrap(),
+            Time::UtcTime(_)
+        ));
+        assert!(matches!(
+            x509_time(datetime!(2050-01-01 0:00 UTC)).unwrap(),
+            Time::GeneralTime(_)
+        ));
+    }
 }
