@@ -338,6 +338,25 @@ mod tests {
             .find(|e| e.extn_id == x509_cert::ext::pkix::KeyUsage::OID)
             .unwrap();
         assert!(key_usage.critical);
+
+        // RFC 5280 §4.2.1.3: a keyUsage must set a bit; with none to ask for, none is sent.
+        let none = CsrProfile {
+            key_usage: KeyUsage::default(),
+            ..CsrProfile::okta()
+        };
+        let request = CertReq::from_der(&build_csr(&none, test_key()).unwrap()).unwrap();
+        let asks_key_usage = request
+            .info
+            .attributes
+            .iter()
+            .filter(|a| a.oid == ID_EXTENSION_REQ)
+            .flat_map(|a| {
+                a.values.as_slice()[0]
+                    .decode_as::<Vec<Extension>>()
+                    .unwrap()
+            })
+            .any(|e| e.extn_id == x509_cert::ext::pkix::KeyUsage::OID);
+        assert!(!asks_key_usage);
     }
 
     #[test]
