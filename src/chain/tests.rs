@@ -21,6 +21,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 /// An in-memory store with a partition list, standing in for the keychain on Linux.
+#[derive(Default)]
 pub(crate) struct MemoryStore {
     pub partitions: Vec<Partition>,
     pub writes: usize,
@@ -417,10 +418,7 @@ fn safari_follows_a_moved_cert_auth_domain_and_uninstall_takes_ours() {
         .set("https://old-devicetrust.okta.com/", &der)
         .unwrap();
     let link = SafariLink::new(Box::new(prefs));
-    let mut store = MemoryStore {
-        partitions: vec![],
-        writes: 0,
-    };
+    let mut store = MemoryStore::default();
     let superseded = vec!["old-devicetrust.okta.com".to_owned()];
     with_context(&record, &mut store, &held, superseded, |cx| {
         assert!(matches!(link.observe(cx), Observation::Failing { .. }));
@@ -511,10 +509,7 @@ fn apply_job(root: &Path, link: &JobLink, program: &str) -> Vec<String> {
     let config = config(root);
     let home = UserHome::new("alice", Path::new("/Users/alice"), root, Layout::Mac);
     let record = EnrollmentRecord::default();
-    let mut store = MemoryStore {
-        partitions: vec![],
-        writes: 0,
-    };
+    let mut store = MemoryStore::default();
     let held = valid_held();
     let mut cx = Context {
         config: &config,
@@ -740,10 +735,7 @@ fn broken() -> LinkError {
 #[test]
 fn the_chain_returns_what_its_links_changed_and_the_first_planted_link_fails_it() {
     let record = EnrollmentRecord::default();
-    let mut store = MemoryStore {
-        partitions: Vec::new(),
-        writes: 0,
-    };
+    let mut store = MemoryStore::default();
     let held = Held::Nothing;
     let two = Chain::new(vec![
         Box::new(Scripted::ok("one")),
@@ -908,10 +900,7 @@ fn a_damaged_store_is_a_status_and_an_unreachable_one_an_error() {
 
 #[test]
 fn the_host_and_cell_come_from_the_record_for_okta_and_the_configuration_for_scep() {
-    let mut store = MemoryStore {
-        partitions: Vec::new(),
-        writes: 0,
-    };
+    let mut store = MemoryStore::default();
     let held = Held::Nothing;
     let okta = EnrollmentRecord {
         method: Some(crate::record::Method::Okta),
@@ -1035,10 +1024,7 @@ fn failing_with(observation: Observation, expected: HealthStatus, words: &str) {
 fn the_browser_link_puts_one_entry_for_the_host_replacing_older_ones_and_takes_it_out() {
     use crate::integrations::chrome::{policy_entry, IssuerFilter};
     let (link, log) = logged_browser_link();
-    let mut store = MemoryStore {
-        partitions: Vec::new(),
-        writes: 0,
-    };
+    let mut store = MemoryStore::default();
     let held = valid_held();
     let filter = IssuerFilter::of(held.certificate().unwrap());
     assert!(!filter.is_empty());
@@ -1075,10 +1061,7 @@ fn the_browser_link_puts_one_entry_for_the_host_replacing_older_ones_and_takes_i
 #[test]
 fn the_browser_link_without_a_host_or_a_filter_writes_nothing_and_says_why() {
     let (link, log) = logged_browser_link();
-    let mut store = MemoryStore {
-        partitions: Vec::new(),
-        writes: 0,
-    };
+    let mut store = MemoryStore::default();
     let held = valid_held();
     // Okta always has a certAuthDomain: not knowing it is a failure. SCEP may have none.
     let okta = EnrollmentRecord {
@@ -1159,10 +1142,7 @@ fn the_identity_link_checks_the_store_first_reports_repairs_and_removals() {
 
 #[test]
 fn renewal_fails_only_when_due_and_the_last_attempt_failed() {
-    let mut store = MemoryStore {
-        partitions: Vec::new(),
-        writes: 0,
-    };
+    let mut store = MemoryStore::default();
     let held = valid_held();
     let certificate = held.certificate().unwrap().clone();
     assert!(certificate.not_after - certificate.not_before > time::Duration::days(60));
@@ -1248,10 +1228,7 @@ fn a_host_of_files_only_never_claims_a_job_loaded_or_unloaded() {
         control: Rc::new(super::job::FilesOnly),
     };
     let record = EnrollmentRecord::default();
-    let mut store = MemoryStore {
-        partitions: Vec::new(),
-        writes: 0,
-    };
+    let mut store = MemoryStore::default();
     with_context(&record, &mut store, &valid_held(), Vec::new(), |cx| {
         let installed = link.apply(cx).unwrap();
         assert!(!installed.is_empty());
@@ -1312,10 +1289,7 @@ fn the_job_is_not_installed_through_a_link_planted_in_the_home() {
         control: Rc::new(super::job::FilesOnly),
     };
     let record = EnrollmentRecord::default();
-    let mut store = MemoryStore {
-        partitions: Vec::new(),
-        writes: 0,
-    };
+    let mut store = MemoryStore::default();
     let outside = tempfile::tempdir().unwrap();
     with_context(&record, &mut store, &valid_held(), Vec::new(), |cx| {
         link.preflight(cx).unwrap();

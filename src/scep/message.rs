@@ -687,18 +687,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_signer_is_found_by_issuer_and_serial_among_other_certificates() {
+    /// A request carrying `content`, signed with SHA-256 by a fresh key's transient certificate
+    /// for `subject`; the certificate and the message.
+    fn signed_request(subject: &str, content: &[u8]) -> (Vec<u8>, Vec<u8>) {
         let key = test_key();
-        let cert = transient_certificate("CN=device signer", Signer::InMemory(key)).unwrap();
+        let cert = transient_certificate(subject, Signer::InMemory(key)).unwrap();
         let der = sign_pki_message(
             &request_attributes(),
-            Some(b"x"),
+            Some(content),
             &cert,
             Signer::InMemory(key),
             MessageDigest::Sha256,
         )
         .unwrap();
+        (cert, der)
+    }
+
+    #[test]
+    fn the_signer_is_found_by_issuer_and_serial_among_other_certificates() {
+        let (cert, der) = signed_request("CN=device signer", b"x");
 
         // Trusted: a certificate of the same issuer name (another serial, another key) first.
         let namesake =
@@ -735,16 +742,7 @@ mod tests {
 
     #[test]
     fn content_that_is_not_an_octet_string_is_refused() {
-        let key = test_key();
-        let cert = transient_certificate("CN=device", Signer::InMemory(key)).unwrap();
-        let der = sign_pki_message(
-            &request_attributes(),
-            Some(b"payload"),
-            &cert,
-            Signer::InMemory(key),
-            MessageDigest::Sha256,
-        )
-        .unwrap();
+        let (cert, der) = signed_request("CN=device", b"payload");
         // The same bytes, so the signed digest still matches: only the tag is wrong.
         let retagged = rewritten(&der, |signed| {
             signed.encap_content_info.econtent =
