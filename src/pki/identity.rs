@@ -51,10 +51,6 @@ impl CheckedIdentity {
         &self.certificate
     }
 
-    pub fn chain(&self) -> &[Vec<u8>] {
-        &self.chain
-    }
-
     pub fn key(&self) -> &dyn SigningKey {
         &*self.key
     }
@@ -114,5 +110,30 @@ mod tests {
         let refused =
             CheckedIdentity::check(key_copy(test_key()), &ours, vec![], Some("Other"), now);
         assert!(matches!(refused, Err(IssuedCertError::WrongSubject { .. })));
+    }
+
+    #[test]
+    fn debug_names_the_serial_and_the_chain_length_never_the_key() {
+        let now = OffsetDateTime::now_utc();
+        let ca = test_authority();
+        let ours = ca
+            .issue(client_request(test_key().public_key_der().unwrap(), now))
+            .unwrap();
+        let checked = CheckedIdentity::check(
+            key_copy(test_key()),
+            &ours,
+            vec![ca.certificate_der().to_vec()],
+            None,
+            now,
+        )
+        .unwrap();
+        let shown = format!("{checked:?}");
+        let serial = &checked.certificate().serial_hex;
+        assert_eq!(
+            shown,
+            format!("CheckedIdentity {{ serial: \"{serial}\", chain: 1, .. }}")
+        );
+        let (_, _, chain) = checked.into_parts();
+        assert_eq!(chain, [ca.certificate_der().to_vec()]);
     }
 }
