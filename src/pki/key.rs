@@ -523,4 +523,30 @@ pub(crate) mod tests {
         assert!(err.to_string().contains("not rsaEncryption"), "{err}");
         assert!(rsa_public_key_from_der(b"garbage").is_err());
     }
+
+    #[test]
+    fn signature_algorithms_are_rsa_pkcs1_with_null_or_absent_parameters_only() {
+        use const_oid::db::rfc5912::{ECDSA_WITH_SHA_256, ID_RSASSA_PSS};
+        let alg = |oid, parameters| AlgorithmIdentifierOwned { oid, parameters };
+        let null = Some(Any::null());
+        for ok in [
+            alg(SHA_256_WITH_RSA_ENCRYPTION, null.clone()),
+            alg(SHA_256_WITH_RSA_ENCRYPTION, None),
+            alg(RSA_ENCRYPTION, null.clone()),
+        ] {
+            require_rsa_pkcs1_sha256(&ok, "the token").unwrap();
+        }
+        // Parameters other than NULL mean another scheme (PSS carries its own).
+        let pss_like = Some(Any::new(der::Tag::Sequence, Vec::new()).unwrap());
+        for refused in [
+            alg(SHA_256_WITH_RSA_ENCRYPTION, pss_like),
+            alg(ID_RSASSA_PSS, None),
+            alg(ECDSA_WITH_SHA_256, None),
+        ] {
+            assert!(matches!(
+                require_rsa_pkcs1_sha256(&refused, "the token"),
+                Err(PkiError::UnsupportedSignatureAlgorithm { .. })
+            ));
+        }
+    }
 }
