@@ -442,6 +442,8 @@ pub(crate) mod tests {
     fn garbage_is_not_a_private_key() {
         let err = PrivateKey::from_pkcs8_der(b"not a key").unwrap_err();
         assert!(matches!(err, PkiError::InvalidPrivateKey(_)));
+        // aws-lc's terse reason, put in words an admin can act on.
+        assert!(err.to_string().contains("not DER of an RSA key"), "{err}");
     }
 
     #[test]
