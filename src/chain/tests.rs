@@ -90,6 +90,28 @@ fn valid_held() -> Held {
     Held::Valid(CertificateInfo::parse(&der).unwrap())
 }
 
+/// A context as a run builds it, over borrowed parts.
+fn context_over<'a>(
+    config: &'a Config,
+    home: &'a UserHome,
+    record: &'a EnrollmentRecord,
+    store: &'a mut dyn IdentityStore,
+    held: &'a Held,
+    superseded: Superseded,
+) -> Context<'a> {
+    Context {
+        config,
+        home,
+        record,
+        store,
+        held,
+        policy: RenewalPolicy::for_device("x", 30, 14),
+        now: OffsetDateTime::now_utc(),
+        program: "/usr/local/bin/devicetrust".into(),
+        superseded,
+    }
+}
+
 /// A context over `store` and `held` for a fresh root, with `record`.
 fn with_context<R>(
     record: &EnrollmentRecord,
@@ -101,21 +123,13 @@ fn with_context<R>(
     let root = tempfile::tempdir().unwrap();
     let config = config(root.path());
     let home = home(root.path());
-    let mut cx = Context {
-        config: &config,
-        home: &home,
-        record,
-        store,
-        held,
-        policy: RenewalPolicy::for_device("x", 30, 14),
-        now: OffsetDateTime::now_utc(),
-        program: "/usr/local/bin/devicetrust".into(),
-        superseded: Superseded {
-            hosts: superseded_hosts,
-            certificates: Vec::new(),
-        },
+    let superseded = Superseded {
+        hosts: superseded_hosts,
+        certificates: Vec::new(),
     };
-    f(&mut cx)
+    f(&mut context_over(
+        &config, &home, record, store, held, superseded,
+    ))
 }
 
 /// Every link kind, in the order the hosts build them.
@@ -511,17 +525,15 @@ fn apply_job(root: &Path, link: &JobLink, program: &str) -> Vec<String> {
     let record = EnrollmentRecord::default();
     let mut store = MemoryStore::default();
     let held = valid_held();
-    let mut cx = Context {
-        config: &config,
-        home: &home,
-        record: &record,
-        store: &mut store,
-        held: &held,
-        policy: RenewalPolicy::for_device("x", 30, 14),
-        now: OffsetDateTime::now_utc(),
-        program: program.into(),
-        superseded: Superseded::default(),
-    };
+    let mut cx = context_over(
+        &config,
+        &home,
+        &record,
+        &mut store,
+        &held,
+        Superseded::default(),
+    );
+    cx.program = program.into();
     link.apply(&mut cx).unwrap()
 }
 
@@ -1336,39 +1348,8 @@ fn each_link_declares_the_statuses_its_observe_reports() {
 
 /// A store holding a fresh identity issued by the test CA, and what is held.
 fn enroll_into(store: &mut dyn IdentityStore) -> Held {
-    let now = OffsetDateTime::now_utc();
-    let key = store.generate_key(2048).unwrap();
-    let der = test_authority()
-        .issue(client_request(key.public_key_der().unwrap(), now))
-        .unwrap();
-    let identity = CheckedIdentity::check(key, &der, vec![], None, now).unwrap();
-    store.replace(identity, b"{}").unwrap();
-    Held::read(store, now).unwrap()
-}
-
-/// A context as a run builds it, over borrowed parts, with the certificates it replaced.
-fn context_over<'a>(
-    config: &'a Config,
-    home: &'a UserHome,
-    record: &'a EnrollmentRecord,
-    store: &'a mut dyn IdentityStore,
-    held: &'a Held,
-    superseded: Vec<Vec<u8>>,
-) -> Context<'a> {
-    Context {
-        config,
-        home,
-        record,
-        store,
-        held,
-        policy: RenewalPolicy::for_device("x", 30, 14),
-        now: OffsetDateTime::now_utc(),
-        program: "/usr/local/bin/devicetrust".into(),
-        superseded: Superseded {
-            hosts: Vec::new(),
-            certificates: superseded,
-        },
-    }
+    crate::store::file::tests::hold(store);
+    Held::read(store, OffsetDateTime::now_utc()).unwrap()
 }
 
 #[test]
@@ -1394,7 +1375,14 @@ fn the_nss_link_puts_the_identity_in_once_renews_it_and_takes_it_out() {
 
     let first = enroll_into(&mut store);
     let first_cert = first.certificate().unwrap().clone();
-    let mut cx = context_over(&config, &home, &record, &mut store, &first, Vec::new());
+    let mut cx = context_over(
+        &config,
+        &home,
+        &record,
+        &mut store,
+        &first,
+        Superseded::default(),
+    );
     NssLink.preflight(&cx).unwrap();
     failing_with(
         NssLink.observe(&cx),
@@ -1419,7 +1407,10 @@ fn the_nss_link_puts_the_identity_in_once_renews_it_and_takes_it_out() {
         &record,
         &mut store,
         &renewed,
-        vec![first_cert.der.clone()],
+        Superseded {
+            certificates: vec![first_cert.der.clone()],
+            ..Superseded::default()
+        },
     );
     assert_eq!(
         NssLink.apply(&mut cx).unwrap(),
@@ -1454,7 +1445,14 @@ fn the_nss_link_puts_the_identity_in_once_renews_it_and_takes_it_out() {
     for file in ["cert9.db", "key4.db"] {
         std::fs::write(database.join(file), b"not a database").unwrap();
     }
-    let mut cx = context_over(&config, &home, &record, &mut store, &renewed, Vec::new());
+    let mut cx = context_over(
+        &config,
+        &home,
+        &record,
+        &mut store,
+        &renewed,
+        Superseded::default(),
+    );
     failing_with(
         NssLink.observe(&cx),
         HealthStatus::AppAccessIncomplete,

@@ -41,6 +41,20 @@ fn take_temps() -> Vec<OsString> {
     TEMPS.with(|t| std::mem::take(&mut *t.borrow_mut()))
 }
 
+/// Whether this run is root's, as the tests of giving things away need. Under CI it must be
+/// (`scripts/test.sh` runs them as root); elsewhere they skip.
+fn as_root() -> bool {
+    if running_as_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI runs the tests as root"
+    );
+    println!("skipped: changing ownership needs root");
+    false
+}
+
 /// A scratch root holding a `home` and a `victim` folder outside it: a 0751 folder with a
 /// 0640 file and a subfolder, the kind of place a planted link would aim at.
 struct Scene {
@@ -240,8 +254,7 @@ fn modes_are_exact_whatever_the_umask() {
 
 #[test]
 fn what_root_creates_belongs_to_the_homes_owner() {
-    if !running_as_root() {
-        println!("skipped: changing ownership needs root");
+    if !as_root() {
         return;
     }
     let s = scene();
@@ -805,11 +818,7 @@ fn a_planted_link_is_found_through_wrapping_errors() {
 
 #[test]
 fn a_private_folder_swapped_for_the_users_own_is_not_used() {
-    if !super::running_as_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs the tests as root"
-        );
+    if !as_root() {
         return;
     }
     let s = scene();
@@ -847,11 +856,7 @@ fn a_private_folder_swapped_for_the_users_own_is_not_used() {
 
 #[test]
 fn a_link_made_as_root_belongs_to_the_owner_given_and_replaces_the_old_one() {
-    if !super::running_as_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs the tests as root"
-        );
+    if !as_root() {
         return;
     }
     let s = scene();

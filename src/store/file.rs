@@ -432,14 +432,14 @@ fn generation_name() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::pki::authority::tests::{client_request, test_authority};
     use std::fs;
     use std::os::unix::fs::symlink;
     use time::OffsetDateTime;
 
-    fn checked(store: &mut FileStore) -> CheckedIdentity {
+    fn checked(store: &mut dyn IdentityStore) -> CheckedIdentity {
         let key = store.generate_key(2048).unwrap();
         let now = OffsetDateTime::now_utc();
         let der = test_authority()
@@ -449,7 +449,7 @@ mod tests {
     }
 
     /// The store holding a fresh identity, as after an enrollment.
-    fn hold(store: &mut FileStore) {
+    pub(crate) fn hold(store: &mut dyn IdentityStore) {
         let identity = checked(store);
         store.replace(identity, b"{}").unwrap();
     }
