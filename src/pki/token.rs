@@ -447,33 +447,29 @@ mod tests {
             ))
             .unwrap();
         let der = sign_renewal_token(&claims(), &other_cert, other_test_key()).unwrap();
-        let mut content_info = ContentInfo::from_der(&der).unwrap();
-        let mut signed: SignedData = content_info.content.decode_as().unwrap();
-        let mine = Certificate::from_der(device_cert()).unwrap();
-        let mut signer = signed.signer_infos.0.as_slice()[0].clone();
-        signer.sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-            issuer: mine.tbs_certificate.issuer.clone(),
-            serial_number: mine.tbs_certificate.serial_number.clone(),
+        let swapped = rewritten(&der, |signed| {
+            let mine = Certificate::from_der(device_cert()).unwrap();
+            let mut signer = signed.signer_infos.0.as_slice()[0].clone();
+            signer.sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+                issuer: mine.tbs_certificate.issuer.clone(),
+                serial_number: mine.tbs_certificate.serial_number.clone(),
+            });
+            signed.signer_infos = SignerInfos(SetOfVec::try_from(vec![signer]).unwrap());
+            signed.certificates = Some(CertificateSet(
+                SetOfVec::try_from(vec![CertificateChoices::Certificate(mine)]).unwrap(),
+            ));
         });
-        signed.signer_infos = SignerInfos(SetOfVec::try_from(vec![signer]).unwrap());
-        signed.certificates = Some(CertificateSet(
-            SetOfVec::try_from(vec![CertificateChoices::Certificate(mine)]).unwrap(),
-        ));
-        content_info.content = Any::encode_from(&signed).unwrap();
         assert!(matches!(
-            verify_renewal_token(&content_info.to_der().unwrap()),
+            verify_renewal_token(&swapped),
             Err(PkiError::BadSignature("renewal token"))
         ));
     }
 
     #[test]
     fn a_token_without_its_signer_certificate_is_rejected() {
-        let mut content_info = ContentInfo::from_der(&token()).unwrap();
-        let mut signed: SignedData = content_info.content.decode_as().unwrap();
-        signed.certificates = None;
-        content_info.content = Any::encode_from(&signed).unwrap();
+        let bare = rewritten(&token(), |signed| signed.certificates = None);
         assert!(matches!(
-            verify_renewal_token(&content_info.to_der().unwrap()),
+            verify_renewal_token(&bare),
             Err(PkiError::SignerCertificateMissing)
         ));
     }
@@ -488,40 +484,31 @@ mod tests {
 
     #[test]
     fn structural_violations_are_named() {
-        let base = ContentInfo::from_der(&token()).unwrap();
-        let signed: SignedData = base.content.decode_as().unwrap();
-        let rebuild = |signed: &SignedData| {
-            ContentInfo {
-                content_type: ID_SIGNED_DATA,
-                content: Any::encode_from(signed).unwrap(),
-            }
-            .to_der()
-            .unwrap()
-        };
-
-        let mut detached = signed.clone();
-        detached.encap_content_info.econtent = None;
+        let detached = rewritten(&token(), |signed| signed.encap_content_info.econtent = None);
         assert!(matches!(
-            verify_renewal_token(&rebuild(&detached)),
+            verify_renewal_token(&detached),
             Err(PkiError::MissingContent)
         ));
 
-        let mut no_signers = signed.clone();
-        no_signers.signer_infos = SignerInfos(SetOfVec::new());
+        let no_signers = rewritten(&token(), |signed| {
+            signed.signer_infos = SignerInfos(SetOfVec::new())
+        });
         assert!(matches!(
-            verify_renewal_token(&rebuild(&no_signers)),
+            verify_renewal_token(&no_signers),
             Err(PkiError::SignerCount(0))
         ));
 
-        let mut sha1 = signed.clone();
-        let mut signer = sha1.signer_infos.0.as_slice()[0].clone();
-        signer.digest_alg.oid = const_oid::db::rfc5912::ID_SHA_1;
-        sha1.signer_infos = SignerInfos(SetOfVec::try_from(vec![signer]).unwrap());
+        let sha1 = rewritten(&token(), |signed| {
+            let mut signer = signed.signer_infos.0.as_slice()[0].clone();
+            signer.digest_alg.oid = const_oid::db::rfc5912::ID_SHA_1;
+            signed.signer_infos = SignerInfos(SetOfVec::try_from(vec![signer]).unwrap());
+        });
         assert!(matches!(
-            verify_renewal_token(&rebuild(&sha1)),
+            verify_renewal_token(&sha1),
             Err(PkiError::UnsupportedDigestAlgorithm { .. })
         ));
 
+        let base = ContentInfo::from_der(&token()).unwrap();
         let not_signed = ContentInfo {
             content_type: ID_DATA,
             content: base.content.clone(),
@@ -530,5 +517,76 @@ mod tests {
             verify_renewal_token(&not_signed.to_der().unwrap()),
             Err(PkiError::NotSignedData(_))
         ));
+    }
+
+    /// The token re-encoded after `edit`, its signature untouched.
+    fn rewritten(der: &[u8], edit: impl FnOnce(&mut SignedData)) -> Vec<u8> {
+        let mut signed: SignedData = ContentInfo::from_der(der)
+            .unwrap()
+            .content
+            .decode_as()
+            .unwrap();
+        edit(&mut signed);
+        ContentInfo {
+            content_type: ID_SIGNED_DATA,
+            content: Any::encode_from(&signed).unwrap(),
+        }
+        .to_der()
+        .unwrap()
+    }
+
+    #[test]
+    fn content_that_is_not_an_octet_string_is_refused() {
+        // The same bytes under another tag: the signed digest still matches, only the tag is
+        // wrong, and RFC 5652 §5.2 says eContent is an OCTET STRING.
+        let retagged = rewritten(&token(), |signed| {
+            let bytes = signed.encap_content_info.econtent.as_ref().unwrap().value();
+            signed.encap_content_info.econtent =
+                Some(Any::new(Tag::Utf8String, bytes.to_vec()).unwrap());
+        });
+        let err = verify_renewal_token(&retagged).unwrap_err();
+        assert!(
+            matches!(&err, PkiError::Malformed { reason, .. } if reason.contains("not an OCTET STRING")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_signer_is_found_by_issuer_and_serial_among_other_certificates() {
+        // A namesake: the device certificate's issuer, another serial, another key. Its serial
+        // is one byte, so its encoding is the shorter and DER's SET OF order puts it first.
+        let mut namesake = Certificate::from_der(device_cert()).unwrap();
+        namesake.tbs_certificate.serial_number =
+            x509_cert::serial_number::SerialNumber::new(&[1]).unwrap();
+        namesake.tbs_certificate.subject_public_key_info =
+            spki::SubjectPublicKeyInfoOwned::from_der(&other_test_key().public_key_der().unwrap())
+                .unwrap();
+        let namesake_der = namesake.to_der().unwrap();
+
+        let both = rewritten(&token(), |signed| {
+            let choices = [namesake_der.as_slice(), device_cert()]
+                .map(|c| CertificateChoices::Certificate(Certificate::from_der(c).unwrap()));
+            signed.certificates = Some(CertificateSet(
+                SetOfVec::try_from(choices.to_vec()).unwrap(),
+            ));
+        });
+        let first = ContentInfo::from_der(&both)
+            .unwrap()
+            .content
+            .decode_as::<SignedData>()
+            .unwrap()
+            .certificates
+            .unwrap()
+            .0
+            .into_vec()
+            .remove(0);
+        assert!(
+            matches!(&first, CertificateChoices::Certificate(c) if c.to_der().unwrap() == namesake_der),
+            "the namesake must come first for this test to mean anything"
+        );
+
+        let verified = verify_renewal_token(&both).unwrap();
+        assert_eq!(verified.signer_certificate_der, device_cert());
+        assert_eq!(verified.claims, claims());
     }
 }
