@@ -9,8 +9,9 @@
 use super::{Context, Link, LinkError};
 use crate::health::{HealthStatus, Observation};
 use crate::integrations::chrome::OKTA_ISSUER_CN;
-use crate::integrations::nss::{NssDb, NssError, Ours, Vouch};
+use crate::integrations::nss::{NssDb, NssError, Ours, SystemRunner, ToolRunner, Vouch};
 use crate::pki::CertificateInfo;
+use std::path::Path;
 use tracing::{debug, warn};
 
 /// In the state folder: what the last writing run verified in the NSS database, so that `ea`
@@ -19,11 +20,40 @@ const VOUCH_FILE: &str = "nss-verified.json";
 /// A vouch is a few hundred bytes.
 const VOUCH_MAX: u64 = 16 * 1024;
 
-pub struct NssLink;
+pub struct NssLink<R: ToolRunner = SystemRunner> {
+    /// How the NSS tools are run for a home folder: the system's tools, as the home's owner;
+    /// a test's stand-in where it must take the tools away.
+    tools_for: fn(&Path) -> Result<R, NssError>,
+}
 
-impl NssLink {
-    fn db(cx: &Context<'_>) -> Result<NssDb, LinkError> {
-        NssDb::for_home(&cx.home.paths.home).map_err(nss_error)
+impl Default for NssLink {
+    fn default() -> Self {
+        NssLink {
+            tools_for: SystemRunner::for_home,
+        }
+    }
+}
+
+impl<R: ToolRunner> NssLink<R> {
+    /// The link with `tools_for` in place of the system's tools.
+    #[cfg(test)]
+    pub fn with_tools(tools_for: fn(&Path) -> Result<R, NssError>) -> Self {
+        NssLink { tools_for }
+    }
+
+    /// The user's database, its tools not yet looked for.
+    fn database(&self, cx: &Context<'_>) -> Result<NssDb<R>, LinkError> {
+        let home = &cx.home.paths.home;
+        let tools = (self.tools_for)(home).map_err(nss_error)?;
+        Ok(NssDb::in_home(home, tools))
+    }
+
+    /// The user's database with its tools at hand, or `None` where the link does not apply
+    /// (no tools and no database, see [`not_applicable`]). Every step asks this first, so
+    /// that `preflight`, `observe`, `apply` and `remove` agree.
+    fn db(&self, cx: &Context<'_>) -> Result<Option<NssDb<R>>, LinkError> {
+        let db = self.database(cx)?;
+        with_tools(db)
     }
 
     /// Ours: what this identity's issuer issued under our nickname, and the certificates this
@@ -47,8 +77,8 @@ fn load_vouch(cx: &Context<'_>) -> Option<Vouch> {
 
 /// Records that `certificate` was just found usable in `db`. Only a shortcut for later
 /// read-only runs: failing to keep it costs them time, not correctness.
-fn save_vouch(cx: &Context<'_>, db: &NssDb, certificate: &CertificateInfo) {
-    let Some(vouch) = Vouch::now(db.dir(), &certificate.der) else {
+fn save_vouch(cx: &Context<'_>, database: &Path, certificate: &CertificateInfo) {
+    let Some(vouch) = Vouch::now(database, &certificate.der) else {
         return;
     };
     if load_vouch(cx).as_ref() == Some(&vouch) {
@@ -86,11 +116,19 @@ fn not_applicable(e: &NssError, db_exists: bool) -> bool {
     matches!(e, NssError::ToolMissing { .. }) && !db_exists
 }
 
+fn with_tools<R: ToolRunner>(db: NssDb<R>) -> Result<Option<NssDb<R>>, LinkError> {
+    match db.check_tools() {
+        Ok(()) => Ok(Some(db)),
+        Err(e) if not_applicable(&e, db.exists()) => Ok(None),
+        Err(e) => Err(nss_error(e)),
+    }
+}
+
 fn nss_error(e: NssError) -> LinkError {
     LinkError::Platform(e.to_string())
 }
 
-impl Link for NssLink {
+impl<R: ToolRunner> Link for NssLink<R> {
     fn name(&self) -> &'static str {
         "NSS database"
     }
@@ -102,26 +140,30 @@ impl Link for NssLink {
     /// A browser already uses the user's NSS database: the identity must go in there, so
     /// the tools must be installed. Without a database no NSS-based browser has run here.
     fn preflight(&self, cx: &Context<'_>) -> Result<(), LinkError> {
-        let db = Self::db(cx)?;
-        match db.check_tools() {
-            Err(e) if !not_applicable(&e, db.exists()) => Err(nss_error(e)),
-            _ => Ok(()),
-        }
+        self.db(cx).map(drop)
     }
 
     fn observe(&self, cx: &Context<'_>) -> Observation {
         let Some(certificate) = cx.held.certificate().filter(|_| cx.held.is_valid()) else {
             return Observation::NotApplicable;
         };
-        let db = match Self::db(cx) {
-            Ok(db) => db,
-            Err(e) => {
-                return Observation::failing(HealthStatus::AppAccessIncomplete, e.to_string())
-            }
+        let failing = |e: &dyn std::fmt::Display| {
+            Observation::failing(HealthStatus::AppAccessIncomplete, e.to_string())
         };
+        let db = match self.database(cx) {
+            Ok(db) => db,
+            Err(e) => return failing(&e),
+        };
+        // What a writing run verified still holds: the browser has the identity, whether or
+        // not the tools are still installed.
         if load_vouch(cx).is_some_and(|v| v.holds(db.dir(), &certificate.der)) {
             return Observation::Healthy;
         }
+        let db = match with_tools(db) {
+            Ok(Some(db)) => db,
+            Ok(None) => return Observation::NotApplicable,
+            Err(e) => return failing(&e),
+        };
         match db.is_usable(&certificate.der) {
             Ok(true) => Observation::Healthy,
             Ok(false) => Observation::failing(
@@ -129,8 +171,7 @@ impl Link for NssLink {
                 "the certificate is not in the user's NSS database (~/.pki/nssdb), where Chrome \
                  and Chromium look for it",
             ),
-            Err(e) if not_applicable(&e, db.exists()) => Observation::NotApplicable,
-            Err(e) => Observation::failing(HealthStatus::AppAccessIncomplete, e.to_string()),
+            Err(e) => failing(&e),
         }
     }
 
@@ -138,14 +179,12 @@ impl Link for NssLink {
         let Some(certificate) = cx.held.certificate().filter(|_| cx.held.is_valid()) else {
             return Ok(Vec::new());
         };
-        let db = Self::db(cx)?;
-        let usable = match db.is_usable(&certificate.der) {
-            Ok(usable) => usable,
-            Err(e) if not_applicable(&e, db.exists()) => return Ok(Vec::new()),
-            Err(e) => return Err(nss_error(e)),
+        let Some(db) = self.db(cx)? else {
+            return Ok(Vec::new());
         };
+        let usable = db.is_usable(&certificate.der).map_err(nss_error)?;
         if usable && cx.superseded.certificates.is_empty() {
-            save_vouch(cx, &db, certificate);
+            save_vouch(cx, db.dir(), certificate);
             return Ok(Vec::new());
         }
         let Some(key) = cx.store.export_key_pkcs8() else {
@@ -156,7 +195,7 @@ impl Link for NssLink {
             .replace_identity(&certificate.der, &key, &Self::ours(cx, None), usable)
             .map_err(nss_error)?;
         // replace_identity checked the identity after adding it, and removed only others.
-        save_vouch(cx, &db, certificate);
+        save_vouch(cx, db.dir(), certificate);
         let mut changes = Vec::new();
         if !usable {
             changes.push(format!(
@@ -176,7 +215,9 @@ impl Link for NssLink {
 
     fn remove(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
         remove_vouch(cx);
-        let db = Self::db(cx)?;
+        let Some(db) = self.db(cx)? else {
+            return Ok(Vec::new());
+        };
         let removed = db
             .remove_ours(&Self::ours(cx, cx.held.certificate()))
             .map_err(nss_error)?;

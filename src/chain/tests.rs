@@ -139,7 +139,7 @@ fn every_link() -> Chain {
         Box::new(IdentityLink),
         Box::new(RenewalLink),
         Box::new(AllowlistLink::for_this_agent()),
-        Box::new(super::nss::NssLink),
+        Box::new(super::nss::NssLink::default()),
         Box::new(BrowserPolicyLink {
             backend: Box::new(super::browser::PolicyFiles {
                 root: "/nonexistent".into(),
@@ -288,7 +288,10 @@ fn the_macs_own_chain_is_ordered_and_complete() {
     distinct.dedup();
     assert_eq!(distinct, expected, "{names:?}");
     // The NSS database is Linux's; a Mac's browsers read the keychain.
-    assert!(!names.contains(&super::nss::NssLink.name()), "{names:?}");
+    assert!(
+        !names.contains(&super::nss::NssLink::default().name()),
+        "{names:?}"
+    );
 }
 
 /// A store that holds exactly the certificate and key it is given.
@@ -1354,7 +1357,6 @@ fn enroll_into(store: &mut dyn IdentityStore) -> Held {
 
 #[test]
 fn the_nss_link_puts_the_identity_in_once_renews_it_and_takes_it_out() {
-    use super::nss::NssLink;
     if crate::integrations::nss::tests::real_tools().is_none() {
         return;
     }
@@ -1366,6 +1368,7 @@ fn the_nss_link_puts_the_identity_in_once_renews_it_and_takes_it_out() {
     let record = EnrollmentRecord::default();
     std::fs::create_dir_all(&home.paths.home).unwrap();
     let database = home.paths.home.join(".pki/nssdb");
+    let link = super::nss::NssLink::default();
     let put_line = |serial: &str| {
         format!(
             "certificate {serial} put in the NSS database {}",
@@ -1383,20 +1386,20 @@ fn the_nss_link_puts_the_identity_in_once_renews_it_and_takes_it_out() {
         &first,
         Superseded::default(),
     );
-    NssLink.preflight(&cx).unwrap();
+    link.preflight(&cx).unwrap();
     failing_with(
-        NssLink.observe(&cx),
+        link.observe(&cx),
         HealthStatus::AppAccessIncomplete,
         "not in the user's NSS database",
     );
     assert_eq!(
-        NssLink.apply(&mut cx).unwrap(),
+        link.apply(&mut cx).unwrap(),
         [put_line(&first_cert.serial_hex)]
     );
     let vouch = home.state_place().path().join("nss-verified.json");
     assert!(vouch.is_file(), "the check is kept for read-only runs");
-    assert!(matches!(NssLink.observe(&cx), Observation::Healthy));
-    assert!(NssLink.apply(&mut cx).unwrap().is_empty(), "once");
+    assert!(matches!(link.observe(&cx), Observation::Healthy));
+    assert!(link.apply(&mut cx).unwrap().is_empty(), "once");
 
     // Renewed: the new identity goes in and exactly the replaced one comes out.
     let renewed = enroll_into(&mut store);
@@ -1413,7 +1416,7 @@ fn the_nss_link_puts_the_identity_in_once_renews_it_and_takes_it_out() {
         },
     );
     assert_eq!(
-        NssLink.apply(&mut cx).unwrap(),
+        link.apply(&mut cx).unwrap(),
         [
             put_line(&serial),
             format!(
@@ -1422,11 +1425,11 @@ fn the_nss_link_puts_the_identity_in_once_renews_it_and_takes_it_out() {
             ),
         ]
     );
-    assert!(matches!(NssLink.observe(&cx), Observation::Healthy));
+    assert!(matches!(link.observe(&cx), Observation::Healthy));
 
     // Uninstall takes ours out, and the check kept for read-only runs with it.
     assert_eq!(
-        NssLink.remove(&mut cx).unwrap(),
+        link.remove(&mut cx).unwrap(),
         [format!(
             "removed certificate {serial} from the NSS database {}",
             database.display()
@@ -1434,11 +1437,11 @@ fn the_nss_link_puts_the_identity_in_once_renews_it_and_takes_it_out() {
     );
     assert!(!vouch.exists());
     failing_with(
-        NssLink.observe(&cx),
+        link.observe(&cx),
         HealthStatus::AppAccessIncomplete,
         "not in the user's NSS database",
     );
-    NssLink.apply(&mut cx).unwrap();
+    link.apply(&mut cx).unwrap();
 
     // A damaged database: a failure to report, not a link that does not apply.
     std::fs::remove_file(&vouch).unwrap();
@@ -1454,10 +1457,91 @@ fn the_nss_link_puts_the_identity_in_once_renews_it_and_takes_it_out() {
         Superseded::default(),
     );
     failing_with(
-        NssLink.observe(&cx),
+        link.observe(&cx),
         HealthStatus::AppAccessIncomplete,
         "bad database",
     );
-    let err = NssLink.apply(&mut cx).unwrap_err();
+    let err = link.apply(&mut cx).unwrap_err();
     assert!(err.to_string().contains("bad database"), "{err}");
+}
+
+/// A machine without NSS's tools (`libnss3-tools` not installed).
+struct NoNssTools;
+
+impl crate::integrations::nss::ToolRunner for NoNssTools {
+    fn run(
+        &self,
+        tool: crate::integrations::nss::Tool,
+        _: &[std::ffi::OsString],
+    ) -> Result<crate::integrations::nss::ToolOutput, crate::integrations::nss::NssError> {
+        Err(crate::integrations::nss::NssError::ToolMissing {
+            tool: tool.name(),
+            package: tool.package(),
+        })
+    }
+    fn run_as(&self) -> Option<crate::integrations::nss::RunAs> {
+        None
+    }
+    fn has(&self, _: crate::integrations::nss::Tool) -> bool {
+        false
+    }
+}
+
+#[test]
+fn without_the_nss_tools_the_nss_link_matters_only_where_a_database_exists() {
+    let link = super::nss::NssLink::with_tools(|_| Ok(NoNssTools));
+    let store_dir = tempfile::tempdir().unwrap();
+    let mut store = crate::store::file::FileStore::new(store_dir.path().join("store"));
+    let root = tempfile::tempdir().unwrap();
+    let config = config(root.path());
+    let home = home(root.path());
+    let record = EnrollmentRecord::default();
+    std::fs::create_dir_all(&home.paths.home).unwrap();
+    let held = enroll_into(&mut store);
+    let mut cx = context_over(
+        &config,
+        &home,
+        &record,
+        &mut store,
+        &held,
+        Superseded::default(),
+    );
+
+    // No database: no NSS-based browser has run here, so there is nothing to give the
+    // identity to, and every step agrees, leaving the home as it was.
+    link.preflight(&cx).unwrap();
+    assert_eq!(link.observe(&cx), Observation::NotApplicable);
+    assert!(link.apply(&mut cx).unwrap().is_empty());
+    assert!(link.remove(&mut cx).unwrap().is_empty());
+    assert!(!home.paths.home.join(".pki").exists());
+
+    // A database a browser made: the identity must go in, so the missing package is named
+    // before anything is asked of a CA, and by every step after.
+    let database = home.paths.home.join(".pki/nssdb");
+    std::fs::create_dir_all(&database).unwrap();
+    std::fs::write(database.join("cert9.db"), b"").unwrap();
+    let err = link.preflight(&cx).unwrap_err();
+    assert!(err.to_string().contains("libnss3-tools"), "{err}");
+    failing_with(
+        link.observe(&cx),
+        HealthStatus::AppAccessIncomplete,
+        "libnss3-tools",
+    );
+    let err = link.apply(&mut cx).unwrap_err();
+    assert!(err.to_string().contains("libnss3-tools"), "{err}");
+    let err = link.remove(&mut cx).unwrap_err();
+    assert!(err.to_string().contains("libnss3-tools"), "{err}");
+
+    // The tools uninstalled after a run put the identity in and vouched for it: the browser
+    // still has the identity, so the device is healthy.
+    let der = &held.certificate().unwrap().der;
+    let vouch = crate::integrations::nss::Vouch::now(&database, der).unwrap();
+    let state = home.state_place().path();
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(
+        state.join("nss-verified.json"),
+        serde_json::to_vec(&vouch).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(link.observe(&cx), Observation::Healthy);
 }

@@ -76,7 +76,7 @@ impl Host for FilesHost {
         ];
         // Chrome and Chromium on Linux read client identities from the user's NSS database.
         if self.layout == Layout::Linux {
-            links.push(Box::new(NssLink));
+            links.push(Box::new(NssLink::default()));
         }
         links.push(Box::new(BrowserPolicyLink {
             backend: Box::new(PolicyFiles {

@@ -162,14 +162,16 @@ impl NssDb<SystemRunner> {
     /// The database Chrome uses for the user whose home folder is `home` (`<home>/.pki/nssdb`).
     /// As root, the tools run as the owner of `home`.
     pub fn for_home(home: &Path) -> Result<NssDb<SystemRunner>, NssError> {
-        Ok(NssDb::with_runner(
-            home.join(DATABASE_DIR),
-            SystemRunner::for_home(home)?,
-        ))
+        Ok(NssDb::in_home(home, SystemRunner::for_home(home)?))
     }
 }
 
 impl<R: ToolRunner> NssDb<R> {
+    /// The database Chrome uses under `home`, its tools run by `runner`.
+    pub fn in_home(home: &Path, runner: R) -> NssDb<R> {
+        NssDb::with_runner(home.join(DATABASE_DIR), runner)
+    }
+
     pub fn with_runner(dir: PathBuf, runner: R) -> NssDb<R> {
         NssDb {
             dir,
