@@ -1355,18 +1355,43 @@ fn enroll_into(store: &mut dyn IdentityStore) -> Held {
     Held::read(store, OffsetDateTime::now_utc()).unwrap()
 }
 
+/// A user's home, made, and a file store beside it: what the NSS link works on.
+struct NssHome {
+    _dirs: [tempfile::TempDir; 2],
+    store: crate::store::file::FileStore,
+    config: Config,
+    home: UserHome,
+    record: EnrollmentRecord,
+}
+
+impl NssHome {
+    fn new() -> NssHome {
+        let store_dir = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let home = home(root.path());
+        std::fs::create_dir_all(&home.paths.home).unwrap();
+        NssHome {
+            store: crate::store::file::FileStore::new(store_dir.path().join("store")),
+            config: config(root.path()),
+            home,
+            record: EnrollmentRecord::default(),
+            _dirs: [store_dir, root],
+        }
+    }
+}
+
 #[test]
 fn the_nss_link_puts_the_identity_in_once_renews_it_and_takes_it_out() {
     if crate::integrations::nss::tests::real_tools().is_none() {
         return;
     }
-    let store_dir = tempfile::tempdir().unwrap();
-    let mut store = crate::store::file::FileStore::new(store_dir.path().join("store"));
-    let root = tempfile::tempdir().unwrap();
-    let config = config(root.path());
-    let home = home(root.path());
-    let record = EnrollmentRecord::default();
-    std::fs::create_dir_all(&home.paths.home).unwrap();
+    let NssHome {
+        _dirs,
+        mut store,
+        config,
+        home,
+        record,
+    } = NssHome::new();
     let database = home.paths.home.join(".pki/nssdb");
     let link = super::nss::NssLink::default();
     let put_line = |serial: &str| {
@@ -1490,13 +1515,13 @@ impl crate::integrations::nss::ToolRunner for NoNssTools {
 #[test]
 fn without_the_nss_tools_the_nss_link_matters_only_where_a_database_exists() {
     let link = super::nss::NssLink::with_tools(|_| Ok(NoNssTools));
-    let store_dir = tempfile::tempdir().unwrap();
-    let mut store = crate::store::file::FileStore::new(store_dir.path().join("store"));
-    let root = tempfile::tempdir().unwrap();
-    let config = config(root.path());
-    let home = home(root.path());
-    let record = EnrollmentRecord::default();
-    std::fs::create_dir_all(&home.paths.home).unwrap();
+    let NssHome {
+        _dirs,
+        mut store,
+        config,
+        home,
+        record,
+    } = NssHome::new();
     let held = enroll_into(&mut store);
     let mut cx = context_over(
         &config,

@@ -347,7 +347,7 @@ fn only_attribute<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::pki::authority::tests::{client_request, test_authority};
     use crate::pki::key::tests::{other_test_key, test_key};
@@ -519,8 +519,10 @@ mod tests {
         ));
     }
 
-    /// The token re-encoded after `edit`, its signature untouched.
-    fn rewritten(der: &[u8], edit: impl FnOnce(&mut SignedData)) -> Vec<u8> {
+    /// The CMS SignedData `der` with its SignedData changed by `edit` and encoded again. The
+    /// signature covers only the signed attributes, so what `edit` changes outside them still
+    /// verifies.
+    pub(crate) fn rewritten(der: &[u8], edit: impl FnOnce(&mut SignedData)) -> Vec<u8> {
         let mut signed: SignedData = ContentInfo::from_der(der)
             .unwrap()
             .content
@@ -533,6 +535,35 @@ mod tests {
         }
         .to_der()
         .unwrap()
+    }
+
+    /// `der` with `certificates` in place of the ones it carries. DER sorts a SET OF by
+    /// encoding, so this checks that the first one given comes first, which tests of the
+    /// signer lookup rely on.
+    pub(crate) fn with_certificates(der: &[u8], certificates: &[&[u8]]) -> Vec<u8> {
+        let rewritten = rewritten(der, |signed| {
+            let choices = certificates
+                .iter()
+                .map(|c| CertificateChoices::Certificate(Certificate::from_der(c).unwrap()));
+            signed.certificates = Some(CertificateSet(
+                SetOfVec::try_from(choices.collect::<Vec<_>>()).unwrap(),
+            ));
+        });
+        let first = ContentInfo::from_der(&rewritten)
+            .unwrap()
+            .content
+            .decode_as::<SignedData>()
+            .unwrap()
+            .certificates
+            .unwrap()
+            .0
+            .into_vec()
+            .remove(0);
+        assert!(
+            matches!(&first, CertificateChoices::Certificate(c) if c.to_der().unwrap() == certificates[0]),
+            "the first certificate given must come first for the test to mean anything"
+        );
+        rewritten
     }
 
     #[test]
@@ -563,28 +594,7 @@ mod tests {
                 .unwrap();
         let namesake_der = namesake.to_der().unwrap();
 
-        let both = rewritten(&token(), |signed| {
-            let choices = [namesake_der.as_slice(), device_cert()]
-                .map(|c| CertificateChoices::Certificate(Certificate::from_der(c).unwrap()));
-            signed.certificates = Some(CertificateSet(
-                SetOfVec::try_from(choices.to_vec()).unwrap(),
-            ));
-        });
-        let first = ContentInfo::from_der(&both)
-            .unwrap()
-            .content
-            .decode_as::<SignedData>()
-            .unwrap()
-            .certificates
-            .unwrap()
-            .0
-            .into_vec()
-            .remove(0);
-        assert!(
-            matches!(&first, CertificateChoices::Certificate(c) if c.to_der().unwrap() == namesake_der),
-            "the namesake must come first for this test to mean anything"
-        );
-
+        let both = with_certificates(&token(), &[&namesake_der, device_cert()]);
         let verified = verify_renewal_token(&both).unwrap();
         assert_eq!(verified.signer_certificate_der, device_cert());
         assert_eq!(verified.claims, claims());

@@ -517,6 +517,7 @@ pub fn certifies(certificate_der: &[u8], public_key_der: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::pki::key::tests::{other_test_key, test_key};
+    use crate::pki::token::tests::{rewritten, with_certificates};
 
     fn request_attributes() -> ScepAttributes {
         ScepAttributes::request(MessageType::PkcsReq, "abc123")
@@ -628,20 +629,6 @@ mod tests {
         );
     }
 
-    /// `der` with its SignedData changed by `edit` and encoded again. The signature covers only
-    /// the signed attributes, so what `edit` changes outside them still verifies.
-    fn rewritten(der: &[u8], edit: impl FnOnce(&mut SignedData)) -> Vec<u8> {
-        let info = ContentInfo::from_der(der).unwrap();
-        let mut signed: SignedData = info.content.decode_as().unwrap();
-        edit(&mut signed);
-        ContentInfo {
-            content_type: ID_SIGNED_DATA,
-            content: Any::encode_from(&signed).unwrap(),
-        }
-        .to_der()
-        .unwrap()
-    }
-
     #[test]
     fn the_signature_algorithm_must_agree_with_the_digest() {
         // RFC 5652 §10.1.2: rsaEncryption leaves the digest to digestAlgorithm; a
@@ -715,27 +702,7 @@ mod tests {
 
         // Included: another certificate beside the signer's, and first in the SET OF.
         let other = transient_certificate("CN=o", Signer::InMemory(other_test_key())).unwrap();
-        let both = rewritten(&der, |signed| {
-            let choices = [&other, &cert]
-                .map(|c| CertificateChoices::Certificate(Certificate::from_der(c).unwrap()));
-            signed.certificates = Some(CertificateSet(
-                SetOfVec::try_from(choices.to_vec()).unwrap(),
-            ));
-        });
-        let first = ContentInfo::from_der(&both)
-            .unwrap()
-            .content
-            .decode_as::<SignedData>()
-            .unwrap()
-            .certificates
-            .unwrap()
-            .0
-            .into_vec()
-            .remove(0);
-        assert!(
-            matches!(&first, CertificateChoices::Certificate(c) if c.to_der().unwrap() == other),
-            "the other certificate must come first for this test to mean anything"
-        );
+        let both = with_certificates(&der, &[&other, &cert]);
         let verified = verify_pki_message(&both, None).unwrap();
         assert_eq!(verified.signer_certificate_der, cert);
     }
