@@ -1490,31 +1490,9 @@ fn the_nss_link_puts_the_identity_in_once_renews_it_and_takes_it_out() {
     assert!(err.to_string().contains("bad database"), "{err}");
 }
 
-/// A machine without NSS's tools (`libnss3-tools` not installed).
-struct NoNssTools;
-
-impl crate::integrations::nss::ToolRunner for NoNssTools {
-    fn run(
-        &self,
-        tool: crate::integrations::nss::Tool,
-        _: &[std::ffi::OsString],
-    ) -> Result<crate::integrations::nss::ToolOutput, crate::integrations::nss::NssError> {
-        Err(crate::integrations::nss::NssError::ToolMissing {
-            tool: tool.name(),
-            package: tool.package(),
-        })
-    }
-    fn run_as(&self) -> Option<crate::integrations::nss::RunAs> {
-        None
-    }
-    fn has(&self, _: crate::integrations::nss::Tool) -> bool {
-        false
-    }
-}
-
 #[test]
 fn without_the_nss_tools_the_nss_link_matters_only_where_a_database_exists() {
-    let link = super::nss::NssLink::with_tools(|_| Ok(NoNssTools));
+    let link = super::nss::NssLink::with_tools(|_| Ok(crate::integrations::nss::tests::NoTools));
     let NssHome {
         _dirs,
         mut store,

@@ -6,7 +6,7 @@
 use super::{signs, Outcome, Report};
 use crate::chain::job::JobLink;
 use crate::chain::{Context, Held};
-use crate::integrations::nss::NssDb;
+use crate::integrations::nss::{NssDb, NssError, ToolRunner};
 use crate::integrations::{chrome, schedule};
 use crate::paths::Layout;
 use crate::pki::CertificateInfo;
@@ -26,7 +26,10 @@ pub fn checks(cx: &Context<'_>, report: &mut Report) {
     match certificate {
         Some(certificate) => {
             if cx.home.layout == Layout::Linux {
-                report.result(NSS, nss(cx, certificate));
+                match NssDb::for_home(&cx.home.paths.home) {
+                    Ok(db) => nss(&db, certificate, report),
+                    Err(e) => report.add(NSS, Outcome::Fail, e.to_string()),
+                }
             }
             browser_policy(cx, certificate, report);
         }
@@ -101,9 +104,26 @@ fn identity<'a>(cx: &'a Context<'_>, report: &mut Report) -> Option<&'a Certific
     Some(certificate)
 }
 
-/// `certutil -K` lists the key, `certutil -L` finds this certificate by the key's id.
-fn nss(cx: &Context<'_>, certificate: &CertificateInfo) -> Result<String, String> {
-    let db = NssDb::for_home(&cx.home.paths.home).map_err(|e| e.to_string())?;
+/// `certutil -K` lists the key, `certutil -L` finds this certificate by the key's id. Without
+/// the tools and without a database no NSS-based browser has run here: nothing to check, as
+/// the chain's NSS link does not apply there either.
+fn nss<R: ToolRunner>(db: &NssDb<R>, certificate: &CertificateInfo, report: &mut Report) {
+    if !db.exists() {
+        if let Err(NssError::ToolMissing { tool, package }) = db.check_tools() {
+            let why = format!(
+                "no NSS database, and {tool} is not installed (package: {package}): no NSS-based \
+                 browser has run here"
+            );
+            return report.add(NSS, Outcome::Skip, why);
+        }
+    }
+    report.result(NSS, nss_holds(db, certificate));
+}
+
+fn nss_holds<R: ToolRunner>(
+    db: &NssDb<R>,
+    certificate: &CertificateInfo,
+) -> Result<String, String> {
     let dir = db.dir().display().to_string();
     let seen = db.observe(&certificate.der).map_err(|e| e.to_string())?;
     match (seen.present, seen.key_present) {
@@ -198,5 +218,47 @@ fn job(cx: &Context<'_>) -> Result<String, String> {
             "{} is missing, disabled, or does not run this agent's renew",
             file.display()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrations::nss::tests::NoTools;
+
+    #[test]
+    fn without_the_nss_tools_the_nss_check_is_skipped_unless_a_database_exists() {
+        let home = tempfile::tempdir().unwrap();
+        let db = NssDb::in_home(home.path(), NoTools);
+        let public_key = crate::pki::key::tests::test_key().public_key_der().unwrap();
+        let request = crate::pki::authority::tests::client_request(
+            public_key,
+            time::OffsetDateTime::now_utc(),
+        );
+        let der = crate::pki::authority::tests::test_authority()
+            .issue(request)
+            .unwrap();
+        let certificate = CertificateInfo::parse(&der).unwrap();
+
+        let mut report = Report::default();
+        nss(&db, &certificate, &mut report);
+        assert_eq!(
+            report.lines(),
+            [
+                "SKIP nss identity: no NSS database, and certutil is not installed (package: \
+              libnss3-tools on Debian and Ubuntu, nss-tools on Fedora and RHEL): no NSS-based \
+              browser has run here"
+            ]
+        );
+
+        std::fs::create_dir_all(db.dir()).unwrap();
+        std::fs::write(db.dir().join("cert9.db"), b"").unwrap();
+        let mut report = Report::default();
+        nss(&db, &certificate, &mut report);
+        let lines = report.lines();
+        assert!(
+            lines[0].starts_with("FAIL nss identity: ") && lines[0].contains("libnss3-tools"),
+            "{lines:?}"
+        );
     }
 }

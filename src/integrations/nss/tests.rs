@@ -981,3 +981,22 @@ fn real_nss_as_root_works_as_the_home_folders_owner() {
     assert!(trapped.add_identity(&ours.cert, &ours.key).is_err());
     assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
 }
+
+/// A machine without NSS's tools (`libnss3-tools` not installed), for the callers of
+/// [`NssDb`] that must behave without them.
+pub(crate) struct NoTools;
+
+impl ToolRunner for NoTools {
+    fn run(&self, tool: Tool, _: &[OsString]) -> Result<ToolOutput, NssError> {
+        Err(NssError::ToolMissing {
+            tool: tool.name(),
+            package: tool.package(),
+        })
+    }
+    fn run_as(&self) -> Option<RunAs> {
+        None
+    }
+    fn has(&self, _: Tool) -> bool {
+        false
+    }
+}
