@@ -786,6 +786,25 @@ mod tests {
     }
 
     #[test]
+    fn only_visible_json_files_are_policy_and_one_that_cannot_be_read_is_reported() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("policies");
+        std::fs::create_dir(&dir).unwrap();
+        let object = br#"{"Other": 1}"#;
+        // Chromium reads `*.json` only; a dot file is a temporary (ours included) or hidden.
+        for name in [".hidden.json", "notes.txt", "corp.json"] {
+            std::fs::write(dir.join(name), object).unwrap();
+        }
+        // Larger than a policy file may be: reported, not passed over as if it were absent.
+        std::fs::write(dir.join("huge.json"), vec![b' '; DOCUMENT_MAX as usize + 1]).unwrap();
+        let view = DirView::read(&dir).unwrap();
+        let read: Vec<&Path> = view.objects.iter().map(|(p, _)| p.as_path()).collect();
+        assert_eq!(read, [dir.join("corp.json")]);
+        let reported: Vec<&Path> = view.unparseable.iter().map(|(p, _)| p.as_path()).collect();
+        assert_eq!(reported, [dir.join("huge.json")]);
+    }
+
+    #[test]
     fn removal_skips_browsers_without_a_folder_and_stops_at_one_it_cannot_read() {
         let root = tempfile::tempdir().unwrap();
         apply(root.path(), &ours()).unwrap();
