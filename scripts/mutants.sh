@@ -8,6 +8,7 @@
 #   scripts/mutants.sh pki http              # only these modules
 #   scripts/mutants.sh scep --shard 2/4      # other arguments go to cargo mutants
 #   scripts/mutants.sh --list                # list the mutants, run nothing
+#   scripts/mutants.sh chain --iterate       # after a run: only what it did not catch or build
 #   FULL=1 scripts/mutants.sh renewal        # then the whole suite on what the unit tests missed
 #
 # Made for two shared cores: one job at a time (JOBS=2 when nothing else runs) under
