@@ -52,8 +52,7 @@ impl<R: ToolRunner> NssLink<R> {
     /// (no tools and no database, see [`not_applicable`]). Every step asks this first, so
     /// that `preflight`, `observe`, `apply` and `remove` agree.
     fn db(&self, cx: &Context<'_>) -> Result<Option<NssDb<R>>, LinkError> {
-        let db = self.database(cx)?;
-        with_tools(db)
+        with_tools(self.database(cx)?)
     }
 
     /// Ours: what this identity's issuer issued under our nickname, and the certificates this

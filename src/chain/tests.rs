@@ -14,7 +14,7 @@ use crate::integrations::allowlist::AllowlistConfig;
 use crate::integrations::safari::MemoryIdentityPreferences;
 use crate::partition::Partition;
 use crate::paths::Layout;
-use crate::pki::authority::tests::{client_request, test_authority};
+use crate::pki::authority::tests::test_certificate;
 use crate::pki::{CheckedIdentity, NewKey, PrivateKey, SigningKey};
 use crate::store::StoreProbe;
 use std::path::Path;
@@ -80,13 +80,7 @@ fn home(root: &Path) -> UserHome {
 }
 
 fn valid_held() -> Held {
-    let key = crate::pki::key::tests::test_key();
-    let der = test_authority()
-        .issue(client_request(
-            key.public_key_der().unwrap(),
-            OffsetDateTime::now_utc(),
-        ))
-        .unwrap();
+    let der = test_certificate(OffsetDateTime::now_utc());
     Held::Valid(CertificateInfo::parse(&der).unwrap())
 }
 
@@ -336,9 +330,7 @@ impl IdentityStore for Holding {
 fn a_valid_key_of_another_certificate_is_private_key_missing() {
     use crate::pki::key::tests::{other_test_key, test_key};
     let now = OffsetDateTime::now_utc();
-    let certificate = test_authority()
-        .issue(client_request(test_key().public_key_der().unwrap(), now))
-        .unwrap();
+    let certificate = test_certificate(now);
     let holding = |key: &PrivateKey| Holding {
         certificate: certificate.clone(),
         key_pkcs8: key.to_pkcs8_der().unwrap().to_vec(),

@@ -349,6 +349,14 @@ pub(crate) mod tests {
         })
     }
 
+    /// The test key's client certificate from the test CA, valid from an hour before `now`.
+    pub(crate) fn test_certificate(now: OffsetDateTime) -> Vec<u8> {
+        let public_key_der = crate::pki::key::tests::test_key().public_key_der().unwrap();
+        test_authority()
+            .issue(client_request(public_key_der, now))
+            .unwrap()
+    }
+
     pub(crate) fn client_request(public_key_der: Vec<u8>, now: OffsetDateTime) -> IssueRequest {
         IssueRequest {
             subject: "CN=Okta MTLS".to_owned(),
@@ -420,9 +428,7 @@ mod issue_tests {
     fn client_certificate_has_the_device_profile_and_chains_to_the_ca() {
         let ca = test_authority();
         let now = OffsetDateTime::now_utc();
-        let der = ca
-            .issue(client_request(test_key().public_key_der().unwrap(), now))
-            .unwrap();
+        let der = test_certificate(now);
         verify_issued_by(&der, ca.certificate_der()).unwrap();
         let cert = Certificate::from_der(&der).unwrap();
         let has_eku = cert
@@ -497,13 +503,10 @@ mod issue_tests {
     fn random_serials_are_sixteen_octets_positive_and_random() {
         // RFC 5280 §4.1.2.2: positive, at most 20 octets; ours are always 16, none of them a
         // sign-padding zero, so the serial's hex is always 32 digits.
-        let ca = test_authority();
         let now = OffsetDateTime::now_utc();
         let mut first_octets = std::collections::BTreeSet::new();
         for _ in 0..16 {
-            let der = ca
-                .issue(client_request(test_key().public_key_der().unwrap(), now))
-                .unwrap();
+            let der = test_certificate(now);
             let cert = Certificate::from_der(&der).unwrap();
             let serial = cert.tbs_certificate.serial_number.as_bytes().to_vec();
             assert_eq!(serial.len(), 16, "{serial:02x?}");

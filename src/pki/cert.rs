@@ -337,7 +337,7 @@ pub fn pem_decode_all(text: &str) -> Result<Vec<(String, Vec<u8>)>, PkiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::authority::tests::{client_request, test_authority};
+    use crate::pki::authority::tests::{client_request, test_authority, test_certificate};
     use crate::pki::authority::{Authority, IssueRequest};
     use crate::pki::key::tests::{other_test_key, test_key};
     use time::macros::datetime;
@@ -347,7 +347,7 @@ mod tests {
     }
 
     fn device_cert(now: OffsetDateTime) -> Vec<u8> {
-        issue(client_request(test_key().public_key_der().unwrap(), now))
+        test_certificate(now)
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl std::fmt::Debug for CheckedIdentity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::authority::tests::{client_request, test_authority};
+    use crate::pki::authority::tests::{client_request, test_authority, test_certificate};
     use crate::pki::key::tests::{other_test_key, test_key};
     use crate::pki::PrivateKey;
 
@@ -85,9 +85,7 @@ mod tests {
     fn only_a_certificate_for_our_key_becomes_a_checked_identity() {
         let now = OffsetDateTime::now_utc();
         let ca = test_authority();
-        let ours = ca
-            .issue(client_request(test_key().public_key_der().unwrap(), now))
-            .unwrap();
+        let ours = test_certificate(now);
         let checked =
             CheckedIdentity::check(key_copy(test_key()), &ours, vec![], Some("Okta MTLS"), now)
                 .unwrap();
@@ -116,9 +114,7 @@ mod tests {
     fn debug_names_the_serial_and_the_chain_length_never_the_key() {
         let now = OffsetDateTime::now_utc();
         let ca = test_authority();
-        let ours = ca
-            .issue(client_request(test_key().public_key_der().unwrap(), now))
-            .unwrap();
+        let ours = test_certificate(now);
         let checked = CheckedIdentity::check(
             key_copy(test_key()),
             &ours,

@@ -349,7 +349,7 @@ fn only_attribute<'a>(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::pki::authority::tests::{client_request, test_authority};
+    use crate::pki::authority::tests::{client_request, test_authority, test_certificate};
     use crate::pki::key::tests::{other_test_key, test_key};
     use std::sync::OnceLock;
 
@@ -357,14 +357,7 @@ pub(crate) mod tests {
 
     fn device_cert() -> &'static [u8] {
         static CERT: OnceLock<Vec<u8>> = OnceLock::new();
-        CERT.get_or_init(|| {
-            test_authority()
-                .issue(client_request(
-                    test_key().public_key_der().unwrap(),
-                    OffsetDateTime::now_utc(),
-                ))
-                .unwrap()
-        })
+        CERT.get_or_init(|| test_certificate(OffsetDateTime::now_utc()))
     }
 
     fn claims() -> RenewalClaims {

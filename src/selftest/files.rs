@@ -230,14 +230,7 @@ mod tests {
     fn without_the_nss_tools_the_nss_check_is_skipped_unless_a_database_exists() {
         let home = tempfile::tempdir().unwrap();
         let db = NssDb::in_home(home.path(), NoTools);
-        let public_key = crate::pki::key::tests::test_key().public_key_der().unwrap();
-        let request = crate::pki::authority::tests::client_request(
-            public_key,
-            time::OffsetDateTime::now_utc(),
-        );
-        let der = crate::pki::authority::tests::test_authority()
-            .issue(request)
-            .unwrap();
+        let der = crate::pki::authority::tests::test_certificate(time::OffsetDateTime::now_utc());
         let certificate = CertificateInfo::parse(&der).unwrap();
 
         let mut report = Report::default();
