@@ -17,7 +17,11 @@ pub enum HealthStatus {
     /// The `device_trust` item is there, but the agent cannot read it without a dialog.
     KeychainPasswordUnreadable,
     CertificateMissing,
+    /// The store holds a certificate the recorded or configured CA did not issue.
+    CertificateFromAnotherCa,
     PrivateKeyMissing,
+    /// The device's clock is before the certificate's notBefore.
+    ClockWrong,
     CertificateExpired,
     RenewalFailing,
     AppAccessIncomplete,
@@ -38,7 +42,9 @@ impl HealthStatus {
             HealthStatus::KeychainPasswordMissing => "Keychain Password Missing",
             HealthStatus::KeychainPasswordUnreadable => "Keychain Password Unreadable",
             HealthStatus::CertificateMissing => "Certificate Missing",
+            HealthStatus::CertificateFromAnotherCa => "Certificate From Another CA",
             HealthStatus::PrivateKeyMissing => "Private Key Missing",
+            HealthStatus::ClockWrong => "Clock Wrong",
             HealthStatus::CertificateExpired => "Certificate Expired",
             HealthStatus::RenewalFailing => "Renewal Failing",
             HealthStatus::AppAccessIncomplete => "App Access Incomplete",
@@ -143,7 +149,12 @@ mod tests {
                 "Keychain Password Unreadable",
             ),
             (HealthStatus::CertificateMissing, "Certificate Missing"),
+            (
+                HealthStatus::CertificateFromAnotherCa,
+                "Certificate From Another CA",
+            ),
             (HealthStatus::PrivateKeyMissing, "Private Key Missing"),
+            (HealthStatus::ClockWrong, "Clock Wrong"),
             (HealthStatus::CertificateExpired, "Certificate Expired"),
             (HealthStatus::RenewalFailing, "Renewal Failing"),
             (HealthStatus::AppAccessIncomplete, "App Access Incomplete"),

@@ -13,6 +13,14 @@ use crate::timefmt::{now_rfc3339, rfc3339};
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
+/// The refusal to ask for a certificate while the clock is behind the stored one's notBefore.
+pub(super) fn clock_wrong(now: OffsetDateTime, info: &pki::CertificateInfo) -> AgentError {
+    AgentError::ClockWrong {
+        now: rfc3339(now),
+        not_before: rfc3339(info.not_before),
+    }
+}
+
 /// Where certificates come from: Okta's device-trust CA, or a SCEP CA when one is configured.
 pub(super) enum Enrollment {
     Okta(OrgUrl),
@@ -37,10 +45,17 @@ impl Agent {
     pub(super) fn enroll_locked(&mut self, token: Option<Secret>) -> Result<(), AgentError> {
         let enrollment = self.enrollment()?;
         let now = OffsetDateTime::now_utc();
-        let held = self.held(now)?;
+        let mut held = self.held(now)?;
+        if self.learn_scep_ca(&held)? {
+            held = self.held(now)?;
+        }
+        if let Held::NotYetValid(info) = &held {
+            return Err(clock_wrong(now, info));
+        }
         if !held.is_valid() {
             self.preflight(&held)?;
         }
+        let mut superseded = Superseded::default();
         match &held {
             Held::Valid(info) => {
                 if let Enrollment::Okta(org) = &enrollment {
@@ -55,6 +70,19 @@ impl Agent {
                 self.adopt(&enrollment)?;
                 self.configure(Superseded::default())?;
                 return Ok(());
+            }
+            // Only a later enrollment replaces it: it stays in place until the new identity
+            // is stored and checked, and is kept aside afterwards, never deleted.
+            Held::Foreign {
+                certificate,
+                reason,
+            } => {
+                info!(
+                    "{reason}; enrolling with the configured CA (serial {} stays until the new \
+                     certificate is stored)",
+                    certificate.serial_hex
+                );
+                superseded.certificates.push(certificate.der.clone());
             }
             Held::Expired(info) => info!(
                 "the installed certificate expired on {}; enrolling afresh",
@@ -72,7 +100,7 @@ impl Agent {
                         .unwrap_or_default()
                 );
             }
-            Held::Nothing => {}
+            Held::Nothing | Held::NotYetValid(_) => {}
         }
         match enrollment {
             Enrollment::Okta(org) => {
@@ -84,7 +112,14 @@ impl Agent {
             }
             Enrollment::Scep(settings) => self.enroll_scep(&settings)?,
         }
-        self.configure(Superseded::default())?;
+        if !superseded.certificates.is_empty() {
+            match self.store.set_aside_replaced() {
+                Ok(Some(aside)) => info!("the replaced certificate is kept as {aside}"),
+                Ok(None) => {}
+                Err(e) => warn!("the replaced certificate stays as the previous identity: {e}"),
+            }
+        }
+        self.configure(superseded)?;
         Ok(())
     }
 
@@ -112,6 +147,7 @@ impl Agent {
             self.record = EnrollmentRecord {
                 cert_auth_host: fresh.cert_auth_host.or(self.record.cert_auth_host.take()),
                 last_renewal: self.record.last_renewal.take(),
+                scep_ca_certificates: std::mem::take(&mut self.record.scep_ca_certificates),
                 ..fresh
             };
         }
@@ -207,8 +243,12 @@ impl Agent {
         })?;
         let issued = client.enroll_with(&ca, key.as_ref())?;
         let mut record = self.new_record(&Enrollment::Scep(Box::new(settings.clone())));
-        // The CA this enrollment trusted is pinned for every renewal after it.
+        // The CA this enrollment trusted is pinned for every renewal after it, and its
+        // certificates (with any the CertRep added) judge the stored identity from now on.
         record.scep_ca_fingerprint = Some(scep::sha256_fingerprint_hex(&issued.ca_certificate_der));
+        let mut certificates = ca.certificates().to_vec();
+        certificates.extend(issued.chain.iter().cloned());
+        record.scep_ca_certificates = crate::chain::ca::encoded(&certificates);
         self.store_enrollment(record, key, &issued.certificate_der, issued.chain, None)
     }
 

@@ -101,6 +101,18 @@ pub enum AgentError {
         #[source]
         first: LinkError,
     },
+    /// The store holds a certificate the expected CA did not issue.
+    #[error(
+        "{reason}; run `devicetrust enroll` with the org token or SCEP challenge to replace it"
+    )]
+    FromAnotherCa { reason: String },
+    /// The device's clock is behind the certificate's notBefore: no certificate is requested
+    /// (one issued now would not be valid on this device either).
+    #[error(
+        "the device's clock says {now}, before the certificate's notBefore {not_before}; set \
+         the clock right and try again (no certificate was requested)"
+    )]
+    ClockWrong { now: String, not_before: String },
     #[error("gave up after {secs} s, the longest one run may take (network.run_deadline_secs); the next run continues")]
     RunDeadline { secs: u64 },
 }
@@ -110,7 +122,9 @@ impl AgentError {
     pub fn exit_code(&self) -> i32 {
         match self {
             AgentError::Config(_) | AgentError::Host(HostError::KeychainUnavailable) => 2,
-            AgentError::NoUserSession | AgentError::RunDeadline { .. } => 75,
+            AgentError::NoUserSession
+            | AgentError::RunDeadline { .. }
+            | AgentError::ClockWrong { .. } => 75,
             AgentError::Lock(LockError::Busy { .. }) => 75,
             AgentError::Okta(e) if e.is_transient() => 75,
             AgentError::Scep(e) if e.is_transient() => 75,

@@ -17,7 +17,7 @@ pub use error::AgentError;
 pub use renew::RenewOutcome;
 pub use status::StatusReport;
 
-use crate::chain::{Chain, Context, Held, Superseded, UserHome};
+use crate::chain::{Chain, Context, ExpectedCa, Held, Superseded, UserHome};
 use crate::config::{Config, Source};
 use crate::host::Host;
 use crate::lock::RunLock;
@@ -43,6 +43,10 @@ pub struct Agent {
     /// The root-owned record: root runs write it and take their settings from it.
     device_file: DeviceRecordFile,
     root_run: bool,
+    /// This run's saves reach the record its settings came from: root's record in a root run,
+    /// the user's copy in a setup that never ran as root. Only such a run fetches what the
+    /// record vouches for (the SCEP CA's certificates).
+    owns_record: bool,
     record: EnrollmentRecord,
 }
 
@@ -106,6 +110,7 @@ impl Agent {
             record_file,
             device_file,
             root_run,
+            owns_record: root_run || source == Source::UserCopy,
             record,
         };
         if source == Source::UserCopy && !agent.record.is_enrollment() {
@@ -210,8 +215,35 @@ impl Agent {
         self.config.renewal_policy(&uuid)
     }
 
+    /// What the store holds, judged against the clock and the CA this run's record and
+    /// configuration expect.
     fn held(&self, now: OffsetDateTime) -> Result<Held, AgentError> {
-        Ok(Held::read(self.store.as_ref(), now)?)
+        let expected = ExpectedCa::of(&self.config, &self.record);
+        Ok(Held::read(self.store.as_ref(), now, &expected)?)
+    }
+
+    /// A device enrolled over SCEP by an agent that did not record the CA's certificates gets
+    /// them now, from the configured CA (pinned where a fingerprint is set), so the stored
+    /// identity is judged by the CA's signature from here on. Only a run whose saves reach the
+    /// record it judges by fetches them, and only while a certificate is stored; a failure is
+    /// a `WARN:` (the identity stays as it is, judged at a later run).
+    fn learn_scep_ca(&mut self, held: &Held) -> Result<bool, AgentError> {
+        let expected = ExpectedCa::of(&self.config, &self.record);
+        if !self.owns_record || !expected.needs_scep_ca() || held.shown().is_none() {
+            return Ok(false);
+        }
+        match net::scep_ca_certificates(&self.config) {
+            Ok(certificates) => {
+                info!("recorded the SCEP CA's certificates, to judge the stored identity by");
+                self.record.scep_ca_certificates = crate::chain::ca::encoded(&certificates);
+                self.save_record()?;
+                Ok(true)
+            }
+            Err(e) => {
+                warn!("the SCEP CA's certificates could not be fetched: {e}");
+                Ok(false)
+            }
+        }
     }
 
     /// Runs `f` with the chain and a context over this run's state.

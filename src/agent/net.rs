@@ -66,6 +66,16 @@ pub fn scep_settings(config: &Config) -> Result<HttpSettings, AgentError> {
     http_settings(config, user_agent, None)
 }
 
+/// The configured SCEP CA's certificates as GetCACert gives them, checked against the pinned
+/// fingerprint where one is set (`ScepClient::discover`).
+pub fn scep_ca_certificates(config: &Config) -> Result<Vec<Vec<u8>>, AgentError> {
+    let Some(settings) = config.scep_settings()? else {
+        return Ok(Vec::new());
+    };
+    let client = crate::scep::ScepClient::new(&settings, &scep_settings(config)?)?;
+    Ok(client.discover()?.certificates().to_vec())
+}
+
 /// Whether the org answers, waiting up to `network.wait_for_network_secs` for the network (or
 /// a ZTNA tunnel) to come up first, as a login-time check must: a failure right after wake is
 /// no verdict. `None` when there is no org to probe (SCEP-only configurations).

@@ -53,10 +53,16 @@ impl Agent {
     ) -> Result<RenewOutcome, AgentError> {
         let enrollment = self.enrollment()?;
         let now = OffsetDateTime::now_utc();
-        let info = match self.held(now)? {
+        let mut held = self.held(now)?;
+        if self.learn_scep_ca(&held)? {
+            held = self.held(now)?;
+        }
+        let info = match held {
             Held::Nothing => return Err(AgentError::NotEnrolled),
             Held::Damaged { detail, .. } => return Err(AgentError::Damaged { detail }),
+            Held::Foreign { reason, .. } => return Err(AgentError::FromAnotherCa { reason }),
             Held::KeyMissing(_) => return Err(AgentError::KeyMissing),
+            Held::NotYetValid(info) => return Err(super::enroll::clock_wrong(now, &info)),
             Held::Expired(info) => return self.reenroll_expired(&info, enrollment),
             Held::Valid(info) => info,
         };
@@ -232,10 +238,18 @@ impl Agent {
     pub fn repair(&mut self) -> Result<(), AgentError> {
         let _lock = self.lock()?;
         let enrollment = self.enrollment()?;
-        match self.held(OffsetDateTime::now_utc())? {
+        let now = OffsetDateTime::now_utc();
+        let mut held = self.held(now)?;
+        if self.learn_scep_ca(&held)? {
+            held = self.held(now)?;
+        }
+        match held {
             Held::Nothing => return Err(AgentError::NotEnrolled),
             Held::Damaged { detail, .. } => return Err(AgentError::Damaged { detail }),
+            // Nothing is applied around a certificate that is not ours: `enroll` replaces it.
+            Held::Foreign { reason, .. } => return Err(AgentError::FromAnotherCa { reason }),
             Held::KeyMissing(_) => return Err(AgentError::KeyMissing),
+            Held::NotYetValid(info) => return Err(super::enroll::clock_wrong(now, &info)),
             Held::Expired(_) | Held::Valid(_) => {}
         }
         self.adopt(&enrollment)?;

@@ -53,7 +53,7 @@ impl Agent {
             self.with_chain(&held, Superseded::default(), |chain, cx| chain.verdict(cx))
         };
         let policy = self.policy();
-        let certificate = held.certificate().cloned();
+        let certificate = held.shown().cloned();
         Ok(StatusReport {
             status: verdict.status,
             detail: verdict.detail,

@@ -2,6 +2,7 @@
 //! certAuthDomain, once, in every browser's policy. Where the policy lives is the host's
 //! choice of backend: managed JSON files (Linux, sandbox roots) or preference domains (macOS).
 
+use super::ca::NoFilter;
 use super::{Context, Link, LinkError};
 use crate::health::{HealthStatus, Observation};
 use crate::integrations::chrome::{self, IssuerFilter};
@@ -70,12 +71,11 @@ impl BrowserPolicy for PolicyFiles {
     }
 }
 
-/// The filter selecting the stored certificate's issuer (Okta's CA before there is one).
-fn filter_of(cx: &Context<'_>) -> IssuerFilter {
-    cx.held
-        .certificate()
-        .map(IssuerFilter::of)
-        .unwrap_or_else(IssuerFilter::okta)
+/// The filter selecting our certificate: built from the CA the record and configuration
+/// expect (Okta's fixed name, or the recorded SCEP CA's), never from whatever certificate the
+/// user's store holds; or why it cannot be known yet.
+fn filter_of(cx: &Context<'_>) -> Result<IssuerFilter, NoFilter> {
+    cx.expected_ca().filter(cx.held.certificate())
 }
 
 pub struct BrowserPolicyLink {
@@ -95,19 +95,17 @@ impl Link for BrowserPolicyLink {
         let Some(certificate) = cx.held.certificate() else {
             return Observation::NotApplicable;
         };
-        let filter = IssuerFilter::of(certificate);
-        match cx.cert_auth_host() {
-            Some(_) if filter.is_empty() => Observation::failing(
-                HealthStatus::BrowserPolicyMissing,
-                format!(
-                    "the certificate's issuer ({}) has no CN, O or OU for the browsers' filter",
-                    certificate.issuer
-                ),
-            ),
-            Some(host) if self.backend.present(&chrome::policy_entry(host, &filter)) => {
+        let filter = filter_of(cx);
+        match (cx.cert_auth_host(), filter) {
+            (Some(_), Err(why)) => {
+                Observation::failing(HealthStatus::BrowserPolicyMissing, why.to_string())
+            }
+            (Some(host), Ok(filter))
+                if self.backend.present(&chrome::policy_entry(host, &filter)) =>
+            {
                 Observation::Healthy
             }
-            Some(host) => Observation::failing(
+            (Some(host), Ok(_)) => Observation::failing(
                 HealthStatus::BrowserPolicyMissing,
                 format!(
                     "AutoSelectCertificateForUrls lacks the one entry selecting the stored \
@@ -117,11 +115,11 @@ impl Link for BrowserPolicyLink {
             ),
             // Okta always has a certAuthDomain: not knowing it (a device taken over from
             // Okta's task) means the browsers were never set up.
-            None if cx.method() == Method::Okta => Observation::failing(
+            (None, _) if cx.method() == Method::Okta => Observation::failing(
                 HealthStatus::BrowserPolicyMissing,
                 "the certAuthDomain is unknown; `devicetrust repair` asks Okta for it",
             ),
-            None => Observation::NotApplicable,
+            (None, _) => Observation::NotApplicable,
         }
     }
 
@@ -132,11 +130,13 @@ impl Link for BrowserPolicyLink {
             }
             return Ok(Vec::new());
         };
-        let filter = filter_of(cx);
-        if filter.is_empty() {
-            warn!("the certificate's issuer has no CN, O or OU; browser auto-selection not configured");
-            return Ok(Vec::new());
-        }
+        let filter = match filter_of(cx) {
+            Ok(filter) => filter,
+            Err(why) => {
+                warn!("browser auto-selection not configured: {why}");
+                return Ok(Vec::new());
+            }
+        };
         let older: Vec<String> = cx
             .superseded
             .hosts
@@ -152,7 +152,17 @@ impl Link for BrowserPolicyLink {
         let Some(host) = cx.cert_auth_host().map(str::to_owned) else {
             return Ok(Vec::new());
         };
+        // Removing only ever takes out an entry of ours, so where the expected filter is not
+        // known the stored certificate's issuer names the entry to look for.
+        let Some(filter) = filter_of(cx).ok().or_else(|| {
+            cx.held
+                .certificate()
+                .map(IssuerFilter::of)
+                .filter(|f| !f.is_empty())
+        }) else {
+            return Ok(Vec::new());
+        };
         self.backend
-            .take_out(&[chrome::policy_entry(&host, &filter_of(cx))])
+            .take_out(&[chrome::policy_entry(&host, &filter)])
     }
 }

@@ -21,7 +21,9 @@ impl Link for IdentityLink {
             HealthStatus::KeychainPasswordMissing,
             HealthStatus::KeychainPasswordUnreadable,
             HealthStatus::CertificateMissing,
+            HealthStatus::CertificateFromAnotherCa,
             HealthStatus::PrivateKeyMissing,
+            HealthStatus::ClockWrong,
             HealthStatus::CertificateExpired,
         ]
     }
@@ -60,9 +62,29 @@ impl Link for IdentityLink {
                 format!("no certificate in {}", cx.store.location()),
             ),
             Held::Damaged { status, detail } => Observation::failing(*status, detail.clone()),
+            Held::Foreign {
+                certificate,
+                reason,
+            } => Observation::failing(
+                HealthStatus::CertificateFromAnotherCa,
+                format!(
+                    "{reason} (SHA-256 {}); `devicetrust enroll` replaces it",
+                    certificate.fingerprint_sha256
+                ),
+            ),
             Held::KeyMissing(_) => Observation::failing(
                 HealthStatus::PrivateKeyMissing,
                 "the certificate's private key is missing or does not match it",
+            ),
+            Held::NotYetValid(c) => Observation::failing(
+                HealthStatus::ClockWrong,
+                format!(
+                    "the device's clock says {}, before the certificate's notBefore {}: set \
+                     the clock right (the certificate is fine, and a new one would not be \
+                     valid either)",
+                    rfc3339(cx.now),
+                    rfc3339(c.not_before)
+                ),
             ),
             Held::Expired(c) => Observation::failing(
                 HealthStatus::CertificateExpired,

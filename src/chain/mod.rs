@@ -9,6 +9,7 @@
 
 pub mod allowlist;
 pub mod browser;
+pub mod ca;
 pub mod identity;
 pub mod job;
 pub mod legacy;
@@ -21,13 +22,15 @@ use crate::pki::CertificateInfo;
 use crate::record::{EnrollmentRecord, Method};
 use crate::renewal::RenewalPolicy;
 use crate::store::{IdentityStore, StoreError};
+pub use ca::ExpectedCa;
 
 pub use crate::paths::UserHome;
 use std::path::PathBuf;
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
-/// What the store holds right now, judged against the clock; read once per run.
+/// What the store holds right now, judged against the clock and the expected CA; read once per
+/// run.
 #[derive(Debug, Clone)]
 pub enum Held {
     Nothing,
@@ -36,7 +39,16 @@ pub enum Held {
         status: HealthStatus,
         detail: String,
     },
+    /// A certificate the expected CA did not issue (placed by hand, or left from another
+    /// method or CA than the configured one): shown by `status`, never used for anything.
+    Foreign {
+        certificate: CertificateInfo,
+        reason: String,
+    },
     KeyMissing(CertificateInfo),
+    /// Ours, but the device's clock is before its notBefore: the clock is wrong, not the
+    /// certificate, and no new certificate would be valid either.
+    NotYetValid(CertificateInfo),
     Expired(CertificateInfo),
     Valid(CertificateInfo),
 }
@@ -44,7 +56,11 @@ pub enum Held {
 impl Held {
     /// Reads the store. Only damage is folded into the value; an I/O error (a store that
     /// cannot be reached) is an error, because it says nothing about the identity.
-    pub fn read(store: &dyn IdentityStore, now: OffsetDateTime) -> Result<Held, StoreError> {
+    pub fn read(
+        store: &dyn IdentityStore,
+        now: OffsetDateTime,
+        expected: &ExpectedCa,
+    ) -> Result<Held, StoreError> {
         let certificate = match store.certificate() {
             Ok(Some(der)) => match CertificateInfo::parse(&der) {
                 Ok(info) => info,
@@ -64,6 +80,13 @@ impl Held {
             }
             Err(e) => return Err(e),
         };
+        // Before the key: a certificate that is not ours says nothing about our key.
+        if let Err(reason) = expected.judge(&certificate) {
+            return Ok(Held::Foreign {
+                certificate,
+                reason,
+            });
+        }
         let key = match store.signing_key() {
             Ok(Some(key)) => key,
             Ok(None) => return Ok(Held::KeyMissing(certificate)),
@@ -81,17 +104,30 @@ impl Held {
         {
             return Ok(Held::KeyMissing(certificate));
         }
+        if now < certificate.not_before {
+            return Ok(Held::NotYetValid(certificate));
+        }
         if !certificate.is_valid_at(now) {
             return Ok(Held::Expired(certificate));
         }
         Ok(Held::Valid(certificate))
     }
 
-    /// The stored certificate, whatever its state.
+    /// The stored certificate when it is ours (from the expected CA), whatever its state.
     pub fn certificate(&self) -> Option<&CertificateInfo> {
         match self {
-            Held::KeyMissing(c) | Held::Expired(c) | Held::Valid(c) => Some(c),
-            Held::Nothing | Held::Damaged { .. } => None,
+            Held::KeyMissing(c) | Held::NotYetValid(c) | Held::Expired(c) | Held::Valid(c) => {
+                Some(c)
+            }
+            Held::Nothing | Held::Damaged { .. } | Held::Foreign { .. } => None,
+        }
+    }
+
+    /// The stored certificate as `status` shows it, a foreign one included.
+    pub fn shown(&self) -> Option<&CertificateInfo> {
+        match self {
+            Held::Foreign { certificate, .. } => Some(certificate),
+            held => held.certificate(),
         }
     }
 
@@ -126,6 +162,11 @@ pub struct Superseded {
 }
 
 impl Context<'_> {
+    /// The CA the stored identity must come from: this run's record and configuration.
+    pub fn expected_ca(&self) -> ExpectedCa {
+        ExpectedCa::of(self.config, self.record)
+    }
+
     /// How this device enrolled: the record's word, else the configuration's.
     pub fn method(&self) -> Method {
         self.record.method.unwrap_or_else(|| self.config.method())

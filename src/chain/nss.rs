@@ -58,12 +58,14 @@ impl<R: ToolRunner> NssLink<R> {
     /// Ours: what this identity's issuer issued under our nickname, and the certificates this
     /// run replaced, wherever NSS filed them.
     fn ours(cx: &Context<'_>, certificate: Option<&CertificateInfo>) -> Ours {
-        let issuer = certificate
-            .and_then(|c| c.issuer_cn.as_deref())
-            .unwrap_or(OKTA_ISSUER_CN);
+        let issuer = cx
+            .expected_ca()
+            .issuer_cn(certificate)
+            .unwrap_or(OKTA_ISSUER_CN)
+            .to_owned();
         let mut known = cx.superseded.certificates.clone();
         known.extend(certificate.map(|c| c.der.clone()));
-        Ours::issued_by(issuer, known)
+        Ours::issued_by(&issuer, known)
     }
 }
 

@@ -168,7 +168,9 @@ fn the_chain_is_ordered_as_the_health_statuses() {
         HealthStatus::KeychainMissing,
         HealthStatus::KeychainPasswordMissing,
         HealthStatus::CertificateMissing,
+        HealthStatus::CertificateFromAnotherCa,
         HealthStatus::PrivateKeyMissing,
+        HealthStatus::ClockWrong,
         HealthStatus::CertificateExpired,
         HealthStatus::RenewalFailing,
         HealthStatus::AppAccessIncomplete,
@@ -270,7 +272,9 @@ fn the_macs_own_chain_is_ordered_and_complete() {
         HealthStatus::KeychainPasswordMissing,
         HealthStatus::KeychainPasswordUnreadable,
         HealthStatus::CertificateMissing,
+        HealthStatus::CertificateFromAnotherCa,
         HealthStatus::PrivateKeyMissing,
+        HealthStatus::ClockWrong,
         HealthStatus::CertificateExpired,
         HealthStatus::RenewalFailing,
         HealthStatus::AppAccessIncomplete,
@@ -327,6 +331,66 @@ impl IdentityStore for Holding {
 }
 
 #[test]
+fn a_certificate_from_another_ca_is_judged_before_its_key_and_a_clock_behind_is_not_expiry() {
+    use crate::pki::key::tests::{other_test_key, test_key};
+    let now = OffsetDateTime::now_utc();
+    let certificate = test_certificate(now);
+    let store = Holding {
+        certificate: certificate.clone(),
+        key_pkcs8: other_test_key().to_pkcs8_der().unwrap().to_vec(),
+    };
+    // Not Okta's CA: foreign, whatever the key.
+    let scep = ExpectedCa::Scep {
+        certificates: vec![crate::pki::authority::tests::test_authority()
+            .certificate_der()
+            .to_vec()],
+    };
+    let moved = ExpectedCa::Moved {
+        enrolled: "Okta's device-trust CA".into(),
+        configured: "the SCEP CA https://ca/scep".into(),
+    };
+    let held = Held::read(&store, now, &moved).unwrap();
+    assert!(
+        matches!(&held, Held::Foreign { certificate: c, reason } if c.der == certificate
+            && reason.contains("https://ca/scep")),
+        "{held:?}"
+    );
+    assert!(held.certificate().is_none(), "nothing is built from it");
+    assert_eq!(held.shown().map(|c| &c.der), Some(&certificate));
+    // The test CA's own certificate as the recorded SCEP CA: ours, so the key decides.
+    let held = Held::read(&store, now, &scep).unwrap();
+    assert!(matches!(held, Held::KeyMissing(_)), "{held:?}");
+
+    // Its own key, and a clock an hour and a minute behind the certificate's start.
+    let store = Holding {
+        certificate,
+        key_pkcs8: test_key().to_pkcs8_der().unwrap().to_vec(),
+    };
+    let behind = now - time::Duration::minutes(61);
+    let held = Held::read(&store, behind, &ExpectedCa::Okta).unwrap();
+    let Held::NotYetValid(c) = &held else {
+        panic!("{held:?}")
+    };
+    assert!(held.certificate().is_some() && !held.is_valid());
+    let record = EnrollmentRecord::default();
+    let mut store = store;
+    with_context(&record, &mut store, &held, Vec::new(), |cx| {
+        cx.now = behind;
+        let observed = IdentityLink.observe(cx);
+        failing_with(
+            observed.clone(),
+            HealthStatus::ClockWrong,
+            &crate::timefmt::rfc3339(c.not_before),
+        );
+        failing_with(
+            observed,
+            HealthStatus::ClockWrong,
+            &crate::timefmt::rfc3339(behind),
+        );
+    });
+}
+
+#[test]
 fn a_valid_key_of_another_certificate_is_private_key_missing() {
     use crate::pki::key::tests::{other_test_key, test_key};
     let now = OffsetDateTime::now_utc();
@@ -336,12 +400,12 @@ fn a_valid_key_of_another_certificate_is_private_key_missing() {
         key_pkcs8: key.to_pkcs8_der().unwrap().to_vec(),
     };
     // Its own key: valid.
-    let held = Held::read(&holding(test_key()), now).unwrap();
+    let held = Held::read(&holding(test_key()), now, &ExpectedCa::Okta).unwrap();
     assert!(matches!(held, Held::Valid(_)), "{held:?}");
 
     // A key that parses and signs, but is another certificate's.
     let mut store = holding(other_test_key());
-    let held = Held::read(&store, now).unwrap();
+    let held = Held::read(&store, now, &ExpectedCa::Okta).unwrap();
     assert!(
         matches!(&held, Held::KeyMissing(c) if c.der == certificate),
         "{held:?}"
@@ -873,7 +937,7 @@ fn a_damaged_store_is_a_status_and_an_unreachable_one_an_error() {
     let Held::Valid(info) = valid_held() else {
         unreachable!()
     };
-    let read = |certificate, key| Held::read(&Failing { certificate, key }, now);
+    let read = |certificate, key| Held::read(&Failing { certificate, key }, now, &ExpectedCa::Okta);
     assert!(matches!(
         read(Err(damage), io),
         Ok(Held::Damaged {
@@ -1092,26 +1156,36 @@ fn the_browser_link_without_a_host_or_a_filter_writes_nothing_and_says_why() {
         assert!(matches!(link.observe(cx), Observation::NotApplicable));
     });
 
-    // An issuer with no CN, O or OU: no filter could select the certificate.
-    let Held::Valid(mut nameless) = valid_held() else {
-        unreachable!()
+    // A SCEP CA whose certificates no run has recorded yet: the filter cannot be known, and
+    // nothing is taken from the stored certificate instead.
+    let root = tempfile::tempdir().unwrap();
+    let flags = Flags {
+        root: Some(root.path().to_owned()),
+        scep_url: Some("https://ca.example.com/scep".into()),
+        ..Flags::default()
     };
-    (nameless.issuer_cn, nameless.issuer_o, nameless.issuer_ou) = (None, None, None);
-    nameless.issuer = "C=US".into();
-    let nameless = Held::Valid(nameless);
+    let config = crate::config::load(&flags, &Default::default(), Layer::default()).unwrap();
     let scep = EnrollmentRecord {
         method: Some(crate::record::Method::Scep),
+        scep_url: Some("https://ca.example.com/scep".into()),
         cert_auth_host: Some("dt.example.com".into()),
         ..EnrollmentRecord::default()
     };
-    with_context(&scep, &mut store, &nameless, Vec::new(), |cx| {
-        failing_with(
-            link.observe(cx),
-            HealthStatus::BrowserPolicyMissing,
-            "has no CN, O or OU",
-        );
-        assert!(link.apply(cx).unwrap().is_empty());
-    });
+    let home = home(root.path());
+    let mut cx = context_over(
+        &config,
+        &home,
+        &scep,
+        &mut store,
+        &held,
+        Superseded::default(),
+    );
+    failing_with(
+        link.observe(&cx),
+        HealthStatus::BrowserPolicyMissing,
+        "not recorded yet",
+    );
+    assert!(link.apply(&mut cx).unwrap().is_empty());
     let log = log.borrow();
     assert!(log.puts.is_empty() && log.entries.is_empty());
 }
@@ -1322,7 +1396,9 @@ fn each_link_declares_the_statuses_its_observe_reports() {
                 KeychainPasswordMissing,
                 KeychainPasswordUnreadable,
                 CertificateMissing,
+                CertificateFromAnotherCa,
                 PrivateKeyMissing,
+                ClockWrong,
                 CertificateExpired,
             ],
         ),
@@ -1344,7 +1420,7 @@ fn each_link_declares_the_statuses_its_observe_reports() {
 /// A store holding a fresh identity issued by the test CA, and what is held.
 fn enroll_into(store: &mut dyn IdentityStore) -> Held {
     crate::store::file::tests::hold(store);
-    Held::read(store, OffsetDateTime::now_utc()).unwrap()
+    Held::read(store, OffsetDateTime::now_utc(), &ExpectedCa::Okta).unwrap()
 }
 
 /// A user's home, made, and a file store beside it: what the NSS link works on.

@@ -148,6 +148,8 @@ impl Config {
                 .scep_ca_fingerprint
                 .clone()
                 .filter(|t| same_fingerprint(t, self.scep.ca_fingerprint.as_deref())),
+            // What a user could have written never says which CA the identity must come from.
+            scep_ca_certificates: Vec::new(),
             cert_auth_host: alike(&copy.cert_auth_host, self.cert_auth_host.clone()),
             cell: self
                 .org_url

@@ -59,6 +59,11 @@ pub struct EnrollmentRecord {
     /// The SCEP CA a SCEP enrollment came from, and the CA certificate it was pinned to.
     pub scep_url: Option<String>,
     pub scep_ca_fingerprint: Option<String>,
+    /// The SCEP CA's certificates (base64 DER) as a run that owns this record fetched them,
+    /// checked against the pin: a stored identity must be signed by one of them
+    /// (`chain::ca`). Empty for Okta, whose CA publishes no key, and in older agents' records.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scep_ca_certificates: Vec<String>,
     /// Where the MTLS handshake happens (metadata `certAuthDomain`, host only).
     pub cert_auth_host: Option<String>,
     /// Everything after the first dot of the org host (`okta.com`): Safari's `*.<cell>` name.
@@ -104,11 +109,20 @@ impl EnrollmentRecord {
             (a, b) => a.or(b),
         };
         let pick = |a: Option<String>, b: &Option<String>| a.or_else(|| b.clone());
+        // The CA's certificates belong to the CA's URL: another CA's never fill in.
+        let scep_ca_certificates = if !self.scep_ca_certificates.is_empty() {
+            self.scep_ca_certificates
+        } else if self.scep_url.is_none() || self.scep_url == under.scep_url {
+            under.scep_ca_certificates.clone()
+        } else {
+            Vec::new()
+        };
         EnrollmentRecord {
             method: self.method.or(under.method),
             org_url: pick(self.org_url, &under.org_url),
             scep_url: pick(self.scep_url, &under.scep_url),
             scep_ca_fingerprint: pick(self.scep_ca_fingerprint, &under.scep_ca_fingerprint),
+            scep_ca_certificates,
             cert_auth_host: pick(self.cert_auth_host, &under.cert_auth_host),
             cell: pick(self.cell, &under.cell),
             ca_file: self.ca_file.or_else(|| under.ca_file.clone()),

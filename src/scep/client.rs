@@ -62,6 +62,13 @@ pub struct CaFacts {
     ca: CaCertificates,
 }
 
+impl CaFacts {
+    /// Everything GetCACert returned (checked against the pin where one is set), in order.
+    pub fn certificates(&self) -> &[Vec<u8>] {
+        &self.ca.all_der
+    }
+}
+
 /// One SCEP CA, as one payload describes it.
 pub struct ScepClient {
     settings: ScepSettings,

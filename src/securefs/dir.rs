@@ -140,7 +140,27 @@ impl SecureDir {
         name: impl AsRef<OsStr>,
         max_bytes: u64,
     ) -> Result<Option<Zeroizing<Vec<u8>>>> {
-        let name = self.name(name.as_ref())?;
+        self.read(name.as_ref(), max_bytes, false)
+    }
+
+    /// Reads `name` as [`SecureDir::read_file`] does, and only when this folder's owner owns
+    /// it: a store's private files (its key above all) are the owner's own, never a file of
+    /// someone else's that was linked or moved in. Refused as [`SecureFsError::OtherOwner`].
+    pub fn read_owned_file(
+        &self,
+        name: impl AsRef<OsStr>,
+        max_bytes: u64,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        self.read(name.as_ref(), max_bytes, true)
+    }
+
+    fn read(
+        &self,
+        name: &OsStr,
+        max_bytes: u64,
+        owners_only: bool,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let name = self.name(name)?;
         let path = self.path.join(name);
         let what = "the file";
         let flags = READ_FLAGS | OFlags::NOFOLLOW;
@@ -158,6 +178,9 @@ impl SecureDir {
             }
         };
         let stat = check_private_file(&fd, &path, what)?;
+        if owners_only && stat.st_uid != self.own_metadata()?.uid {
+            return Err(SecureFsError::OtherOwner { path });
+        }
         super::read::read_fd(fd, &stat, &path, max_bytes, what).map(Some)
     }
 

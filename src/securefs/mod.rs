@@ -94,6 +94,14 @@ pub enum SecureFsError {
         Shown(path)
     )]
     HardLinked { path: PathBuf },
+    /// A private file whose owner is not its folder's: a file another user (root included)
+    /// owns, linked or moved into a user's folder, is as planted as a link.
+    #[error(
+        "{} belongs to another user than its folder; devicetrust does not use such a file in \
+         a user's home",
+        Shown(path)
+    )]
+    OtherOwner { path: PathBuf },
     #[error("{what} {} is larger than {max} bytes", Shown(path))]
     TooLarge {
         what: &'static str,
@@ -142,7 +150,9 @@ impl SecureFsError {
     pub fn is_planted(&self) -> bool {
         matches!(
             self,
-            SecureFsError::Symlink { .. } | SecureFsError::HardLinked { .. }
+            SecureFsError::Symlink { .. }
+                | SecureFsError::HardLinked { .. }
+                | SecureFsError::OtherOwner { .. }
         )
     }
 }

@@ -72,6 +72,22 @@ fn identity<'a>(cx: &'a Context<'_>, report: &mut Report) -> Option<&'a Certific
             );
             return None;
         }
+        Held::Foreign { reason, .. } => {
+            report.add(IDENTITY, Outcome::Fail, reason.clone());
+            return None;
+        }
+        Held::NotYetValid(c) => {
+            report.add(
+                IDENTITY,
+                Outcome::Fail,
+                format!(
+                    "certificate {} is valid from {}, after the device's clock",
+                    c.serial_hex,
+                    rfc3339(c.not_before)
+                ),
+            );
+            return None;
+        }
         Held::Expired(c) => {
             report.add(
                 IDENTITY,

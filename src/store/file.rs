@@ -136,7 +136,7 @@ impl FileStore {
     /// The live generation's name, if `CURRENT` names one.
     fn current_generation(&self, dir: &SecureDir) -> Result<Option<String>, StoreError> {
         let Some(bytes) = dir
-            .read_file(CURRENT, MEMBER_MAX)
+            .read_owned_file(CURRENT, MEMBER_MAX)
             .map_err(fs("read CURRENT"))?
         else {
             return Ok(None);
@@ -165,7 +165,10 @@ impl FileStore {
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(fs(action)(e)),
         };
-        let Some(mut bytes) = generation.read_file(name, MEMBER_MAX).map_err(fs(action))? else {
+        let Some(mut bytes) = generation
+            .read_owned_file(name, MEMBER_MAX)
+            .map_err(fs(action))?
+        else {
             return Ok(None);
         };
         // Moved, not copied: the key's text leaves no unzeroed copy behind.
@@ -388,6 +391,29 @@ impl IdentityStore for FileStore {
             dir.rename(&name, &aside).map_err(fs(action))?;
         }
         dir.remove_file(CURRENT).map_err(fs(action))?;
+        Ok(Some(self.dir.join(aside).display().to_string()))
+    }
+
+    fn set_aside_replaced(&mut self) -> Result<Option<String>, StoreError> {
+        let action = "set the replaced identity aside";
+        let Some(dir) = self.open(action)? else {
+            return Ok(None);
+        };
+        let current = self.current_generation(&dir)?;
+        let mut replaced: Vec<OsString> = self
+            .entries(&dir)?
+            .into_iter()
+            .filter(|m| m.class == Class::Generation && m.kind == FileKind::Dir)
+            .map(|m| m.name)
+            .filter(|name| current.as_deref().is_none_or(|c| name != c))
+            .collect();
+        // Generation names sort by creation time: the newest is the one just replaced.
+        replaced.sort();
+        let Some(name) = replaced.pop() else {
+            return Ok(None);
+        };
+        let aside = format!("{SET_ASIDE_PREFIX}{}", generation_name());
+        dir.rename(&name, &aside).map_err(fs(action))?;
         Ok(Some(self.dir.join(aside).display().to_string()))
     }
 

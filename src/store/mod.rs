@@ -128,6 +128,13 @@ pub trait IdentityStore {
     fn set_aside(&mut self) -> Result<Option<String>, StoreError> {
         Ok(None)
     }
+    /// After `replace` took the place of an identity that was not ours (another CA's), keeps
+    /// that one aside rather than as the previous generation a later replacement deletes;
+    /// returns where it went. Where `replace` removes the old identity (the keychain: the
+    /// foreign item goes, okta.keychain and its password stay) there is nothing to keep.
+    fn set_aside_replaced(&mut self) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
     /// Removes the identity and what the store created for it; `Ok(false)` when there was
     /// nothing. Anything the store did not create stays.
     fn remove(&mut self) -> Result<bool, StoreError>;
