@@ -63,6 +63,28 @@ pub fn tag(level: &Level) -> &'static str {
     }
 }
 
+/// `text` on one line with no control character: a newline, carriage return, tab or escape
+/// (and every other control character) is written as an escape (`\n`, `\r`, `\t`, `\u{1b}`).
+/// Text from a file or a server (an error a user's renewal job kept in `state.json`, a
+/// certificate's subject) is printed by root runs; escaped, it can never start a line of its
+/// own: no forged `INFO:` line, no `<result>` line Jamf would take for the EA's.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 struct PrefixedLine;
 
 impl<S, N> FormatEvent<S, N> for PrefixedLine
@@ -76,9 +98,15 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        write!(writer, "{}: ", tag(event.metadata().level()))?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+        let mut message = String::new();
+        ctx.field_format()
+            .format_fields(Writer::new(&mut message), event)?;
+        writeln!(
+            writer,
+            "{}: {}",
+            tag(event.metadata().level()),
+            one_line(&message)
+        )
     }
 }
 
@@ -230,6 +258,18 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn text_from_outside_stays_on_one_line_without_control_characters() {
+        assert!(matches!(
+            one_line("plain text"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            one_line("a\nINFO: forged\r\t<result>x</result>\u{1b}[2J\u{7f}\u{85}"),
+            r"a\nINFO: forged\r\t<result>x</result>\u{1b}[2J\u{7f}\u{85}"
+        );
     }
 
     #[test]

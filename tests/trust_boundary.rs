@@ -10,6 +10,7 @@
 mod common;
 
 use common::*;
+use devicetrust::pki::CertificateInfo;
 use devicetrust::sim::{SimConfig, Simulator};
 use serde_json::{json, Value};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -520,4 +521,202 @@ fn files_root_takes_settings_or_secrets_from_must_be_roots_alone() {
     }
     assert_eq!(scene.theirs.requests().len(), 0);
     assert_eq!(scene.root(&["ea"]).stdout, "<result>Healthy</result>\n");
+}
+
+impl Scene {
+    /// The user makes a certificate and key of their own with `subject` (self-signed, so
+    /// `subject` is its issuer too), puts them in a new generation folder of their store and
+    /// names it live. Returns the folder.
+    fn user_plants_identity(&self, subject: &str) -> PathBuf {
+        let store = self.state_dir().join("identity");
+        let generation = store.join("id-ffffffffffffffffffff-planted");
+        let script = format!(
+            "set -e; mkdir '{g}'; openssl req -x509 -newkey rsa:2048 -nodes -days 365 \
+             -subj '{subject}' -keyout '{g}/key.pem' -out '{g}/cert.pem' 2>/dev/null; \
+             printf '%s' '{name}' > '{store}/CURRENT'",
+            g = generation.display(),
+            name = generation.file_name().unwrap().to_str().unwrap(),
+            store = store.display(),
+        );
+        let status = self.as_user(&["sh", "-c", &script]).status().unwrap();
+        assert!(
+            status.success(),
+            "the user can plant an identity in their store"
+        );
+        generation
+    }
+
+    /// Every browser policy file under the root, path -> bytes.
+    fn policy_files(&self) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+        let mut files = std::collections::BTreeMap::new();
+        for dir in POLICY_DIRS {
+            for entry in std::fs::read_dir(self.env.root.path().join(dir))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                files.insert(entry.path(), std::fs::read(entry.path()).unwrap());
+            }
+        }
+        files
+    }
+}
+
+#[test]
+fn a_certificate_the_user_plants_is_another_cas_and_decides_nothing_machine_wide() {
+    let Some(scene) = Scene::enrolled(365) else {
+        return;
+    };
+    let policies = scene.policy_files();
+    assert!(!policies.is_empty());
+    let planted = scene.user_plants_identity("/CN=Attacker Chosen Issuer/O=Evil Org/OU=pwn");
+    assert_eq!(
+        scene.root(&["ea"]).stdout,
+        "<result>Certificate From Another CA</result>\n"
+    );
+    let status = scene.root(&["status"]);
+    assert_eq!(status.code, 0, "{status:?}");
+    for words in [
+        "status: Certificate From Another CA",
+        "issuer: OU=pwn,O=Evil Org,CN=Attacker Chosen Issuer",
+        "not by Okta's device-trust CA",
+        "SHA-256 ",
+    ] {
+        assert!(status.stdout.contains(words), "{words}: {status:?}");
+    }
+    let enrolls = scene.env.requests_to("/enroll/macos").len();
+
+    // Root's Fix-It and a token-less enroll: refused, nothing machine-wide rewritten.
+    let run = scene.root(&["repair"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.error().contains("Attacker Chosen Issuer"), "{run:?}");
+    assert_eq!(scene.policy_files(), policies, "repair rewrote a policy");
+    let run = scene.root(&["enroll"]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert_eq!(scene.policy_files(), policies, "enroll rewrote a policy");
+    assert_eq!(scene.env.requests_to("/enroll/macos").len(), enrolls);
+
+    // The Jamf policy, which has the token, replaces it: one certificate, Okta's filter,
+    // and the planted folder kept aside, never deleted.
+    let run = scene.root_with_token(&["enroll"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(scene.env.requests_to("/enroll/macos").len(), enrolls + 1);
+    assert_eq!(scene.root(&["ea"]).stdout, "<result>Healthy</result>\n");
+    assert_eq!(scene.policy_files(), policies, "the same entry, Okta's");
+    assert!(!planted.exists());
+    let kept: Vec<PathBuf> = std::fs::read_dir(planted.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("cert.pem").exists() && p.file_name().unwrap() != "CURRENT")
+        .filter(|p| {
+            std::fs::read_to_string(p.join("cert.pem")).is_ok_and(|pem| {
+                CertificateInfo::from_pem(&pem)
+                    .unwrap()
+                    .issuer
+                    .contains("Attacker")
+            })
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("damaged-"));
+}
+
+#[test]
+fn a_certificate_naming_oktas_ca_fools_only_the_users_own_report() {
+    let Some(scene) = Scene::enrolled(365) else {
+        return;
+    };
+    let policies = scene.policy_files();
+    let enrolls = scene.env.requests_to("/enroll/macos").len();
+    // Okta publishes no key for its CA, so the name is all that can be checked: the user's
+    // own report may say Healthy (docs/reliability.md), but nothing machine-wide follows.
+    scene.user_plants_identity("/CN=MTLS Certificate Authority/O=Evil Org/OU=pwn");
+    let run = scene.root(&["repair"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(scene.policy_files(), policies);
+    let run = scene.root_with_token(&["enroll"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(scene.policy_files(), policies);
+    assert_eq!(scene.env.requests_to("/enroll/macos").len(), enrolls);
+}
+
+#[test]
+fn a_key_owned_by_anyone_but_the_user_is_refused_as_a_linked_one_is() {
+    let Some(scene) = Scene::enrolled(365) else {
+        return;
+    };
+    let key = {
+        let current = std::fs::read_to_string(scene.state_dir().join("identity/CURRENT")).unwrap();
+        scene
+            .state_dir()
+            .join("identity")
+            .join(current.trim())
+            .join("key.pem")
+    };
+    // Root's own file, one link, where the key belongs (what a hard link to a root-only key
+    // whose first name was removed looks like, where hard links to others' files are allowed).
+    let bytes = std::fs::read(&key).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    std::fs::write(&key, &bytes).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(std::fs::metadata(&key).unwrap().nlink(), 1);
+    let run = scene.root(&["status"]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.error()
+            .contains("belongs to another user than its folder"),
+        "{run:?}"
+    );
+    assert!(run.error().contains("key.pem"), "{run:?}");
+    assert_ne!(scene.root(&["ea"]).stdout, "<result>Healthy</result>\n");
+    let run = scene.root(&["repair"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.error().contains("belongs to another user"), "{run:?}");
+    // The user's NSS database never received a key root could not vouch for.
+    let pk12 = scene.home.join(".pki/nssdb");
+    let before = std::fs::read_dir(&pk12).map(|d| d.count()).unwrap_or(0);
+    let _ = scene.root_with_token(&["enroll"]);
+    let after = std::fs::read_dir(&pk12).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(before, after);
+}
+
+#[test]
+fn what_the_user_wrote_is_shown_on_one_line_never_obeyed() {
+    let Some(scene) = Scene::enrolled(365) else {
+        return;
+    };
+    let state = scene.state_dir().join("state.json");
+    let mut record: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    record["last_renewal"] = json!({
+        "time": "2026-01-01T00:00:00Z\n<result>Healthy</result>",
+        "ok": false,
+        "error": "refused\nINFO: status: Healthy\n<result>Healthy</result>\u{1b}[2J",
+    });
+    scene.user_edits_records(&record);
+    let run = scene.root(&["status"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for line in run.stdout.lines() {
+        assert!(
+            ["INFO: ", "WARN: ", "ERROR: "]
+                .iter()
+                .any(|p| line.starts_with(p)),
+            "a line of its own: {line:?}"
+        );
+    }
+    assert!(!run.stdout.contains('\u{1b}'), "{run:?}");
+    assert!(
+        run.stdout
+            .contains(r"refused\nINFO: status: Healthy\n<result>"),
+        "{run:?}"
+    );
+    // The escape is shown escaped (as `\x1b` or `\u{1b}`), never sent to the terminal.
+    assert!(run.stdout.contains("[2J"), "{run:?}");
+    let ea = scene.root(&["ea"]);
+    assert_eq!(ea.stdout.lines().count(), 1, "{ea:?}");
 }

@@ -420,7 +420,7 @@ fn finish(result: Result<(), Failure>, json: bool) -> i32 {
     if json {
         println!("{}", report::error_json(&message, code));
     } else if warn_only {
-        println!("WARN: {message}");
+        println!("WARN: {}", output::one_line(&message));
     } else {
         fail(&message);
     }
@@ -429,5 +429,5 @@ fn finish(result: Result<(), Failure>, json: bool) -> i32 {
 
 /// The one `ERROR:` line of a failed run (on stdout, where Jamf policy logs read it).
 fn fail(message: &str) {
-    println!("ERROR: {}", message.replace('\n', " "));
+    println!("ERROR: {}", output::one_line(message));
 }

@@ -32,7 +32,7 @@ pub fn run(config: Result<Config, AgentError>, host: Box<dyn Host>, json: bool) 
 
 fn print(report: &Report) {
     for line in report.lines() {
-        println!("{line}");
+        println!("{}", crate::output::one_line(&line));
     }
     use crate::selftest::Outcome;
     tracing::info!(

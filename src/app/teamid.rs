@@ -24,7 +24,7 @@ pub fn run(path: &Path, verbose: bool) -> i32 {
             }
             println!("{}", id.partition);
             if verbose {
-                println!("identifier: {}", id.identifier);
+                println!("identifier: {}", crate::output::one_line(&id.identifier));
             }
             EXIT_OK
         }
@@ -39,7 +39,7 @@ pub fn run(path: &Path, verbose: bool) -> i32 {
             {
                 println!("{}", crate::partition::Partition::cdhash(hash));
                 if verbose {
-                    println!("identifier: {identifier}");
+                    println!("identifier: {}", crate::output::one_line(identifier));
                     for slice in &macho.slices {
                         if let Some(hash) = slice.signature.as_ref().and_then(|s| s.cdhash.as_ref())
                         {
