@@ -83,6 +83,9 @@ impl Agent {
                     certificate.serial_hex
                 );
                 superseded.certificates.push(certificate.der.clone());
+                // The host the replaced enrollment told the browsers about: its entries go
+                // as the new one goes in (any entry of ours for that host, whatever filter).
+                superseded.hosts.extend(self.record.cert_auth_host.clone());
             }
             Held::Expired(info) => info!(
                 "the installed certificate expired on {}; enrolling afresh",

@@ -32,8 +32,10 @@ impl BrowserPolicy for PolicyFiles {
         chrome::is_present(&self.root, entry)
     }
 
-    fn put(&self, entry: &str, _older: &[String]) -> Result<Vec<String>, LinkError> {
-        let mut changes = Vec::new();
+    fn put(&self, entry: &str, older: &[String]) -> Result<Vec<String>, LinkError> {
+        // Older entries first (another host or filter: what a moved certAuthDomain or a change
+        // of CA left), then ours, as the preference-domain backend does.
+        let mut changes = self.take_out(older)?;
         for change in chrome::apply(&self.root, entry)? {
             match change {
                 chrome::Change::Written(path) => changes.push(format!(
@@ -137,6 +139,7 @@ impl Link for BrowserPolicyLink {
                 return Ok(Vec::new());
             }
         };
+        let entry = chrome::policy_entry(&host, &filter);
         let older: Vec<String> = cx
             .superseded
             .hosts
@@ -144,8 +147,7 @@ impl Link for BrowserPolicyLink {
             .filter(|h| **h != host)
             .map(|old| chrome::policy_entry(old, &filter))
             .collect();
-        self.backend
-            .put(&chrome::policy_entry(&host, &filter), &older)
+        self.backend.put(&entry, &older)
     }
 
     fn remove(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {

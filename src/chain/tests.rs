@@ -119,7 +119,7 @@ fn with_context<R>(
     let home = home(root.path());
     let superseded = Superseded {
         hosts: superseded_hosts,
-        certificates: Vec::new(),
+        ..Superseded::default()
     };
     f(&mut context_over(
         &config, &home, record, store, held, superseded,
