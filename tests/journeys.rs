@@ -371,3 +371,62 @@ fn an_issued_certificate_in_mime_lines_is_accepted_as_okta_s_task_accepted_it() 
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(env.ea(), "<result>Healthy</result>\n");
 }
+
+/// What the agent before CA judgement wrote as root's record of an Okta enrollment: every
+/// field it knew, none of the newer ones.
+fn earlier_agents_record(mac: &Mac) -> serde_json::Value {
+    serde_json::json!({
+        "method": "okta",
+        "org_url": mac.env.sim.org_url(),
+        "scep_url": null,
+        "scep_ca_fingerprint": null,
+        "cert_auth_host": devicetrust::sim::CERT_AUTH_HOST,
+        "cell": null,
+        "ca_file": mac.tls_ca(),
+        "store": null,
+        "device_uuid": DEVICE_UUID,
+        "device_name": DEVICE_NAME,
+        "enrolled_at": "2026-11-01T09:00:00Z",
+        "last_renewal": null
+    })
+}
+
+#[test]
+fn a_device_an_earlier_agent_enrolled_keeps_its_certificate_through_the_upgrade() {
+    let Some(mac) = Mac::new() else { return };
+    let token = mac.env.sim.org_token();
+    let ca_option = format!("ca-file={}", mac.tls_ca());
+    let org = mac.env.sim.org_url();
+    assert_eq!(mac.policy(0, [&org, &token, "", &ca_option]).code, 0);
+    let first = mac.env.certificate();
+    // The records as the earlier agent left them, root's and the user's copy.
+    let record = serde_json::to_vec_pretty(&earlier_agents_record(&mac)).unwrap();
+    let roots = mac
+        .env
+        .root
+        .path()
+        .join("var/lib/devicetrust/users")
+        .join(format!("{USER}.json"));
+    std::fs::write(&roots, &record).unwrap();
+    std::fs::write(mac.env.state_dir().join("state.json"), &record).unwrap();
+    let enrollments = mac.requests("/enroll/macos");
+
+    // The upgraded package's policy runs again with the secret, the EAs report, the job runs
+    // daily: the identity is judged Okta's, and no certificate is asked for.
+    let run = mac.policy(1, [&org, &token, "", &ca_option]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("already installed"), "{run:?}");
+    for day in [1, 2, 200] {
+        assert_eq!(mac.ea(day, "ea-status.sh"), "<result>Healthy</result>\n");
+        assert_eq!(mac.run_job(day).code, 0);
+    }
+    assert_eq!(mac.env.certificate().serial_hex, first.serial_hex);
+    let run = mac.run_job(336);
+    assert!(run.stdout.contains("INFO: renewed"), "{run:?}");
+    assert_eq!(
+        mac.requests("/enroll/macos"),
+        enrollments,
+        "0 certificates spent"
+    );
+    assert_eq!(mac.ea(336, "ea-status.sh"), "<result>Healthy</result>\n");
+}

@@ -459,3 +459,59 @@ fn an_oversized_answer_is_refused_and_memory_stays_bounded() {
         );
     }
 }
+
+/// A device an older agent enrolled over SCEP: root's record names the CA by URL and pin but
+/// holds none of its certificates. Nothing is spent: the first run as root with the network
+/// fetches them, and from then on the stored identity is judged by the CA's signature.
+#[test]
+fn an_upgraded_scep_device_learns_its_cas_certificates_without_a_new_certificate() {
+    let server = ScepServer::start(false);
+    let device = Device::for_server(&server, CHALLENGE, "");
+    let config = device.root.path().join("etc/devicetrust/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("cert_auth_host = \"dt.example.com\"\n{text}"),
+    )
+    .unwrap();
+    assert_eq!(device.run(&["enroll"]).code, 0);
+    let serial = device.certificate().serial_hex;
+    let issued = server.log().matches("PKIOperation").count();
+
+    let record_path = device
+        .root
+        .path()
+        .join("var/lib/devicetrust/users")
+        .join(format!("{USER}.json"));
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    let fetched = record["scep_ca_certificates"].clone();
+    assert!(!fetched.as_array().unwrap().is_empty(), "{record}");
+    record
+        .as_object_mut()
+        .unwrap()
+        .remove("scep_ca_certificates");
+    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+
+    // Until root fetches them, the browsers' filter cannot be built from the record.
+    let status = device.run(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status["status"], "Browser Policy Missing", "{status}");
+    assert!(
+        status["detail"].as_str().unwrap().contains("repair"),
+        "{status}"
+    );
+
+    let run = device.run(&["repair"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(device.run(&["ea"]).stdout, "<result>Healthy</result>\n");
+    assert_eq!(device.certificate().serial_hex, serial);
+    assert_eq!(
+        server.log().matches("PKIOperation").count(),
+        issued,
+        "no certificate spent"
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    assert_eq!(record["scep_ca_certificates"], fetched);
+}

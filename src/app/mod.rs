@@ -13,7 +13,7 @@ use crate::config::{self, Config};
 use crate::health::HealthStatus;
 use crate::host::{self, Host};
 use crate::output::{self, Channel};
-use crate::record::DeviceRecordFile;
+use crate::record::{DeviceRecordFile, EnrollmentRecord};
 use crate::report;
 use clap::Parser;
 
@@ -308,13 +308,31 @@ fn keep_device_record(command: &Command, config: &Config, device: &DeviceRecordF
             if config.is_configured() =>
         {
             let kept = device.load().ok().flatten().unwrap_or_default();
-            device.save(&config.settings_record().over(&kept))
+            device.save(&with_scep_ca(config, config.settings_record().over(&kept)))
         }
         _ => Ok(()),
     };
     if let Err(e) = result {
         tracing::warn!("{e}");
     }
+}
+
+/// Root's record of a SCEP enrollment with the CA's certificates it lacks, fetched by root from
+/// the configured CA (pinned where a fingerprint is set): the child that enrolled runs as the
+/// user and cannot vouch for them, so root fetches them itself, and from then on the stored
+/// identity is judged by the CA's signature. A failure leaves them to the next run.
+fn with_scep_ca(config: &Config, mut record: EnrollmentRecord) -> EnrollmentRecord {
+    let needs = record.method == Some(crate::record::Method::Scep)
+        && record.scep_ca_certificates.is_empty();
+    if needs {
+        match crate::agent::net::scep_ca_certificates(config) {
+            Ok(certificates) => {
+                record.scep_ca_certificates = crate::chain::ca::encoded(&certificates)
+            }
+            Err(e) => tracing::warn!("the SCEP CA's certificates could not be fetched: {e}"),
+        }
+    }
+    record
 }
 
 /// The upper bound of one whole run (retries, back-off, rate-limit waits and slow servers
