@@ -32,6 +32,28 @@ pub enum HealthStatus {
 }
 
 impl HealthStatus {
+    /// Every status, in chain order (the docs tests check each has its row).
+    pub const ALL: [HealthStatus; 18] = [
+        HealthStatus::NotConfigured,
+        HealthStatus::OktaUnreachable,
+        HealthStatus::NoUserSession,
+        HealthStatus::SessionUnreachable,
+        HealthStatus::KeychainMissing,
+        HealthStatus::KeychainPasswordMissing,
+        HealthStatus::KeychainPasswordUnreadable,
+        HealthStatus::CertificateMissing,
+        HealthStatus::CertificateFromAnotherCa,
+        HealthStatus::PrivateKeyMissing,
+        HealthStatus::ClockWrong,
+        HealthStatus::CertificateExpired,
+        HealthStatus::RenewalFailing,
+        HealthStatus::AppAccessIncomplete,
+        HealthStatus::BrowserPolicyMissing,
+        HealthStatus::RenewalJobMissing,
+        HealthStatus::BackgroundTaskDisabled,
+        HealthStatus::Healthy,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             HealthStatus::NotConfigured => "Not Configured",
@@ -166,6 +188,10 @@ mod tests {
             ),
             (HealthStatus::Healthy, "Healthy"),
         ];
+        assert_eq!(
+            HealthStatus::ALL.to_vec(),
+            all.iter().map(|(s, _)| *s).collect::<Vec<_>>()
+        );
         for (i, (status, text)) in all.iter().enumerate() {
             assert_eq!(status.to_string(), *text);
             // The enum's order is the chain's order.

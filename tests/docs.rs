@@ -423,3 +423,37 @@ fn every_markdown_file_the_docs_name_is_in_the_repository() {
     }
     assert!(missing.is_empty(), "{missing:?}");
 }
+
+#[test]
+fn every_health_status_has_its_troubleshooting_row_and_its_smart_group_place() {
+    use devicetrust::health::HealthStatus;
+    let dir = markdown::crate_dir();
+    let troubleshooting = std::fs::read_to_string(dir.join("docs/troubleshooting.md")).unwrap();
+    let spec = std::fs::read_to_string(dir.join("../shared/spec/cli.md")).ok();
+    for status in HealthStatus::ALL {
+        let row = format!("| `{}` |", status.as_str());
+        assert!(
+            troubleshooting.contains(&row),
+            "troubleshooting.md has no row for {status}"
+        );
+        if let Some(spec) = &spec {
+            assert!(
+                spec.contains(&format!("`{}`", status.as_str())),
+                "cli.md lacks {status}"
+            );
+        }
+    }
+    // The two statuses `repair` cannot fix have groups of their own, outside the Fix-It group.
+    let fix_it = troubleshooting
+        .split("**Device Trust: Needs Fix-It**")
+        .nth(1)
+        .and_then(|rest| rest.split("\n   * ").next())
+        .unwrap();
+    for status in ["Certificate From Another CA", "Clock Wrong"] {
+        assert!(fix_it.contains(&format!("`is not {status}`")), "{fix_it}");
+        assert!(
+            troubleshooting.contains(&format!("`is {status}`")),
+            "{status}"
+        );
+    }
+}
