@@ -92,7 +92,7 @@ impl JobLink {
     pub fn job(cx: &Context<'_>) -> RenewalJob {
         let mut job = RenewalJob::new(&cx.home.home, cx.policy.minute_of_day);
         job.program = cx.program.clone();
-        job.options = cx.config.job_args();
+        job.options = cx.config.job_args(cx.record);
         job
     }
 

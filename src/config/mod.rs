@@ -245,10 +245,17 @@ impl Config {
     }
 
     /// The options the renewal job must repeat so that running it exactly as installed acts
-    /// on this device as this run did: a non-default configuration file, store and root.
-    pub fn job_args(&self) -> Vec<String> {
+    /// on this device as the enrollment did: a non-default configuration file (this run's
+    /// `--config`, else the one the enrollment `record` names), store and root. A run without
+    /// the enrollment's options so expects the job the enrollment installed, never reading them
+    /// from the job file in the user's home.
+    pub fn job_args(&self, record: &crate::record::EnrollmentRecord) -> Vec<String> {
         let mut args = Vec::new();
-        if let (true, Some(file)) = (self.file_explicit, &self.file) {
+        let file = match (self.file_explicit, &self.file) {
+            (true, Some(file)) => Some(file),
+            _ => record.config_file.as_ref(),
+        };
+        if let Some(file) = file {
             args.push("--config".to_owned());
             args.push(file.display().to_string());
         }

@@ -88,6 +88,7 @@ impl Config {
             method: self.is_configured().then(|| self.method()),
             ca_file: self.ca_file.clone(),
             store: self.store.as_ref().map(ToString::to_string),
+            config_file: self.file.clone().filter(|_| self.file_explicit),
             device_uuid: self.device_uuid.clone(),
             device_name: self.device_name.clone(),
             ..EnrollmentRecord::default()
@@ -161,6 +162,7 @@ impl Config {
                 .clone()
                 .filter(|t| Some(t) == self.ca_file.as_ref()),
             store: alike(&copy.store, self.store.as_ref().map(ToString::to_string)),
+            config_file: None,
             device_uuid: alike(&copy.device_uuid, self.device_uuid.clone()),
             device_name: alike(&copy.device_name, self.device_name.clone()),
             enrolled_at: copy.enrolled_at.clone(),

@@ -72,6 +72,10 @@ pub struct EnrollmentRecord {
     pub ca_file: Option<PathBuf>,
     /// The identity store, when it is not the default (`file:DIR`).
     pub store: Option<String>,
+    /// The configuration file the enrollment named with `--config`: its renewal job repeats
+    /// it, and a run without the flag still knows that job for this agent's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_file: Option<PathBuf>,
     /// Device facts given as overrides at enrollment (never the OS's own): a renewal must name
     /// the device exactly as the enrollment did.
     pub device_uuid: Option<String>,
@@ -127,6 +131,7 @@ impl EnrollmentRecord {
             cell: pick(self.cell, &under.cell),
             ca_file: self.ca_file.or_else(|| under.ca_file.clone()),
             store: pick(self.store, &under.store),
+            config_file: self.config_file.or_else(|| under.config_file.clone()),
             device_uuid: pick(self.device_uuid, &under.device_uuid),
             device_name: pick(self.device_name, &under.device_name),
             enrolled_at: pick(self.enrolled_at, &under.enrolled_at),
