@@ -22,8 +22,12 @@ pub struct RenewalPolicy {
     pub renew_before_days: u32,
     /// This device's own extra days before the latest start (0 ..= spread).
     pub offset_days: u32,
-    /// The daily job's local wall-clock time, in minutes after midnight (0..1440).
+    /// The device's minute of the day (0..1440): the daily job's local time, and the UTC
+    /// minute from which this device's renewal starts on its day.
     pub minute_of_day: u32,
+    /// Whether the start falls on the device's minute of the day; an admin's explicit window
+    /// (`--renew-before-days N`) starts exactly N days before expiry.
+    pub at_own_minute: bool,
 }
 
 impl RenewalPolicy {
@@ -47,6 +51,7 @@ impl RenewalPolicy {
             renew_before_days,
             offset_days,
             minute_of_day,
+            at_own_minute: true,
         }
     }
 
@@ -55,6 +60,7 @@ impl RenewalPolicy {
         RenewalPolicy {
             renew_before_days,
             offset_days: 0,
+            at_own_minute: false,
             ..self
         }
     }
@@ -64,9 +70,24 @@ impl RenewalPolicy {
         self.renew_before_days.saturating_add(self.offset_days)
     }
 
-    /// The moment a certificate expiring at `not_after` becomes due.
+    /// The moment a certificate expiring at `not_after` becomes due: the device's own minute
+    /// (UTC) on the last day that leaves it at least `threshold_days` days, so its start is
+    /// never later than the threshold and a fleet due on one day spreads over the day's hours.
+    /// The packaged job wakes hourly (and at login, and on wake): a Mac asleep at its minute
+    /// renews at its next run.
     pub fn due_from(&self, not_after: OffsetDateTime) -> OffsetDateTime {
-        not_after - Duration::days(i64::from(self.threshold_days()))
+        let latest = not_after - Duration::days(i64::from(self.threshold_days()));
+        if !self.at_own_minute {
+            return latest;
+        }
+        let latest = latest.to_offset(time::UtcOffset::UTC);
+        let own = latest.replace_time(time::Time::MIDNIGHT)
+            + Duration::minutes(i64::from(self.minute_of_day));
+        if own > latest {
+            own - Duration::days(1)
+        } else {
+            own
+        }
     }
 
     /// Whether a certificate expiring at `not_after` is due at `now`. An expired certificate is
@@ -163,17 +184,59 @@ mod tests {
     }
 
     #[test]
-    fn due_means_fewer_than_the_threshold_days_left() {
-        let p = RenewalPolicy {
-            renew_before_days: 30,
-            offset_days: 5,
-            minute_of_day: 0,
-        };
+    fn an_exact_window_means_fewer_than_its_days_left() {
+        let p = RenewalPolicy::for_device("x", 30, 14).exactly(35);
         let now = OffsetDateTime::now_utc();
         assert!(!p.is_due(now + Duration::days(35) + Duration::seconds(1), now));
         assert!(p.is_due(now + Duration::days(35), now));
         assert!(p.is_due(now - Duration::days(1), now), "expired is due");
         assert_eq!(p.exactly(10).threshold_days(), 10);
+    }
+
+    #[test]
+    fn the_start_is_the_devices_minute_on_the_last_day_before_the_threshold() {
+        use time::macros::datetime;
+        let p = RenewalPolicy {
+            renew_before_days: 30,
+            offset_days: 5,
+            minute_of_day: 19 * 60 + 54,
+            at_own_minute: true,
+        };
+        // 35 days before expiry is 2027-05-06 12:00: the device's 19:54 that day is later, so
+        // it starts at 19:54 the day before, never after the threshold.
+        let not_after = datetime!(2027-06-10 12:00 UTC);
+        assert_eq!(p.due_from(not_after), datetime!(2027-05-05 19:54 UTC));
+        assert!(!p.is_due(not_after, datetime!(2027-05-05 19:53:59 UTC)));
+        assert!(p.is_due(not_after, datetime!(2027-05-05 19:54 UTC)));
+        // Asleep through it: any later run is due.
+        assert!(p.is_due(not_after, datetime!(2027-05-07 03:00 UTC)));
+        // A threshold later in the day than the minute: that same day.
+        let not_after = datetime!(2027-06-10 22:00 UTC);
+        assert_eq!(p.due_from(not_after), datetime!(2027-05-06 19:54 UTC));
+        // Exactly on the minute.
+        let not_after = datetime!(2027-06-10 19:54 UTC);
+        assert_eq!(p.due_from(not_after), datetime!(2027-05-06 19:54 UTC));
+    }
+
+    /// 1,000 devices whose certificates all expire at the same moment: their starts fall in
+    /// every hour of the day and on every day of the spread, none bunched.
+    #[test]
+    fn a_thousand_devices_due_on_one_day_spread_over_the_hours() {
+        use time::macros::datetime;
+        let not_after = datetime!(2027-06-10 09:00 UTC);
+        let mut hours = [0u32; 24];
+        let mut days = std::collections::BTreeMap::new();
+        for i in 0..1000 {
+            let start = RenewalPolicy::for_device(&fleet_uuid(i), 30, 14).due_from(not_after);
+            hours[usize::from(start.hour())] += 1;
+            *days.entry(start.date()).or_insert(0u32) += 1;
+        }
+        // 1000 / 24 ≈ 42 an hour.
+        for (hour, n) in hours.iter().enumerate() {
+            assert!((20..=65).contains(n), "hour {hour}: {hours:?}");
+        }
+        assert_eq!(days.len(), 16, "15 days of spread, each split by the minute: {days:?}");
+        assert!(days.values().all(|&n| n <= 100), "{days:?}");
     }
 
     #[test]

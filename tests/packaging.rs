@@ -191,7 +191,8 @@ fn the_global_launch_agent_renews_daily_in_the_background() {
         .collect();
     assert_eq!(args, [schedule::DEFAULT_PROGRAM, "renew"]);
     assert_eq!(b("RunAtLoad"), Some(true));
-    assert_eq!(n("StartInterval"), Some(86400));
+    // Hourly: `renew` itself waits for the device's day and minute.
+    assert_eq!(n("StartInterval"), Some(3600));
     assert_eq!(s("ProcessType"), "Background");
     assert_eq!(b("LowPriorityIO"), Some(true));
     let nice = n("Nice").unwrap();
