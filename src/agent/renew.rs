@@ -115,8 +115,15 @@ impl Agent {
         current_key: &dyn SigningKey,
     ) -> Result<Superseded, AgentError> {
         let device = self.device()?;
-        let client = net::okta_client(&self.config, self.host.platform(), org, None)?;
-        let moved_to = match client.metadata() {
+        let settings = net::okta_settings(&self.config, self.host.platform(), None)?;
+        // The new key is made while the metadata request is under way, as an enrollment does:
+        // RSA key generation and the TLS round trip are most of a renewal's time.
+        let ((client, metadata), key) = self.generate_key_while(OKTA_KEY_BITS, || {
+            let client = crate::okta::OktaClient::new(org.clone(), &settings)?;
+            let metadata = client.metadata();
+            Ok((client, metadata))
+        })?;
+        let moved_to = match metadata {
             Ok(metadata)
                 if self.record.cert_auth_host.as_deref() != Some(&metadata.cert_auth_host) =>
             {
@@ -133,7 +140,6 @@ impl Agent {
         let claims =
             pki::RenewalClaims::new(&device.uuid, &device.display_name, now.unix_timestamp());
         let renewal_token = pki::sign_renewal_token(&claims, &current.der, current_key)?;
-        let key = self.store.generate_key(OKTA_KEY_BITS)?;
         let csr = pki::build_csr(&CsrProfile::okta(), key.as_ref())?;
         let certificate = client.renew(&renewal_token, &device, &csr, self.user())?;
         // The record stored with the identity already names the new host.
