@@ -361,23 +361,25 @@ fn status_says_when_this_device_renews() {
     );
     // cli.md: 30 days is the latest start, the spread only moves it earlier. This device's own
     // offset (docs/architecture.md, "Fleet renewal arithmetic"): SHA-256 of DEVICE_UUID begins
-    // e7 13 25 a6 23 39 98 19, and 0xe71325a623399819 mod 15 = 2. So 32 days before
-    // 2031-03-01T08:30:00Z.
+    // e7 13 25 a6 23 39 98 19, and 0xe71325a623399819 mod 15 = 2: 32 days before
+    // 2031-03-01T08:30:00Z is 2031-01-28T08:30:00Z. Its minute of the day, the next 8 bytes
+    // mod 1440, is 1194 (19:54 UTC), which on the 28th would be later than that: it starts at
+    // 19:54 the day before, never after the 32 days.
     let status = env.status_json();
     assert_eq!(status["not_after"], "2031-03-01T08:30:00Z", "{status}");
     assert_eq!(status["renews_below_days"], 32, "{status}");
-    assert_eq!(status["renews_from"], "2031-01-28T08:30:00Z", "{status}");
+    assert_eq!(status["renews_from"], "2031-01-27T19:54:00Z", "{status}");
     let run = env.run(&["status"]);
     assert!(
         run.stdout
-            .contains("INFO: renews: from 2031-01-28T08:30:00Z (32 days before expiry)"),
+            .contains("INFO: renews: from 2031-01-27T19:54:00Z (32 days before expiry)"),
         "{run:?}"
     );
-    // A wider window and no spread: 45 days before.
+    // A wider window and no spread of days: 45 days before, at the device's minute.
     env.write_config("renew_before_days = 45\nrenew_spread_days = 0");
     let status = env.status_json();
     assert_eq!(status["renews_below_days"], 45, "{status}");
-    assert_eq!(status["renews_from"], "2031-01-15T08:30:00Z", "{status}");
+    assert_eq!(status["renews_from"], "2031-01-14T19:54:00Z", "{status}");
 }
 
 #[test]
