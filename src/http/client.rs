@@ -91,6 +91,101 @@ mod tests {
     use std::net::TcpListener;
     use std::sync::mpsc;
     use std::time::Duration;
+    use url::Url;
+
+    /// A second server, where a redirect points: every request it gets (head and body) is sent
+    /// on the channel before it answers 200, so once the client has its answer the channel holds
+    /// whatever arrived.
+    fn recorder() -> (Url, mpsc::Receiver<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!(
+            "http://{}/elsewhere",
+            listener.local_addr().unwrap()
+        ))
+        .unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut request = Vec::new();
+                let mut byte = [0u8; 1];
+                while !request.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte) {
+                        Ok(1) => request.push(byte[0]),
+                        _ => break,
+                    }
+                }
+                let head = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|n| n.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0u8; length];
+                let _ = stream.read_exact(&mut body);
+                request.extend(body);
+                let _ = tx.send(request);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        (url, rx)
+    }
+
+    #[test]
+    fn no_redirect_is_followed_and_what_a_request_carries_never_reaches_its_location() {
+        use crate::http::tests::{quick_settings, serve, Answer, FixedRng};
+        use crate::http::{send_with_retry, Sender};
+        const SECRET: &str = "org-token-that-must-stay-home";
+        let settings = quick_settings(3);
+        let client = build_client_with(&settings, false).unwrap();
+        for status in [301u16, 302, 303, 307, 308] {
+            for post in [false, true] {
+                let (elsewhere, arrived) = recorder();
+                let (url, connections) = serve(vec![
+                    Answer::redirect(status, elsewhere.as_str()),
+                    Answer::redirect(status, elsewhere.as_str()),
+                ]);
+                let mut rng = FixedRng(0);
+                let mut sender = Sender {
+                    settings: &settings,
+                    service: "the test server",
+                    sleeper: &|d| panic!("a redirect is not retried (slept {d:?})"),
+                    rng: &mut rng,
+                };
+                let result = send_with_retry(&mut sender, &url, || match post {
+                    true => client.post(url.clone()).body(SECRET),
+                    false => client.get(url.clone()),
+                });
+                let case = format!("{status}, {}", if post { "POST" } else { "GET" });
+                // What reached the Location, first: the clearest failure if anything did.
+                let reached: Vec<String> = arrived
+                    .try_iter()
+                    .map(|r| String::from_utf8_lossy(&r).into_owned())
+                    .collect();
+                assert!(reached.is_empty(), "{case}: the Location got {reached:?}");
+                match result {
+                    Err(ref e @ HttpError::Redirected { status: got, .. }) => {
+                        assert_eq!(got, status, "{case}");
+                        let shown = e.to_string();
+                        assert!(
+                            shown.starts_with(&format!("{url} answered HTTP {status}: a redirect")),
+                            "{case}: {shown}"
+                        );
+                        assert!(shown.contains("configured URL"), "{case}: {shown}");
+                        assert!(!shown.contains(elsewhere.as_str()), "{case}: {shown}");
+                    }
+                    other => panic!("{case}: {other:?}"),
+                }
+                assert_eq!(
+                    connections.load(std::sync::atomic::Ordering::SeqCst),
+                    1,
+                    "{case}: asked once"
+                );
+            }
+        }
+    }
 
     #[test]
     fn build_client_accepts_a_pem_bundle_and_rejects_garbage() {

@@ -45,7 +45,16 @@ pub enum HttpError {
     RateLimited { url: String, reset_at: Option<i64> },
     #[error("the answer from {url} is larger than {limit} bytes")]
     TooLarge { url: String, limit: u64 },
+    /// A 3xx answer. Never followed: a request may carry the org token or a SCEP challenge, and
+    /// `Location` is whatever the server (or a proxy, a captive portal) wants it to be.
+    #[error("{url} answered HTTP {status}: {REDIRECT_NOT_FOLLOWED}")]
+    Redirected { url: String, status: u16 },
 }
+
+/// What a redirect means to the agent, for the error that reports one.
+pub const REDIRECT_NOT_FOLLOWED: &str = "a redirect, which the agent does not follow: what a \
+    request carries (the org token, a SCEP challenge) goes to the configured URL and nowhere \
+    else; configure the address the service answers at itself";
 
 /// Everything the clients need to talk HTTPS.
 #[derive(Debug, Clone)]

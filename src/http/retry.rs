@@ -77,7 +77,8 @@ pub struct Sender<'a> {
 
 /// Sends the request `build` makes (once per attempt), retrying connection failures, connect
 /// timeouts, 5xx and 429 under the settings' policy. Returns the last answer for any status other
-/// than 429 (the caller interprets 4xx and a final 5xx); 429 that cannot be waited out is an error.
+/// than 429 and 3xx (the caller interprets 4xx and a final 5xx); 429 that cannot be waited out is
+/// an error, and so is a redirect, which is never followed.
 /// A timeout after the request was sent is not retried: the server may have acted on it.
 pub fn send_with_retry(
     sender: &mut Sender<'_>,
@@ -139,6 +140,11 @@ pub fn send_with_retry(
                         max
                     );
                     delay
+                } else if status.is_redirection() {
+                    return Err(HttpError::Redirected {
+                        url: shown_url,
+                        status: status.as_u16(),
+                    });
                 } else if status.is_server_error() && !last {
                     let delay = policy.delay_for(attempt, sender.rng);
                     tracing::warn!(

@@ -75,6 +75,18 @@ impl Answer {
         }
     }
 
+    /// A redirect: `status` with `Location: location`.
+    pub(super) fn redirect(status: u16, location: &str) -> Answer {
+        Answer {
+            head: format!(
+                "HTTP/1.1 {status} Moved\r\nLocation: {location}\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+            sent: 0,
+            then: Then::Close,
+        }
+    }
+
     /// 429 with `Retry-After: secs`.
     pub(super) fn rate_limited(secs: u64) -> Answer {
         Answer {
