@@ -46,8 +46,18 @@ impl Elsewhere {
     }
 }
 
-/// One run against a redirecting endpoint: refused in words, asked once, nothing elsewhere.
-fn assert_refused(env: &Env, run: &Run, path: &str, asked_before: usize, status: u16, case: &str) {
+/// One run against a redirecting endpoint: nothing reached the redirect's target, and the run
+/// was refused in words after one request.
+fn assert_refused(
+    env: &Env,
+    run: &Run,
+    elsewhere: &Elsewhere,
+    path: &str,
+    asked: usize,
+    status: u16,
+    case: &str,
+) {
+    assert_eq!(elsewhere.arrived(), Vec::<String>::new(), "{case}: {run:?}");
     assert_eq!(run.code, 1, "{case}: {run:?}");
     let error = run.error();
     assert!(
@@ -62,7 +72,7 @@ fn assert_refused(env: &Env, run: &Run, path: &str, asked_before: usize, status:
     );
     assert_eq!(
         env.requests_to(path).len(),
-        asked_before + 1,
+        asked + 1,
         "{case}: asked once, never again"
     );
 }
@@ -88,8 +98,7 @@ fn no_redirect_from_the_org_is_followed_and_nothing_reaches_its_location() {
             let asked = fresh.requests_to(path).len();
             let run = fresh.enroll();
             let case = format!("{status} to the {endpoint:?} request");
-            assert_refused(&fresh, &run, path, asked, status, &case);
-            assert_eq!(elsewhere.arrived(), Vec::<String>::new(), "{case}");
+            assert_refused(&fresh, &run, &elsewhere, path, asked, status, &case);
             assert!(!fresh.store_dir().join("CURRENT").exists(), "{case}");
         }
 
@@ -103,8 +112,15 @@ fn no_redirect_from_the_org_is_followed_and_nothing_reaches_its_location() {
         let asked = enrolled.requests_to("/renew/macos").len();
         let run = enrolled.run(&["renew", "--force"]);
         let case = format!("{status} to the renewal");
-        assert_refused(&enrolled, &run, "/renew/macos", asked, status, &case);
-        assert_eq!(elsewhere.arrived(), Vec::<String>::new(), "{case}");
+        assert_refused(
+            &enrolled,
+            &run,
+            &elsewhere,
+            "/renew/macos",
+            asked,
+            status,
+            &case,
+        );
         assert_eq!(enrolled.certificate().serial_hex, serial, "{case}");
     }
 }
