@@ -423,3 +423,37 @@ fn every_markdown_file_the_docs_name_is_in_the_repository() {
     }
     assert!(missing.is_empty(), "{missing:?}");
 }
+
+#[test]
+fn the_readme_says_what_every_command_prints() {
+    use clap::CommandFactory;
+    let readme = std::fs::read_to_string(markdown::crate_dir().join("README.md")).unwrap();
+    let (_, after) = readme
+        .split_once("What each command prints on stdout")
+        .expect("the README says what each command prints");
+    // The list below that sentence, to the blank line after it.
+    let list: Vec<&str> = after
+        .lines()
+        .skip(1)
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| !l.trim().is_empty())
+        .collect();
+    let list = list.join("\n");
+    assert!(list.starts_with("- "), "{list}");
+    for command in devicetrust::cli::Cli::command().get_subcommands() {
+        let name = command.get_name();
+        assert!(
+            list.contains(&format!("`{name}`")) || list.contains(&format!("`{name} ")),
+            "the README does not say what `devicetrust {name}` prints"
+        );
+        if command
+            .get_arguments()
+            .any(|a| a.get_long() == Some("json"))
+        {
+            assert!(
+                list.contains(&format!("`{name} --json`")),
+                "the README does not say what `devicetrust {name} --json` prints"
+            );
+        }
+    }
+}
