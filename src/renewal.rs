@@ -235,7 +235,11 @@ mod tests {
         for (hour, n) in hours.iter().enumerate() {
             assert!((20..=65).contains(n), "hour {hour}: {hours:?}");
         }
-        assert_eq!(days.len(), 16, "15 days of spread, each split by the minute: {days:?}");
+        assert_eq!(
+            days.len(),
+            16,
+            "15 days of spread, each split by the minute: {days:?}"
+        );
         assert!(days.values().all(|&n| n <= 100), "{days:?}");
     }
 

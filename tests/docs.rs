@@ -457,3 +457,37 @@ fn every_health_status_has_its_troubleshooting_row_and_its_smart_group_place() {
         );
     }
 }
+
+#[test]
+fn the_readme_says_what_every_command_prints() {
+    use clap::CommandFactory;
+    let readme = std::fs::read_to_string(markdown::crate_dir().join("README.md")).unwrap();
+    let (_, after) = readme
+        .split_once("What each command prints on stdout")
+        .expect("the README says what each command prints");
+    // The list below that sentence, to the blank line after it.
+    let list: Vec<&str> = after
+        .lines()
+        .skip(1)
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| !l.trim().is_empty())
+        .collect();
+    let list = list.join("\n");
+    assert!(list.starts_with("- "), "{list}");
+    for command in devicetrust::cli::Cli::command().get_subcommands() {
+        let name = command.get_name();
+        assert!(
+            list.contains(&format!("`{name}`")) || list.contains(&format!("`{name} ")),
+            "the README does not say what `devicetrust {name}` prints"
+        );
+        if command
+            .get_arguments()
+            .any(|a| a.get_long() == Some("json"))
+        {
+            assert!(
+                list.contains(&format!("`{name} --json`")),
+                "the README does not say what `devicetrust {name} --json` prints"
+            );
+        }
+    }
+}

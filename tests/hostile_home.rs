@@ -271,11 +271,8 @@ fn what_enroll_creates_in_the_home_belongs_to_its_user() {
         if meta.is_dir() {
             pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
         }
-        // The timer's `timers.target.wants` link stays root's: a link's owner can only be
-        // changed by name, which the user could swap in the meantime.
-        if meta.file_type().is_symlink() {
-            continue;
-        }
+        // Links included: the timer's link in `timers.target.wants` is made in a private
+        // folder of root's, given its owner there, and renamed into place.
         assert_eq!(
             (meta.uid(), meta.gid()),
             (UID, GID),
@@ -293,9 +290,41 @@ fn what_enroll_creates_in_the_home_belongs_to_its_user() {
         UNIT_DIR,
         ".config/systemd/user/devicetrust-renew.service",
         ".config/systemd/user/timers.target.wants",
+        TIMER_LINK,
     ] {
         assert!(checked.contains(&scene.home.join(rel)), "{rel} not created");
     }
+}
+
+/// The link `systemctl --user enable` would make for the renewal timer.
+const TIMER_LINK: &str = ".config/systemd/user/timers.target.wants/devicetrust-renew.timer";
+
+#[test]
+fn a_timer_link_of_roots_is_made_again_as_the_users() {
+    let Some(scene) = scene() else {
+        return;
+    };
+    assert_eq!(scene.run(&["enroll"]).code, 0);
+    let link = scene.home.join(TIMER_LINK);
+    let target = std::fs::read_link(&link).unwrap();
+    // An older agent's link: the same target, made by root and left root's.
+    std::fs::remove_file(&link).unwrap();
+    symlink(&target, &link).unwrap();
+    let meta = std::fs::symlink_metadata(&link).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (0, 0));
+
+    let run = scene.run(&["repair"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let meta = std::fs::symlink_metadata(&link).unwrap();
+    assert!(meta.file_type().is_symlink());
+    assert_eq!((meta.uid(), meta.gid()), (UID, GID), "{run:?}");
+    assert_eq!(std::fs::read_link(&link).unwrap(), target);
+    // Nothing of the private folder it was made in is left beside it.
+    let names: Vec<_> = std::fs::read_dir(link.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["devicetrust-renew.timer"]);
 }
 
 #[test]

@@ -200,3 +200,92 @@ fn the_real_agent_behind_the_ea_script_prints_one_line() {
         "{out}"
     );
 }
+
+/// The argv and stdin the script should hand the agent for Jamf's `$4`..`$11` in `params`.
+struct Expected {
+    argv: Vec<&'static str>,
+    stdin: &'static str,
+}
+
+#[test]
+fn each_word_of_the_old_task_works_in_every_parameter_from_4_to_11() {
+    const ORG: &str = "https://acme.okta.com";
+    for word in ["uninstall", "verbose"] {
+        for position in 4..=11usize {
+            // Every other parameter empty, then every other one set as a policy sets them.
+            for filled in [false, true] {
+                let mut params: Vec<String> = (4..=11)
+                    .map(|n| match (filled, n) {
+                        (true, 4) => ORG.to_owned(),
+                        (true, 5) => TOKEN.to_owned(),
+                        (true, 6) => "renew".to_owned(),
+                        _ => String::new(),
+                    })
+                    .collect();
+                params[position - 4] = word.to_owned();
+                let mode_given = filled && position != 6;
+                let expected = match word {
+                    "uninstall" => Expected {
+                        argv: Vec::from(["uninstall"]),
+                        stdin: "",
+                    },
+                    _ => Expected {
+                        argv: Vec::from([if mode_given { "renew" } else { "enroll" }, "--verbose"]),
+                        stdin: if filled && position != 5 { TOKEN } else { "" },
+                    },
+                };
+                let mut argv = expected.argv;
+                if filled && position != 4 {
+                    argv.extend(["--org-url", ORG]);
+                }
+                if !expected.stdin.is_empty() {
+                    argv.extend(["--org-token-file", "-"]);
+                }
+
+                let fake = Fake::new("INFO: ok", 0);
+                let params: Vec<&str> = params.iter().map(String::as_str).collect();
+                let (code, out) = jamf("devicetrust-policy.sh", &fake.bin(), &params);
+                let case = format!("{word:?} in ${position}, others {params:?}");
+                assert_eq!(code, 0, "{case}: {out}");
+                assert_eq!(out, "INFO: ok\n", "no warning, no error: {case}");
+                assert_eq!(fake.argv(), argv, "{case}");
+                assert_eq!(fake.stdin().trim_end(), expected.stdin, "{case}");
+            }
+        }
+    }
+    // Among $7's options, or with spaces around it, a word is still that word.
+    for (params, argv) in [
+        (&["", "", "", "force uninstall"][..], &["uninstall"][..]),
+        (
+            &["", "", "renew", "verbose force"],
+            &["renew", "--force", "--verbose"],
+        ),
+        (&[" verbose ", "", ""], &["enroll", "--verbose"]),
+        (
+            &["", "", "", "", "", "", "", "verbose uninstall"],
+            &["uninstall", "--verbose"],
+        ),
+    ] {
+        let fake = Fake::new("INFO: ok", 0);
+        let (code, out) = jamf("devicetrust-policy.sh", &fake.bin(), params);
+        assert_eq!((code, out.as_str()), (0, "INFO: ok\n"), "{params:?}");
+        assert_eq!(fake.argv(), argv, "{params:?}");
+    }
+}
+
+#[test]
+fn words_the_script_does_not_know_are_named_and_passed_over() {
+    let fake = Fake::new("INFO: ok", 0);
+    let (code, out) = jamf(
+        "devicetrust-policy.sh",
+        &fake.bin(),
+        &["", "", "repair", "fast", "", "leftover"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "WARN: ignoring 'leftover' in parameter 9 (only uninstall and verbose are read there)\n\
+         WARN: ignoring unknown option 'fast' in parameter 7\nINFO: ok\n"
+    );
+    assert_eq!(fake.argv(), ["repair"]);
+}

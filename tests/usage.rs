@@ -82,6 +82,8 @@ fn the_ea_answers_a_command_line_it_refuses_with_one_result_line_and_exit_0() {
         ),
         // The Date EA's fallback, as ea-expiry.sh prints it: no date.
         (&["ea", "--expiry", "--bogus"], "<result></result>\n"),
+        (&["ea", "--bogus", "--expiry"], "<result></result>\n"),
+        (&["--bogus", "ea", "--expiry"], "<result></result>\n"),
     ] {
         let run = run(args);
         assert_eq!(
@@ -95,14 +97,48 @@ fn the_ea_answers_a_command_line_it_refuses_with_one_result_line_and_exit_0() {
     }
 }
 
+/// The commands whose definition takes `--json`, as clap has them: one added later is covered.
+fn commands_with_json() -> Vec<String> {
+    use clap::CommandFactory;
+    devicetrust::cli::Cli::command()
+        .get_subcommands()
+        .filter(|c| c.get_arguments().any(|a| a.get_long() == Some("json")))
+        .map(|c| c.get_name().to_owned())
+        .collect()
+}
+
 #[test]
-fn status_json_answers_a_command_line_it_refuses_with_one_json_document() {
-    let run = run(&["status", "--json", "--bogus"]);
-    assert_eq!(run.code, 2, "{run:?}");
-    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(doc["exit_code"], 2);
-    assert!(
-        doc["error"].as_str().unwrap().contains("'--bogus'"),
-        "{doc}"
-    );
+fn every_command_with_json_answers_a_command_line_it_refuses_with_one_json_document() {
+    let commands = commands_with_json();
+    for known in ["status", "selftest"] {
+        assert!(commands.iter().any(|c| c == known), "{commands:?}");
+    }
+    for name in &commands {
+        let name = name.as_str();
+        for (args, named) in [
+            (&[name, "--json", "--bogus"][..], "'--bogus'"),
+            (&[name, "--bogus", "--json"], "'--bogus'"),
+            (&["--bogus", name, "--json"], "'--bogus'"),
+            (
+                &["-v", "--root", "/nonexistent", name, "--json", "stray"],
+                "'stray'",
+            ),
+            (&[name, "--json=yes"], "'yes'"),
+        ] {
+            let run = run(args);
+            assert_eq!(run.code, 2, "{args:?}: {run:?}");
+            let doc: serde_json::Value = serde_json::from_str(&run.stdout)
+                .unwrap_or_else(|e| panic!("{args:?}: not one JSON document ({e}): {run:?}"));
+            assert_eq!(doc["exit_code"], 2, "{args:?}: {doc}");
+            let error = doc["error"].as_str().unwrap_or_default();
+            assert!(error.contains(named), "{args:?}: {doc}");
+            assert!(!error.contains('\n'), "{args:?}: {doc}");
+            assert!(run.stderr.is_empty(), "{args:?}: {run:?}");
+        }
+        // Without --json the same mistake is one ERROR: line.
+        let run = run(&[name, "--bogus"]);
+        assert_eq!(run.code, 2, "{run:?}");
+        assert!(run.stdout.starts_with("ERROR: "), "{run:?}");
+        assert_eq!(run.stdout.lines().count(), 1, "{run:?}");
+    }
 }

@@ -1,7 +1,7 @@
 //! The binary's body: parse the command line, run one command, map the outcome to an exit code.
 //!
-//! Every failure ends here as one `ERROR:` line (or, for `status --json`, one JSON document
-//! with an `error` field) and the exit code of cli.md.
+//! Every failure ends here as one `ERROR:` line (or, under `--json`, one JSON document with an
+//! `error` field) and the exit code of cli.md.
 
 mod selftest;
 pub mod session;
@@ -147,7 +147,8 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
 /// A command line clap refused. `--help` and `--version` print as clap prints them (exit 0); a
 /// usage error is one `ERROR:` line and exit 2, as every other failure. Under `ea` the contract
 /// is one `<result>` line and exit 0 whatever happens: the line is the one the shipped EA
-/// scripts print when the agent gives none, and the error goes to stderr.
+/// scripts print when the agent gives none, and the error goes to stderr. A command asked for
+/// `--json` answers with one JSON document, its `error` field the line it would have printed.
 fn usage_error(e: &clap::Error, args: &[std::ffi::OsString]) -> i32 {
     if !e.use_stderr() {
         let _ = e.print();
@@ -160,7 +161,7 @@ fn usage_error(e: &clap::Error, args: &[std::ffi::OsString]) -> i32 {
             println!("{}", report::ea_agent_error(expiry));
             EXIT_OK
         }
-        Some(Attempted::StatusJson) => {
+        Some(Attempted::Json) => {
             println!("{}", report::error_json(&message, EXIT_USAGE));
             EXIT_USAGE
         }
@@ -172,9 +173,13 @@ fn usage_error(e: &clap::Error, args: &[std::ffi::OsString]) -> i32 {
 }
 
 /// The commands whose output is for a program, not a person, when clap refused the line.
+#[derive(Debug, PartialEq, Eq)]
 enum Attempted {
-    Ea { expiry: bool },
-    StatusJson,
+    Ea {
+        expiry: bool,
+    },
+    /// Any command that takes `--json`, given it.
+    Json,
 }
 
 /// clap's multi-line error as one line: its message, any tip, and the usage it shows.
@@ -200,20 +205,57 @@ fn usage_message(e: &clap::Error) -> String {
     parts.join("; ")
 }
 
-/// Whether a command line clap refused was meant for `ea` or `status --json`: clap reads it
-/// again, leniently, to find the subcommand and its flags.
+/// Whether a command line clap refused was meant for `ea`, or for a command that takes
+/// `--json` with `--json` given. The line is read word by word with clap's definitions, not
+/// parsed again: a lenient parse stops at the first word it does not know, and would lose the
+/// subcommand of `--bogus status --json` and the `--json` of `status --bogus --json`.
 fn attempted(args: &[std::ffi::OsString]) -> Option<Attempted> {
     use clap::CommandFactory;
-    let matches = Cli::command()
-        .ignore_errors(true)
-        .try_get_matches_from(args)
-        .ok()?;
-    match matches.subcommand()? {
-        ("ea", sub) => Some(Attempted::Ea {
-            expiry: sub.get_flag("expiry"),
-        }),
-        ("status", sub) if sub.get_flag("json") => Some(Attempted::StatusJson),
-        _ => None,
+    let cli = Cli::command();
+    // Words that are not text cannot name a command or a flag; `--` ends the options.
+    let mut words = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_str().unwrap_or(""))
+        .take_while(|w| *w != "--");
+    // The command is the first word that is neither an option nor an option's value.
+    let subcommand = loop {
+        let word = words.next()?;
+        let option = match (word.strip_prefix("--"), word.strip_prefix('-')) {
+            (Some(long), _) if !long.contains('=') => {
+                cli.get_arguments().find(|a| a.get_long() == Some(long))
+            }
+            (None, Some(short)) if short.chars().count() == 1 => cli
+                .get_arguments()
+                .find(|a| short.chars().next() == a.get_short()),
+            (Some(_), _) | (None, Some(_)) => continue,
+            (None, None) => break cli.find_subcommand(word)?,
+        };
+        if option.is_some_and(|a| a.get_action().takes_values()) {
+            words.next();
+        }
+    };
+    let rest: Vec<&str> = words.collect();
+    let given = |long: &str| {
+        rest.iter().any(|w| {
+            w.strip_prefix("--")
+                .and_then(|w| w.strip_prefix(long))
+                .is_some_and(|value| value.is_empty() || value.starts_with('='))
+        })
+    };
+    let takes = |long: &str| {
+        subcommand
+            .get_arguments()
+            .any(|a| a.get_long() == Some(long))
+    };
+    if subcommand.get_name() == "ea" {
+        Some(Attempted::Ea {
+            expiry: given("expiry"),
+        })
+    } else if takes("json") && given("json") {
+        Some(Attempted::Json)
+    } else {
+        None
     }
 }
 

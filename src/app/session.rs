@@ -415,6 +415,79 @@ mod tests {
         );
     }
 
+    /// The settings that decide where the device enrolls, whom it trusts and where its key
+    /// lives, as a root run holds them.
+    fn trust_settings(config: &Config) -> [Option<String>; 5] {
+        [
+            config.org_url.as_ref().map(|o| o.as_str().to_owned()),
+            config.scep.url.clone(),
+            config.scep.ca_fingerprint.clone(),
+            config.ca_file.as_ref().map(|p| p.display().to_string()),
+            config.store.as_ref().map(ToString::to_string),
+        ]
+    }
+
+    #[test]
+    fn the_child_gets_every_trust_setting_root_holds_and_they_alone_rebuild_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        let fingerprint = "AB".repeat(32);
+        let ca_file = dir.path().join("proxy-ca.pem");
+        std::fs::write(&ca_file, crate::http::tests::TEST_ANCHOR_PEM).unwrap();
+        let ca_file = ca_file.display().to_string();
+        std::fs::write(
+            &file,
+            format!(
+                "org_url = \"https://acme.okta.com\"\nca_file = {ca_file:?}\n\
+                 store = \"file:/var/dt\"\n[scep]\nurl = \"https://ca.example.com/scep\"\n\
+                 ca_fingerprint = \"{fingerprint}\"\n"
+            ),
+        )
+        .unwrap();
+        let load = |flags: crate::config::Flags| {
+            crate::config::load(&flags, &Default::default(), Default::default()).unwrap()
+        };
+        let roots = load(crate::config::Flags {
+            config: Some(file),
+            root: Some(dir.path().to_owned()),
+            ..Default::default()
+        });
+        assert!(
+            trust_settings(&roots).iter().all(Option::is_some),
+            "{:?}",
+            trust_settings(&roots)
+        );
+        let args = [OsString::from("enroll")];
+        let flags = trusted_flags(&roots, &args);
+        for (flag, value) in [
+            ("--org-url", "https://acme.okta.com"),
+            ("--scep-url", "https://ca.example.com/scep"),
+            ("--scep-ca-fingerprint", fingerprint.as_str()),
+            ("--ca-file", ca_file.as_str()),
+            ("--store", "file:/var/dt"),
+        ] {
+            assert!(
+                flags.windows(2).any(|w| w == [flag, value]),
+                "{flag} {value} missing from {flags:?}"
+            );
+        }
+        // The child's command line alone, with no file to read, carries all of them.
+        use clap::Parser;
+        let child = crate::cli::Cli::try_parse_from(
+            std::iter::once(OsString::from("devicetrust"))
+                .chain(args.iter().cloned())
+                .chain(flags),
+        )
+        .unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let childs = load(crate::config::Flags {
+            root: Some(elsewhere.path().to_owned()),
+            ..child.global.flags()
+        });
+        assert_eq!(childs.file, None);
+        assert_eq!(trust_settings(&childs), trust_settings(&roots));
+    }
+
     #[test]
     fn the_secret_goes_to_the_child_only_with_a_destination_root_knows() {
         let dir = tempfile::tempdir().unwrap();

@@ -189,6 +189,12 @@ impl OktaError {
                 op,
                 what: format!("the answer is larger than {limit} bytes"),
             },
+            HttpError::Redirected { url, status } => OktaError::UnexpectedStatus {
+                op,
+                status,
+                url,
+                snippet: http::REDIRECT_NOT_FOLLOWED.to_owned(),
+            },
             other => OktaError::Config(other),
         }
     }

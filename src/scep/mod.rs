@@ -169,6 +169,12 @@ impl ScepError {
                 op,
                 what: format!("the answer is larger than {limit} bytes"),
             },
+            HttpError::Redirected { status, .. } => ScepError::HttpStatus {
+                op,
+                status,
+                url,
+                snippet: http::REDIRECT_NOT_FOLLOWED.to_owned(),
+            },
             other => ScepError::Config(other),
         }
     }

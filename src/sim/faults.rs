@@ -43,6 +43,9 @@ pub enum Fault {
     QuotingBlockPage { quoted_bytes: usize },
     /// Headers at once, then the body one byte at a time, this long apart.
     Trickle(Duration),
+    /// A redirect with this status (301, 302, 307, 308) to `location`, as a moved org, a proxy
+    /// or a captive portal answers.
+    Redirect { status: u16, location: String },
 }
 
 #[derive(Debug, Clone)]

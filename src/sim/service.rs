@@ -420,6 +420,11 @@ fn canned_answer(fault: &Fault, endpoint: Endpoint) -> Option<Response> {
             "text/html",
             "<html><head><title>Access denied</title></head><body>Blocked by proxy</body></html>",
         ),
+        Fault::Redirect { status, location } => {
+            let mut r = Response::raw(*status, "text/html", "<html><body>Moved</body></html>");
+            r.headers.push(("Location", location.clone()));
+            r
+        }
         Fault::MissingField => Response::json(200, json!({ "status": "ok" })),
         Fault::BadBase64 => Response::json(200, json!({ field: "%%% not base64 %%%" })),
         _ => return None,
