@@ -243,32 +243,6 @@ impl Config {
         };
         RenewalPolicy::for_device(device_uuid, window, spread)
     }
-
-    /// The options the renewal job must repeat so that running it exactly as installed acts
-    /// on this device as the enrollment did: a non-default configuration file (this run's
-    /// `--config`, else the one the enrollment `record` names), store and root. A run without
-    /// the enrollment's options so expects the job the enrollment installed, never reading them
-    /// from the job file in the user's home.
-    pub fn job_args(&self, record: &crate::record::EnrollmentRecord) -> Vec<String> {
-        let mut args = Vec::new();
-        let file = match (self.file_explicit, &self.file) {
-            (true, Some(file)) => Some(file),
-            _ => record.config_file.as_ref(),
-        };
-        if let Some(file) = file {
-            args.push("--config".to_owned());
-            args.push(file.display().to_string());
-        }
-        if let Some(store) = &self.store {
-            args.push("--store".to_owned());
-            args.push(store.to_string());
-        }
-        if self.root != Path::new("/") {
-            args.push("--root".to_owned());
-            args.push(self.root.display().to_string());
-        }
-        args
-    }
 }
 
 /// The `--root` prefix of this run: flag, then `DEVICETRUST_ROOT`, then `/`.

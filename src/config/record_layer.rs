@@ -170,6 +170,32 @@ impl Config {
         })
     }
 
+    /// The options the renewal job must repeat so that running it exactly as installed acts
+    /// on this device as the enrollment did: a non-default configuration file (this run's
+    /// `--config`, else the one the enrollment `record` names), store and root. A run without
+    /// the enrollment's options so expects the job the enrollment installed, never reading them
+    /// from the job file in the user's home.
+    pub fn job_args(&self, record: &EnrollmentRecord) -> Vec<String> {
+        let mut args = Vec::new();
+        let file = match (self.file_explicit, &self.file) {
+            (true, Some(file)) => Some(file),
+            _ => record.config_file.as_ref(),
+        };
+        if let Some(file) = file {
+            args.push("--config".to_owned());
+            args.push(file.display().to_string());
+        }
+        if let Some(store) = &self.store {
+            args.push("--store".to_owned());
+            args.push(store.to_string());
+        }
+        if self.root != std::path::Path::new("/") {
+            args.push("--root".to_owned());
+            args.push(self.root.display().to_string());
+        }
+        args
+    }
+
     /// SCEP over plain http is safe only with the CA pinned: the challenge travels encrypted to
     /// the CA certificate, and an unpinned one could be anybody's (Apple's payload allows http
     /// with a fingerprint, as NDES often serves). Checked once every layer is merged.
