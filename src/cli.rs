@@ -175,3 +175,14 @@ impl GlobalArgs {
         }
     }
 }
+
+impl Command {
+    /// Whether the command was asked for one JSON document (`--json`): then even its failure
+    /// is one, never an `ERROR:` line.
+    pub fn json(&self) -> bool {
+        matches!(
+            self,
+            Command::Status { json: true, .. } | Command::Selftest { json: true }
+        )
+    }
+}

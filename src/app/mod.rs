@@ -281,7 +281,7 @@ fn as_console_user(
         Decision::RunHere => None,
         Decision::NoConsoleUser => Some(finish(
             Err(Failure::Agent(AgentError::NoUserSession)),
-            false,
+            cli.command.json(),
         )),
         Decision::Reexec { user } => {
             // Root's view: flags, environment, profile, file and the root-owned record. The
@@ -299,7 +299,11 @@ fn as_console_user(
                 Ok(config) => match session::handover(config, &cli.command, args) {
                     Ok(handover) => handover,
                     Err(e) => {
-                        fail(&e.to_string());
+                        if cli.command.json() {
+                            println!("{}", report::error_json(&e.to_string(), EXIT_USAGE));
+                        } else {
+                            fail(&e.to_string());
+                        }
                         return Some(EXIT_USAGE);
                     }
                 },
