@@ -430,3 +430,49 @@ fn a_device_an_earlier_agent_enrolled_keeps_its_certificate_through_the_upgrade(
     );
     assert_eq!(mac.ea(336, "ea-status.sh"), "<result>Healthy</result>\n");
 }
+
+#[test]
+fn a_clock_a_day_behind_is_clock_wrong_and_spends_no_certificate() {
+    let Some(mac) = Mac::new() else { return };
+    let token = mac.env.sim.org_token();
+    let ca_option = format!("ca-file={}", mac.tls_ca());
+    let org = mac.env.sim.org_url();
+
+    // A first enrollment on a clock half an hour behind Okta's (its `Date` header): deferred
+    // before the certificate request, which would be issued a certificate this clock judges
+    // not yet valid. (Half an hour: further back, this clock would judge the simulator's fresh
+    // TLS certificate not yet valid first, where Okta's is months old.)
+    let mut cmd = Command::new("faketime");
+    cmd.args(["-f", "-30m", "/bin/bash"])
+        .arg(script("devicetrust-policy.sh"))
+        .args(["/", DEVICE_NAME, USER, &org, &token, "", &ca_option])
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    mac.as_this_mac(&mut cmd);
+    let run = Run::from(cmd.output().unwrap());
+    assert_eq!(run.code, 75, "{run:?}");
+    assert!(run.error().contains("clock"), "{run:?}");
+    assert_eq!(mac.requests("/enroll/macos"), 0);
+
+    // Enrolled on a right clock, then the clock goes back a day.
+    assert_eq!(mac.policy(0, [&org, &token, "", &ca_option]).code, 0);
+    let enrolled = mac.env.certificate();
+    assert_eq!(mac.ea(-1, "ea-status.sh"), "<result>Clock Wrong</result>\n");
+    let mut status = mac.at_day(-1, Path::new(env!("CARGO_BIN_EXE_devicetrust")));
+    status.arg("status");
+    mac.as_this_mac(&mut status);
+    let status = Run::from(status.output().unwrap());
+    assert!(status.stdout.contains("status: Clock Wrong"), "{status:?}");
+    let not_before = devicetrust::timefmt::rfc3339(enrolled.not_before);
+    assert!(status.stdout.contains(&not_before), "{status:?}");
+    // Neither the policy with the token nor the job spends anything on it.
+    let requests = mac.env.sim.requests().len();
+    let run = mac.policy(-1, [&org, &token, "", &ca_option]);
+    assert_eq!(run.code, 75, "{run:?}");
+    assert!(run.error().contains("clock"), "{run:?}");
+    let run = mac.run_job(-1);
+    assert_eq!(run.code, 75, "{run:?}");
+    assert_eq!(mac.env.sim.requests().len(), requests);
+    assert_eq!(mac.env.certificate().serial_hex, enrolled.serial_hex);
+    // The clock put right: healthy, the same certificate.
+    assert_eq!(mac.ea(0, "ea-status.sh"), "<result>Healthy</result>\n");
+}

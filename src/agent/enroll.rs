@@ -219,6 +219,7 @@ impl Agent {
             let metadata = client.metadata()?;
             Ok((client, metadata))
         })?;
+        net::check_clock(metadata.server_time)?;
         let csr = pki::build_csr(&CsrProfile::okta(), key.as_ref())?;
         info!(
             "requesting a device-trust certificate for {} ({}), user {}",

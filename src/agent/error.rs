@@ -113,6 +113,13 @@ pub enum AgentError {
          the clock right and try again (no certificate was requested)"
     )]
     ClockWrong { now: String, not_before: String },
+    /// The device's clock is more than `http::clock::MAX_CLOCK_SKEW` from Okta's: a
+    /// certificate issued now would not be valid on this device's clock.
+    #[error(
+        "the device's clock says {device}, Okta's {server}: more than 5 minutes apart, so no \
+         certificate was requested; set the clock right and try again"
+    )]
+    ClockSkew { device: String, server: String },
     #[error("gave up after {secs} s, the longest one run may take (network.run_deadline_secs); the next run continues")]
     RunDeadline { secs: u64 },
 }
@@ -124,7 +131,8 @@ impl AgentError {
             AgentError::Config(_) | AgentError::Host(HostError::KeychainUnavailable) => 2,
             AgentError::NoUserSession
             | AgentError::RunDeadline { .. }
-            | AgentError::ClockWrong { .. } => 75,
+            | AgentError::ClockWrong { .. }
+            | AgentError::ClockSkew { .. } => 75,
             AgentError::Lock(LockError::Busy { .. }) => 75,
             AgentError::Okta(e) if e.is_transient() => 75,
             AgentError::Scep(e) if e.is_transient() => 75,

@@ -66,6 +66,22 @@ pub fn scep_settings(config: &Config) -> Result<HttpSettings, AgentError> {
     http_settings(config, user_agent, None)
 }
 
+/// Refuses a certificate request while the device's clock is more than five minutes from
+/// the server's (`server`, from its `Date` header; no header is no evidence).
+pub fn check_clock(server: Option<time::OffsetDateTime>) -> Result<(), AgentError> {
+    let Some(server) = server else {
+        return Ok(());
+    };
+    let now = time::OffsetDateTime::now_utc();
+    match crate::http::clock::skew(server, now) {
+        Some(_) => Err(AgentError::ClockSkew {
+            device: crate::timefmt::rfc3339(now),
+            server: crate::timefmt::rfc3339(server),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The configured SCEP CA's certificates as GetCACert gives them, checked against the pinned
 /// fingerprint where one is set (`ScepClient::discover`).
 pub fn scep_ca_certificates(config: &Config) -> Result<Vec<Vec<u8>>, AgentError> {

@@ -123,6 +123,9 @@ impl Agent {
             let metadata = client.metadata();
             Ok((client, metadata))
         })?;
+        if let Ok(metadata) = &metadata {
+            net::check_clock(metadata.server_time)?;
+        }
         let moved_to = match metadata {
             Ok(metadata)
                 if self.record.cert_auth_host.as_deref() != Some(&metadata.cert_auth_host) =>

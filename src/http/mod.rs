@@ -4,10 +4,12 @@
 //!
 //! `client` builds the one kind of client the agent uses, `retry` sends a request under the
 //! retry policy, `answer` reads what came back within its cap and deadline, `failure` says
-//! what went wrong in an admin's words, and `text` formats durations and server text.
+//! what went wrong in an admin's words, `clock` compares the server's clock with the device's,
+//! and `text` formats durations and server text.
 
 mod answer;
 mod client;
+pub mod clock;
 mod failure;
 mod retry;
 mod text;

@@ -79,6 +79,9 @@ impl Device {
 pub struct Metadata {
     /// Host (and port when not 443) of the MTLS handshake, e.g. `ok12-devicetrust.okta.com`.
     pub cert_auth_host: String,
+    /// Okta's clock, from the answer's `Date` header, for the check before a certificate
+    /// request (`http::clock`).
+    pub server_time: Option<time::OffsetDateTime>,
 }
 
 /// Which call failed: named in every error message.
@@ -293,12 +296,16 @@ impl OktaClient {
         let op = Operation::Metadata;
         let url = org::join(&self.base, METADATA_PATH);
         let reply = self.send(op, &url, None)?;
+        let server_time = crate::http::clock::server_time(&reply.headers);
         let body: wire::MetadataBody = parse_success(op, &url, reply, None)?;
         let domain = body
             .cert_auth_domain
             .ok_or_else(|| bad(op, "the certAuthDomain field is missing"))?;
         let cert_auth_host = org::cert_auth_host(&domain).map_err(|e| bad(op, &e.to_string()))?;
-        Ok(Metadata { cert_auth_host })
+        Ok(Metadata {
+            cert_auth_host,
+            server_time,
+        })
     }
 
     /// `GET {org}/.well-known/openid-configuration`: Ok when the org answers with its discovery

@@ -152,6 +152,16 @@ impl ScepClient {
         let reply = self
             .transport
             .get(op, "GetCACert", self.settings.name.as_deref())?;
+        // Every request for a certificate comes after GetCACert: checked here, once.
+        if let Some(server) = reply.server_time {
+            let now = time::OffsetDateTime::now_utc();
+            if crate::http::clock::skew(server, now).is_some() {
+                return Err(ScepError::ClockSkew {
+                    device: crate::timefmt::rfc3339(now),
+                    server: crate::timefmt::rfc3339(server),
+                });
+            }
+        }
         let certs = CaCertificates::parse(reply.content_type.as_deref(), &reply.body)
             .map_err(|what| ScepError::BadResponse { op, what })?;
         match &self.settings.ca_fingerprint {
@@ -591,6 +601,31 @@ mod tests {
             ("AES-128-CBC", MessageDigest::Sha256)
         );
         assert!(slept.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn no_certificate_is_requested_while_the_clocks_are_more_than_five_minutes_apart() {
+        for (offset, refused) in [(-10, true), (10, true), (4, false), (-4, false)] {
+            let ca = fake(MICROMDM_CAPS, Behaviour::Issue);
+            ca.state.lock().unwrap().clock_offset = time::Duration::minutes(offset);
+            let (client, _) = client_on(&ca, &settings());
+            let result = client.enroll(test_key());
+            if refused {
+                let err = result.err().expect("refused");
+                assert!(
+                    matches!(err, ScepError::ClockSkew { .. }),
+                    "{offset}: {err}"
+                );
+                assert!(err.is_transient(), "deferred, exit 75");
+                assert_eq!(
+                    operations(&ca),
+                    ["GET GetCACaps", "GET GetCACert"],
+                    "{offset}"
+                );
+            } else {
+                assert!(result.is_ok(), "{offset} minutes is within the tolerance");
+            }
+        }
     }
 
     const NO_AES: &str = "does not offer AES; encrypting the request with DES-EDE3-CBC";

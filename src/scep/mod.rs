@@ -105,6 +105,13 @@ pub enum ScepError {
     },
     #[error("SCEP {op} answer is unusable: {what}")]
     BadResponse { op: Operation, what: String },
+    /// The device's clock is off from the CA's by more than `http::clock::MAX_CLOCK_SKEW`: a
+    /// certificate issued now would not be valid on this device's clock.
+    #[error(
+        "the device's clock says {device}, the SCEP CA's {server}: more than 5 minutes apart, \
+         so no certificate was requested; set the clock right and try again"
+    )]
+    ClockSkew { device: String, server: String },
     #[error("SCEP {op} answer failed verification: {what}")]
     Verification { op: Operation, what: String },
     #[error(
@@ -153,6 +160,7 @@ impl ScepError {
                 | ScepError::Timeout { .. }
                 | ScepError::RateLimited { .. }
                 | ScepError::StillPending { .. }
+                | ScepError::ClockSkew { .. }
         )
     }
 

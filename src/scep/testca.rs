@@ -47,6 +47,8 @@ pub(crate) struct State {
     pub last_request: Option<(String, MessageDigest)>,
     /// GetCACaps answered with this HTTP status instead (a CA that predates the operation).
     pub caps_status: Option<u16>,
+    /// How far the CA's clock (its `Date` header) is from the real one.
+    pub clock_offset: time::Duration,
 }
 
 #[derive(Clone)]
@@ -78,6 +80,7 @@ impl FakeCa {
                 pending_left,
                 last_request: None,
                 caps_status: None,
+                clock_offset: time::Duration::ZERO,
             })),
         }
     }
@@ -227,18 +230,22 @@ impl Transport for FakeCa {
                 snippet: String::new(),
             });
         }
+        let server_time = Some(OffsetDateTime::now_utc() + self.state.lock().unwrap().clock_offset);
         Ok(match operation {
             "GetCACaps" => Response {
                 content_type: Some("text/plain".into()),
                 body: self.state.lock().unwrap().caps.clone().into_bytes(),
+                server_time,
             },
             "GetCACert" => Response {
                 content_type: Some("application/x-x509-ca-cert".into()),
                 body: self.authority.certificate_der().to_vec(),
+                server_time,
             },
             "PKIOperation" => Response {
                 content_type: Some("application/x-pki-message".into()),
                 body: self.pki_operation(&STANDARD.decode(message.unwrap()).unwrap()),
+                server_time,
             },
             other => panic!("unexpected operation {other}"),
         })
@@ -254,6 +261,7 @@ impl Transport for FakeCa {
         Ok(Response {
             content_type: Some("application/x-pki-message".into()),
             body: self.pki_operation(body),
+            server_time: None,
         })
     }
 }

@@ -20,6 +20,8 @@ pub type Sleeper = Arc<dyn Fn(Duration) + Send + Sync>;
 pub struct Response {
     pub content_type: Option<String>,
     pub body: Vec<u8>,
+    /// The server's clock, from the `Date` header (`http::clock`).
+    pub server_time: Option<time::OffsetDateTime>,
 }
 
 /// How SCEP operations reach the server: HTTP in production, a simulated CA in unit tests.
@@ -89,6 +91,7 @@ impl HttpTransport {
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
+            server_time: http::clock::server_time(&reply.headers),
             body: reply.body,
         })
     }
