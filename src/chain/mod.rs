@@ -20,7 +20,7 @@ use crate::health::{self, HealthStatus, Observation, Verdict};
 use crate::pki::CertificateInfo;
 use crate::record::{EnrollmentRecord, Method};
 use crate::renewal::RenewalPolicy;
-use crate::store::{IdentityStore, StoreError};
+use crate::store::{IdentityStore, StoreError, StoreView};
 
 pub use crate::paths::UserHome;
 use std::path::PathBuf;
@@ -42,9 +42,10 @@ pub enum Held {
 }
 
 impl Held {
-    /// Reads the store. Only damage is folded into the value; an I/O error (a store that
-    /// cannot be reached) is an error, because it says nothing about the identity.
-    pub fn read(store: &dyn IdentityStore, now: OffsetDateTime) -> Result<Held, StoreError> {
+    /// Reads the store by attributes (no password, no unlock). Only damage is folded into the
+    /// value; an I/O error (a store that cannot be reached) is an error, because it says
+    /// nothing about the identity.
+    pub fn read(store: &dyn StoreView, now: OffsetDateTime) -> Result<Held, StoreError> {
         let certificate = match store.certificate() {
             Ok(Some(der)) => match CertificateInfo::parse(&der) {
                 Ok(info) => info,
@@ -64,9 +65,9 @@ impl Held {
             }
             Err(e) => return Err(e),
         };
-        let key = match store.signing_key() {
-            Ok(Some(key)) => key,
-            Ok(None) => return Ok(Held::KeyMissing(certificate)),
+        match store.holds_key_of(&certificate.der) {
+            Ok(true) => {}
+            Ok(false) => return Ok(Held::KeyMissing(certificate)),
             Err(e) if e.is_damage() => {
                 return Ok(Held::Damaged {
                     status: HealthStatus::PrivateKeyMissing,
@@ -74,12 +75,6 @@ impl Held {
                 })
             }
             Err(e) => return Err(e),
-        };
-        if !key
-            .public_key_der()
-            .is_ok_and(|k| crate::pki::cert::same_public_key(&k, &certificate.public_key_der))
-        {
-            return Ok(Held::KeyMissing(certificate));
         }
         if !certificate.is_valid_at(now) {
             return Ok(Held::Expired(certificate));

@@ -16,7 +16,7 @@ use crate::partition::Partition;
 use crate::paths::Layout;
 use crate::pki::authority::tests::test_certificate;
 use crate::pki::{CheckedIdentity, NewKey, PrivateKey, SigningKey};
-use crate::store::StoreProbe;
+use crate::store::{SeenPartitions, StoreProbe};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -27,7 +27,7 @@ pub(crate) struct MemoryStore {
     pub writes: usize,
 }
 
-impl IdentityStore for MemoryStore {
+impl StoreView for MemoryStore {
     fn location(&self) -> String {
         "memory:".into()
     }
@@ -40,6 +40,21 @@ impl IdentityStore for MemoryStore {
     fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(None)
     }
+    fn has_partition_list(&self) -> bool {
+        true
+    }
+    fn holds_key_of(&self, _: &[u8]) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    fn seen_partitions(&self) -> Option<Result<Option<SeenPartitions>, StoreError>> {
+        Some(Ok(Some(SeenPartitions {
+            list: self.partitions.clone(),
+            recorded_at: None,
+        })))
+    }
+}
+
+impl IdentityStore for MemoryStore {
     fn signing_key(&self) -> Result<Option<Box<dyn SigningKey>>, StoreError> {
         Ok(None)
     }
@@ -53,9 +68,6 @@ impl IdentityStore for MemoryStore {
     }
     fn remove(&mut self) -> Result<bool, StoreError> {
         Ok(false)
-    }
-    fn has_partition_list(&self) -> bool {
-        true
     }
     fn partition_list(&self) -> Option<Result<Vec<Partition>, StoreError>> {
         Some(Ok(self.partitions.clone()))
@@ -294,7 +306,7 @@ struct Holding {
     key_pkcs8: Vec<u8>,
 }
 
-impl IdentityStore for Holding {
+impl StoreView for Holding {
     fn location(&self) -> String {
         "holding:".into()
     }
@@ -307,6 +319,13 @@ impl IdentityStore for Holding {
     fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(Some(self.certificate.clone()))
     }
+    fn holds_key_of(&self, certificate_der: &[u8]) -> Result<bool, StoreError> {
+        let key = PrivateKey::from_pkcs8_der(&self.key_pkcs8).unwrap();
+        Ok(crate::store::key_matches(&key, certificate_der))
+    }
+}
+
+impl IdentityStore for Holding {
     fn signing_key(&self) -> Result<Option<Box<dyn SigningKey>>, StoreError> {
         Ok(Some(Box::new(
             PrivateKey::from_pkcs8_der(&self.key_pkcs8).unwrap(),
@@ -604,7 +623,7 @@ fn reload_decisions() {
 /// A keychain-like store whose password item is in `state`, holding nothing else.
 struct PasswordOnly(crate::store::PasswordItemState);
 
-impl IdentityStore for PasswordOnly {
+impl StoreView for PasswordOnly {
     fn location(&self) -> String {
         "keychain:okta.keychain".into()
     }
@@ -617,6 +636,12 @@ impl IdentityStore for PasswordOnly {
     fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(None)
     }
+    fn holds_key_of(&self, _: &[u8]) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+}
+
+impl IdentityStore for PasswordOnly {
     fn signing_key(&self) -> Result<Option<Box<dyn SigningKey>>, StoreError> {
         Ok(None)
     }
@@ -824,7 +849,7 @@ struct Failing {
     key: fn() -> StoreError,
 }
 
-impl IdentityStore for Failing {
+impl StoreView for Failing {
     fn location(&self) -> String {
         "failing:".into()
     }
@@ -837,6 +862,12 @@ impl IdentityStore for Failing {
     fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError> {
         self.certificate.clone().map_err(|e| e())
     }
+    fn holds_key_of(&self, _: &[u8]) -> Result<bool, StoreError> {
+        Err((self.key)())
+    }
+}
+
+impl IdentityStore for Failing {
     fn signing_key(&self) -> Result<Option<Box<dyn SigningKey>>, StoreError> {
         Err((self.key)())
     }
