@@ -112,6 +112,7 @@ impl AgentError {
             AgentError::Config(_) | AgentError::Host(HostError::KeychainUnavailable) => 2,
             AgentError::NoUserSession | AgentError::RunDeadline { .. } => 75,
             AgentError::Lock(LockError::Busy { .. }) => 75,
+            AgentError::Store(e) if e.is_deferred() => 75,
             AgentError::Okta(e) if e.is_transient() => 75,
             AgentError::Scep(e) if e.is_transient() => 75,
             _ => 1,

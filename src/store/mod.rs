@@ -16,6 +16,7 @@ pub mod keychain_items;
 pub mod keychain_model;
 pub mod keychain_notes;
 pub mod keychain_password;
+pub mod keychain_trial;
 
 use crate::partition::Partition;
 use crate::pki::{CheckedIdentity, NewKey, PkiError, SigningKey};
