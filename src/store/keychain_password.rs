@@ -157,6 +157,19 @@ pub fn find_argv(item: &str, login_keychain: &Path) -> Vec<OsString> {
     argv
 }
 
+/// `security delete-generic-password -a <item> -s <item> <keychain>`: deletes the item by its
+/// attributes, never printing it. securityd lets only an app on an item's partition list delete
+/// it without a dialog (`acls.cpp`, `SecurityServerAcl::validate` → `validatePartition`), so an
+/// item `security` made is deleted by `security`.
+pub fn delete_argv(item: &str, keychain: &Path) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = [SECURITY, "delete-generic-password", "-a", item, "-s", item]
+        .iter()
+        .map(OsString::from)
+        .collect();
+    argv.push(keychain.as_os_str().to_owned());
+    argv
+}
+
 /// `security -i`: the argv of the creating run, which reads its command from stdin.
 pub fn interactive_argv() -> Vec<OsString> {
     vec![SECURITY.into(), "-i".into()]
@@ -379,6 +392,19 @@ mod tests {
         assert_eq!(
             interactive_argv(),
             ["/usr/bin/security", "-i"].map(OsString::from)
+        );
+        assert_eq!(
+            delete_argv("device_trust", login),
+            [
+                "/usr/bin/security",
+                "delete-generic-password",
+                "-a",
+                "device_trust",
+                "-s",
+                "device_trust",
+                "/Users/a/Library/Keychains/login.keychain-db"
+            ]
+            .map(OsString::from)
         );
         let secret = Secret::new("Abc123");
         let command = add_command("device_trust", login, &secret).unwrap();

@@ -34,7 +34,7 @@ use core_foundation::base::OSStatus;
 use security_framework::certificate::SecCertificate;
 use security_framework::identity::SecIdentity;
 use security_framework::os::macos::keychain::{KeychainUserInteractionLock, SecKeychain};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::sync::OnceLock;
 use view::Found;
@@ -72,6 +72,8 @@ pub struct KeychainStore {
     view: KeychainView,
     /// The keychain password once read this run (reading it may run `security`).
     password: RefCell<Option<Secret>>,
+    /// That password was proven against okta.keychain (or made it) this run.
+    proven: Cell<bool>,
 }
 
 impl KeychainStore {
@@ -87,6 +89,7 @@ impl KeychainStore {
         KeychainStore {
             view: KeychainView::new(model::keychain_path(home), item, notes),
             password: RefCell::new(None),
+            proven: Cell::new(false),
         }
     }
 

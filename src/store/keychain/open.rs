@@ -77,6 +77,7 @@ impl KeychainStore {
     /// of the agent can read it (the old item is deleted unread).
     fn store_password(&self, password: &Secret) -> Result<(), StoreError> {
         *self.password.borrow_mut() = None;
+        self.proven.set(false);
         let backend = LoginItem::new(&self.view)?;
         login_item::replace(&backend, password)
             .map_err(|e| self.err("storing the keychain password item", e))?;
@@ -99,6 +100,12 @@ impl KeychainStore {
         let seen = self.view.seen(keychain.as_ref())?;
         let item = self.password_item();
         let (proof, proof_detail) = match (&item, keychain.as_mut()) {
+            // Proven once, it stays proven for this run: the keychain cannot change password
+            // under the agent's feet.
+            (Ok(PasswordItem::Readable(_)), Some(_)) if self.proven.get() => (
+                PasswordProof::Right,
+                "proven earlier in this run".to_owned(),
+            ),
             (Ok(PasswordItem::Readable(password)), Some(keychain)) if prove => {
                 self.prove(keychain, seen, password)?
             }
@@ -176,7 +183,10 @@ impl KeychainStore {
         let action = observed.action();
         let why = observed.why();
         match (action, observed.keychain) {
-            (KeychainAction::Use, keychain) => Ok(keychain),
+            (KeychainAction::Use, keychain) => {
+                self.proven.set(true);
+                Ok(keychain)
+            }
             (KeychainAction::Defer(reason), _) => Err(self.deferred(reason, &why)),
             (KeychainAction::Rebuild(RebuildReason::PasswordWrong), _) => {
                 Err(self.wrong_password())
@@ -227,6 +237,8 @@ impl KeychainStore {
         let current = observed.password().cloned();
         let (password, aside) = match (action, observed.keychain, current) {
             (KeychainAction::Use, Some(mut keychain), Some(password)) => {
+                // Proven by unlocking or rewriting: a locked one is unlocked now.
+                self.proven.set(true);
                 self.configure(&mut keychain)?;
                 return Ok((keychain, password, None));
             }
@@ -266,6 +278,7 @@ impl KeychainStore {
             }
         };
         let mut keychain = self.create(&password)?;
+        self.proven.set(true);
         self.configure(&mut keychain)?;
         self.write_notes(|notes| {
             notes.with_password(PasswordFound::Readable, None, crate::timefmt::now_rfc3339())

@@ -225,12 +225,19 @@ impl PasswordBackend for LoginItem {
     }
 
     /// SecKeychainItemDelete by reference (the crate's call reports no status, so the item is
-    /// looked for again).
+    /// looked for again); an item only `security` may delete (one it made) is deleted by it.
     fn delete(&self) -> Result<bool, String> {
         let Some(item) = self.item()? else {
             return Ok(false);
         };
         item.delete();
+        if self.item()?.is_some() {
+            self.tool(
+                &password::delete_argv(&self.name, &self.login_path()?),
+                None,
+            )
+            .map_err(|e| e.to_string())?;
+        }
         if self.item()?.is_some() {
             return Err("it is still there".to_owned());
         }
