@@ -186,6 +186,13 @@ pub trait IdentityStore: StoreView {
     fn set_aside(&mut self) -> Result<Option<String>, StoreError> {
         Ok(None)
     }
+    /// Sets the store aside and starts a new one where it can no longer be opened at all
+    /// (okta.keychain whose password item is gone or proven wrong), so `enroll` enrolls
+    /// afresh; where the old one went. Nothing happens where the store can be opened, or
+    /// where that cannot be told now.
+    fn rebuild_if_unopenable(&mut self) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
     /// Removes the identity and what the store created for it; `Ok(false)` when there was
     /// nothing. Anything the store did not create stays.
     fn remove(&mut self) -> Result<bool, StoreError>;

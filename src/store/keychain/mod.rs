@@ -251,7 +251,15 @@ impl IdentityStore for KeychainStore {
     /// table says so (its item is missing or its password proven wrong), a new item first;
     /// otherwise the new identity goes into the same keychain.
     fn set_aside(&mut self) -> Result<Option<String>, StoreError> {
-        self.rebuild_if_unopenable()
+        self.rebuild_where_unopenable(true)
+            .map(|aside| aside.map(|a| a.display().to_string()))
+    }
+
+    /// okta.keychain rebuilt where its password item is gone or its password proven wrong,
+    /// even around an identity that reads fine by attributes: no app can use it without a
+    /// dialog. The decision table decides; nothing else is touched.
+    fn rebuild_if_unopenable(&mut self) -> Result<Option<String>, StoreError> {
+        self.rebuild_where_unopenable(false)
             .map(|aside| aside.map(|a| a.display().to_string()))
     }
 

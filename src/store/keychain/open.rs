@@ -217,14 +217,25 @@ impl KeychainStore {
     }
 
     /// okta.keychain set aside and rebuilt, but only where the decision table says so; the
-    /// copy's path.
-    pub(super) fn rebuild_if_unopenable(&self) -> Result<Option<PathBuf>, StoreError> {
+    /// copy's path. A password that cannot be read now is an error only when `defer_is_error`:
+    /// otherwise the run goes on, and whatever needs the password defers then.
+    pub(super) fn rebuild_where_unopenable(
+        &self,
+        defer_is_error: bool,
+    ) -> Result<Option<PathBuf>, StoreError> {
+        if !self.view.exists() {
+            return Ok(None);
+        }
         let observed = self.observe(true)?;
         self.note_password(&observed);
         match observed.action() {
             KeychainAction::Rebuild(_) => self.carry_out(observed).map(|(_, _, aside)| aside),
-            KeychainAction::Defer(reason) => Err(self.deferred(reason, &observed.why())),
-            KeychainAction::Use | KeychainAction::Create { .. } => Ok(None),
+            KeychainAction::Defer(reason) if defer_is_error => {
+                Err(self.deferred(reason, &observed.why()))
+            }
+            KeychainAction::Defer(_) | KeychainAction::Use | KeychainAction::Create { .. } => {
+                Ok(None)
+            }
         }
     }
 

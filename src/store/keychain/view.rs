@@ -112,6 +112,11 @@ impl KeychainView {
         }
     }
 
+    /// okta.keychain absent, locked or unlocked: a question to securityd that never unlocks.
+    pub fn lock_state(&self) -> Result<KeychainSeen, StoreError> {
+        self.seen(self.open_existing()?.as_ref())
+    }
+
     /// The keychain holding the password item: the login keychain (the user domain's default),
     /// or the one the item was placed in.
     pub(super) fn item_keychain(&self) -> Result<SecKeychain, StoreError> {
