@@ -750,4 +750,45 @@ mod tests {
             "okta.keychain on the search list"
         );
     }
+
+    /// The workflow's list of checks that must pass on a runner, as written in its `jq`.
+    fn workflow() -> String {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows/macos.yml");
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn the_macos_workflow_requires_every_check_a_runner_can_pass() {
+        let yml = workflow();
+        let list = yml
+            .split_once("as $must")
+            .and_then(|(before, _)| before.rsplit_once("jq -e '"))
+            .map(|(_, list)| list)
+            .expect("the workflow's jq names the checks it requires");
+        let required: Vec<&str> = list.split('"').skip(1).step_by(2).collect();
+        let mut expected: Vec<String> = verdicts(&passing())
+            .into_iter()
+            .map(|(n, _, _)| n)
+            .collect();
+        expected.push("user session".into());
+        assert_eq!(required, expected);
+    }
+
+    #[test]
+    fn the_macos_workflow_runs_on_live_runners_with_a_time_limit() {
+        let yml = workflow();
+        assert!(
+            yml.contains("runner: [macos-14, macos-15, macos-15-intel, macos-26]"),
+            "{yml}"
+        );
+        // macos-13 was retired on 2025-12-04: a job on it never starts.
+        assert!(!yml.contains("macos-13"));
+        assert!(
+            yml.contains("\n    timeout-minutes: "),
+            "the job has a time limit"
+        );
+        let steps_with_limits = yml.matches("\n        timeout-minutes: ").count();
+        assert!(steps_with_limits >= 4, "{steps_with_limits}");
+    }
 }
