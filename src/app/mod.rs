@@ -338,8 +338,7 @@ fn start_run_deadline(limit: std::time::Duration) {
 
 /// The effective uid: root runs decide whether to act through the user's session.
 fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
 fn load_config(cli: &Cli, host: &dyn Host) -> Result<Config, AgentError> {

@@ -758,8 +758,7 @@ pub(crate) mod tests {
     #[test]
     fn what_root_stores_below_a_home_belongs_to_its_owner() {
         use std::os::unix::fs::MetadataExt;
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
+        if !crate::platform::is_root() {
             println!("skipped: changing ownership needs root");
             return;
         }
