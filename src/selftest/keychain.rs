@@ -6,9 +6,7 @@ use super::{Outcome, Report};
 use crate::partition::partition_list_string;
 use crate::store::keychain_items as items;
 use crate::store::keychain_model::{ItemSeen, PasswordProof};
-use crate::store::keychain_trial::{
-    parse_keychain_info, PasswordRead, RealState, Seen, Trial, Tried, WrongPassword,
-};
+use crate::store::keychain_trial::{PasswordRead, RealState, Seen, Trial, Tried, WrongPassword};
 use std::time::Duration;
 
 /// A `security` read slower than this waited for something: a dialog someone answered, or a
@@ -305,12 +303,15 @@ pub fn real_state_checks(state: &RealState, report: &mut Report) {
     report.result(
         "okta.keychain never locks by itself",
         state
-            .settings
+            .auto_lock
             .clone()
-            .and_then(|line| match parse_keychain_info(&line) {
-                Some((false, false)) => Ok(format!("security show-keychain-info: {line}")),
-                Some(_) => Err(format!("security show-keychain-info: {line}")),
-                None => Err(format!("security show-keychain-info printed {line:?}")),
+            .and_then(|(on_sleep, interval)| match (on_sleep, interval) {
+                (false, false) => Ok("SecKeychainCopySettings: no lock on sleep, no lock \
+                                      interval"
+                    .to_owned()),
+                _ => Err(format!(
+                    "SecKeychainCopySettings: lock on sleep {on_sleep}, lock interval {interval}"
+                )),
             }),
     );
     report.result(
@@ -674,9 +675,7 @@ mod tests {
                 PathBuf::from("/Users/a/Library/Keychains/login.keychain-db"),
             )),
             okta_keychain: PathBuf::from("/Users/a/Library/Keychains/okta.keychain"),
-            settings: Ok(
-                "Keychain \"/Users/a/Library/Keychains/okta.keychain-db\" no-timeout".into(),
-            ),
+            auto_lock: Ok((false, false)),
             password_read: Ok(PasswordRead {
                 through_tool: true,
                 elapsed: Duration::from_millis(90),
@@ -729,7 +728,7 @@ mod tests {
     #[test]
     fn a_keychain_that_locks_by_itself_or_is_not_listed_fails() {
         let locking = RealState {
-            settings: Ok("Keychain \"/x/okta.keychain-db\" lock-on-sleep timeout=300s".into()),
+            auto_lock: Ok((true, true)),
             ..real()
         };
         assert_eq!(

@@ -119,8 +119,8 @@ pub struct RealState {
     /// The user's keychain search list and the login keychain's path.
     pub search_list: Seen<(Vec<PathBuf>, PathBuf)>,
     pub okta_keychain: PathBuf,
-    /// What `security show-keychain-info` printed for okta.keychain.
-    pub settings: Seen<String>,
+    /// Whether okta.keychain locks by itself: (on sleep, after an interval).
+    pub auto_lock: Seen<(bool, bool)>,
     pub password_read: Seen<PasswordRead>,
     /// The stored identity: its serial and a verified signature's length.
     pub identity: Seen<(String, usize)>,
@@ -142,48 +142,4 @@ pub fn verified_signature(key: &dyn SigningKey, spki_der: &[u8]) -> Seen<usize> 
     crate::pki::key::verify_sha256(&public, MESSAGE, &signature, "selftest signature")
         .map_err(|e| format!("the signature does not verify with the certificate's key: {e}"))?;
     Ok(signature.len())
-}
-
-/// `security show-keychain-info` (SecurityTool `keychain_show_info.c`, on stderr):
-/// `Keychain "<path>" [lock-on-sleep] [use-lock-interval] no-timeout|timeout=<n>s`. Whether the
-/// keychain locks by itself: (on sleep, after an interval); `None` if the line is not that.
-pub fn parse_keychain_info(line: &str) -> Option<(bool, bool)> {
-    let rest = line.trim().strip_prefix("Keychain \"")?;
-    let close = rest.rfind('"')?;
-    let flags: Vec<&str> = rest.get(close + 1..)?.split_whitespace().collect();
-    let timeout = flags
-        .iter()
-        .any(|f| *f == "no-timeout" || f.starts_with("timeout="));
-    timeout.then(|| {
-        (
-            flags.contains(&"lock-on-sleep"),
-            flags.contains(&"use-lock-interval"),
-        )
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn show_keychain_info_is_read_as_security_prints_it() {
-        assert_eq!(
-            parse_keychain_info(
-                "Keychain \"/Users/a/Library/Keychains/okta.keychain-db\" no-timeout\n"
-            ),
-            Some((false, false))
-        );
-        assert_eq!(
-            parse_keychain_info(
-                "Keychain \"/Users/a b/okta.keychain-db\" lock-on-sleep use-lock-interval timeout=300s"
-            ),
-            Some((true, true))
-        );
-        assert_eq!(
-            parse_keychain_info("security: SecKeychainCopySettings: …"),
-            None
-        );
-        assert_eq!(parse_keychain_info("Keychain \"x\""), None);
-    }
 }

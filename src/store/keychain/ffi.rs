@@ -66,6 +66,10 @@ extern "C" {
     ) -> OSStatus;
     fn SecKeychainDelete(keychain_or_array: CFTypeRef) -> OSStatus;
     fn SecKeychainGetStatus(keychain: SecKeychainRef, status: *mut u32) -> OSStatus;
+    fn SecKeychainCopySettings(
+        keychain: SecKeychainRef,
+        settings: *mut security_framework_sys::keychain::SecKeychainSettings,
+    ) -> OSStatus;
     fn SecKeychainLock(keychain: SecKeychainRef) -> OSStatus;
     fn SecAccessCreate(
         descriptor: CFStringRef,
@@ -200,6 +204,22 @@ pub(super) fn is_unlocked(keychain: &SecKeychain) -> Result<bool, OSStatus> {
     // SAFETY: `keychain` is live and `status` a u32 Security writes the status bits into.
     check(unsafe { SecKeychainGetStatus(keychain.as_concrete_TypeRef(), &mut status) })?;
     Ok(status & UNLOCK_STATE_STATUS != 0)
+}
+
+/// Whether the keychain locks by itself: (lock on sleep, lock after an interval)
+/// (`SecKeychainCopySettings`). securityd unlocks a keychain to hand out its settings
+/// (`kcdatabase.cpp`, `KeychainDatabase::getParameters`): in this process, with dialogs off,
+/// a locked one is an error instead of a password dialog.
+pub(super) fn auto_lock(keychain: &SecKeychain) -> Result<(bool, bool), OSStatus> {
+    let mut settings = security_framework_sys::keychain::SecKeychainSettings {
+        version: security_framework_sys::keychain::SEC_KEYCHAIN_SETTINGS_VERS1,
+        lockOnSleep: 0,
+        useLockInterval: 0,
+        lockInterval: 0,
+    };
+    // SAFETY: `keychain` is live and `settings` a correctly versioned struct Security fills.
+    check(unsafe { SecKeychainCopySettings(keychain.as_concrete_TypeRef(), &mut settings) })?;
+    Ok((settings.lockOnSleep != 0, settings.useLockInterval != 0))
 }
 
 /// Locks the keychain (`SecKeychainLock`).

@@ -81,105 +81,65 @@ impl LoginItem {
         argv: &[std::ffi::OsString],
         stdin: Option<&[u8]>,
     ) -> Result<Zeroizing<Vec<u8>>, ToolError> {
-        run(argv, stdin, Output::Stdout)
-    }
-}
-
-/// Which output of `security` a run hands back; the other is dropped (its messages may quote
-/// what it was given).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Output {
-    Stdout,
-    /// `show-keychain-info` prints its answer there.
-    Stderr,
-}
-
-/// `security show-keychain-info` and the like: `argv` run with nothing on stdin, its stderr.
-pub(super) fn run_tool(argv: &[std::ffi::OsString]) -> Result<Zeroizing<Vec<u8>>, ToolError> {
-    run(argv, None, Output::Stderr)
-}
-
-/// Runs `security` with `argv`, `stdin` written to it, and returns the output `keep` on exit 0.
-fn run(
-    argv: &[std::ffi::OsString],
-    stdin: Option<&[u8]>,
-    keep: Output,
-) -> Result<Zeroizing<Vec<u8>>, ToolError> {
-    let failed = |why: String| ToolError::Failed(why);
-    let (program, args) = argv
-        .split_first()
-        .ok_or_else(|| failed("empty command line".into()))?;
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(if keep == Output::Stdout {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stderr(if keep == Output::Stderr {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
-    let mut child = crate::platform::children::spawn(&mut command)
-        .map_err(|e| failed(format!("cannot run {}: {e}", password::SECURITY)))?;
-    if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        let _ = pipe.write_all(bytes);
-    }
-    // Read on a thread, so a `security` that hangs runs into the timeout below.
-    let pipe: Option<Box<dyn Read + Send>> = match keep {
-        Output::Stdout => child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        Output::Stderr => child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    };
-    let reader = pipe.map(|mut pipe| {
-        std::thread::spawn(move || {
-            let mut out = Zeroizing::new(Vec::new());
-            let _ = pipe.read_to_end(&mut out);
-            out
-        })
-    });
-    let started = std::time::Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() < TOOL_TIMEOUT => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(ToolError::TimedOut(format!(
-                    "{} did not finish within {} s",
-                    password::SECURITY,
-                    TOOL_TIMEOUT.as_secs()
-                )));
-            }
-            Err(e) => return Err(failed(e.to_string())),
+        let failed = |why: String| ToolError::Failed(why);
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| failed("empty command line".into()))?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            // Its messages may quote what it was given; they are not passed on.
+            .stderr(Stdio::null());
+        let mut child = crate::platform::children::spawn(&mut command)
+            .map_err(|e| failed(format!("cannot run {}: {e}", password::SECURITY)))?;
+        if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            let _ = pipe.write_all(bytes);
         }
-    };
-    let out = reader.and_then(|r| r.join().ok()).unwrap_or_default();
-    if status.success() {
-        Ok(out)
-    } else {
-        Err(failed(format!(
-            "{} exited with {}",
-            password::SECURITY,
-            status
-                .code()
-                .map_or("a signal".to_owned(), |c| c.to_string())
-        )))
+        // Read on a thread, so a `security` that hangs runs into the timeout below.
+        let reader = child.stdout.take().map(|mut pipe| {
+            std::thread::spawn(move || {
+                let mut out = Zeroizing::new(Vec::new());
+                let _ = pipe.read_to_end(&mut out);
+                out
+            })
+        });
+        let started = std::time::Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if started.elapsed() < TOOL_TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(ToolError::TimedOut(format!(
+                        "{} did not finish within {} s",
+                        password::SECURITY,
+                        TOOL_TIMEOUT.as_secs()
+                    )));
+                }
+                Err(e) => return Err(failed(e.to_string())),
+            }
+        };
+        let out = reader.and_then(|r| r.join().ok()).unwrap_or_default();
+        if status.success() {
+            Ok(out)
+        } else {
+            Err(failed(format!(
+                "{} exited with {}",
+                password::SECURITY,
+                status
+                    .code()
+                    .map_or("a signal".to_owned(), |c| c.to_string())
+            )))
+        }
     }
 }
 

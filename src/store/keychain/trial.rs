@@ -25,7 +25,7 @@ use crate::store::keychain_trial::{
 use crate::store::{IdentityStore, StoreView};
 use security_framework::identity::SecIdentity;
 use security_framework::os::macos::keychain::{CreateOptions, SecKeychain};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 use time::{Duration, OffsetDateTime};
 
@@ -401,7 +401,7 @@ pub(crate) fn real_state(home: &UserHome) -> RealState {
     RealState {
         search_list,
         okta_keychain: store.view.path.clone(),
-        settings: keychain_info(&store.view.path),
+        auto_lock: auto_lock(&store.view),
         password_read: read_item_afresh(&home.home, &ItemPlace::login(), &home.state_place()),
         identity: real_identity(&store),
         login_unlocked,
@@ -445,21 +445,19 @@ fn real_identity(store: &KeychainStore) -> Seen<(String, usize)> {
     Ok((serial, length))
 }
 
-/// `security show-keychain-info <path>`'s line (on its stderr), with the tool's time limit.
-fn keychain_info(path: &Path) -> Seen<String> {
-    let file: PathBuf = if model::keychain_db_path(path).exists() {
-        model::keychain_db_path(path)
-    } else {
-        path.to_owned()
-    };
-    if !file.exists() {
-        return Err("okta.keychain does not exist".into());
+/// Whether okta.keychain locks by itself, read in this process (dialogs off), and only while
+/// it is unlocked: securityd would unlock a locked one to hand out its settings.
+fn auto_lock(view: &super::KeychainView) -> Seen<(bool, bool)> {
+    let keychain = view
+        .open_existing()
+        .map_err(|e| e.to_string())?
+        .ok_or("okta.keychain does not exist")?;
+    if view.seen(Some(&keychain)).map_err(|e| e.to_string())? == KeychainSeen::Locked {
+        return Err(
+            "okta.keychain is locked, and its settings cannot be read without \
+                    unlocking it (`devicetrust renew` unlocks it)"
+                .into(),
+        );
     }
-    super::password::run_tool(&[
-        login_item::SECURITY.into(),
-        "show-keychain-info".into(),
-        file.into_os_string(),
-    ])
-    .map(|out| String::from_utf8_lossy(&out).trim().to_owned())
-    .map_err(|e| e.to_string())
+    ffi::auto_lock(&keychain).map_err(status_text)
 }
