@@ -474,3 +474,24 @@ fn an_empty_or_unparsable_ca_file_is_a_configuration_error() {
         assert!(env.sim.requests().is_empty());
     }
 }
+
+#[test]
+fn a_keychain_password_that_cannot_be_read_now_defers_with_exit_75() {
+    use devicetrust::agent::AgentError;
+    use devicetrust::store::StoreError;
+    let deferred = AgentError::Store(StoreError::Deferred {
+        status: "Keychain Password Unreadable",
+        reason: "the device_trust password item did not answer in time".into(),
+    });
+    assert_eq!(deferred.exit_code(), 75);
+    let line = deferred.to_string();
+    assert!(line.starts_with("Keychain Password Unreadable: "), "{line}");
+    assert!(line.contains("nothing was changed"), "{line}");
+    // Damage is no reason to wait.
+    let damaged = AgentError::Store(StoreError::Damaged {
+        path: "/x/okta.keychain".into(),
+        what: "okta.keychain",
+        reason: "its password item does not open it".into(),
+    });
+    assert_eq!(damaged.exit_code(), 1);
+}

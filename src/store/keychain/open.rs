@@ -94,23 +94,30 @@ impl KeychainStore {
             .map_err(|e| self.err("deleting the keychain password item", e))
     }
 
-    /// Reads the item and, when `prove` and there is a keychain, proves the password.
-    fn observe(&self, prove: bool) -> Result<Observed, StoreError> {
+    /// Reads the item and, when there is a keychain, proves the password against it.
+    fn observe(&self) -> Result<Observed, StoreError> {
         let mut keychain = self.view.open_existing()?;
         let seen = self.view.seen(keychain.as_ref())?;
         let item = self.password_item();
         let (proof, proof_detail) = match (&item, keychain.as_mut()) {
-            // Proven once, it stays proven for this run: the keychain cannot change password
-            // under the agent's feet.
-            (Ok(PasswordItem::Readable(_)), Some(_)) if self.proven.get() => (
-                PasswordProof::Right,
-                "proven earlier in this run".to_owned(),
-            ),
-            (Ok(PasswordItem::Readable(password)), Some(keychain)) if prove => {
+            // Proven once, it stays proven for this run while the keychain stays unlocked: its
+            // password cannot change under the agent's feet. A locked one is unlocked again.
+            (Ok(PasswordItem::Readable(_)), Some(_))
+                if self.proven.get() && seen == KeychainSeen::Unlocked =>
+            {
+                (
+                    PasswordProof::Right,
+                    "proven earlier in this run".to_owned(),
+                )
+            }
+            (Ok(PasswordItem::Readable(password)), Some(keychain)) => {
                 self.prove(keychain, seen, password)?
             }
             _ => (PasswordProof::NotKnown, "not tried".to_owned()),
         };
+        if proof == PasswordProof::Right {
+            self.proven.set(true);
+        }
         Ok(Observed {
             item,
             keychain,
@@ -178,15 +185,12 @@ impl KeychainStore {
             return Ok(Some(keychain));
         }
         drop(keychain);
-        let observed = self.observe(true)?;
+        let observed = self.observe()?;
         self.note_password(&observed);
         let action = observed.action();
         let why = observed.why();
         match (action, observed.keychain) {
-            (KeychainAction::Use, keychain) => {
-                self.proven.set(true);
-                Ok(keychain)
-            }
+            (KeychainAction::Use, keychain) => Ok(keychain),
             (KeychainAction::Defer(reason), _) => Err(self.deferred(reason, &why)),
             (KeychainAction::Rebuild(RebuildReason::PasswordWrong), _) => {
                 Err(self.wrong_password())
@@ -195,8 +199,7 @@ impl KeychainStore {
                 path: self.view.path.clone(),
                 what: "okta.keychain",
                 reason: format!(
-                    "it is locked and its password item {} is missing; `devicetrust enroll` \
-                     rebuilds it",
+                    "its password item {} is missing; `devicetrust enroll` rebuilds it",
                     self.view.item.name
                 ),
             }),
@@ -210,7 +213,7 @@ impl KeychainStore {
     /// aside (its file kept; one such copy at most) and creates a new one; the device then
     /// enrolls again into it.
     pub(super) fn ensure(&self) -> Result<(SecKeychain, Secret), StoreError> {
-        let observed = self.observe(true)?;
+        let observed = self.observe()?;
         self.note_password(&observed);
         self.carry_out(observed)
             .map(|(keychain, password, _)| (keychain, password))
@@ -226,7 +229,7 @@ impl KeychainStore {
         if !self.view.exists() {
             return Ok(None);
         }
-        let observed = self.observe(true)?;
+        let observed = self.observe()?;
         self.note_password(&observed);
         match observed.action() {
             KeychainAction::Rebuild(_) => self.carry_out(observed).map(|(_, _, aside)| aside),
@@ -249,7 +252,6 @@ impl KeychainStore {
         let (password, aside) = match (action, observed.keychain, current) {
             (KeychainAction::Use, Some(mut keychain), Some(password)) => {
                 // Proven by unlocking or rewriting: a locked one is unlocked now.
-                self.proven.set(true);
                 self.configure(&mut keychain)?;
                 return Ok((keychain, password, None));
             }
@@ -315,7 +317,8 @@ impl KeychainStore {
             DeferReason::Unproven => "could not be proven against okta.keychain",
         };
         StoreError::Deferred {
-            status: crate::health::HealthStatus::KeychainPasswordUnreadable.as_str(),
+            // The health status `status` shows for it (cli.md).
+            status: "Keychain Password Unreadable",
             reason: format!("the {} password item {what} ({why})", self.view.item.name),
         }
     }
