@@ -135,18 +135,24 @@ pub enum ProofMethod {
     /// `SecurityServerAcl::changeAcl` → `KeychainDatabase::checkCredentials`, which never
     /// prompts) and refuses a wrong one with `errSecAuthFailed`. Nothing is locked.
     RewriteKeyAccess,
-    /// An unlocked keychain holding no key at all: lock it, then unlock it with the password.
-    /// No app can be using an identity it does not hold.
+    /// An unlocked keychain holding no identity: lock it, then unlock it with the password. No
+    /// app can be using an identity it does not hold; even so, only `enroll` (or a renewal's
+    /// new key) does it, never a run that only opens the keychain for use.
     LockThenUnlock,
 }
 
-/// The proof for `keychain`, which holds a key of ours or not.
-pub fn proof_method(keychain: KeychainSeen, holds_a_key: bool) -> ProofMethod {
+/// The proof for `keychain`, which holds an identity or not, in a run that `may_lock` it.
+pub fn proof_method(
+    keychain: KeychainSeen,
+    holds_an_identity: bool,
+    may_lock: bool,
+) -> ProofMethod {
     match keychain {
         KeychainSeen::Absent => ProofMethod::None,
         KeychainSeen::Locked => ProofMethod::Unlock,
-        KeychainSeen::Unlocked if holds_a_key => ProofMethod::RewriteKeyAccess,
-        KeychainSeen::Unlocked => ProofMethod::LockThenUnlock,
+        KeychainSeen::Unlocked if holds_an_identity => ProofMethod::RewriteKeyAccess,
+        KeychainSeen::Unlocked if may_lock => ProofMethod::LockThenUnlock,
+        KeychainSeen::Unlocked => ProofMethod::None,
     }
 }
 
@@ -558,24 +564,39 @@ mod tests {
 
     #[test]
     fn a_password_is_proven_by_unlocking_only_a_locked_keychain() {
+        for may_lock in [true, false] {
+            assert_eq!(
+                proof_method(KeychainSeen::Locked, true, may_lock),
+                ProofMethod::Unlock
+            );
+            assert_eq!(
+                proof_method(KeychainSeen::Locked, false, may_lock),
+                ProofMethod::Unlock
+            );
+            // Unlocked, an identity may be in use: its key's access is rewritten, nothing
+            // locked.
+            assert_eq!(
+                proof_method(KeychainSeen::Unlocked, true, may_lock),
+                ProofMethod::RewriteKeyAccess
+            );
+            assert_eq!(
+                proof_method(KeychainSeen::Absent, true, may_lock),
+                ProofMethod::None
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_run_that_may_lock_locks_a_keychain_without_an_identity() {
         assert_eq!(
-            proof_method(KeychainSeen::Locked, true),
-            ProofMethod::Unlock
-        );
-        assert_eq!(
-            proof_method(KeychainSeen::Locked, false),
-            ProofMethod::Unlock
-        );
-        // Unlocked, an identity may be in use: its key's access is rewritten, nothing locked.
-        assert_eq!(
-            proof_method(KeychainSeen::Unlocked, true),
-            ProofMethod::RewriteKeyAccess
-        );
-        assert_eq!(
-            proof_method(KeychainSeen::Unlocked, false),
+            proof_method(KeychainSeen::Unlocked, false, true),
             ProofMethod::LockThenUnlock
         );
-        assert_eq!(proof_method(KeychainSeen::Absent, true), ProofMethod::None);
+        // The daily job, signing, repair: nothing proven, so nothing done (exit 75).
+        assert_eq!(
+            proof_method(KeychainSeen::Unlocked, false, false),
+            ProofMethod::None
+        );
     }
 
     #[test]

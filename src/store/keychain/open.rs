@@ -94,8 +94,9 @@ impl KeychainStore {
             .map_err(|e| self.err("deleting the keychain password item", e))
     }
 
-    /// Reads the item and, when there is a keychain, proves the password against it.
-    fn observe(&self) -> Result<Observed, StoreError> {
+    /// Reads the item and, when there is a keychain, proves the password against it (locking
+    /// a keychain without an identity to do so only if the run `may_lock` it).
+    fn observe(&self, may_lock: bool) -> Result<Observed, StoreError> {
         let mut keychain = self.view.open_existing()?;
         let seen = self.view.seen(keychain.as_ref())?;
         let item = self.password_item();
@@ -111,7 +112,7 @@ impl KeychainStore {
                 )
             }
             (Ok(PasswordItem::Readable(password)), Some(keychain)) => {
-                self.prove(keychain, seen, password)?
+                self.prove(keychain, seen, password, may_lock)?
             }
             _ => (PasswordProof::NotKnown, "not tried".to_owned()),
         };
@@ -129,19 +130,25 @@ impl KeychainStore {
 
     /// Proves `password` against `keychain` the way `keychain_model::proof_method` picks, so an
     /// app using the identity is never disturbed: only a keychain holding no identity is ever
-    /// locked.
+    /// locked, and only when the run `may_lock` it.
     pub(super) fn prove(
         &self,
         keychain: &mut SecKeychain,
         seen: KeychainSeen,
         password: &Secret,
+        may_lock: bool,
     ) -> Result<(PasswordProof, String), StoreError> {
         let key = match self.view.chosen(keychain)? {
             Some(chosen) => chosen.live.identity.private_key().ok(),
             None => None,
         };
-        let status = match model::proof_method(seen, key.is_some()) {
-            ProofMethod::None => return Ok((PasswordProof::NotKnown, "no keychain".into())),
+        let status = match model::proof_method(seen, key.is_some(), may_lock) {
+            ProofMethod::None => {
+                return Ok((
+                    PasswordProof::NotKnown,
+                    "nothing to prove it against without locking okta.keychain".into(),
+                ))
+            }
             ProofMethod::Unlock => unlock_status(keychain, password),
             ProofMethod::RewriteKeyAccess => match &key {
                 Some(key) => match self.rewrite_partitions(key, password, None) {
@@ -185,7 +192,7 @@ impl KeychainStore {
             return Ok(Some(keychain));
         }
         drop(keychain);
-        let observed = self.observe()?;
+        let observed = self.observe(false)?;
         self.note_password(&observed);
         let action = observed.action();
         let why = observed.why();
@@ -213,7 +220,7 @@ impl KeychainStore {
     /// aside (its file kept; one such copy at most) and creates a new one; the device then
     /// enrolls again into it.
     pub(super) fn ensure(&self) -> Result<(SecKeychain, Secret), StoreError> {
-        let observed = self.observe()?;
+        let observed = self.observe(true)?;
         self.note_password(&observed);
         self.carry_out(observed)
             .map(|(keychain, password, _)| (keychain, password))
@@ -229,7 +236,7 @@ impl KeychainStore {
         if !self.view.exists() {
             return Ok(None);
         }
-        let observed = self.observe()?;
+        let observed = self.observe(true)?;
         self.note_password(&observed);
         match observed.action() {
             KeychainAction::Rebuild(_) => self.carry_out(observed).map(|(_, _, aside)| aside),

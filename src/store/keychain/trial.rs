@@ -289,7 +289,7 @@ fn wrong_password(
     let wrong = model::generate_keychain_password();
     let tried = |keychain: &mut SecKeychain, seen, password: &Secret| {
         store
-            .prove(keychain, seen, password)
+            .prove(keychain, seen, password, true)
             .map(|(proof, answer)| Tried { proof, answer })
             .map_err(|e| e.to_string())
     };
