@@ -136,8 +136,9 @@ pub enum ProofMethod {
     /// prompts) and refuses a wrong one with `errSecAuthFailed`. Nothing is locked.
     RewriteKeyAccess,
     /// An unlocked keychain holding no identity: lock it, then unlock it with the password. No
-    /// app can be using an identity it does not hold; even so, only `enroll` (or a renewal's
-    /// new key) does it, never a run that only opens the keychain for use.
+    /// app can be using an identity it does not hold; even so, only a run that makes a key
+    /// (`enroll`: a renewal always holds an identity) does it, never one that only opens the
+    /// keychain for use.
     LockThenUnlock,
 }
 
