@@ -70,6 +70,15 @@ impl Secret {
 
 /// What stands where a secret was.
 pub const REDACTED: &str = "[redacted]";
+
+/// The environment variables of cli.md that hold a secret or name its file: the configuration
+/// reads them, and a root run's re-execution never passes them on through the environment.
+pub mod vars {
+    pub const ORG_TOKEN: &str = "DEVICETRUST_ORG_TOKEN";
+    pub const ORG_TOKEN_FILE: &str = "DEVICETRUST_ORG_TOKEN_FILE";
+    pub const SCEP_CHALLENGE: &str = "DEVICETRUST_SCEP_CHALLENGE";
+    pub const SCEP_CHALLENGE_FILE: &str = "DEVICETRUST_SCEP_CHALLENGE_FILE";
+}
 /// The shortest piece of a secret that is blanked on its own.
 const MIN_FRAGMENT: usize = 8;
 

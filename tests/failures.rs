@@ -443,6 +443,23 @@ fn status_json_is_one_document_even_when_the_store_cannot_be_read() {
 }
 
 #[test]
+fn the_ea_reports_a_store_it_cannot_read_as_an_error_not_a_missing_certificate() {
+    let env = Env::new(365);
+    let not_a_folder = env.etc().join("config.toml").display().to_string();
+    let store = format!("file:{not_a_folder}");
+    for (args, line) in [
+        (vec!["ea"], "<result>Agent Error</result>\n"),
+        (vec!["ea", "--expiry"], "<result></result>\n"),
+    ] {
+        let mut args = args;
+        args.extend(["--store", &store]);
+        let run = env.run(&args);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert_eq!(run.stdout, line, "{run:?}");
+    }
+}
+
+#[test]
 fn an_empty_or_unparsable_ca_file_is_a_configuration_error() {
     let env = Env::new(365);
     let bad = env.etc().join("bad-ca.pem");
@@ -456,4 +473,25 @@ fn an_empty_or_unparsable_ca_file_is_a_configuration_error() {
         assert!(run.error().contains("bad-ca.pem"), "{run:?}");
         assert!(env.sim.requests().is_empty());
     }
+}
+
+#[test]
+fn a_keychain_password_that_cannot_be_read_now_defers_with_exit_75() {
+    use devicetrust::agent::AgentError;
+    use devicetrust::store::StoreError;
+    let deferred = AgentError::Store(StoreError::Deferred {
+        status: "Keychain Password Unreadable",
+        reason: "the device_trust password item did not answer in time".into(),
+    });
+    assert_eq!(deferred.exit_code(), 75);
+    let line = deferred.to_string();
+    assert!(line.starts_with("Keychain Password Unreadable: "), "{line}");
+    assert!(line.contains("nothing was changed"), "{line}");
+    // Damage is no reason to wait.
+    let damaged = AgentError::Store(StoreError::Damaged {
+        path: "/x/okta.keychain".into(),
+        what: "okta.keychain",
+        reason: "its password item does not open it".into(),
+    });
+    assert_eq!(damaged.exit_code(), 1);
 }

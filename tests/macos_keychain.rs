@@ -1,8 +1,12 @@
 //! The keychain store end to end on a real Mac (the macOS CI runners; type-checked elsewhere):
 //! enroll against the simulator into an okta.keychain under a temporary home, renew, take over
-//! an okta.keychain and `device_trust` item made the way Okta's task made them (`security
-//! add-generic-password -A`), uninstall. The `device_trust` item lives in the login keychain,
-//! so the test refuses to run where one exists already (a developer's Mac enrolled for real).
+//! an okta.keychain and password item made the way Okta's task made them (`security
+//! add-generic-password -A`), a wrong password, an unreadable item, uninstall.
+//!
+//! Each test names its own password item (`devicetrust-test-<pid>-<n>`) in the default
+//! keychain, so tests running in parallel, or on a developer's enrolled Mac, never meet the
+//! real `device_trust` item or each other's. Every `security` call has a time limit: a dialog
+//! nobody answers fails the test instead of hanging the job.
 #![cfg(target_os = "macos")]
 
 use devicetrust::agent::Agent;
@@ -12,15 +16,24 @@ use devicetrust::config::{self, Flags, Layer, StoreSpec};
 use devicetrust::host::{Host, HostError};
 use devicetrust::paths::Layout;
 use devicetrust::platform::Platform;
+use devicetrust::securefs::Place;
 use devicetrust::sim::{SimConfig, Simulator};
-use devicetrust::store::{IdentityStore, KeychainStore, PasswordItemState};
+use devicetrust::store::keychain_model::KeychainSeen;
+use devicetrust::store::keychain_password::ItemPlace;
+use devicetrust::store::{IdentityStore, KeychainStore, PasswordItemState, StoreView};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Longer than any `security` call takes; a dialog waits forever.
+const SECURITY_LIMIT: Duration = Duration::from_secs(60);
 
 /// A Mac whose okta.keychain is under a temporary home and whose chain is the identity alone.
 struct TempKeychainHost {
     root: PathBuf,
     home: PathBuf,
+    item: ItemPlace,
     platform: Box<dyn Platform>,
 }
 
@@ -42,53 +55,74 @@ impl Host for TempKeychainHost {
         _: Option<&StoreSpec>,
         _: &UserHome,
     ) -> Result<Box<dyn IdentityStore>, HostError> {
-        Ok(Box::new(KeychainStore::new(&self.home)))
+        Ok(Box::new(store_at(&self.home, &self.item)))
     }
     fn chain(&self, _: &UserHome) -> Chain {
         Chain::new(vec![Box::new(IdentityLink)])
     }
 }
 
-fn security(args: &[&str]) -> std::process::Output {
-    Command::new("/usr/bin/security")
-        .args(args)
-        .output()
-        .unwrap()
+fn store_at(home: &Path, item: &ItemPlace) -> KeychainStore {
+    KeychainStore::at(home, item.clone(), Place::new(home, "state"))
 }
 
-fn device_trust_item_exists() -> bool {
-    security(&[
-        "find-generic-password",
-        "-a",
-        "device_trust",
-        "-s",
-        "device_trust",
-    ])
-    .status
-    .success()
+/// `/usr/bin/security` with `args`, killed after [`SECURITY_LIMIT`].
+fn security(args: &[&str]) -> Output {
+    let mut child = Command::new("/usr/bin/security")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("security runs");
+    let started = Instant::now();
+    while child
+        .try_wait()
+        .expect("security can be waited for")
+        .is_none()
+    {
+        assert!(
+            started.elapsed() < SECURITY_LIMIT,
+            "security {args:?} did not finish within {SECURITY_LIMIT:?}: a dialog?"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("security's output")
 }
 
 struct Mac {
     sim: Simulator,
     dir: tempfile::TempDir,
+    item: ItemPlace,
 }
 
 impl Mac {
     fn new() -> Mac {
-        assert!(
-            !device_trust_item_exists(),
-            "a device_trust item is in this login keychain: run on a machine not enrolled"
-        );
+        static TESTS: AtomicUsize = AtomicUsize::new(0);
+        let item = ItemPlace {
+            keychain: None,
+            name: format!(
+                "devicetrust-test-{}-{}",
+                std::process::id(),
+                TESTS.fetch_add(1, Ordering::SeqCst)
+            ),
+        };
         let sim = Simulator::start(SimConfig::default()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("token"), sim.org_token()).unwrap();
         std::fs::write(dir.path().join("tls-ca.pem"), sim.tls_ca_pem()).unwrap();
         std::fs::create_dir_all(dir.path().join("home/Library/Keychains")).unwrap();
-        Mac { sim, dir }
+        let mac = Mac { sim, dir, item };
+        assert!(!mac.item_exists(), "{} exists already", mac.item.name);
+        mac
     }
 
     fn home(&self) -> PathBuf {
         self.dir.path().join("home")
+    }
+
+    fn keychain(&self) -> PathBuf {
+        self.home().join("Library/Keychains/okta.keychain")
     }
 
     fn agent(&self) -> Agent {
@@ -106,31 +140,71 @@ impl Mac {
         let host = TempKeychainHost {
             root: self.dir.path().join("root"),
             home: self.home(),
+            item: self.item.clone(),
             platform: devicetrust::platform::current(),
         };
         Agent::new(config, Box::new(host)).unwrap()
     }
 
     fn store(&self) -> KeychainStore {
-        KeychainStore::new(&self.home())
+        store_at(&self.home(), &self.item)
+    }
+
+    fn item_exists(&self) -> bool {
+        let name = self.item.name.as_str();
+        security(&["find-generic-password", "-a", name, "-s", name])
+            .status
+            .success()
+    }
+
+    /// The item replaced the way Okta's task wrote it (the password in argv: a test only).
+    fn write_item(&self, password: &str) {
+        let name = self.item.name.as_str();
+        let out = security(&[
+            "add-generic-password",
+            "-U",
+            "-A",
+            "-a",
+            name,
+            "-s",
+            name,
+            "-l",
+            name,
+            "-w",
+            password,
+        ]);
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    fn lock(&self) {
+        let out = security(&["lock-keychain", self.keychain().to_str().unwrap()]);
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    /// Whether okta.keychain is unlocked, as the store's view asks securityd (never unlocking).
+    fn unlocked(&self) -> bool {
+        self.store().view().lock_state().unwrap() == KeychainSeen::Unlocked
+    }
+
+    fn asides(&self) -> usize {
+        std::fs::read_dir(self.home().join("Library/Keychains"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".unusable-"))
+            .count()
     }
 }
 
 impl Drop for Mac {
     fn drop(&mut self) {
         let _ = self.store().remove();
-        let _ = security(&[
-            "delete-generic-password",
-            "-a",
-            "device_trust",
-            "-s",
-            "device_trust",
-        ]);
+        let name = self.item.name.as_str();
+        let _ = security(&["delete-generic-password", "-a", name, "-s", name]);
     }
 }
 
 #[test]
-fn enroll_renew_take_over_and_uninstall_in_a_temporary_okta_keychain() {
+fn enroll_renew_and_uninstall_in_a_temporary_okta_keychain() {
     let mac = Mac::new();
     let mut agent = mac.agent();
     agent.enroll().unwrap();
@@ -153,7 +227,21 @@ fn enroll_renew_take_over_and_uninstall_in_a_temporary_okta_keychain() {
 
     agent.uninstall(false).unwrap();
     assert_eq!(mac.store().certificate().unwrap(), None);
-    assert!(!device_trust_item_exists());
+    assert!(!mac.item_exists());
+}
+
+#[test]
+fn status_reads_a_locked_okta_keychain_and_leaves_it_locked_and_the_daily_job_unlocks_it() {
+    let mac = Mac::new();
+    mac.agent().enroll().unwrap();
+    mac.lock();
+    assert!(!mac.unlocked());
+    let report = mac.agent().status(false).unwrap();
+    assert!(report.certificate.is_some(), "{report:?}");
+    assert!(!mac.unlocked(), "status unlocked okta.keychain");
+    // renew, not due: nothing to renew, but the identity made usable again.
+    mac.agent().renew(false, None).unwrap();
+    assert!(mac.unlocked());
 }
 
 #[test]
@@ -161,67 +249,84 @@ fn an_okta_keychain_made_by_okta_s_task_is_taken_over_without_a_dialog() {
     let mac = Mac::new();
     // What the old task did, secrets in argv and all (a test only).
     let password = "Old0Task0Password000000000000000000000000";
-    let keychain = mac.home().join("Library/Keychains/okta.keychain");
-    let keychain = keychain.to_str().unwrap();
-    assert!(security(&["create-keychain", "-p", password, keychain])
-        .status
-        .success());
-    assert!(security(&[
-        "add-generic-password",
-        "-A",
-        "-a",
-        "device_trust",
-        "-s",
-        "device_trust",
-        "-l",
-        "device_trust",
-        "-w",
+    let keychain = mac.keychain();
+    let out = security(&[
+        "create-keychain",
+        "-p",
         password,
-    ])
-    .status
-    .success());
+        keychain.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    mac.write_item(password);
+    mac.lock();
     // Its partition list is apple-tool:, so only `security` reads it: the agent must too.
-    assert_eq!(
-        mac.store().probe().password_item,
-        Some(PasswordItemState::Readable)
-    );
+    mac.store().unlock().unwrap();
+    assert!(mac.unlocked());
     let mut agent = mac.agent();
     agent.enroll().unwrap();
     assert!(mac.store().certificate().unwrap().is_some());
+    assert_eq!(mac.asides(), 0, "nothing was rebuilt");
     agent.uninstall(false).unwrap();
-    assert!(!device_trust_item_exists());
+    assert!(!mac.item_exists());
 }
 
 #[test]
-fn a_wrong_keychain_password_rebuilds_okta_keychain_and_re_enrolls() {
+fn a_wrong_password_is_proven_and_rebuilds_okta_keychain_keeping_the_old_one() {
     let mac = Mac::new();
-    let mut agent = mac.agent();
-    agent.enroll().unwrap();
-    // Another password in the item, and the keychain locked: nothing in it can be used again.
-    assert!(security(&[
-        "add-generic-password",
-        "-U",
-        "-A",
-        "-a",
-        "device_trust",
-        "-s",
-        "device_trust",
-        "-w",
-        "Wrong000000000000000000000000000000000000",
-    ])
-    .status
-    .success());
-    let keychain = mac.home().join("Library/Keychains/okta.keychain");
-    assert!(security(&["lock-keychain", keychain.to_str().unwrap()])
-        .status
-        .success());
-    let mut agent = mac.agent();
-    agent.enroll().unwrap();
-    assert!(mac.store().certificate().unwrap().is_some());
-    let kept = std::fs::read_dir(mac.home().join("Library/Keychains"))
-        .unwrap()
-        .flatten()
-        .any(|e| e.file_name().to_string_lossy().contains(".unusable-"));
-    assert!(kept, "the old okta.keychain is kept aside");
-    agent.uninstall(false).unwrap();
+    mac.agent().enroll().unwrap();
+    let first = mac.store().certificate().unwrap().unwrap();
+    // Another password in the item while okta.keychain stays unlocked: securityd would unlock
+    // it with anything, so the store must prove the password some other way.
+    mac.write_item("Wrong000000000000000000000000000000000000");
+    assert!(mac.unlocked());
+    mac.agent().enroll().unwrap();
+    let second = mac.store().certificate().unwrap().unwrap();
+    assert_ne!(
+        first, second,
+        "the device enrolled again into the rebuilt keychain"
+    );
+    assert_eq!(mac.asides(), 1, "the old okta.keychain is kept aside");
+    // Once more: still one copy.
+    mac.write_item("Wrong111111111111111111111111111111111111");
+    mac.lock();
+    mac.agent().enroll().unwrap();
+    assert_eq!(mac.asides(), 1, "at most one set-aside copy");
+    mac.agent().uninstall(false).unwrap();
+}
+
+#[test]
+fn an_unreadable_item_defers_and_sets_nothing_aside() {
+    let mac = Mac::new();
+    mac.agent().enroll().unwrap();
+    let name = mac.item.name.as_str();
+    // An item only `security` may read, with a password that does not even matter.
+    assert!(
+        security(&["delete-generic-password", "-a", name, "-s", name])
+            .status
+            .success()
+    );
+    let out = security(&["add-generic-password", "-a", name, "-s", name, "-w", "x"]);
+    assert!(out.status.success(), "{out:?}");
+    mac.lock();
+    let error = mac.agent().renew(false, None).unwrap_err();
+    assert_eq!(error.exit_code(), 75, "{error}");
+    assert!(
+        error.to_string().contains("Keychain Password Unreadable"),
+        "{error}"
+    );
+    let certificate = mac.store().certificate().unwrap();
+    // enroll keeps the identity it finds; what needs the password defers.
+    if let Err(error) = mac.agent().enroll() {
+        assert_eq!(error.exit_code(), 75, "{error}");
+    }
+    assert_eq!(mac.store().certificate().unwrap(), certificate);
+    assert_eq!(
+        mac.store().view().lock_state().unwrap(),
+        KeychainSeen::Locked
+    );
+    assert_eq!(mac.asides(), 0);
+    assert_eq!(
+        mac.store().probe().password_item,
+        Some(PasswordItemState::Unreadable)
+    );
 }

@@ -44,6 +44,9 @@ impl Agent {
 
     pub(super) fn enroll_locked(&mut self, token: Option<Secret>) -> Result<(), AgentError> {
         let enrollment = self.enrollment()?;
+        // A store that can no longer be opened (okta.keychain without its password) is
+        // rebuilt first, however its identity reads: the device then enrolls afresh.
+        self.store.rebuild_if_unopenable()?;
         let now = OffsetDateTime::now_utc();
         let mut held = self.held(now)?;
         if self.learn_scep_ca(&held)? {

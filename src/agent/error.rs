@@ -134,6 +134,7 @@ impl AgentError {
             | AgentError::ClockWrong { .. }
             | AgentError::ClockSkew { .. } => 75,
             AgentError::Lock(LockError::Busy { .. }) => 75,
+            AgentError::Store(e) if e.is_deferred() => 75,
             AgentError::Okta(e) if e.is_transient() => 75,
             AgentError::Scep(e) if e.is_transient() => 75,
             _ => 1,

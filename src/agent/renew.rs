@@ -52,6 +52,9 @@ impl Agent {
         renew_before_days: Option<u32>,
     ) -> Result<RenewOutcome, AgentError> {
         let enrollment = self.enrollment()?;
+        // The daily job keeps the identity usable for the apps: after a restart okta.keychain
+        // is locked until something unlocks it (status and ea never do).
+        self.store.unlock()?;
         let now = OffsetDateTime::now_utc();
         let mut held = self.held(now)?;
         if self.learn_scep_ca(&held)? {

@@ -402,8 +402,7 @@ fn start_run_deadline(limit: std::time::Duration) {
 
 /// The effective uid: root runs decide whether to act through the user's session.
 fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
 fn load_config(cli: &Cli, host: &dyn Host) -> Result<Config, AgentError> {
@@ -425,7 +424,8 @@ fn print_status(report: &StatusReport, json: bool) {
     }
 }
 
-/// The EA never fails: whatever goes wrong becomes the status that explains it.
+/// The EA never fails: what goes wrong becomes the status that explains it, and an error that
+/// says nothing about the device (a store that could not be read) the scripts' `Agent Error`.
 fn ea(cli: &Cli, host: Box<dyn Host>, expiry: bool, check_network: bool) -> String {
     let report = match load_config(cli, host.as_ref()) {
         Err(AgentError::Config(e)) => {
@@ -443,13 +443,11 @@ fn ea(cli: &Cli, host: Box<dyn Host>, expiry: bool, check_network: bool) -> Stri
                 Err(AgentError::NoUserSession) => {
                     StatusReport::without_user(HealthStatus::NoUserSession, Some(&fallback), None)
                 }
+                // An error is no status: a store that could not be read says nothing about
+                // the certificate. The EA scripts' own line for it, the error on stderr.
                 Err(e) => {
                     tracing::warn!("{e}");
-                    StatusReport::without_user(
-                        HealthStatus::CertificateMissing,
-                        Some(&fallback),
-                        Some(e.to_string()),
-                    )
+                    return report::ea_agent_error(expiry);
                 }
             }
         }

@@ -5,7 +5,7 @@ use super::{Context, Link, LinkError};
 use crate::health::{HealthStatus, Observation};
 use crate::integrations::allowlist::{self, partition_list_string};
 use crate::partition::Partition;
-use crate::store::IdentityStore;
+use crate::store::{IdentityStore, StoreView};
 
 pub struct AllowlistLink {
     /// How the running agent's own partition ID is worked out.
@@ -45,11 +45,27 @@ impl AllowlistLink {
     }
 }
 
-/// Whether every desired app is on the key's list; extra IDs do not block access.
-pub fn is_complete(store: &dyn IdentityStore, desired: &[Partition]) -> Option<bool> {
-    store.partition_list().map(|r| {
-        r.map(|current| allowlist::is_complete(&current, desired))
-            .unwrap_or(false)
+/// Whether every desired app is on the key's list (extra IDs do not block access), as far as
+/// it can be seen without the keychain password: `Ok` when complete, else what is wrong;
+/// `None` where the store keeps no list.
+pub fn is_complete(store: &dyn StoreView, desired: &[Partition]) -> Option<Result<(), String>> {
+    let wanted = || partition_list_string(desired);
+    Some(match store.seen_partitions()? {
+        Err(e) => Err(format!("the key's allowlist cannot be read: {e}")),
+        // A locked keychain hides the key's access, and no run has recorded it yet.
+        Ok(None) => Err(format!(
+            "the key's allowlist cannot be read while okta.keychain is locked, and no run has \
+             recorded it; `devicetrust repair` checks it for {}",
+            wanted()
+        )),
+        Ok(Some(seen)) if allowlist::is_complete(&seen.list, desired) => Ok(()),
+        Ok(Some(seen)) => Err(format!(
+            "the key's allowlist lacks some of {}{}",
+            wanted(),
+            seen.recorded_at
+                .map(|t| format!(" (as the run at {t} recorded it: okta.keychain is locked)"))
+                .unwrap_or_default()
+        )),
     })
 }
 
@@ -106,14 +122,8 @@ impl Link for AllowlistLink {
             }
         };
         match is_complete(&*cx.store, &desired) {
-            Some(true) => Observation::Healthy,
-            Some(false) => Observation::failing(
-                HealthStatus::AppAccessIncomplete,
-                format!(
-                    "the key's allowlist lacks some of {}",
-                    partition_list_string(&desired)
-                ),
-            ),
+            Some(Ok(())) => Observation::Healthy,
+            Some(Err(why)) => Observation::failing(HealthStatus::AppAccessIncomplete, why),
             None => Observation::NotApplicable,
         }
     }

@@ -11,7 +11,8 @@
 //! SCEP CA's subject), so nothing machine-wide follows a certificate a user planted.
 
 use crate::config::Config;
-use crate::integrations::chrome::{IssuerFilter, OKTA_ISSUER_CN};
+use crate::integrations::chrome::IssuerFilter;
+use crate::okta::OKTA_ISSUER_CN;
 use crate::pki::{verify_issued_by, CertificateInfo};
 use crate::record::{EnrollmentRecord, Method};
 use base64::Engine;

@@ -50,8 +50,16 @@ impl Link for IdentityLink {
             Some(PasswordItemState::Unreadable) => {
                 return Observation::failing(
                     HealthStatus::KeychainPasswordUnreadable,
-                    "the device_trust password item is in the login keychain, but only a \
-                     dialog could read it; `devicetrust enroll` rebuilds okta.keychain",
+                    "the device_trust password item is in the login keychain, but the last run \
+                     that needed it could not read it; nothing is rebuilt for that, the next \
+                     run tries again",
+                )
+            }
+            Some(PasswordItemState::Wrong) => {
+                return Observation::failing(
+                    HealthStatus::KeychainPasswordMissing,
+                    "the device_trust password item does not open okta.keychain (the last run \
+                     that needed it was refused); `devicetrust enroll` rebuilds okta.keychain",
                 )
             }
             Some(PasswordItemState::Readable) | None => {}

@@ -21,7 +21,7 @@ use crate::health::{self, HealthStatus, Observation, Verdict};
 use crate::pki::CertificateInfo;
 use crate::record::{EnrollmentRecord, Method};
 use crate::renewal::RenewalPolicy;
-use crate::store::{IdentityStore, StoreError};
+use crate::store::{IdentityStore, StoreError, StoreView};
 pub use ca::ExpectedCa;
 
 pub use crate::paths::UserHome;
@@ -54,10 +54,11 @@ pub enum Held {
 }
 
 impl Held {
-    /// Reads the store. Only damage is folded into the value; an I/O error (a store that
-    /// cannot be reached) is an error, because it says nothing about the identity.
+    /// Reads the store by attributes (no password, no unlock), judged against the clock and
+    /// the expected CA. Only damage is folded into the value; an I/O error (a store that cannot
+    /// be reached) is an error, because it says nothing about the identity.
     pub fn read(
-        store: &dyn IdentityStore,
+        store: &dyn StoreView,
         now: OffsetDateTime,
         expected: &ExpectedCa,
     ) -> Result<Held, StoreError> {
@@ -87,9 +88,9 @@ impl Held {
                 reason,
             });
         }
-        let key = match store.signing_key() {
-            Ok(Some(key)) => key,
-            Ok(None) => return Ok(Held::KeyMissing(certificate)),
+        match store.holds_key_of(&certificate.der) {
+            Ok(true) => {}
+            Ok(false) => return Ok(Held::KeyMissing(certificate)),
             Err(e) if e.is_damage() => {
                 return Ok(Held::Damaged {
                     status: HealthStatus::PrivateKeyMissing,
@@ -97,12 +98,6 @@ impl Held {
                 })
             }
             Err(e) => return Err(e),
-        };
-        if !key
-            .public_key_der()
-            .is_ok_and(|k| crate::pki::cert::same_public_key(&k, &certificate.public_key_der))
-        {
-            return Ok(Held::KeyMissing(certificate));
         }
         if now < certificate.not_before {
             return Ok(Held::NotYetValid(certificate));

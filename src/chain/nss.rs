@@ -8,8 +8,8 @@
 
 use super::{Context, Link, LinkError};
 use crate::health::{HealthStatus, Observation};
-use crate::integrations::chrome::OKTA_ISSUER_CN;
 use crate::integrations::nss::{NssDb, NssError, Ours, SystemRunner, ToolRunner, Vouch};
+use crate::okta::OKTA_ISSUER_CN;
 use crate::pki::CertificateInfo;
 use std::path::Path;
 use tracing::{debug, warn};

@@ -16,7 +16,7 @@ use crate::partition::Partition;
 use crate::paths::Layout;
 use crate::pki::authority::tests::test_certificate;
 use crate::pki::{CheckedIdentity, NewKey, PrivateKey, SigningKey};
-use crate::store::StoreProbe;
+use crate::store::{SeenPartitions, StoreProbe};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -27,7 +27,7 @@ pub(crate) struct MemoryStore {
     pub writes: usize,
 }
 
-impl IdentityStore for MemoryStore {
+impl StoreView for MemoryStore {
     fn location(&self) -> String {
         "memory:".into()
     }
@@ -40,6 +40,21 @@ impl IdentityStore for MemoryStore {
     fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(None)
     }
+    fn has_partition_list(&self) -> bool {
+        true
+    }
+    fn holds_key_of(&self, _: &[u8]) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    fn seen_partitions(&self) -> Option<Result<Option<SeenPartitions>, StoreError>> {
+        Some(Ok(Some(SeenPartitions {
+            list: self.partitions.clone(),
+            recorded_at: None,
+        })))
+    }
+}
+
+impl IdentityStore for MemoryStore {
     fn signing_key(&self) -> Result<Option<Box<dyn SigningKey>>, StoreError> {
         Ok(None)
     }
@@ -53,9 +68,6 @@ impl IdentityStore for MemoryStore {
     }
     fn remove(&mut self) -> Result<bool, StoreError> {
         Ok(false)
-    }
-    fn has_partition_list(&self) -> bool {
-        true
     }
     fn partition_list(&self) -> Option<Result<Vec<Partition>, StoreError>> {
         Some(Ok(self.partitions.clone()))
@@ -298,7 +310,7 @@ struct Holding {
     key_pkcs8: Vec<u8>,
 }
 
-impl IdentityStore for Holding {
+impl StoreView for Holding {
     fn location(&self) -> String {
         "holding:".into()
     }
@@ -311,6 +323,13 @@ impl IdentityStore for Holding {
     fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(Some(self.certificate.clone()))
     }
+    fn holds_key_of(&self, certificate_der: &[u8]) -> Result<bool, StoreError> {
+        let key = PrivateKey::from_pkcs8_der(&self.key_pkcs8).unwrap();
+        Ok(crate::store::key_matches(&key, certificate_der))
+    }
+}
+
+impl IdentityStore for Holding {
     fn signing_key(&self) -> Result<Option<Box<dyn SigningKey>>, StoreError> {
         Ok(Some(Box::new(
             PrivateKey::from_pkcs8_der(&self.key_pkcs8).unwrap(),
@@ -668,7 +687,7 @@ fn reload_decisions() {
 /// A keychain-like store whose password item is in `state`, holding nothing else.
 struct PasswordOnly(crate::store::PasswordItemState);
 
-impl IdentityStore for PasswordOnly {
+impl StoreView for PasswordOnly {
     fn location(&self) -> String {
         "keychain:okta.keychain".into()
     }
@@ -681,6 +700,12 @@ impl IdentityStore for PasswordOnly {
     fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(None)
     }
+    fn holds_key_of(&self, _: &[u8]) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+}
+
+impl IdentityStore for PasswordOnly {
     fn signing_key(&self) -> Result<Option<Box<dyn SigningKey>>, StoreError> {
         Ok(None)
     }
@@ -888,7 +913,7 @@ struct Failing {
     key: fn() -> StoreError,
 }
 
-impl IdentityStore for Failing {
+impl StoreView for Failing {
     fn location(&self) -> String {
         "failing:".into()
     }
@@ -901,6 +926,12 @@ impl IdentityStore for Failing {
     fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError> {
         self.certificate.clone().map_err(|e| e())
     }
+    fn holds_key_of(&self, _: &[u8]) -> Result<bool, StoreError> {
+        Err((self.key)())
+    }
+}
+
+impl IdentityStore for Failing {
     fn signing_key(&self) -> Result<Option<Box<dyn SigningKey>>, StoreError> {
         Err((self.key)())
     }
@@ -1615,4 +1646,131 @@ fn without_the_nss_tools_the_nss_link_matters_only_where_a_database_exists() {
     )
     .unwrap();
     assert_eq!(link.observe(&cx), Observation::Healthy);
+}
+
+/// A keychain-like store that answers what its view may be asked and panics at everything else:
+/// what `status` and `ea` reach, and what they must not (the password, unlocking, writing).
+struct ViewOnly {
+    certificate: Vec<u8>,
+    password_item: crate::store::PasswordItemState,
+    partitions: Option<SeenPartitions>,
+}
+
+impl StoreView for ViewOnly {
+    fn location(&self) -> String {
+        "keychain:okta.keychain".into()
+    }
+    fn probe(&self) -> StoreProbe {
+        StoreProbe {
+            exists: Some(true),
+            password_item: Some(self.password_item),
+        }
+    }
+    fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(Some(self.certificate.clone()))
+    }
+    fn holds_key_of(&self, _: &[u8]) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    fn has_partition_list(&self) -> bool {
+        true
+    }
+    fn seen_partitions(&self) -> Option<Result<Option<SeenPartitions>, StoreError>> {
+        Some(Ok(self.partitions.clone()))
+    }
+}
+
+impl IdentityStore for ViewOnly {
+    fn signing_key(&self) -> Result<Option<Box<dyn SigningKey>>, StoreError> {
+        panic!("the health check asked for the key, which unlocks with the password")
+    }
+    fn generate_key(&mut self, _: u32) -> Result<Box<dyn NewKey>, StoreError> {
+        panic!("the health check wrote")
+    }
+    fn replace(&mut self, _: CheckedIdentity, _: &[u8]) -> Result<(), StoreError> {
+        panic!("the health check wrote")
+    }
+    fn remove(&mut self) -> Result<bool, StoreError> {
+        panic!("the health check wrote")
+    }
+    fn unlock(&self) -> Result<(), StoreError> {
+        panic!("the health check unlocked the store")
+    }
+    fn partition_list(&self) -> Option<Result<Vec<Partition>, StoreError>> {
+        panic!("the health check read the key's list the way that unlocks")
+    }
+}
+
+/// The health check's part of the chain for a keychain-like store: Held read, then the verdict.
+fn observe_view_only(store: &mut ViewOnly) -> Verdict {
+    let now = OffsetDateTime::now_utc();
+    let held = Held::read(&*store, now, &ExpectedCa::Okta).unwrap();
+    let chain = Chain::new(vec![
+        Box::new(IdentityLink),
+        Box::new(RenewalLink),
+        Box::new(AllowlistLink::with_own(ad_hoc_agent)),
+    ]);
+    let record = EnrollmentRecord::default();
+    with_context(&record, store, &held, Vec::new(), |cx| chain.verdict(cx))
+}
+
+#[test]
+fn the_health_check_reads_the_store_through_its_view_only() {
+    let desired = AllowlistConfig::default()
+        .desired_with(Method::Okta, &ad_hoc_agent().unwrap())
+        .unwrap();
+    let mut store = ViewOnly {
+        certificate: test_certificate(OffsetDateTime::now_utc()),
+        password_item: crate::store::PasswordItemState::Readable,
+        partitions: Some(SeenPartitions {
+            list: desired.clone(),
+            recorded_at: None,
+        }),
+    };
+    assert_eq!(observe_view_only(&mut store).status, HealthStatus::Healthy);
+
+    // Locked: the list the last verifying run recorded, and the evidence says so.
+    store.partitions = Some(SeenPartitions {
+        list: desired[..1].to_vec(),
+        recorded_at: Some("2026-01-02T03:04:05Z".into()),
+    });
+    let verdict = observe_view_only(&mut store);
+    assert_eq!(verdict.status, HealthStatus::AppAccessIncomplete);
+    let detail = verdict.detail.unwrap();
+    assert!(
+        detail.contains("as the run at 2026-01-02T03:04:05Z recorded it"),
+        "{detail}"
+    );
+    // Locked and never recorded: said, not guessed.
+    store.partitions = None;
+    let verdict = observe_view_only(&mut store);
+    assert_eq!(verdict.status, HealthStatus::AppAccessIncomplete);
+    assert!(verdict.detail.unwrap().contains("no run has recorded it"));
+}
+
+#[test]
+fn the_password_item_shows_what_the_last_run_that_needed_it_found() {
+    let mut store = ViewOnly {
+        certificate: test_certificate(OffsetDateTime::now_utc()),
+        password_item: crate::store::PasswordItemState::Unreadable,
+        partitions: None,
+    };
+    let verdict = observe_view_only(&mut store);
+    assert_eq!(verdict.status, HealthStatus::KeychainPasswordUnreadable);
+    assert!(
+        verdict
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("nothing is rebuilt"),
+        "{verdict:?}"
+    );
+    // A password proven wrong cannot open the keychain, like a missing one.
+    store.password_item = crate::store::PasswordItemState::Wrong;
+    let verdict = observe_view_only(&mut store);
+    assert_eq!(verdict.status, HealthStatus::KeychainPasswordMissing);
+    assert!(
+        verdict.detail.as_deref().unwrap().contains("does not open"),
+        "{verdict:?}"
+    );
 }

@@ -9,10 +9,12 @@
 //! byte slice, never panics and never indexes unchecked: a truncated or hostile file is an
 //! error naming the structure and offset, so the parser can be fuzzed as is.
 
+mod chain;
 mod partition;
 #[cfg(test)]
 pub(crate) mod testbuild;
 
+pub use chain::{apple_issued, AppleIssued};
 pub use partition::{own_partition, partition_of};
 
 use crate::partition::Partition;
@@ -29,6 +31,7 @@ const LC_CODE_SIGNATURE: u32 = 0x1d;
 const CSMAGIC_EMBEDDED_SIGNATURE: u32 = 0xfade_0cc0;
 const CSMAGIC_CODEDIRECTORY: u32 = 0xfade_0c02;
 const CSSLOT_CODEDIRECTORY: u32 = 0;
+const CSSLOT_SIGNATURESLOT: u32 = 0x10000;
 /// Alternate CodeDirectories (other hash types) sit in slots 0x1000..0x1005.
 const CSSLOT_ALTERNATE_FIRST: u32 = 0x1000;
 const CSSLOT_ALTERNATE_LAST: u32 = 0x1004;
@@ -110,6 +113,9 @@ pub struct Signature {
     /// The code directory hash securityd names this code by (40 lowercase hex; see [`cdhash`]);
     /// `None` when no CodeDirectory uses a hash type Security knows.
     pub cdhash: Option<String>,
+    /// The certificates the CMS signature embeds (DER), the signer's first: what tells
+    /// Apple-issued code from the rest ([`apple_issued`]). Empty for ad-hoc code.
+    pub certificates: Vec<Vec<u8>>,
 }
 
 /// One architecture of the file.
@@ -378,10 +384,16 @@ fn parse_signature(data: Region<'_>) -> Result<Signature, CodesignError> {
     let count = blob.u32_be(8, "SuperBlob.count")?;
 
     let mut directories = Vec::new();
+    let mut certificates = Vec::new();
     for i in 0..count as usize {
         let at = 12 + i * 8;
         let slot = blob.u32_be(at, "BlobIndex.type")?;
         let is_alternate = (CSSLOT_ALTERNATE_FIRST..=CSSLOT_ALTERNATE_LAST).contains(&slot);
+        if slot == CSSLOT_SIGNATURESLOT {
+            let offset = blob.u32_be(at + 4, "BlobIndex.offset")?;
+            certificates = chain::parse_cms_wrapper(blob.rest(u64::from(offset), "CMS blob")?)?;
+            continue;
+        }
         if slot != CSSLOT_CODEDIRECTORY && !is_alternate {
             continue;
         }
@@ -418,6 +430,7 @@ fn parse_signature(data: Region<'_>) -> Result<Signature, CodesignError> {
                 .map(|(slot, d)| (*slot, d.hash_type, d.bytes)),
         )
         .map(|h| crate::fsutil::hex(&h)),
+        certificates,
     })
 }
 

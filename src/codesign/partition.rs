@@ -2,8 +2,8 @@
 //! Security derives it: `teamid:`, `cdhash:` (the code directory hash) or `unsigned:`.
 
 use super::{
-    parse, read_limited, CodesignError, Signature, CSSLOT_ALTERNATE_FIRST, CSSLOT_ALTERNATE_LAST,
-    CSSLOT_CODEDIRECTORY, NATIVE_CPU,
+    apple_issued, parse, read_limited, AppleIssued, CodesignError, Signature,
+    CSSLOT_ALTERNATE_FIRST, CSSLOT_ALTERNATE_LAST, CSSLOT_CODEDIRECTORY, NATIVE_CPU,
 };
 use crate::partition::Partition;
 use std::path::PathBuf;
@@ -13,19 +13,25 @@ use std::path::PathBuf;
 const CDHASH_LEN: usize = 20;
 
 /// The partition ID securityd gives code signed with `signature` (`clientid.cpp`,
-/// `partitionIdForProcess`): `unsigned:` only for code without a signature; `teamid:<T>` for
-/// code signed by a team; `cdhash:<hex>` for ad-hoc code and any other signature without a
-/// team. (Apple's own code, which securityd calls `apple:` or `apple-tool:`, is told apart by
-/// its certificate chain, which this reader does not check: the agent is never Apple's.)
+/// `partitionIdForProcess`): `unsigned:` only for code without a signature; `teamid:<T>` only
+/// for code whose embedded chain Apple issued ([`apple_issued`]: the CodeDirectory's team for
+/// the App Store and TestFlight, the leaf certificate's OU for Developer ID and development
+/// certificates); `cdhash:<hex>` for ad-hoc code and any other signature, with a team field or
+/// not. (Apple's own code, which securityd calls `apple:` or `apple-tool:`, is not told apart
+/// here: the agent is never Apple's.)
 pub fn partition_of(signature: Option<&Signature>) -> Result<Partition, CodesignError> {
     let Some(signature) = signature else {
         return Ok(Partition::unsigned());
     };
-    match (&signature.team_id, signature.ad_hoc) {
-        (Some(team), false) => {
-            Partition::team_id(team).map_err(|_| CodesignError::BadTeamId(team.clone()))
-        }
-        _ => signature
+    let team = match apple_issued(&signature.certificates) {
+        _ if signature.ad_hoc => None,
+        Some(AppleIssued::StoreTeam) => signature.team_id.clone(),
+        Some(AppleIssued::LeafTeam(ou)) => ou,
+        None => None,
+    };
+    match team {
+        Some(team) => Partition::team_id(&team).map_err(|_| CodesignError::BadTeamId(team)),
+        None => signature
             .cdhash
             .as_deref()
             .map(Partition::cdhash)

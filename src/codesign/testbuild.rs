@@ -3,11 +3,26 @@
 //! We have no Apple-signed binaries here, so the fixtures follow the layouts of `<mach-o/loader.h>`,
 //! `<mach-o/fat.h>` and the kernel's `cs_blobs.h`: a minimal header, one unrelated load command
 //! (LC_UUID, so the parser must skip it), LC_CODE_SIGNATURE, and a SuperBlob holding an empty
-//! requirements blob, a CodeDirectory (identifier, optional team ID, no code hashes) and an
-//! empty CMS wrapper, padded to 16 bytes as `codesign` pads it.
+//! requirements blob, a CodeDirectory (identifier, optional team ID, no code hashes) and a CMS
+//! wrapper, padded to 16 bytes as `codesign` pads it. The CMS wrapper is empty, or holds a
+//! SignedData with a certificate chain: Apple's real root (its SHA-256 is what Security
+//! trusts) above a Developer ID CA and leaf made here, which carry Apple's marker extensions
+//! and borrowed keys and signatures (nothing in the agent verifies them; securityd would).
 
 pub use super::{CPU_ARM64, CPU_X86_64};
 pub const CPU_I386: u32 = 7;
+
+use const_oid::ObjectIdentifier;
+use der::asn1::{BitString, OctetString, SetOfVec};
+use der::{Any, Decode, Encode};
+use std::str::FromStr;
+use x509_cert::ext::Extension;
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::{Certificate, TbsCertificate};
+
+/// Apple Root CA, as Security embeds it (`OSX/utilities/SecAppleAnchor.c`, `AppleRootCA`).
+pub const APPLE_ROOT_CA: &[u8] = include_bytes!("../../tests/fixtures/macho/apple-root-ca.cer");
 
 /// `CodeDirectory.hashType` values of `cs_blobs.h`.
 pub const HASH_SHA1: u8 = 1;
@@ -156,9 +171,154 @@ pub fn super_blob(blobs: &[(u32, Vec<u8>)]) -> Vec<u8> {
 
 /// The signature `codesign` would embed for `cd`: requirements, CodeDirectory, CMS wrapper.
 pub fn signature(cd: &Cd) -> Vec<u8> {
+    signature_with(cd, &[])
+}
+
+/// [`signature`] whose CMS wrapper holds a SignedData with `certificates`, the first the
+/// signer's.
+pub fn signature_with(cd: &Cd, certificates: &[Vec<u8>]) -> Vec<u8> {
     let requirements = [0xfa, 0xde, 0x0c, 0x01, 0, 0, 0, 12, 0, 0, 0, 0].to_vec();
-    let cms = [0xfa, 0xde, 0x0b, 0x01, 0, 0, 0, 8].to_vec();
-    super_blob(&[(0, code_directory(cd)), (2, requirements), (0x10000, cms)])
+    let cms = if certificates.is_empty() {
+        Vec::new()
+    } else {
+        signed_data(certificates)
+    };
+    let mut wrapper = Vec::new();
+    be(&mut wrapper, 0xfade_0b01);
+    be(&mut wrapper, 8 + cms.len() as u32);
+    wrapper.extend_from_slice(&cms);
+    super_blob(&[
+        (0, code_directory(cd)),
+        (2, requirements),
+        (0x10000, wrapper),
+    ])
+}
+
+/// Apple's marker extensions, by what follows `1.2.840.113635.100.6.`.
+pub const DEVELOPER_ID_LEAF: &str = "1.13";
+pub const DEVELOPER_ID_CA: &str = "2.6";
+pub const MAC_APP_STORE_LEAF: &str = "1.9";
+
+/// A certificate named `subject`, issued in the name of `issuer`, with Apple's marker
+/// extensions `markers`. Its key, validity and signature are Apple Root CA's: only names and
+/// extensions are read.
+pub fn certificate(subject: &Name, issuer: &Name, serial: u8, markers: &[&str]) -> Vec<u8> {
+    let root = Certificate::from_der(APPLE_ROOT_CA).unwrap();
+    let extensions = markers
+        .iter()
+        .map(|m| Extension {
+            extn_id: ObjectIdentifier::new(&format!("1.2.840.113635.100.6.{m}")).unwrap(),
+            critical: false,
+            extn_value: OctetString::new(vec![0x05, 0x00]).unwrap(),
+        })
+        .collect::<Vec<_>>();
+    Certificate {
+        tbs_certificate: TbsCertificate {
+            version: x509_cert::Version::V3,
+            serial_number: SerialNumber::new(&[serial]).unwrap(),
+            signature: root.signature_algorithm.clone(),
+            issuer: issuer.clone(),
+            validity: root.tbs_certificate.validity,
+            subject: subject.clone(),
+            subject_public_key_info: root.tbs_certificate.subject_public_key_info.clone(),
+            issuer_unique_id: None,
+            subject_unique_id: None,
+            extensions: (!extensions.is_empty()).then_some(extensions),
+        },
+        signature_algorithm: root.signature_algorithm.clone(),
+        signature: BitString::from_bytes(&[0x5a; 256]).unwrap(),
+    }
+    .to_der()
+    .unwrap()
+}
+
+pub fn name(rdns: &str) -> Name {
+    Name::from_str(rdns).unwrap()
+}
+
+/// Apple Root CA's own name.
+pub fn apple_root_name() -> Name {
+    Certificate::from_der(APPLE_ROOT_CA)
+        .unwrap()
+        .tbs_certificate
+        .subject
+}
+
+/// A Developer ID chain for `team`: leaf, Developer ID CA, and the root `root` (DER) above
+/// them, named `root_name`.
+pub fn developer_id_chain(team: &str, root: &[u8], root_name: &Name) -> Vec<Vec<u8>> {
+    let ca = name("CN=Developer ID Certification Authority,OU=G2,O=Apple Inc.,C=US");
+    let leaf = name(&format!(
+        "UID={team},CN=Developer ID Application: Example ({team}),OU={team},O=Example,C=US"
+    ));
+    vec![
+        certificate(&leaf, &ca, 0x43, &[DEVELOPER_ID_LEAF]),
+        certificate(&ca, root_name, 0x42, &[DEVELOPER_ID_CA]),
+        root.to_vec(),
+    ]
+}
+
+/// A self-signed root made here, named like Apple's but not Apple's.
+pub fn impostor_root() -> (Vec<u8>, Name) {
+    let root = name("CN=Apple Root CA,OU=Apple Certification Authority,O=Apple Inc.,C=US");
+    (certificate(&root, &root, 1, &[]), root)
+}
+
+/// A detached CMS SignedData carrying `certificates`, its one signer naming the first.
+pub fn signed_data(certificates: &[Vec<u8>]) -> Vec<u8> {
+    use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+    use cms::content_info::{CmsVersion, ContentInfo};
+    use cms::signed_data::{
+        CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo,
+        SignerInfos,
+    };
+    use const_oid::db::rfc5911::{ID_DATA, ID_SIGNED_DATA};
+    let parsed: Vec<Certificate> = certificates
+        .iter()
+        .map(|der| Certificate::from_der(der).unwrap())
+        .collect();
+    let signer = &parsed[0].tbs_certificate;
+    let sha256 = spki::AlgorithmIdentifierOwned {
+        oid: const_oid::db::rfc5912::ID_SHA_256,
+        parameters: None,
+    };
+    let signer_info = SignerInfo {
+        version: CmsVersion::V1,
+        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: signer.issuer.clone(),
+            serial_number: signer.serial_number.clone(),
+        }),
+        digest_alg: sha256.clone(),
+        signed_attrs: None,
+        signature_algorithm: parsed[0].signature_algorithm.clone(),
+        signature: OctetString::new(vec![0x5a; 256]).unwrap(),
+        unsigned_attrs: None,
+    };
+    let signed = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms: SetOfVec::try_from(vec![sha256]).unwrap(),
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: ID_DATA,
+            econtent: None,
+        },
+        certificates: Some(CertificateSet(
+            SetOfVec::try_from(
+                parsed
+                    .into_iter()
+                    .map(CertificateChoices::Certificate)
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap(),
+        )),
+        crls: None,
+        signer_infos: SignerInfos(SetOfVec::try_from(vec![signer_info]).unwrap()),
+    };
+    ContentInfo {
+        content_type: ID_SIGNED_DATA,
+        content: Any::encode_from(&signed).unwrap(),
+    }
+    .to_der()
+    .unwrap()
 }
 
 /// What `codesign -s -` writes for code that must also run on old systems: a SHA-1
@@ -276,6 +436,26 @@ pub fn committed_fixtures() -> Vec<(&'static str, Vec<u8>)> {
                 CPU_ARM64,
                 Some(&dual_hash_signature(&Cd::ad_hoc("com.devicetrust.agent"))),
             ),
+        ),
+        (
+            "developer-id-arm64",
+            thin(
+                CPU_ARM64,
+                Some(&signature_with(
+                    &Cd::team("com.example.agent", "ABCDE12345"),
+                    &developer_id_chain("ABCDE12345", APPLE_ROOT_CA, &apple_root_name()),
+                )),
+            ),
+        ),
+        (
+            "team-not-apple-arm64",
+            thin(CPU_ARM64, {
+                let (root, root_name) = impostor_root();
+                Some(&signature_with(
+                    &Cd::team("com.example.agent", "ABCDE12345"),
+                    &developer_id_chain("ABCDE12345", &root, &root_name),
+                ))
+            }),
         ),
     ]
 }

@@ -15,6 +15,11 @@ const ADHOC_ARM64_CDHASH: &str = "bdffcbeb8533f5d80c51f6285fd2ff15af9222a4";
 /// `adhoc-dual-hash-arm64`: the SHA-256 alternate's hash. (The SHA-1 primary's SHA-1,
 /// `3d4455a80fb95c4796d9b99adb5ab9f3a5547452`, is what securityd does not use.)
 const DUAL_HASH_CDHASH: &str = "50dd21e595f78f45cc5256361b5c828a03c1581f";
+/// `developer-id-arm64` and `team-not-apple-arm64`: one CodeDirectory, SHA-256.
+const EXAMPLE_CDHASH: &str = "63de377b1f398b21267f9e9613b97b6954efc9a9";
+/// SHA-256 of Apple Root CA as Security pins it (`SecAppleAnchor.c`, `AppleRootCAHash`).
+const APPLE_ROOT_CA_SHA256: &str =
+    "b0b1730ecbc7ff4505142c49f1295e6eda6bcaed7e2c68c5be91b5a11001f024";
 
 fn committed(name: &str) -> Vec<u8> {
     std::fs::read(
@@ -50,6 +55,7 @@ fn thin_64_bit_signed_gives_team_and_identifier() {
                 identifier: SLACK.into(),
                 ad_hoc: false,
                 cdhash: Some(SIGNED_ARM64_CDHASH.into()),
+                certificates: Vec::new(),
             }),
         }]
     );
@@ -363,7 +369,16 @@ fn bundles_resolve_to_their_main_executable() {
 
 #[test]
 fn securityd_partitions_team_ad_hoc_and_unsigned_code_apart() {
-    assert_eq!(partition_of_file("signed-arm64"), "teamid:BQR82RBBHL");
+    // A team field alone, without an Apple-issued chain, is not a team to securityd.
+    assert_eq!(
+        partition_of_file("signed-arm64"),
+        format!("cdhash:{SIGNED_ARM64_CDHASH}")
+    );
+    assert_eq!(partition_of_file("developer-id-arm64"), "teamid:ABCDE12345");
+    assert_eq!(
+        partition_of_file("team-not-apple-arm64"),
+        format!("cdhash:{EXAMPLE_CDHASH}")
+    );
     assert_eq!(
         partition_of_file("adhoc-arm64"),
         format!("cdhash:{ADHOC_ARM64_CDHASH}")
@@ -442,4 +457,96 @@ fn the_slice_that_runs_here_is_chosen_by_cpu_type() {
         CPU_X86_64
     );
     assert_eq!(macho.slice_for(Some(7)).unwrap().cpu_type, CPU_X86_64);
+}
+
+#[test]
+fn the_apple_root_of_the_fixtures_is_the_one_security_pins() {
+    use sha2::Digest;
+    assert_eq!(
+        crate::fsutil::hex(&sha2::Sha256::digest(APPLE_ROOT_CA)),
+        APPLE_ROOT_CA_SHA256
+    );
+    assert_eq!(committed("apple-root-ca.cer"), APPLE_ROOT_CA);
+}
+
+/// The partition of an arm64 binary signed for `cd` with `certificates` embedded.
+fn partition_with(cd: &Cd, certificates: &[Vec<u8>]) -> String {
+    let macho = parse(&thin(CPU_ARM64, Some(&signature_with(cd, certificates)))).unwrap();
+    partition_of(macho.signature()).unwrap().to_string()
+}
+
+#[test]
+fn a_team_counts_only_under_a_chain_apple_issued() {
+    let cd = Cd::team("com.example.agent", "ABCDE12345");
+    let apple = apple_root_name();
+    let chain = developer_id_chain("ABCDE12345", APPLE_ROOT_CA, &apple);
+    assert_eq!(partition_with(&cd, &chain), "teamid:ABCDE12345");
+    let cdhash = format!("cdhash:{EXAMPLE_CDHASH}");
+    // The chain without its root: the anchor cannot be seen to be Apple's.
+    assert_eq!(partition_with(&cd, &chain[..2]), cdhash);
+    // Apple's root, but a leaf without the Developer ID marker.
+    let ca = name("CN=Developer ID Certification Authority,OU=G2,O=Apple Inc.,C=US");
+    let plain_leaf = certificate(&name("CN=x,OU=ABCDE12345"), &ca, 3, &[]);
+    let unmarked = vec![plain_leaf, chain[1].clone(), chain[2].clone()];
+    assert_eq!(partition_with(&cd, &unmarked), cdhash);
+    // A Developer ID leaf under a CA without the Developer ID CA marker.
+    let unmarked_ca = certificate(&ca, &apple, 2, &[]);
+    let chain_without = vec![chain[0].clone(), unmarked_ca, chain[2].clone()];
+    assert_eq!(partition_with(&cd, &chain_without), cdhash);
+    // Ad-hoc code is cdhash: whatever it carries.
+    let ad_hoc = Cd {
+        flags: 0x2,
+        ..cd.clone()
+    };
+    assert!(partition_with(&ad_hoc, &chain).starts_with("cdhash:"));
+}
+
+#[test]
+fn developer_id_code_is_named_by_its_leaf_and_app_store_code_by_its_directory() {
+    // securityd takes a Developer ID team from the leaf's OU, not the CodeDirectory.
+    let cd = Cd::team("com.example.agent", "ZZZZZ99999");
+    let chain = developer_id_chain("ABCDE12345", APPLE_ROOT_CA, &apple_root_name());
+    assert_eq!(partition_with(&cd, &chain), "teamid:ABCDE12345");
+    // The Mac App Store's leaf marker: the CodeDirectory's team.
+    let wwdr =
+        name("CN=Apple Worldwide Developer Relations Certification Authority,O=Apple Inc.,C=US");
+    let store_leaf = certificate(
+        &name("CN=Apple Mac OS Application Signing"),
+        &wwdr,
+        4,
+        &[MAC_APP_STORE_LEAF],
+    );
+    let store_ca = certificate(&wwdr, &apple_root_name(), 5, &["2.1"]);
+    let store = vec![store_leaf, store_ca, APPLE_ROOT_CA.to_vec()];
+    assert_eq!(partition_with(&cd, &store), "teamid:ZZZZZ99999");
+    // WWDR development and distribution leaves: the leaf's OU.
+    for marker in ["1.12", "1.7"] {
+        let leaf = certificate(
+            &name("CN=Apple Development: x,OU=QWERT12345"),
+            &wwdr,
+            6,
+            &[marker],
+        );
+        let chain = vec![leaf, store[1].clone(), APPLE_ROOT_CA.to_vec()];
+        assert_eq!(partition_with(&cd, &chain), "teamid:QWERT12345", "{marker}");
+    }
+}
+
+#[test]
+fn the_signer_comes_first_whatever_order_the_set_keeps() {
+    // DER sorts a SET OF, so the blob keeps the certificates in another order; the signer
+    // info names the leaf.
+    let chain = developer_id_chain("ABCDE12345", APPLE_ROOT_CA, &apple_root_name());
+    let embedded = chain::embedded_certificates(&signed_data(&chain));
+    assert_eq!(embedded.len(), 3);
+    assert_eq!(embedded[0], chain[0]);
+    // Signed by the root instead: the root comes first, and no Apple-issued leaf follows.
+    let by_root: Vec<Vec<u8>> = chain.iter().rev().cloned().collect();
+    let embedded = chain::embedded_certificates(&signed_data(&by_root));
+    assert_eq!(embedded[0], chain[2]);
+    assert_eq!(apple_issued(&embedded), None);
+    assert_eq!(
+        chain::embedded_certificates(b"not cms"),
+        Vec::<Vec<u8>>::new()
+    );
 }

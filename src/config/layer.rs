@@ -100,14 +100,14 @@ pub mod env {
     pub const USER: &str = "DEVICETRUST_USER";
     pub const VERBOSE: &str = "DEVICETRUST_VERBOSE";
     pub const ORG_URL: &str = "DEVICETRUST_ORG_URL";
-    pub const ORG_TOKEN: &str = "DEVICETRUST_ORG_TOKEN";
-    pub const ORG_TOKEN_FILE: &str = "DEVICETRUST_ORG_TOKEN_FILE";
+    pub const ORG_TOKEN: &str = crate::secret::vars::ORG_TOKEN;
+    pub const ORG_TOKEN_FILE: &str = crate::secret::vars::ORG_TOKEN_FILE;
     pub const CA_FILE: &str = "DEVICETRUST_CA_FILE";
     pub const DEVICE_UUID: &str = "DEVICETRUST_DEVICE_UUID";
     pub const DEVICE_NAME: &str = "DEVICETRUST_DEVICE_NAME";
     pub const SCEP_URL: &str = "DEVICETRUST_SCEP_URL";
-    pub const SCEP_CHALLENGE: &str = "DEVICETRUST_SCEP_CHALLENGE";
-    pub const SCEP_CHALLENGE_FILE: &str = "DEVICETRUST_SCEP_CHALLENGE_FILE";
+    pub const SCEP_CHALLENGE: &str = crate::secret::vars::SCEP_CHALLENGE;
+    pub const SCEP_CHALLENGE_FILE: &str = crate::secret::vars::SCEP_CHALLENGE_FILE;
     pub const SCEP_CA_FINGERPRINT: &str = "DEVICETRUST_SCEP_CA_FINGERPRINT";
 }
 

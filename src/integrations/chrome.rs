@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// The policy's name, the same in every Chromium-based browser.
 pub const POLICY_KEY: &str = "AutoSelectCertificateForUrls";
-/// The issuer CN of the certificates Okta's device-trust CA issues.
-pub const OKTA_ISSUER_CN: &str = "MTLS Certificate Authority";
+pub use crate::okta::OKTA_ISSUER_CN;
 /// The agent's own file in each managed policy directory.
 pub const OUR_FILE: &str = "devicetrust.json";
 /// Where the macOS browsers read the policy (through CFPreferences).

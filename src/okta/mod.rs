@@ -10,3 +10,5 @@ pub use org::{cert_auth_host, OrgError, OrgUrl};
 
 /// The subject CN Okta's device-trust CA issues, and the one checked before storing.
 pub const OKTA_SUBJECT_CN: &str = "Okta MTLS";
+/// The issuer CN of the certificates Okta's device-trust CA issues.
+pub const OKTA_ISSUER_CN: &str = "MTLS Certificate Authority";

@@ -76,6 +76,5 @@ pub fn current() -> Box<dyn Platform> {
 /// Whether this process runs as root: such a run treats every user's home and keychain as
 /// the user's to write, and takes no setting from there.
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }

@@ -22,10 +22,10 @@ pub const ENV: &str = "/usr/bin/env";
 /// root-only file, its stdin, its environment) and hands it over on the child's stdin, never
 /// in argv or the environment.
 pub const SECRET_VARS: [&str; 4] = [
-    crate::config::env::ORG_TOKEN,
-    crate::config::env::ORG_TOKEN_FILE,
-    crate::config::env::SCEP_CHALLENGE,
-    crate::config::env::SCEP_CHALLENGE_FILE,
+    crate::secret::vars::ORG_TOKEN,
+    crate::secret::vars::ORG_TOKEN_FILE,
+    crate::secret::vars::SCEP_CHALLENGE,
+    crate::secret::vars::SCEP_CHALLENGE_FILE,
 ];
 
 /// A secret handed to the child on its stdin, named by the flag that reads it from there.

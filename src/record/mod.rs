@@ -155,7 +155,7 @@ impl EnrollmentRecord {
     /// A best guess of how a stored identity was enrolled, for a record rebuilt after damage:
     /// Okta's device-trust CA has a fixed issuer name, anything else came from a SCEP CA.
     pub fn infer_method(certificate: &CertificateInfo) -> Method {
-        if certificate.issuer_cn.as_deref() == Some(crate::integrations::chrome::OKTA_ISSUER_CN) {
+        if certificate.issuer_cn.as_deref() == Some(crate::okta::OKTA_ISSUER_CN) {
             Method::Okta
         } else {
             Method::Scep

@@ -317,8 +317,7 @@ fn kind_name(stat: &Stat) -> &'static str {
 }
 
 fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 /// Permission bits only: a set-id or sticky bit never goes into a user's home, and `0o777` fits

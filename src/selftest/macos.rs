@@ -1,16 +1,17 @@
 //! The checks of a Mac: the keychain store's in a throwaway keychain, then the user's real
-//! state read only (okta.keychain, the password item, the identity, the renewal job loaded,
-//! Chrome's and Edge's policy values).
+//! state read only (the user's session, okta.keychain, the password item, the identity, the
+//! renewal job loaded, Chrome's and Edge's policy values). The keychain's are measured by
+//! `store::keychain::trial` and judged by `selftest::keychain`.
 
-use super::{Outcome, Report};
+use super::{keychain, Outcome, Report};
 use crate::chain::Context;
 use crate::integrations::{chrome, schedule};
 use crate::platform::launchd;
-use crate::store::keychain::selftest as keychain;
+use crate::store::keychain::trial;
 
 pub fn checks(cx: &Context<'_>, report: &mut Report) {
-    keychain::throwaway(report);
-    keychain::real_state(&cx.home.home, report);
+    keychain::throwaway_checks(&trial::throwaway(), report);
+    keychain::real_state_checks(&trial::real_state(cx.home), report);
     let job = match crate::platform::uid_of(&cx.home.user) {
         Some(uid) => match launchd::is_loaded(uid, schedule::LABEL) {
             Some(true) => Ok(format!("{} loaded in gui/{uid}", schedule::LABEL)),

@@ -7,6 +7,7 @@
 //! the user's real keychain or files.
 
 pub mod files;
+pub mod keychain;
 #[cfg(target_os = "macos")]
 pub mod macos;
 
@@ -98,17 +99,11 @@ impl Report {
 /// Signs a fixed message with `key` and verifies the signature against `spki_der` (the
 /// certificate's public key): the key the store hands out is the certificate's, and usable.
 pub fn signs(key: &dyn SigningKey, spki_der: &[u8]) -> Result<String, String> {
-    const MESSAGE: &[u8] = b"devicetrust selftest";
-    let signature = key
-        .sign_sha256(MESSAGE)
-        .map_err(|e| format!("signing failed: {e}"))?;
-    let public = crate::pki::key::rsa_public_key_from_der(spki_der).map_err(|e| e.to_string())?;
-    crate::pki::key::verify_sha256(&public, MESSAGE, &signature, "selftest signature")
-        .map_err(|e| format!("the signature does not verify with the certificate's key: {e}"))?;
-    Ok(format!(
-        "RSA PKCS#1 v1.5 SHA-256 signature of {} bytes verified with the certificate's key",
-        signature.len()
-    ))
+    crate::store::keychain_trial::verified_signature(key, spki_der).map(|length| {
+        format!(
+            "RSA PKCS#1 v1.5 SHA-256 signature of {length} bytes verified with the certificate's key"
+        )
+    })
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! one; leftovers are swept on the next write. The folder is marked as ours when we create it:
 //! a folder holding anything else is refused, and removal deletes only our own entries.
 
-use super::{IdentityStore, StoreError, StoreProbe};
+use super::{IdentityStore, StoreError, StoreProbe, StoreView};
 use crate::failpoint;
 use crate::fsutil::hex;
 use crate::pki::{self, CheckedIdentity, NewKey, PrivateKey, SigningKey};
@@ -244,7 +244,7 @@ fn fs(action: &'static str) -> impl Fn(SecureFsError) -> StoreError + Copy {
     move |source| StoreError::Fs { action, source }
 }
 
-impl IdentityStore for FileStore {
+impl StoreView for FileStore {
     fn location(&self) -> String {
         format!("file:{}", self.dir.display())
     }
@@ -268,6 +268,15 @@ impl IdentityStore for FileStore {
         Ok(Some(info.der))
     }
 
+    /// The key file holds the private key of that certificate's public key.
+    fn holds_key_of(&self, certificate_der: &[u8]) -> Result<bool, StoreError> {
+        Ok(self
+            .signing_key()?
+            .is_some_and(|key| super::key_matches(key.as_ref(), certificate_der)))
+    }
+}
+
+impl IdentityStore for FileStore {
     fn signing_key(&self) -> Result<Option<Box<dyn SigningKey>>, StoreError> {
         let Some(pem) = self.read_member(KEY)? else {
             return Ok(None);
@@ -775,8 +784,7 @@ pub(crate) mod tests {
     #[test]
     fn what_root_stores_below_a_home_belongs_to_its_owner() {
         use std::os::unix::fs::MetadataExt;
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
+        if !crate::platform::is_root() {
             println!("skipped: changing ownership needs root");
             return;
         }

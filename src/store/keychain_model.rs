@@ -1,5 +1,6 @@
-//! The decisions behind the macOS keychain store that need no operating system: the keychain
-//! password, search-list edits, which identity is live, the partition-ACL encoding, RSA DER.
+//! The decisions behind the macOS keychain store that need no operating system: what to do with
+//! okta.keychain (the decision table), the keychain password, search-list edits, which identity
+//! is live, the partition-ACL encoding, RSA DER.
 //!
 //! Compiled on every platform so Linux CI tests exactly what `store::keychain` calls on a Mac.
 
@@ -27,6 +28,156 @@ const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 /// The largest multiple of 62 that fits a byte: bytes at or above it are rejected, so every
 /// character is equally likely (a plain `% 62` would favour the first 8).
 const UNBIASED_LIMIT: u8 = 248;
+
+/// `errSecAuthFailed`: the password given is not the keychain's.
+pub const ERR_SEC_AUTH_FAILED: i32 = -25293;
+
+/// The `device_trust` password item as this run found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemSeen {
+    Readable,
+    /// `/usr/bin/security` did not answer in time (a dialog nobody answers, a busy securityd).
+    TimedOut,
+    /// Refused: a locked login keychain, an access list that only a dialog would pass.
+    Refused,
+    Missing,
+}
+
+/// okta.keychain as this run found it (`SecKeychainGetStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeychainSeen {
+    Absent,
+    Locked,
+    Unlocked,
+}
+
+/// What is known of the item's password against okta.keychain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordProof {
+    Right,
+    /// securityd refused it: `errSecAuthFailed`.
+    Wrong,
+    /// Not tried, or the try ended otherwise.
+    NotKnown,
+}
+
+/// Why okta.keychain is rebuilt: in both cases the old item cannot open it, so replacing the
+/// item loses nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebuildReason {
+    ItemMissing,
+    PasswordWrong,
+}
+
+/// Why nothing is done now (exit 75, `Keychain Password Unreadable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeferReason {
+    ItemTimedOut,
+    ItemRefused,
+    /// The password was read but could not be proven against okta.keychain.
+    Unproven,
+}
+
+/// The one thing a run does with okta.keychain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeychainAction {
+    /// Use it as it is, unlocked with the proven password.
+    Use,
+    /// There is none: create it, with the item's password, or with a fresh one whose item is
+    /// written first.
+    Create { fresh_password: bool },
+    /// Write a new item with a fresh password, then set the old keychain aside (kept, the one
+    /// set-aside copy) and create a new one: the device enrolls again.
+    Rebuild(RebuildReason),
+    /// Change nothing and try again later.
+    Defer(DeferReason),
+}
+
+/// The decision table for okta.keychain. A keychain is rebuilt only when its item is missing
+/// or its password is proven wrong; an item that cannot be read now is never a reason to
+/// touch anything, nor is a password that could not be proven.
+pub fn keychain_action(
+    item: ItemSeen,
+    keychain: KeychainSeen,
+    proof: PasswordProof,
+) -> KeychainAction {
+    use KeychainAction::*;
+    match (item, keychain, proof) {
+        (ItemSeen::TimedOut, _, _) => Defer(DeferReason::ItemTimedOut),
+        (ItemSeen::Refused, _, _) => Defer(DeferReason::ItemRefused),
+        (ItemSeen::Missing, KeychainSeen::Absent, _) => Create {
+            fresh_password: true,
+        },
+        (ItemSeen::Missing, KeychainSeen::Locked | KeychainSeen::Unlocked, _) => {
+            Rebuild(RebuildReason::ItemMissing)
+        }
+        (ItemSeen::Readable, KeychainSeen::Absent, _) => Create {
+            fresh_password: false,
+        },
+        (ItemSeen::Readable, _, PasswordProof::Right) => Use,
+        (ItemSeen::Readable, _, PasswordProof::Wrong) => Rebuild(RebuildReason::PasswordWrong),
+        (ItemSeen::Readable, _, PasswordProof::NotKnown) => Defer(DeferReason::Unproven),
+    }
+}
+
+/// How a read password is proven against okta.keychain without disturbing an app that uses
+/// the identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProofMethod {
+    /// Nothing to prove against.
+    None,
+    /// A locked keychain: `SecKeychainUnlock` decodes its blob with the password, and only
+    /// then unlocks (securityd `kcdatabase.cpp`, `KeychainDatabase::makeUnlocked`).
+    Unlock,
+    /// An unlocked keychain accepts any password for unlocking (`makeUnlocked` checks only
+    /// while locked), so the password authorises an unchanged rewrite of a key's partition
+    /// entry instead: securityd verifies it against the database (`acls.cpp`,
+    /// `SecurityServerAcl::changeAcl` → `KeychainDatabase::checkCredentials`, which never
+    /// prompts) and refuses a wrong one with `errSecAuthFailed`. Nothing is locked.
+    RewriteKeyAccess,
+    /// An unlocked keychain holding no identity: lock it, then unlock it with the password. No
+    /// app can be using an identity it does not hold; even so, only a run that makes a key
+    /// (`enroll`: a renewal always holds an identity) does it, never one that only opens the
+    /// keychain for use.
+    LockThenUnlock,
+}
+
+/// The proof for `keychain`, which holds an identity or not, in a run that `may_lock` it.
+pub fn proof_method(
+    keychain: KeychainSeen,
+    holds_an_identity: bool,
+    may_lock: bool,
+) -> ProofMethod {
+    match keychain {
+        KeychainSeen::Absent => ProofMethod::None,
+        KeychainSeen::Locked => ProofMethod::Unlock,
+        KeychainSeen::Unlocked if holds_an_identity => ProofMethod::RewriteKeyAccess,
+        KeychainSeen::Unlocked if may_lock => ProofMethod::LockThenUnlock,
+        KeychainSeen::Unlocked => ProofMethod::None,
+    }
+}
+
+/// What an `OSStatus` of the proving call says of the password.
+pub fn proof_of(status: i32) -> PasswordProof {
+    match status {
+        0 => PasswordProof::Right,
+        ERR_SEC_AUTH_FAILED => PasswordProof::Wrong,
+        _ => PasswordProof::NotKnown,
+    }
+}
+
+/// The copies [`aside_path`] made that go when `kept` is set aside: at most one stays.
+pub fn asides_to_prune(names: &[String], kept: &str) -> Vec<String> {
+    let prefixes = [
+        format!("{KEYCHAIN_NAME}-db.unusable-"),
+        format!("{KEYCHAIN_NAME}.unusable-"),
+    ];
+    names
+        .iter()
+        .filter(|n| n.as_str() != kept && prefixes.iter().any(|p| n.starts_with(p.as_str())))
+        .cloned()
+        .collect()
+}
 
 /// `~/Library/Keychains/okta.keychain` for `home`: the path handed to SecKeychainCreate.
 pub fn keychain_path(home: &Path) -> PathBuf {
@@ -250,6 +401,234 @@ mod tests {
     use crate::integrations::allowlist;
     use std::collections::HashSet;
     use time::macros::datetime;
+
+    const KEYCHAINS: [KeychainSeen; 3] = [
+        KeychainSeen::Absent,
+        KeychainSeen::Locked,
+        KeychainSeen::Unlocked,
+    ];
+    const PROOFS: [PasswordProof; 3] = [
+        PasswordProof::Right,
+        PasswordProof::Wrong,
+        PasswordProof::NotKnown,
+    ];
+
+    #[test]
+    fn a_missing_item_and_no_keychain_create_both_the_item_first() {
+        for proof in PROOFS {
+            assert_eq!(
+                keychain_action(ItemSeen::Missing, KeychainSeen::Absent, proof),
+                KeychainAction::Create {
+                    fresh_password: true
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_item_rebuilds_a_locked_keychain() {
+        for proof in PROOFS {
+            assert_eq!(
+                keychain_action(ItemSeen::Missing, KeychainSeen::Locked, proof),
+                KeychainAction::Rebuild(RebuildReason::ItemMissing)
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_item_rebuilds_an_unlocked_keychain() {
+        for proof in PROOFS {
+            assert_eq!(
+                keychain_action(ItemSeen::Missing, KeychainSeen::Unlocked, proof),
+                KeychainAction::Rebuild(RebuildReason::ItemMissing)
+            );
+        }
+    }
+
+    #[test]
+    fn a_readable_item_and_no_keychain_create_it_with_that_password() {
+        for proof in PROOFS {
+            assert_eq!(
+                keychain_action(ItemSeen::Readable, KeychainSeen::Absent, proof),
+                KeychainAction::Create {
+                    fresh_password: false
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn a_password_proven_right_uses_a_locked_keychain() {
+        assert_eq!(
+            keychain_action(
+                ItemSeen::Readable,
+                KeychainSeen::Locked,
+                PasswordProof::Right
+            ),
+            KeychainAction::Use
+        );
+    }
+
+    #[test]
+    fn a_password_proven_right_uses_an_unlocked_keychain() {
+        assert_eq!(
+            keychain_action(
+                ItemSeen::Readable,
+                KeychainSeen::Unlocked,
+                PasswordProof::Right
+            ),
+            KeychainAction::Use
+        );
+    }
+
+    #[test]
+    fn a_password_proven_wrong_rebuilds_a_locked_keychain() {
+        assert_eq!(
+            keychain_action(
+                ItemSeen::Readable,
+                KeychainSeen::Locked,
+                PasswordProof::Wrong
+            ),
+            KeychainAction::Rebuild(RebuildReason::PasswordWrong)
+        );
+    }
+
+    #[test]
+    fn a_password_proven_wrong_rebuilds_an_unlocked_keychain() {
+        assert_eq!(
+            keychain_action(
+                ItemSeen::Readable,
+                KeychainSeen::Unlocked,
+                PasswordProof::Wrong
+            ),
+            KeychainAction::Rebuild(RebuildReason::PasswordWrong)
+        );
+    }
+
+    #[test]
+    fn a_password_not_proven_defers_and_touches_nothing() {
+        for keychain in [KeychainSeen::Locked, KeychainSeen::Unlocked] {
+            assert_eq!(
+                keychain_action(ItemSeen::Readable, keychain, PasswordProof::NotKnown),
+                KeychainAction::Defer(DeferReason::Unproven)
+            );
+        }
+    }
+
+    #[test]
+    fn an_item_that_timed_out_is_never_a_reason_to_rebuild() {
+        for keychain in KEYCHAINS {
+            for proof in PROOFS {
+                assert_eq!(
+                    keychain_action(ItemSeen::TimedOut, keychain, proof),
+                    KeychainAction::Defer(DeferReason::ItemTimedOut)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_item_is_never_a_reason_to_rebuild() {
+        for keychain in KEYCHAINS {
+            for proof in PROOFS {
+                assert_eq!(
+                    keychain_action(ItemSeen::Refused, keychain, proof),
+                    KeychainAction::Defer(DeferReason::ItemRefused)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_missing_item_or_a_wrong_password_rebuilds() {
+        let items = [
+            ItemSeen::Readable,
+            ItemSeen::TimedOut,
+            ItemSeen::Refused,
+            ItemSeen::Missing,
+        ];
+        for item in items {
+            for keychain in KEYCHAINS {
+                for proof in PROOFS {
+                    let rebuilds = matches!(
+                        keychain_action(item, keychain, proof),
+                        KeychainAction::Rebuild(_)
+                    );
+                    let allowed = keychain != KeychainSeen::Absent
+                        && (item == ItemSeen::Missing
+                            || (item == ItemSeen::Readable && proof == PasswordProof::Wrong));
+                    assert_eq!(rebuilds, allowed, "{item:?} {keychain:?} {proof:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_password_is_proven_by_unlocking_only_a_locked_keychain() {
+        for may_lock in [true, false] {
+            assert_eq!(
+                proof_method(KeychainSeen::Locked, true, may_lock),
+                ProofMethod::Unlock
+            );
+            assert_eq!(
+                proof_method(KeychainSeen::Locked, false, may_lock),
+                ProofMethod::Unlock
+            );
+            // Unlocked, an identity may be in use: its key's access is rewritten, nothing
+            // locked.
+            assert_eq!(
+                proof_method(KeychainSeen::Unlocked, true, may_lock),
+                ProofMethod::RewriteKeyAccess
+            );
+            assert_eq!(
+                proof_method(KeychainSeen::Absent, true, may_lock),
+                ProofMethod::None
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_run_that_may_lock_locks_a_keychain_without_an_identity() {
+        assert_eq!(
+            proof_method(KeychainSeen::Unlocked, false, true),
+            ProofMethod::LockThenUnlock
+        );
+        // The daily job, signing, repair: nothing proven, so nothing done (exit 75).
+        assert_eq!(
+            proof_method(KeychainSeen::Unlocked, false, false),
+            ProofMethod::None
+        );
+    }
+
+    #[test]
+    fn only_err_sec_auth_failed_proves_a_password_wrong() {
+        assert_eq!(proof_of(0), PasswordProof::Right);
+        assert_eq!(proof_of(-25293), PasswordProof::Wrong);
+        // errSecInteractionNotAllowed, errSecNoSuchKeychain: nothing is proven.
+        assert_eq!(proof_of(-25308), PasswordProof::NotKnown);
+        assert_eq!(proof_of(-25294), PasswordProof::NotKnown);
+    }
+
+    #[test]
+    fn at_most_one_set_aside_copy_stays() {
+        let names: Vec<String> = [
+            "okta.keychain-db",
+            "login.keychain-db",
+            "okta.keychain-db.unusable-20240101T000000Z",
+            "okta.keychain.unusable-20230101T000000Z",
+            "okta.keychain-db.unusable-20250102T030405Z",
+            "other.keychain-db.unusable-20240101T000000Z",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            asides_to_prune(&names, "okta.keychain-db.unusable-20250102T030405Z"),
+            [
+                "okta.keychain-db.unusable-20240101T000000Z",
+                "okta.keychain.unusable-20230101T000000Z"
+            ]
+        );
+    }
 
     #[test]
     fn passwords_are_40_alphanumerics_and_distinct() {

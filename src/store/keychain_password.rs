@@ -18,20 +18,72 @@
 //! readable by that one build only (an ad-hoc build's `cdhash:` changes with every build), and
 //! `security` could no longer read it.
 
+use super::keychain_model::{ItemSeen, PASSWORD_ITEM};
 use crate::secret::Secret;
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// `/usr/bin/security` by absolute path (a root process never searches a caller's PATH).
 pub const SECURITY: &str = "/usr/bin/security";
+
+/// Where the password item lives and what it is called (its account, service and label).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemPlace {
+    /// `None`: the user's login keychain (the default keychain of the user domain).
+    pub keychain: Option<PathBuf>,
+    pub name: String,
+}
+
+impl ItemPlace {
+    /// The agent's item: `device_trust` in the login keychain, where Okta's task kept it.
+    pub fn login() -> ItemPlace {
+        ItemPlace {
+            keychain: None,
+            name: PASSWORD_ITEM.to_owned(),
+        }
+    }
+}
+
+/// Why the item's data could not be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolError {
+    /// `security` did not finish in time: a dialog nobody answers, a busy securityd.
+    TimedOut(String),
+    Failed(String),
+}
+
+impl std::fmt::Display for ToolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ToolError::TimedOut(why) | ToolError::Failed(why) => f.write_str(why),
+        }
+    }
+}
 
 /// What the agent can do with the item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PasswordItem {
     Missing,
-    /// There, but its data cannot be had without a dialog: why.
-    Unreadable(String),
+    /// There, but its data cannot be had now without a dialog: whether the try timed out, and
+    /// why.
+    Unreadable {
+        timed_out: bool,
+        why: String,
+    },
     Readable(Secret),
+}
+
+/// The row of the decision table an attempt to read the item gives; an error asking the
+/// keychain about the item at all is a refusal.
+pub fn seen(item: &Result<PasswordItem, String>) -> ItemSeen {
+    match item {
+        Ok(PasswordItem::Readable(_)) => ItemSeen::Readable,
+        Ok(PasswordItem::Missing) => ItemSeen::Missing,
+        Ok(PasswordItem::Unreadable {
+            timed_out: true, ..
+        }) => ItemSeen::TimedOut,
+        Ok(PasswordItem::Unreadable { .. }) | Err(_) => ItemSeen::Refused,
+    }
 }
 
 /// The calls the decisions are made of.
@@ -44,7 +96,7 @@ pub trait PasswordBackend {
     /// `security` read it without showing a dialog.
     fn open_to_any_app(&self) -> Result<bool, String>;
     /// Reads it through `security find-generic-password -w`, the secret on a pipe.
-    fn read_with_tool(&self) -> Result<Secret, String>;
+    fn read_with_tool(&self) -> Result<Secret, ToolError>;
     /// Creates it through `security -i` (`add-generic-password -A`), the secret on a pipe.
     fn create_with_tool(&self, secret: &Secret) -> Result<(), String>;
     /// Deletes it by reference, without reading it; `Ok(false)` when there was none.
@@ -62,16 +114,20 @@ pub fn read(backend: &dyn PasswordBackend) -> Result<PasswordItem, String> {
         Err(e) => e,
     };
     if !backend.open_to_any_app()? {
-        return Ok(PasswordItem::Unreadable(format!(
-            "only a dialog could read it (its access list does not admit every app; \
-             in-process: {in_process})"
-        )));
+        return Ok(PasswordItem::Unreadable {
+            timed_out: false,
+            why: format!(
+                "only a dialog could read it (its access list does not admit every app; \
+                 in-process: {in_process})"
+            ),
+        });
     }
     Ok(match backend.read_with_tool() {
         Ok(secret) => PasswordItem::Readable(secret),
-        Err(e) => PasswordItem::Unreadable(format!(
-            "neither this process ({in_process}) nor {SECURITY} ({e}) could read it"
-        )),
+        Err(e) => PasswordItem::Unreadable {
+            timed_out: matches!(e, ToolError::TimedOut(_)),
+            why: format!("neither this process ({in_process}) nor {SECURITY} ({e}) could read it"),
+        },
     })
 }
 
@@ -101,6 +157,19 @@ pub fn find_argv(item: &str, login_keychain: &Path) -> Vec<OsString> {
     argv
 }
 
+/// `security delete-generic-password -a <item> -s <item> <keychain>`: deletes the item by its
+/// attributes, never printing it. securityd lets only an app on an item's partition list delete
+/// it without a dialog (`acls.cpp`, `SecurityServerAcl::validate` → `validatePartition`), so an
+/// item `security` made is deleted by `security`.
+pub fn delete_argv(item: &str, keychain: &Path) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = [SECURITY, "delete-generic-password", "-a", item, "-s", item]
+        .iter()
+        .map(OsString::from)
+        .collect();
+    argv.push(keychain.as_os_str().to_owned());
+    argv
+}
+
 /// `security -i`: the argv of the creating run, which reads its command from stdin.
 pub fn interactive_argv() -> Vec<OsString> {
     vec![SECURITY.into(), "-i".into()]
@@ -114,6 +183,18 @@ pub fn add_command(
     login_keychain: &Path,
     secret: &Secret,
 ) -> Result<zeroize::Zeroizing<String>, String> {
+    add_command_with(item, login_keychain, secret, true)
+}
+
+/// [`add_command`], or without `-A` (`open_to_any_app` false): an item whose access list
+/// admits `security` alone, which any other app could read only through a dialog. The
+/// selftest makes one to see the store refuse to rebuild over an item it cannot read.
+pub fn add_command_with(
+    item: &str,
+    login_keychain: &Path,
+    secret: &Secret,
+    open_to_any_app: bool,
+) -> Result<zeroize::Zeroizing<String>, String> {
     let quotable = |s: &str| !s.chars().any(|c| c == '"' || c == '\\' || c.is_control());
     let path = login_keychain
         .to_str()
@@ -122,8 +203,9 @@ pub fn add_command(
     if !quotable(secret.expose()) || !quotable(item) {
         return Err("the keychain password has characters security -i cannot take".to_owned());
     }
+    let any_app = if open_to_any_app { " -A" } else { "" };
     Ok(zeroize::Zeroizing::new(format!(
-        "add-generic-password -a \"{item}\" -s \"{item}\" -l \"{item}\" -A -w \"{}\" \"{path}\"\n",
+        "add-generic-password -a \"{item}\" -s \"{item}\" -l \"{item}\"{any_app} -w \"{}\" \"{path}\"\n",
         secret.expose()
     )))
 }
@@ -154,6 +236,8 @@ mod tests {
         any_app: bool,
         /// `security` (apple-tool:) is on its list.
         apple_tool: bool,
+        /// `security` hangs (a dialog nobody answers).
+        hangs: bool,
         secret: Option<&'static str>,
         decrypted: Cell<usize>,
         deleted: Cell<bool>,
@@ -175,12 +259,14 @@ mod tests {
         fn open_to_any_app(&self) -> Result<bool, String> {
             Ok(self.any_app)
         }
-        fn read_with_tool(&self) -> Result<Secret, String> {
+        fn read_with_tool(&self) -> Result<Secret, ToolError> {
             self.decrypted.set(self.decrypted.get() + 1);
-            if self.apple_tool && self.any_app {
+            if self.hangs {
+                Err(ToolError::TimedOut("did not finish within 30 s".into()))
+            } else if self.apple_tool && self.any_app {
                 Ok(Secret::new(self.secret.unwrap()))
             } else {
-                Err("exit 51".into())
+                Err(ToolError::Failed("exit 51".into()))
             }
         }
         fn create_with_tool(&self, secret: &Secret) -> Result<(), String> {
@@ -222,19 +308,45 @@ mod tests {
             any_app: false,
             ..made_by_security()
         };
+        let unread = read(&guarded);
         assert!(
-            matches!(read(&guarded).unwrap(), PasswordItem::Unreadable(why) if why.contains("dialog"))
+            matches!(&unread, Ok(PasswordItem::Unreadable { timed_out: false, why }) if why.contains("dialog")),
+            "{unread:?}"
         );
+        assert_eq!(seen(&unread), ItemSeen::Refused);
         assert_eq!(guarded.decrypted.get(), 1);
         // Open to any app but not to security's partition.
         let foreign = Item {
             apple_tool: false,
             ..made_by_security()
         };
-        assert!(matches!(
-            read(&foreign).unwrap(),
-            PasswordItem::Unreadable(_)
-        ));
+        let unread = read(&foreign);
+        assert!(matches!(unread, Ok(PasswordItem::Unreadable { .. })));
+        assert_eq!(seen(&unread), ItemSeen::Refused);
+        assert_eq!(seen(&read(&Item::default())), ItemSeen::Missing);
+        assert_eq!(seen(&read(&made_by_security())), ItemSeen::Readable);
+        // A keychain that cannot even be asked is a refusal too, never a missing item.
+        assert_eq!(seen(&Err("OSStatus -25294".into())), ItemSeen::Refused);
+    }
+
+    #[test]
+    fn a_security_that_hangs_is_told_apart_from_a_refusal() {
+        let item = Item {
+            hangs: true,
+            ..made_by_security()
+        };
+        let unread = read(&item);
+        assert!(
+            matches!(
+                &unread,
+                Ok(PasswordItem::Unreadable {
+                    timed_out: true,
+                    ..
+                })
+            ),
+            "{unread:?}"
+        );
+        assert_eq!(seen(&unread), ItemSeen::TimedOut);
     }
 
     #[test]
@@ -281,12 +393,32 @@ mod tests {
             interactive_argv(),
             ["/usr/bin/security", "-i"].map(OsString::from)
         );
+        assert_eq!(
+            delete_argv("device_trust", login),
+            [
+                "/usr/bin/security",
+                "delete-generic-password",
+                "-a",
+                "device_trust",
+                "-s",
+                "device_trust",
+                "/Users/a/Library/Keychains/login.keychain-db"
+            ]
+            .map(OsString::from)
+        );
         let secret = Secret::new("Abc123");
         let command = add_command("device_trust", login, &secret).unwrap();
         assert_eq!(
             command.as_str(),
             "add-generic-password -a \"device_trust\" -s \"device_trust\" -l \"device_trust\" -A \
              -w \"Abc123\" \"/Users/a/Library/Keychains/login.keychain-db\"\n"
+        );
+        assert_eq!(
+            add_command_with("t", login, &secret, false)
+                .unwrap()
+                .as_str(),
+            "add-generic-password -a \"t\" -s \"t\" -l \"t\" -w \"Abc123\" \
+             \"/Users/a/Library/Keychains/login.keychain-db\"\n"
         );
         assert!(add_command("device_trust", Path::new("/Users/x\"y/login"), &secret).is_err());
         assert!(add_command("device_trust", login, &Secret::new("a\"b")).is_err());

@@ -5,13 +5,18 @@
 //! `FileStore` keeps it in a directory only its owner can read. Both replace an identity
 //! crash-safely: the new one is complete before the old one goes, so a device never ends up with
 //! none. `replace` takes only a [`CheckedIdentity`], so nothing unchecked can be stored.
+//!
+//! `status` and `ea` see a store only as a [`StoreView`]: what can be read by attributes, with
+//! no method that reads the keychain password, unlocks or writes.
 
 pub mod file;
 #[cfg(target_os = "macos")]
 pub mod keychain;
 pub mod keychain_items;
 pub mod keychain_model;
+pub mod keychain_notes;
 pub mod keychain_password;
+pub mod keychain_trial;
 
 use crate::partition::Partition;
 use crate::pki::{CheckedIdentity, NewKey, PkiError, SigningKey};
@@ -67,6 +72,13 @@ pub enum StoreError {
     Unsupported(String),
     #[error("identity store: cannot create the key: {0}")]
     KeyGeneration(#[source] PkiError),
+    /// What the store needs cannot be had now (the keychain password item did not answer, or
+    /// was refused): nothing was changed, and a later run tries again (exit 75).
+    #[error("{status}: {reason}; nothing was changed, and the next run tries again")]
+    Deferred {
+        status: &'static str,
+        reason: String,
+    },
 }
 
 impl StoreError {
@@ -78,6 +90,20 @@ impl StoreError {
             StoreError::Corrupt { .. } | StoreError::Damaged { .. }
         )
     }
+
+    /// Nothing is wrong that a later run would not see differently: exit 75.
+    pub fn is_deferred(&self) -> bool {
+        matches!(self, StoreError::Deferred { .. })
+    }
+}
+
+/// Whether `key` is the private key of the certificate `certificate_der`.
+pub(crate) fn key_matches(key: &dyn SigningKey, certificate_der: &[u8]) -> bool {
+    let Ok(certificate) = crate::pki::CertificateInfo::parse(certificate_der) else {
+        return false;
+    };
+    key.public_key_der()
+        .is_ok_and(|k| crate::pki::cert::same_public_key(&k, &certificate.public_key_der))
 }
 
 /// What the health check needs to know about the store itself.
@@ -90,21 +116,53 @@ pub struct StoreProbe {
     pub password_item: Option<PasswordItemState>,
 }
 
-/// The keychain password item as the health check sees it.
+/// The keychain password item as the health check sees it: its presence from its attributes,
+/// the rest from what the last run that needed the password found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasswordItemState {
     Readable,
-    /// There, but the agent cannot read it without a dialog.
+    /// There, but the last run that needed it could not read it (a dialog, a refusal, a
+    /// timeout).
     Unreadable,
+    /// There, but the last run that needed it proved that it does not open the keychain.
+    Wrong,
     Missing,
 }
 
-pub trait IdentityStore {
+/// The key's partition list as a read-only run sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenPartitions {
+    pub list: Vec<Partition>,
+    /// `None`: read now from the key's access. `Some(time)`: the store could not be read
+    /// without its password, and this is what the run at `time` verified.
+    pub recorded_at: Option<String>,
+}
+
+/// What `status` and `ea` may do with a store: read it by attributes. No method here reads the
+/// keychain password, unlocks or writes, so on a Mac the health check starts no
+/// `/usr/bin/security` and can show no dialog, and a locked okta.keychain stays locked.
+pub trait StoreView {
     /// Where the identity lives, for `status` and log lines.
     fn location(&self) -> String;
     fn probe(&self) -> StoreProbe;
     /// The device certificate (DER), if one is stored.
     fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Whether the private key of the certificate `certificate_der` is stored with it.
+    fn holds_key_of(&self, certificate_der: &[u8]) -> Result<bool, StoreError>;
+    /// Whether the key carries a partition list (the keychain does, the file store does not).
+    /// Cheap, so callers can skip working out the desired list where it cannot apply.
+    fn has_partition_list(&self) -> bool {
+        false
+    }
+    /// The key's partition list as far as it can be seen without the password; `None` where
+    /// the store has no such thing, `Some(Ok(None))` where it cannot be seen at all now.
+    fn seen_partitions(&self) -> Option<Result<Option<SeenPartitions>, StoreError>> {
+        None
+    }
+}
+
+/// The whole store: what the workflows that change the identity use.
+pub trait IdentityStore: StoreView {
     /// A handle that signs with the stored private key, if one is stored.
     fn signing_key(&self) -> Result<Option<Box<dyn SigningKey>>, StoreError>;
     /// A new RSA key of `bits`, generated where the store will keep it. It becomes part of the
@@ -135,6 +193,13 @@ pub trait IdentityStore {
     fn set_aside_replaced(&mut self) -> Result<Option<String>, StoreError> {
         Ok(None)
     }
+    /// Sets the store aside and starts a new one where it can no longer be opened at all
+    /// (okta.keychain whose password item is gone or proven wrong), so `enroll` enrolls
+    /// afresh; where the old one went. Nothing happens where the store can be opened, or
+    /// where that cannot be told now.
+    fn rebuild_if_unopenable(&mut self) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
     /// Removes the identity and what the store created for it; `Ok(false)` when there was
     /// nothing. Anything the store did not create stays.
     fn remove(&mut self) -> Result<bool, StoreError>;
@@ -142,18 +207,19 @@ pub trait IdentityStore {
     fn repair(&mut self) -> Result<Vec<String>, StoreError> {
         Ok(Vec::new())
     }
+    /// Opens the store for the apps that use the identity: okta.keychain unlocked with its
+    /// password, once that password is proven. Never creates or rebuilds anything; a password
+    /// that cannot be read now is [`StoreError::Deferred`].
+    fn unlock(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// The private key as PKCS#8 DER, for handing the identity to another store (the user's
     /// NSS database on Linux); `None` where the key never leaves its store (the keychain).
     fn export_key_pkcs8(&self) -> Option<Result<zeroize::Zeroizing<Vec<u8>>, StoreError>> {
         None
     }
-    /// Whether the key carries a partition list (the keychain does, the file store does not).
-    /// Cheap, so callers can skip working out the desired list where it cannot apply.
-    fn has_partition_list(&self) -> bool {
-        false
-    }
-    /// The private key's partition list (the apps allowed to use it without a prompt);
-    /// `None` where the store has no such thing (the file store).
+    /// The private key's partition list (the apps allowed to use it without a prompt), read
+    /// now, unlocking the store if need be; `None` where the store has no such thing.
     fn partition_list(&self) -> Option<Result<Vec<Partition>, StoreError>> {
         None
     }

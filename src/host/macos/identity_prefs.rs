@@ -11,10 +11,10 @@
 //! the URL's parent paths and `*.<domain>` wildcards.
 
 use crate::integrations::safari::{IdentityPreferences, SafariError};
+use crate::paths::UserHome;
 use crate::store::keychain::{identity_preference, set_identity_preference, status_text};
 use crate::store::keychain_items::check_preference_name;
 use crate::store::KeychainStore;
-use std::path::Path;
 
 /// The user's identity preferences, pointing at identities in the user's okta.keychain.
 pub struct KeychainIdentityPreferences {
@@ -22,7 +22,7 @@ pub struct KeychainIdentityPreferences {
 }
 
 impl KeychainIdentityPreferences {
-    pub fn new(home: &Path) -> Self {
+    pub fn new(home: &UserHome) -> Self {
         KeychainIdentityPreferences {
             store: KeychainStore::new(home),
         }

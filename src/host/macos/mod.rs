@@ -156,7 +156,7 @@ mod imp {
             home: &UserHome,
         ) -> Result<Box<dyn IdentityStore>, HostError> {
             match spec {
-                None | Some(StoreSpec::Keychain) => Ok(Box::new(KeychainStore::new(&home.home))),
+                None | Some(StoreSpec::Keychain) => Ok(Box::new(KeychainStore::new(home))),
                 Some(StoreSpec::File(dir)) => Ok(Box::new(FileStore::new(dir.clone()))),
             }
         }
@@ -167,7 +167,7 @@ mod imp {
             });
             super::chain_with(
                 Box::new(CfPreferences),
-                Box::new(KeychainIdentityPreferences::new(&home.home)),
+                Box::new(KeychainIdentityPreferences::new(home)),
                 control,
             )
         }

@@ -920,8 +920,7 @@ fn real_nss_trusted_ca_and_password_protected_database() {
 #[test]
 fn real_nss_as_root_works_as_the_home_folders_owner() {
     let Some(()) = real_tools() else { return };
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !crate::platform::is_root() {
         eprintln!("skipped: needs root");
         return;
     }

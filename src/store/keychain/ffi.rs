@@ -1,5 +1,6 @@
 //! The Security.framework calls the `security-framework` crate does not wrap: the user's keychain
-//! search list, keychain deletion, access objects and their ACL entries, identity preferences.
+//! search list, a keychain's lock state, locking and deletion, access objects and their ACL
+//! entries, identity preferences.
 //!
 //! Each is one small function over the crate's owned types, so the rest of the store never holds
 //! a raw reference. Signatures are those of Apple's SecKeychain.h, SecAccess.h, SecACL.h,
@@ -64,10 +65,12 @@ extern "C" {
         path_name: *mut c_char,
     ) -> OSStatus;
     fn SecKeychainDelete(keychain_or_array: CFTypeRef) -> OSStatus;
+    fn SecKeychainGetStatus(keychain: SecKeychainRef, status: *mut u32) -> OSStatus;
     fn SecKeychainCopySettings(
         keychain: SecKeychainRef,
         settings: *mut security_framework_sys::keychain::SecKeychainSettings,
     ) -> OSStatus;
+    fn SecKeychainLock(keychain: SecKeychainRef) -> OSStatus;
     fn SecAccessCreate(
         descriptor: CFStringRef,
         trusted_list: CFArrayRef,
@@ -90,7 +93,6 @@ extern "C" {
         prompt_selector: u16,
     ) -> OSStatus;
     fn SecKeychainItemCopyAccess(item: SecKeychainItemRef, access: *mut SecAccessRef) -> OSStatus;
-    fn SecKeychainItemDelete(item: SecKeychainItemRef) -> OSStatus;
     fn SecKeychainItemSetAccessWithPassword(
         item: SecKeychainItemRef,
         access: SecAccessRef,
@@ -146,11 +148,9 @@ pub(super) fn sym(sym: Sym) -> CFString {
 /// The user domain's keychain search list, each keychain with its file (`SecKeychainGetPath`).
 pub(super) fn user_search_list() -> Result<Vec<(SecKeychain, PathBuf)>, OSStatus> {
     let mut list: CFArrayRef = ptr::null();
-    let mut found = Vec::new();
     // SAFETY: on success the out-parameter holds a +1 CFArray of SecKeychainRefs, owned (and
-    // released once) by the wrapper. Each element is a live SecKeychainRef of that array, and
-    // SecKeychainGetPath writes at most `len` bytes into `buf`, setting `len` to what it wrote.
-    unsafe {
+    // released once) by the wrapper, which hands out retained elements.
+    let list = unsafe {
         check(SecKeychainCopyDomainSearchList(
             SecPreferencesDomain::User,
             &mut list,
@@ -158,23 +158,11 @@ pub(super) fn user_search_list() -> Result<Vec<(SecKeychain, PathBuf)>, OSStatus
         if list.is_null() {
             return Err(ERR_SEC_PARAM);
         }
-        let list = CFArray::<SecKeychain>::wrap_under_create_rule(list);
-        for keychain in list.iter() {
-            let mut buf = vec![0u8; PATH_BUFFER];
-            let mut len = PATH_BUFFER as u32;
-            check(SecKeychainGetPath(
-                keychain.as_concrete_TypeRef(),
-                &mut len,
-                buf.as_mut_ptr().cast(),
-            ))?;
-            buf.truncate((len as usize).min(PATH_BUFFER));
-            if let Some(nul) = buf.iter().position(|&b| b == 0) {
-                buf.truncate(nul);
-            }
-            found.push((keychain.clone(), PathBuf::from(OsStr::from_bytes(&buf))));
-        }
-    }
-    Ok(found)
+        CFArray::<SecKeychain>::wrap_under_create_rule(list)
+    };
+    list.iter()
+        .map(|keychain| Ok((keychain.clone(), keychain_path(&keychain)?)))
+        .collect()
 }
 
 /// The file of a keychain (`SecKeychainGetPath`).
@@ -197,8 +185,31 @@ pub(super) fn keychain_path(keychain: &SecKeychain) -> Result<PathBuf, OSStatus>
     Ok(PathBuf::from(OsStr::from_bytes(&buf)))
 }
 
+/// Replaces the user domain's keychain search list.
+pub(super) fn set_user_search_list(list: &[SecKeychain]) -> Result<(), OSStatus> {
+    let array = CFArray::from_CFTypes(list);
+    // SAFETY: `array` is a live CFArray of live SecKeychainRefs; Security retains what it keeps.
+    check(unsafe {
+        SecKeychainSetDomainSearchList(SecPreferencesDomain::User, array.as_concrete_TypeRef())
+    })
+}
+
+/// `kSecUnlockStateStatus` of `SecKeychainGetStatus`.
+const UNLOCK_STATE_STATUS: u32 = 1;
+
+/// Whether the keychain is unlocked now (`SecKeychainGetStatus`): a question to securityd
+/// about the database, which never prompts and changes nothing.
+pub(super) fn is_unlocked(keychain: &SecKeychain) -> Result<bool, OSStatus> {
+    let mut status: u32 = 0;
+    // SAFETY: `keychain` is live and `status` a u32 Security writes the status bits into.
+    check(unsafe { SecKeychainGetStatus(keychain.as_concrete_TypeRef(), &mut status) })?;
+    Ok(status & UNLOCK_STATE_STATUS != 0)
+}
+
 /// Whether the keychain locks by itself: (lock on sleep, lock after an interval)
-/// (`SecKeychainCopySettings`).
+/// (`SecKeychainCopySettings`). securityd unlocks a keychain to hand out its settings
+/// (`kcdatabase.cpp`, `KeychainDatabase::getParameters`): in this process, with dialogs off,
+/// a locked one is an error instead of a password dialog.
 pub(super) fn auto_lock(keychain: &SecKeychain) -> Result<(bool, bool), OSStatus> {
     let mut settings = security_framework_sys::keychain::SecKeychainSettings {
         version: security_framework_sys::keychain::SEC_KEYCHAIN_SETTINGS_VERS1,
@@ -211,36 +222,10 @@ pub(super) fn auto_lock(keychain: &SecKeychain) -> Result<(bool, bool), OSStatus
     Ok((settings.lockOnSleep != 0, settings.useLockInterval != 0))
 }
 
-/// The access of a keychain item (`SecKeychainItemCopyAccess`): its ACL, not its data.
-pub(super) fn item_access(item: &SecKeychainItem) -> Result<SecAccess, OSStatus> {
-    let mut access: SecAccessRef = ptr::null_mut();
-    // SAFETY: `item` is live; on success the out-parameter holds a +1 SecAccessRef, owned from
-    // here by the wrapper.
-    unsafe {
-        check(SecKeychainItemCopyAccess(
-            item.as_concrete_TypeRef(),
-            &mut access,
-        ))?;
-        if access.is_null() {
-            return Err(ERR_SEC_PARAM);
-        }
-        Ok(SecAccess::wrap_under_create_rule(access))
-    }
-}
-
-/// Deletes a keychain item by reference (`SecKeychainItemDelete`): its data is never read.
-pub(super) fn delete_item(item: &SecKeychainItem) -> Result<(), OSStatus> {
-    // SAFETY: `item` is a live SecKeychainItemRef.
-    check(unsafe { SecKeychainItemDelete(item.as_concrete_TypeRef()) })
-}
-
-/// Replaces the user domain's keychain search list.
-pub(super) fn set_user_search_list(list: &[SecKeychain]) -> Result<(), OSStatus> {
-    let array = CFArray::from_CFTypes(list);
-    // SAFETY: `array` is a live CFArray of live SecKeychainRefs; Security retains what it keeps.
-    check(unsafe {
-        SecKeychainSetDomainSearchList(SecPreferencesDomain::User, array.as_concrete_TypeRef())
-    })
+/// Locks the keychain (`SecKeychainLock`).
+pub(super) fn lock(keychain: &SecKeychain) -> Result<(), OSStatus> {
+    // SAFETY: `keychain` is a live SecKeychainRef.
+    check(unsafe { SecKeychainLock(keychain.as_concrete_TypeRef()) })
 }
 
 /// Deletes the keychain's file (`SecKeychainDelete`); the reference stays valid but unusable.
@@ -342,17 +327,32 @@ pub(super) fn set_acl_contents(acl: &SecAcl, contents: &AclContents) -> Result<(
     })
 }
 
-/// The access of a key in a file keychain (`SecKeychainItemCopyAccess`).
-pub(super) fn key_access(key: &SecKey) -> Result<SecAccess, OSStatus> {
+/// What `SecKeychainItemCopyAccess` and `SecKeychainItemSetAccessWithPassword` take: an item
+/// of a file keychain. Apple documents a key or certificate found in one as usable wherever a
+/// `SecKeychainItemRef` is.
+pub(super) trait KeychainItem {
+    fn item_ref(&self) -> SecKeychainItemRef;
+}
+
+impl KeychainItem for SecKeychainItem {
+    fn item_ref(&self) -> SecKeychainItemRef {
+        self.as_concrete_TypeRef()
+    }
+}
+
+impl KeychainItem for SecKey {
+    fn item_ref(&self) -> SecKeychainItemRef {
+        self.as_concrete_TypeRef().cast()
+    }
+}
+
+/// The access of a keychain item (`SecKeychainItemCopyAccess`): its ACL, not its data.
+pub(super) fn item_access(item: &dyn KeychainItem) -> Result<SecAccess, OSStatus> {
     let mut access: SecAccessRef = ptr::null_mut();
-    // SAFETY: a key found in a file keychain is a keychain item (Apple documents SecKeyRef as
-    // usable wherever a SecKeychainItemRef is); on success the out-parameter holds a +1
-    // SecAccessRef, owned from here by the wrapper.
+    // SAFETY: `item_ref` is a live item of a file keychain (see `KeychainItem`); on success the
+    // out-parameter holds a +1 SecAccessRef, owned from here by the wrapper.
     unsafe {
-        check(SecKeychainItemCopyAccess(
-            key.as_concrete_TypeRef().cast(),
-            &mut access,
-        ))?;
+        check(SecKeychainItemCopyAccess(item.item_ref(), &mut access))?;
         if access.is_null() {
             return Err(ERR_SEC_PARAM);
         }
@@ -368,11 +368,11 @@ pub(super) fn set_key_access_with_password(
     password: &[u8],
 ) -> Result<(), OSStatus> {
     let len = u32::try_from(password.len()).map_err(|_| ERR_SEC_PARAM)?;
-    // SAFETY: `key` is a keychain item (see `key_access`), `access` is live, and the password
+    // SAFETY: `key` is a keychain item (see `KeychainItem`), `access` is live, and the password
     // buffer outlives the call, which only reads `len` bytes of it.
     check(unsafe {
         SecKeychainItemSetAccessWithPassword(
-            key.as_concrete_TypeRef().cast(),
+            key.item_ref(),
             access.as_concrete_TypeRef(),
             len,
             password.as_ptr().cast(),

@@ -28,7 +28,7 @@ impl KeychainKey {
     }
 
     /// The public key as PKCS#1 (SecKeyCopyPublicKey + SecKeyCopyExternalRepresentation).
-    fn public_pkcs1(&self) -> Result<Vec<u8>, PkiError> {
+    pub(super) fn public_pkcs1(&self) -> Result<Vec<u8>, PkiError> {
         let public = self.0.public_key().ok_or_else(|| {
             PkiError::InvalidPublicKey("the keychain key has no public key".to_owned())
         })?;
@@ -40,7 +40,7 @@ impl KeychainKey {
 
     /// A boolean attribute as Security reports it (SecKeyCopyAttributes); recognised by
     /// identity with the kCFBooleanTrue/False singletons Security puts there.
-    fn bool_attribute(&self, attr: Attr) -> Option<bool> {
+    pub(super) fn bool_attribute(&self, attr: Attr) -> Option<bool> {
         let attributes = self.0.attributes();
         let name = ffi::sym(Sym::Attr(attr));
         let value = *attributes.find(name.as_CFTypeRef())?;
@@ -134,6 +134,7 @@ impl KeychainStore {
     /// generated a key but never stored its certificate left behind.
     pub(super) fn sweep_orphaned_keys(&self, keychain: &SecKeychain) -> Result<(), StoreError> {
         let identity_keys: Vec<Vec<u8>> = self
+            .view
             .identities(keychain)?
             .iter()
             .filter_map(|f| f.key_label())

@@ -4,41 +4,43 @@
 //! The key is generated inside okta.keychain (not extractable, any app passing its partition
 //! list may use it) and never exists anywhere else; Security signs and decrypts with it. Calls
 //! go through the `security-framework` crate, and through `ffi` where the crate has none. What
-//! is created (attributes, access, names) is decided in `keychain_items` and `keychain_model`,
-//! tested on every platform; this module turns those values into calls.
+//! is created (attributes, access, names) and what is done with an existing okta.keychain (the
+//! decision table) are decided in `keychain_items` and `keychain_model`, tested on every
+//! platform; this module turns those values into calls. `view` is the read-only part the health
+//! check gets; `open` carries out the decision table.
 
 mod access;
 mod ffi;
 mod key;
+mod open;
 mod password;
-pub(crate) mod selftest;
+pub(crate) mod trial;
+mod view;
 
 pub(crate) use ffi::{identity_preference, set_identity_preference};
 pub(crate) use key::KeychainKey;
+pub use view::KeychainView;
 
 use super::keychain_items as items;
 use super::keychain_model as model;
-use super::keychain_password::{self as login_item, PasswordItem};
-use super::{IdentityStore, PasswordItemState, StoreError, StoreProbe};
+use super::keychain_password::ItemPlace;
+use super::{IdentityStore, SeenPartitions, StoreError, StoreProbe, StoreView};
 use crate::partition::Partition;
-use crate::pki::{CertificateInfo, CheckedIdentity, NewKey, SigningKey};
+use crate::paths::UserHome;
+use crate::pki::{CheckedIdentity, NewKey, SigningKey};
 use crate::secret::Secret;
+use crate::securefs::Place;
 use core_foundation::base::OSStatus;
 use security_framework::certificate::SecCertificate;
 use security_framework::identity::SecIdentity;
-use security_framework::item::{ItemClass, ItemSearchOptions, Limit, Reference, SearchResult};
-use security_framework::os::macos::keychain::{
-    CreateOptions, KeychainSettings, KeychainUserInteractionLock, SecKeychain, SecPreferencesDomain,
-};
-use std::cell::RefCell;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use security_framework::os::macos::keychain::{KeychainUserInteractionLock, SecKeychain};
+use std::cell::{Cell, RefCell};
+use std::path::Path;
 use std::sync::OnceLock;
+use view::Found;
 
 const ERR_SEC_ITEM_NOT_FOUND: OSStatus = -25300;
 const ERR_SEC_DUPLICATE_ITEM: OSStatus = -25299;
-/// `errSecAuthFailed`: SecKeychainUnlock with a password that is not the keychain's.
-const ERR_SEC_AUTH_FAILED: OSStatus = -25293;
 
 /// Apple's text for an OSStatus, for one-line errors.
 pub(crate) fn status_text(status: OSStatus) -> String {
@@ -49,8 +51,10 @@ pub(crate) fn status_text(status: OSStatus) -> String {
 }
 
 /// A background agent has nobody to answer a keychain dialog: any call that would show one
-/// fails instead (`SecKeychainSetUserInteractionAllowed(false)`), for the whole process. The
-/// guard lives in a static, which is never dropped, so nothing turns dialogs back on.
+/// fails instead (`SecKeychainSetUserInteractionAllowed(false)`). The flag is this process's
+/// only (`Globals.h`, `mUI`), so a `security` child could still prompt; the item is read
+/// through one only when its access lets any app in without a prompt. The guard lives in a
+/// static, which is never dropped, so nothing turns dialogs back on.
 pub(crate) fn no_prompts() {
     static GUARD: OnceLock<Option<KeychainUserInteractionLock>> = OnceLock::new();
     GUARD.get_or_init(|| match SecKeychain::disable_user_interaction() {
@@ -62,309 +66,48 @@ pub(crate) fn no_prompts() {
     });
 }
 
-/// One identity found in okta.keychain.
-struct Found {
-    identity: SecIdentity,
-    certificate_der: Vec<u8>,
-}
-
-impl Found {
-    /// The private key's application label (SHA-1 of its public key).
-    fn key_label(&self) -> Option<Vec<u8>> {
-        self.identity.private_key().ok()?.application_label()
-    }
-}
-
 /// The keychain-backed store for one user's home.
 pub struct KeychainStore {
-    /// `~/Library/Keychains/okta.keychain`, the name SecKeychainCreate/Open take.
-    path: PathBuf,
+    /// Everything that reads by attributes; the health check gets only this.
+    view: KeychainView,
     /// The keychain password once read this run (reading it may run `security`).
     password: RefCell<Option<Secret>>,
+    /// That password was proven against okta.keychain (or made it) this run.
+    proven: Cell<bool>,
 }
 
 impl KeychainStore {
-    pub fn new(home: &Path) -> Self {
-        no_prompts();
+    /// The user's okta.keychain, its password in the login keychain's `device_trust` item,
+    /// the notes in the agent's state folder.
+    pub fn new(home: &UserHome) -> Self {
+        Self::at(&home.home, ItemPlace::login(), home.state_place())
+    }
+
+    /// okta.keychain below `home`, its password in the item at `item`, the notes in `notes`:
+    /// the selftest's throwaway store and the macOS tests, whose items must not collide.
+    pub fn at(home: &Path, item: ItemPlace, notes: Place) -> Self {
         KeychainStore {
-            path: model::keychain_path(home),
+            view: KeychainView::new(model::keychain_path(home), item, notes),
             password: RefCell::new(None),
+            proven: Cell::new(false),
         }
+    }
+
+    /// What `status` and `ea` may see of this store.
+    pub fn view(&self) -> &KeychainView {
+        &self.view
     }
 
     fn err(&self, action: &'static str, reason: impl std::fmt::Display) -> StoreError {
-        StoreError::Os {
-            path: self.path.clone(),
-            action,
-            reason: reason.to_string(),
-        }
+        self.view.err(action, reason)
     }
 
     fn status(&self, action: &'static str, status: OSStatus) -> StoreError {
-        self.err(action, status_text(status))
+        self.view.status(action, status)
     }
 
     fn sec(&self, action: &'static str, e: security_framework::base::Error) -> StoreError {
-        self.status(action, e.code())
-    }
-
-    fn exists(&self) -> bool {
-        model::keychain_db_path(&self.path).exists() || self.path.exists()
-    }
-
-    /// The crate hands paths to C as NUL-terminated strings: one with a NUL in it is refused.
-    fn checked(&self, path: &Path) -> Result<(), StoreError> {
-        if path.as_os_str().as_bytes().contains(&0) {
-            return Err(self.err("naming the keychain", "the path contains a NUL byte"));
-        }
-        Ok(())
-    }
-
-    /// SecKeychainOpen: a reference by path (it does not check that the file exists).
-    fn open(&self) -> Result<SecKeychain, StoreError> {
-        self.checked(&self.path)?;
-        SecKeychain::open(&self.path).map_err(|e| self.sec("opening okta.keychain", e))
-    }
-
-    /// The login keychain (the user domain's default), where the password item lives.
-    fn login_keychain(&self) -> Result<SecKeychain, StoreError> {
-        SecKeychain::default_for_domain(SecPreferencesDomain::User)
-            .map_err(|e| self.sec("opening the login keychain", e))
-    }
-
-    /// The `device_trust` item as the agent can use it (`keychain_password` decides how it is
-    /// read: in-process, or through `security` for an item made by it).
-    fn password_item(&self) -> Result<PasswordItem, StoreError> {
-        if let Some(secret) = self.password.borrow().as_ref() {
-            return Ok(PasswordItem::Readable(secret.clone()));
-        }
-        let item = login_item::read(&password::LoginItem::new(self)?)
-            .map_err(|e| self.err("reading the device_trust password", e))?;
-        if let PasswordItem::Readable(secret) = &item {
-            *self.password.borrow_mut() = Some(secret.clone());
-        }
-        Ok(item)
-    }
-
-    /// The keychain password, when the agent can read it.
-    fn read_password(&self) -> Result<Option<Secret>, StoreError> {
-        Ok(match self.password_item()? {
-            PasswordItem::Readable(secret) => Some(secret),
-            PasswordItem::Missing | PasswordItem::Unreadable(_) => None,
-        })
-    }
-
-    /// Replaces the `device_trust` item with one holding `password`, made by `security` so that
-    /// every build of the agent can read it (the old item is deleted unread).
-    fn store_password(&self, password: &Secret) -> Result<(), StoreError> {
-        *self.password.borrow_mut() = None;
-        login_item::replace(&password::LoginItem::new(self)?, password)
-            .map_err(|e| self.err("storing the device_trust password", e))?;
-        *self.password.borrow_mut() = Some(password.clone());
-        Ok(())
-    }
-
-    /// Deletes the `device_trust` item by reference, never reading it; `Ok(false)` when there
-    /// was none.
-    fn delete_password_item(&self) -> Result<bool, StoreError> {
-        *self.password.borrow_mut() = None;
-        use login_item::PasswordBackend;
-        password::LoginItem::new(self)?
-            .delete()
-            .map_err(|e| self.err("deleting the device_trust password", e))
-    }
-
-    /// SecKeychainUnlock with the password as a buffer (never argv, unlike `security -p`).
-    fn unlock(&self, keychain: &mut SecKeychain, password: &Secret) -> Result<(), StoreError> {
-        keychain.unlock(Some(password.expose())).map_err(|e| {
-            if e.code() == ERR_SEC_AUTH_FAILED {
-                self.wrong_password()
-            } else {
-                self.sec("unlocking okta.keychain", e)
-            }
-        })
-    }
-
-    /// The damage a password that does not unlock okta.keychain is: nothing in it can be used
-    /// again, so `enroll` sets it aside and starts afresh.
-    fn wrong_password(&self) -> StoreError {
-        StoreError::Damaged {
-            path: self.path.clone(),
-            what: "okta.keychain",
-            reason: "the device_trust password in the login keychain does not unlock it".into(),
-        }
-    }
-
-    /// The existing keychain, not unlocked: certificates and public keys are read from a
-    /// locked keychain, so `status` and `certificate` never need the password. `None` if absent.
-    fn open_existing(&self) -> Result<Option<SecKeychain>, StoreError> {
-        if !self.exists() {
-            return Ok(None);
-        }
-        self.open().map(Some)
-    }
-
-    /// The existing keychain, unlocked when its password can be read (key use then works
-    /// without a prompt; without it, key use fails instead of prompting). A password that does
-    /// not unlock it is damage. `None` if absent.
-    fn existing(&self) -> Result<Option<(SecKeychain, Option<Secret>)>, StoreError> {
-        let Some(mut keychain) = self.open_existing()? else {
-            return Ok(None);
-        };
-        let password = match self.read_password() {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::debug!("{e}");
-                None
-            }
-        };
-        if let Some(p) = &password {
-            self.unlock(&mut keychain, p)?;
-        }
-        Ok(Some((keychain, password)))
-    }
-
-    /// Copies okta.keychain's file beside it under a dated name, then deletes the keychain
-    /// (SecKeychainDelete, so securityd forgets it too); returns where the copy is.
-    fn keep_aside(&self) -> Result<PathBuf, StoreError> {
-        let db = model::keychain_db_path(&self.path);
-        let file = if db.exists() { db } else { self.path.clone() };
-        let aside = model::aside_path(&file, time::OffsetDateTime::now_utc());
-        std::fs::copy(&file, &aside).map_err(|source| StoreError::Io {
-            path: aside.clone(),
-            action: "keeping the unusable okta.keychain aside",
-            source,
-        })?;
-        let keychain = self.open()?;
-        ffi::delete_keychain(&keychain)
-            .map_err(|s| self.status("deleting the unusable okta.keychain", s))?;
-        Ok(aside)
-    }
-
-    /// The keychain, created when missing, unlocked, in the search list, without auto-lock. A
-    /// keychain whose password is missing, unreadable or wrong can never be unlocked again:
-    /// it is kept aside and rebuilt with a fresh password (one `WARN`), and the device enrolls
-    /// again into it.
-    fn ensure(&self) -> Result<(SecKeychain, Secret), StoreError> {
-        if let Some(mut keychain) = self.open_existing()? {
-            let why = match self.password_item()? {
-                PasswordItem::Readable(password) => match self.unlock(&mut keychain, &password) {
-                    Ok(()) => {
-                        self.configure(&mut keychain)?;
-                        return Ok((keychain, password));
-                    }
-                    Err(e) if e.is_damage() => {
-                        "its device_trust password does not unlock it".to_owned()
-                    }
-                    Err(e) => return Err(e),
-                },
-                PasswordItem::Missing => "it has no device_trust password".to_owned(),
-                PasswordItem::Unreadable(why) => {
-                    format!("its device_trust password is unreadable ({why})")
-                }
-            };
-            let aside = self.keep_aside()?;
-            tracing::warn!(
-                "okta.keychain cannot be unlocked: {why}; it is kept as {} and rebuilt with a \
-                 fresh password, and the device enrolls again",
-                aside.display()
-            );
-        }
-        // The password item first: a crash after it leaves an item the next run replaces,
-        // a crash after the keychain leaves a keychain it can unlock.
-        let password = model::generate_keychain_password();
-        self.store_password(&password)?;
-        self.checked(&self.path)?;
-        let mut keychain = CreateOptions::new()
-            .password(password.expose())
-            .prompt_user(false)
-            .create(&self.path)
-            .map_err(|e| self.sec("creating okta.keychain", e))?;
-        self.configure(&mut keychain)?;
-        Ok((keychain, password))
-    }
-
-    /// No auto-lock (SecKeychainSetSettings) and ours in the user's search list.
-    fn configure(&self, keychain: &mut SecKeychain) -> Result<(), StoreError> {
-        let mut settings = KeychainSettings::new();
-        settings.set_lock_on_sleep(items::LOCK_ON_SLEEP);
-        settings.set_lock_interval(items::LOCK_INTERVAL_SECS);
-        keychain
-            .set_settings(&settings)
-            .map_err(|e| self.sec("turning off auto-lock on okta.keychain", e))?;
-        self.edit_search_list(|current| model::search_list_with(current, &self.path))
-    }
-
-    /// The user's search list as paths goes through `edit`; written back only if it changed,
-    /// keeping the references of entries that stay.
-    fn edit_search_list(
-        &self,
-        edit: impl FnOnce(&[PathBuf]) -> Vec<PathBuf>,
-    ) -> Result<(), StoreError> {
-        let current = ffi::user_search_list()
-            .map_err(|s| self.status("reading the keychain search list", s))?;
-        let paths: Vec<PathBuf> = current.iter().map(|(_, p)| p.clone()).collect();
-        let wanted = edit(&paths);
-        if wanted == paths {
-            return Ok(());
-        }
-        let mut list = Vec::with_capacity(wanted.len());
-        for path in &wanted {
-            match current.iter().find(|(_, p)| p == path) {
-                Some((keychain, _)) => list.push(keychain.clone()),
-                None => {
-                    self.checked(path)?;
-                    list.push(
-                        SecKeychain::open(path)
-                            .map_err(|e| self.sec("opening a search-list keychain", e))?,
-                    );
-                }
-            }
-        }
-        ffi::set_user_search_list(&list)
-            .map_err(|s| self.status("writing the keychain search list", s))
-    }
-
-    /// Every identity in okta.keychain (kSecMatchSearchList = [okta.keychain]): never an
-    /// identity of the same name in another keychain.
-    fn identities(&self, keychain: &SecKeychain) -> Result<Vec<Found>, StoreError> {
-        let results = ItemSearchOptions::new()
-            .class(ItemClass::identity())
-            .keychains(std::slice::from_ref(keychain))
-            .load_refs(true)
-            .limit(Limit::All)
-            .search();
-        let results = match results {
-            Ok(r) => r,
-            Err(e) if e.code() == ERR_SEC_ITEM_NOT_FOUND => return Ok(Vec::new()),
-            Err(e) => return Err(self.sec("searching okta.keychain", e)),
-        };
-        Ok(results
-            .into_iter()
-            .filter_map(|r| match r {
-                SearchResult::Ref(Reference::Identity(identity)) => {
-                    let certificate_der = identity.certificate().ok()?.to_der();
-                    Some(Found {
-                        identity,
-                        certificate_der,
-                    })
-                }
-                _ => None,
-            })
-            .collect())
-    }
-
-    /// The live identity (latest notAfter) and the leftovers of an interrupted replacement.
-    fn chosen(&self, keychain: &SecKeychain) -> Result<Option<model::Chosen<Found>>, StoreError> {
-        let candidates = self
-            .identities(keychain)?
-            .into_iter()
-            .filter_map(|id| {
-                let info = CertificateInfo::parse(&id.certificate_der).ok()?;
-                Some((info.not_after, id))
-            })
-            .collect();
-        Ok(model::choose_identity(candidates))
+        self.view.sec(action, e)
     }
 
     /// SecItemDelete of the identity: its certificate, private key and public key items.
@@ -377,15 +120,16 @@ impl KeychainStore {
     }
 
     /// The identity whose certificate is `certificate_der`, for Safari's preferences (which
-    /// need the keychain items, not a certificate parsed from bytes).
+    /// need the keychain items, not a certificate parsed from bytes): found by attributes.
     pub(crate) fn identity_with_certificate(
         &self,
         certificate_der: &[u8],
     ) -> Result<Option<SecIdentity>, StoreError> {
-        let Some((keychain, _)) = self.existing()? else {
+        let Some(keychain) = self.view.open_existing()? else {
             return Ok(None);
         };
         Ok(self
+            .view
             .identities(&keychain)?
             .into_iter()
             .find(|f| f.certificate_der == certificate_der)
@@ -393,43 +137,36 @@ impl KeychainStore {
     }
 }
 
-impl IdentityStore for KeychainStore {
+/// The read-only part is the view's, whoever holds the store.
+impl StoreView for KeychainStore {
     fn location(&self) -> String {
-        format!("keychain:{}", self.path.display())
+        self.view.location()
     }
-
     fn probe(&self) -> StoreProbe {
-        let password_item = match self.password_item() {
-            Ok(PasswordItem::Readable(_)) => PasswordItemState::Readable,
-            Ok(PasswordItem::Missing) => PasswordItemState::Missing,
-            Ok(PasswordItem::Unreadable(why)) => {
-                tracing::debug!("the device_trust password: {why}");
-                PasswordItemState::Unreadable
-            }
-            Err(e) => {
-                tracing::debug!("{e}");
-                PasswordItemState::Unreadable
-            }
-        };
-        StoreProbe {
-            exists: Some(self.exists()),
-            password_item: Some(password_item),
-        }
+        self.view.probe()
     }
-
-    /// Read from the locked keychain: no password needed.
     fn certificate(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(keychain) = self.open_existing()? else {
-            return Ok(None);
-        };
-        Ok(self.chosen(&keychain)?.map(|c| c.live.certificate_der))
+        self.view.certificate()
     }
+    fn holds_key_of(&self, certificate_der: &[u8]) -> Result<bool, StoreError> {
+        self.view.holds_key_of(certificate_der)
+    }
+    fn has_partition_list(&self) -> bool {
+        self.view.has_partition_list()
+    }
+    fn seen_partitions(&self) -> Option<Result<Option<SeenPartitions>, StoreError>> {
+        self.view.seen_partitions()
+    }
+}
 
+impl IdentityStore for KeychainStore {
+    /// The live key, with okta.keychain unlocked first when it is locked (a key in a locked
+    /// keychain would fail to sign rather than prompt).
     fn signing_key(&self) -> Result<Option<Box<dyn SigningKey>>, StoreError> {
-        let Some((keychain, _)) = self.existing()? else {
+        let Some(keychain) = self.open_for_use()? else {
             return Ok(None);
         };
-        let Some(chosen) = self.chosen(&keychain)? else {
+        let Some(chosen) = self.view.chosen(&keychain)? else {
             return Ok(None);
         };
         match chosen.live.identity.private_key() {
@@ -439,8 +176,8 @@ impl IdentityStore for KeychainStore {
         }
     }
 
-    /// A new key inside okta.keychain (created when missing), after sweeping keys an earlier
-    /// run generated but never stored a certificate for.
+    /// A new key inside okta.keychain (made ready by the decision table first), after sweeping
+    /// keys an earlier run generated but never stored a certificate for.
     fn generate_key(&mut self, bits: u32) -> Result<Box<dyn NewKey>, StoreError> {
         let (keychain, _password) = self.ensure()?;
         self.sweep_orphaned_keys(&keychain)?;
@@ -463,7 +200,7 @@ impl IdentityStore for KeychainStore {
             .application_label()
             .ok_or_else(|| self.err("storing the certificate", "the new key has no label"))?;
         let cert = SecCertificate::from_der(der).map_err(|_| StoreError::Damaged {
-            path: self.path.clone(),
+            path: self.view.path.clone(),
             what: "the new certificate",
             reason: "Security could not parse it".to_owned(),
         })?;
@@ -483,7 +220,7 @@ impl IdentityStore for KeychainStore {
                 _ => {}
             }
         }
-        let all = self.identities(&keychain)?;
+        let all = self.view.identities(&keychain)?;
         let found: Vec<_> = all
             .iter()
             .map(|f| (f.certificate_der.clone(), f.key_label()))
@@ -510,27 +247,31 @@ impl IdentityStore for KeychainStore {
         Ok(())
     }
 
-    /// A keychain whose password does not unlock it: the file kept beside it under a dated
-    /// name, the keychain and its password item deleted, so `enroll` starts afresh.
+    /// An identity that cannot be read: okta.keychain is set aside only where the decision
+    /// table says so (its item is missing or its password proven wrong), a new item first;
+    /// otherwise the new identity goes into the same keychain.
     fn set_aside(&mut self) -> Result<Option<String>, StoreError> {
-        if !self.exists() {
-            return Ok(None);
-        }
-        let aside = self.keep_aside()?;
-        self.delete_password_item()?;
-        Ok(Some(aside.display().to_string()))
+        self.rebuild_where_unopenable(true)
+            .map(|aside| aside.map(|a| a.display().to_string()))
+    }
+
+    /// okta.keychain rebuilt where its password item is gone or its password proven wrong,
+    /// even around an identity that reads fine by attributes: no app can use it without a
+    /// dialog. The decision table decides; nothing else is touched.
+    fn rebuild_if_unopenable(&mut self) -> Result<Option<String>, StoreError> {
+        self.rebuild_where_unopenable(false)
+            .map(|aside| aside.map(|a| a.display().to_string()))
     }
 
     fn remove(&mut self) -> Result<bool, StoreError> {
         let mut removed = false;
-        if self.exists() {
-            let mut keychain = self.open()?;
+        if let Some(mut keychain) = self.view.open_existing()? {
             // Unlocked, when the password can be read, so the identity's items can be deleted
             // cleanly before the file goes; uninstall never needs it.
             if let Ok(Some(p)) = self.read_password() {
-                let _ = self.unlock(&mut keychain, &p);
+                let _ = keychain.unlock(Some(p.expose()));
             }
-            if let Some(chosen) = self.chosen(&keychain).ok().flatten() {
+            if let Some(chosen) = self.view.chosen(&keychain).ok().flatten() {
                 for id in std::iter::once(&chosen.live).chain(chosen.leftovers.iter()) {
                     self.delete_identity(id)?;
                 }
@@ -540,13 +281,22 @@ impl IdentityStore for KeychainStore {
                 .map_err(|s| self.status("deleting okta.keychain", s))?;
             removed = true;
         }
-        self.edit_search_list(|current| model::search_list_without(current, &self.path))?;
+        let path = self.view.path.clone();
+        self.edit_search_list(|current| model::search_list_without(current, &path))?;
         removed |= self.delete_password_item()?;
         Ok(removed)
     }
 
-    fn has_partition_list(&self) -> bool {
-        true
+    /// okta.keychain's own settings (no auto-lock, in the search list), unlocked.
+    fn repair(&mut self) -> Result<Vec<String>, StoreError> {
+        let Some(mut keychain) = self.open_for_use()? else {
+            return Ok(Vec::new());
+        };
+        self.configure(&mut keychain)
+    }
+
+    fn unlock(&self) -> Result<(), StoreError> {
+        self.open_for_use().map(drop)
     }
 
     fn partition_list(&self) -> Option<Result<Vec<Partition>, StoreError>> {

@@ -2,11 +2,11 @@
 //! the calls `keychain_password` decides over. Found by its attributes, deleted by reference,
 //! read in-process when our partition ID is on its list, else through `security` on a pipe.
 
-use super::{ffi, status_text, KeychainStore, ERR_SEC_ITEM_NOT_FOUND};
+use super::view::KeychainView;
+use super::{ffi, status_text, ERR_SEC_ITEM_NOT_FOUND};
 use crate::secret::Secret;
 use crate::store::keychain_items as items;
-use crate::store::keychain_model::PASSWORD_ITEM;
-use crate::store::keychain_password::{self as password, PasswordBackend};
+use crate::store::keychain_password::{self as password, PasswordBackend, ToolError};
 use crate::store::StoreError;
 use security_framework::item::{ItemClass, ItemSearchOptions, Limit, Reference, SearchResult};
 use security_framework::os::macos::keychain::SecKeychain;
@@ -20,15 +20,17 @@ use zeroize::Zeroizing;
 /// `security` answers in well under a second; a hung one must not hold the run.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The item in one user's login keychain.
+/// The item in one user's login keychain (or where the store's `ItemPlace` puts it).
 pub(super) struct LoginItem {
     login: SecKeychain,
+    name: String,
 }
 
 impl LoginItem {
-    pub(super) fn new(store: &KeychainStore) -> Result<LoginItem, StoreError> {
+    pub(super) fn new(view: &KeychainView) -> Result<LoginItem, StoreError> {
         Ok(LoginItem {
-            login: store.login_keychain()?,
+            login: view.item_keychain()?,
+            name: view.item.name.clone(),
         })
     }
 
@@ -37,8 +39,8 @@ impl LoginItem {
         let found = ItemSearchOptions::new()
             .class(ItemClass::generic_password())
             .keychains(std::slice::from_ref(&self.login))
-            .service(PASSWORD_ITEM)
-            .account(PASSWORD_ITEM)
+            .service(&self.name)
+            .account(&self.name)
             .load_refs(true)
             .limit(Limit::Max(1))
             .search();
@@ -56,13 +58,33 @@ impl LoginItem {
         ffi::keychain_path(&self.login).map_err(status_text)
     }
 
+    /// Creates the item through `security -i`, open to any app (`-A`) or to `security` alone.
+    fn create(&self, secret: &Secret, open_to_any_app: bool) -> Result<(), String> {
+        let command =
+            password::add_command_with(&self.name, &self.login_path()?, secret, open_to_any_app)?;
+        self.tool(&password::interactive_argv(), Some(command.as_bytes()))
+            .map_err(|e| e.to_string())?;
+        if self.item()?.is_none() {
+            return Err(format!("{} did not create it", password::SECURITY));
+        }
+        Ok(())
+    }
+
+    /// An item only `security` may read: what the selftest makes to see the store defer.
+    pub(super) fn create_guarded(&self, secret: &Secret) -> Result<(), String> {
+        self.create(secret, false)
+    }
+
     /// Runs `security` with `argv`, `stdin` written to it, and returns its stdout on exit 0.
     fn tool(
         &self,
         argv: &[std::ffi::OsString],
         stdin: Option<&[u8]>,
-    ) -> Result<Zeroizing<Vec<u8>>, String> {
-        let (program, args) = argv.split_first().ok_or("empty command line")?;
+    ) -> Result<Zeroizing<Vec<u8>>, ToolError> {
+        let failed = |why: String| ToolError::Failed(why);
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| failed("empty command line".into()))?;
         let mut command = Command::new(program);
         command
             .args(args)
@@ -75,7 +97,7 @@ impl LoginItem {
             // Its messages may quote what it was given; they are not passed on.
             .stderr(Stdio::null());
         let mut child = crate::platform::children::spawn(&mut command)
-            .map_err(|e| format!("cannot run {}: {e}", password::SECURITY))?;
+            .map_err(|e| failed(format!("cannot run {}: {e}", password::SECURITY)))?;
         if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
             let _ = pipe.write_all(bytes);
         }
@@ -97,22 +119,26 @@ impl LoginItem {
                 Ok(None) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(format!("{} did not finish", password::SECURITY));
+                    return Err(ToolError::TimedOut(format!(
+                        "{} did not finish within {} s",
+                        password::SECURITY,
+                        TOOL_TIMEOUT.as_secs()
+                    )));
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(failed(e.to_string())),
             }
         };
         let out = reader.and_then(|r| r.join().ok()).unwrap_or_default();
         if status.success() {
             Ok(out)
         } else {
-            Err(format!(
+            Err(failed(format!(
                 "{} exited with {}",
                 password::SECURITY,
                 status
                     .code()
                     .map_or("a signal".to_owned(), |c| c.to_string())
-            ))
+            )))
         }
     }
 }
@@ -125,8 +151,8 @@ impl PasswordBackend for LoginItem {
     fn read_in_process(&self) -> Result<Secret, String> {
         let (data, _) = find_generic_password(
             Some(std::slice::from_ref(&self.login)),
-            PASSWORD_ITEM,
-            PASSWORD_ITEM,
+            &self.name,
+            &self.name,
         )
         .map_err(|e| status_text(e.code()))?;
         let bytes = Zeroizing::new(data.to_vec());
@@ -148,28 +174,30 @@ impl PasswordBackend for LoginItem {
         Ok(items::opens_to_any_app(&entries))
     }
 
-    fn read_with_tool(&self) -> Result<Secret, String> {
-        let out = self.tool(
-            &password::find_argv(PASSWORD_ITEM, &self.login_path()?),
-            None,
-        )?;
-        password::parse_tool_output(&out)
+    fn read_with_tool(&self) -> Result<Secret, ToolError> {
+        let login = self.login_path().map_err(ToolError::Failed)?;
+        let out = self.tool(&password::find_argv(&self.name, &login), None)?;
+        password::parse_tool_output(&out).map_err(ToolError::Failed)
     }
 
     fn create_with_tool(&self, secret: &Secret) -> Result<(), String> {
-        let command = password::add_command(PASSWORD_ITEM, &self.login_path()?, secret)?;
-        self.tool(&password::interactive_argv(), Some(command.as_bytes()))?;
-        if self.item()?.is_none() {
-            return Err(format!("{} did not create it", password::SECURITY));
-        }
-        Ok(())
+        self.create(secret, true)
     }
 
+    /// SecKeychainItemDelete by reference (the crate's call reports no status, so the item is
+    /// looked for again); an item only `security` may delete (one it made) is deleted by it.
     fn delete(&self) -> Result<bool, String> {
         let Some(item) = self.item()? else {
             return Ok(false);
         };
-        ffi::delete_item(&item).map_err(status_text)?;
+        item.delete();
+        if self.item()?.is_some() {
+            self.tool(
+                &password::delete_argv(&self.name, &self.login_path()?),
+                None,
+            )
+            .map_err(|e| e.to_string())?;
+        }
         if self.item()?.is_some() {
             return Err("it is still there".to_owned());
         }
