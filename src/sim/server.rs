@@ -207,19 +207,23 @@ async fn answer(
             .collect(),
         body: body.to_bytes().to_vec(),
     };
-    let response = {
+    let (response, now) = {
         let mut service = match service.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
-        service.handle(request)
+        let now = service.now();
+        (service.handle(request), now)
     };
     if let Some(delay) = response.delay {
         tokio::time::sleep(delay).await;
     }
+    // The simulator's own clock (which tests move ahead) in the `Date` header, as a server
+    // states its time: the agent compares it with the device's before asking for a certificate.
     let mut builder = hyper::Response::builder()
         .status(response.status)
-        .header("content-type", response.content_type);
+        .header("content-type", response.content_type)
+        .header("date", http_date(now));
     for (name, value) in &response.headers {
         builder = builder.header(*name, value);
     }
@@ -230,6 +234,16 @@ async fn answer(
     Ok(builder
         .body(body)
         .unwrap_or_else(|_| plain(500, "response could not be built")))
+}
+
+/// `now` as an HTTP `Date` (IMF-fixdate, RFC 9110 §5.6.7).
+fn http_date(now: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    now.to_offset(time::UtcOffset::UTC)
+        .format(format)
+        .unwrap_or_default()
 }
 
 fn plain(status: u16, text: &'static str) -> hyper::Response<SimBody> {
