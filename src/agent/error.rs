@@ -103,6 +103,9 @@ pub enum AgentError {
     },
     #[error("gave up after {secs} s, the longest one run may take (network.run_deadline_secs); the next run continues")]
     RunDeadline { secs: u64 },
+    /// A tool the run started hung and was stopped: what the run saw is incomplete.
+    #[error(transparent)]
+    TimedOut(#[from] crate::platform::children::TimedOut),
 }
 
 impl AgentError {
@@ -111,6 +114,16 @@ impl AgentError {
         match self {
             AgentError::Config(_) | AgentError::Host(HostError::KeychainUnavailable) => 2,
             AgentError::NoUserSession | AgentError::RunDeadline { .. } => 75,
+            AgentError::TimedOut(_)
+            | AgentError::Link(LinkError::TimedOut(_))
+            | AgentError::RepairIncomplete {
+                source: LinkError::TimedOut(_),
+                ..
+            }
+            | AgentError::UninstallIncomplete {
+                first: LinkError::TimedOut(_),
+                ..
+            } => 75,
             AgentError::Lock(LockError::Busy { .. }) => 75,
             AgentError::Okta(e) if e.is_transient() => 75,
             AgentError::Scep(e) if e.is_transient() => 75,
