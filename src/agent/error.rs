@@ -101,8 +101,10 @@ pub enum AgentError {
         #[source]
         first: LinkError,
     },
-    #[error("gave up after {secs} s, the longest one run may take (network.run_deadline_secs); the next run continues")]
-    RunDeadline { secs: u64 },
+    #[error(
+        "gave up after {secs} s, the longest one run may take ({key}); the next run continues"
+    )]
+    RunDeadline { secs: u64, key: &'static str },
     /// A tool the run started hung and was stopped: what the run saw is incomplete.
     #[error(transparent)]
     TimedOut(#[from] crate::platform::children::TimedOut),
