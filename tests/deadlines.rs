@@ -172,14 +172,7 @@ fn a_fifo_at_the_certificate_database_cannot_hang_roots_ea_or_status() {
     };
     let cert9 = scene.database().join("cert9.db");
     std::fs::rename(&cert9, scene.database().join("cert9.db.real")).unwrap();
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &cert9,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    make_fifo(&cert9, 0o600);
     scene.give(&cert9);
     scene.forget_the_vouch();
     scene.assert_answers_in_time();
@@ -302,4 +295,12 @@ fn a_blocking_pkcs11_module_cannot_hang_roots_ea_or_status() {
             "process {pid} of the module is still there"
         );
     }
+}
+
+/// A FIFO at `path` with `mode`, as `mkfifo` makes it.
+fn make_fifo(path: &std::path::Path, mode: libc::mode_t) {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c_path` is a valid NUL-terminated string for the duration of the call.
+    let made = unsafe { libc::mkfifo(c_path.as_ptr(), mode) };
+    assert_eq!(made, 0, "{}", std::io::Error::last_os_error());
 }
