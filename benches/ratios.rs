@@ -150,10 +150,9 @@ fn nss_step_ms(cert: &Path, work: &Path, n: usize) -> f64 {
     );
     let mut times = Vec::with_capacity(n);
     for i in 0..n {
-        let db = NssDb::with_runner(
-            work.join(format!("nss-{i}/.pki/nssdb")),
-            SystemRunner::current_user(),
-        );
+        let home = work.join(format!("nss-{i}"));
+        std::fs::create_dir_all(&home).unwrap();
+        let db = NssDb::in_home(&home, SystemRunner::current_user());
         let start = Instant::now();
         db.replace_identity(&cert_der, &key, &ours, false).unwrap();
         times.push(start.elapsed());

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 const LIMIT: usize = 600;
 
-/// Files over the limit today, each held to the size it has: it may shrink, never grow. An
-/// entry whose file is back under the limit must go.
-const OVER: [(&str, usize); 1] = [("src/integrations/nss.rs", 619)];
+/// Files over the limit, each held to the size it had: it may shrink, never grow. An entry
+/// whose file is back under the limit must go. None today.
+const OVER: [(&str, usize); 0] = [];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {

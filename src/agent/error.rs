@@ -120,8 +120,13 @@ pub enum AgentError {
          certificate was requested; set the clock right and try again"
     )]
     ClockSkew { device: String, server: String },
-    #[error("gave up after {secs} s, the longest one run may take (network.run_deadline_secs); the next run continues")]
-    RunDeadline { secs: u64 },
+    #[error(
+        "gave up after {secs} s, the longest one run may take ({key}); the next run continues"
+    )]
+    RunDeadline { secs: u64, key: &'static str },
+    /// A tool the run started hung and was stopped: what the run saw is incomplete.
+    #[error(transparent)]
+    TimedOut(#[from] crate::platform::children::TimedOut),
 }
 
 impl AgentError {
@@ -133,6 +138,16 @@ impl AgentError {
             | AgentError::RunDeadline { .. }
             | AgentError::ClockWrong { .. }
             | AgentError::ClockSkew { .. } => 75,
+            AgentError::TimedOut(_)
+            | AgentError::Link(LinkError::TimedOut(_))
+            | AgentError::RepairIncomplete {
+                source: LinkError::TimedOut(_),
+                ..
+            }
+            | AgentError::UninstallIncomplete {
+                first: LinkError::TimedOut(_),
+                ..
+            } => 75,
             AgentError::Lock(LockError::Busy { .. }) => 75,
             AgentError::Store(e) if e.is_deferred() => 75,
             AgentError::Okta(e) if e.is_transient() => 75,

@@ -3,16 +3,19 @@
 //! Every failure ends here as one `ERROR:` line (or, under `--json`, one JSON document with an
 //! `error` field) and the exit code of cli.md.
 
+mod deadline;
 mod selftest;
 pub mod session;
 mod teamid;
 
 use crate::agent::{Agent, AgentError, StatusReport};
 use crate::cli::{Cli, Command};
-use crate::config::{self, Config};
+use crate::config::{self, Config, NetworkConfig};
 use crate::health::HealthStatus;
 use crate::host::{self, Host};
 use crate::output::{self, Channel};
+use crate::platform::children;
+use crate::platform::session::ReexecError;
 use crate::record::{DeviceRecordFile, EnrollmentRecord};
 use crate::report;
 use clap::Parser;
@@ -54,9 +57,15 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             println!("devicetrust {}", env!("CARGO_PKG_VERSION"));
             return EXIT_OK;
         }
-        Command::Teamid { path } => return teamid::run(path, verbose),
+        Command::Teamid { path } => {
+            start_run_deadline(&cli.command, None);
+            return teamid::run(path, verbose);
+        }
         #[cfg(feature = "sim")]
-        Command::Demo => return finish(crate::demo::run().map_err(Failure::Demo), false),
+        Command::Demo => {
+            start_run_deadline(&cli.command, None);
+            return finish(crate::demo::run().map_err(Failure::Demo), false);
+        }
         #[cfg(not(feature = "sim"))]
         Command::Demo => {
             fail(
@@ -70,6 +79,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
 
     let flags = cli.global.flags();
     let host = host::for_root(&config::root(&flags, &vars));
+    start_run_deadline(&cli.command, load_config(&cli, host.as_ref()).ok().as_ref());
 
     // Root (a Jamf policy) acts through the console user's own session where the host says so.
     if let Some(code) = as_console_user(
@@ -86,8 +96,8 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         check_network,
     } = &cli.command
     {
-        println!("{}", ea(&cli, host, *expiry, *check_network));
-        return EXIT_OK;
+        let line = ea(&cli, host, *expiry, *check_network);
+        return deadline::answer(EXIT_OK, || println!("{line}"));
     }
 
     if let Command::Selftest { json } = cli.command {
@@ -95,12 +105,6 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     }
 
     let result = load_config(&cli, host.as_ref()).and_then(|config| {
-        if matches!(
-            cli.command,
-            Command::Enroll | Command::Renew { .. } | Command::Repair | Command::Uninstall { .. }
-        ) {
-            start_run_deadline(config.network.run_deadline);
-        }
         let fallback = config.clone();
         let mut agent = match Agent::new(config, host) {
             // Nobody at the console is a status to show, as the EA shows it, not a failure.
@@ -131,6 +135,10 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
                 check_network,
             } => {
                 let report = agent.status(*check_network)?;
+                // A tool that hung was stopped: what the check saw is incomplete.
+                if let Some(stopped) = children::stopped() {
+                    return Err(AgentError::TimedOut(stopped));
+                }
                 print_status(&report, *json);
                 Ok(())
             }
@@ -312,30 +320,40 @@ fn as_console_user(
                 Err(_) => (args.to_vec(), None),
             };
             let keep_stdout = matches!(cli.command, Command::Ea { .. });
-            let ran = user_session
-                .run_as(&user, &child_args, secret, keep_stdout)
-                .map_err(|e| e.to_string());
+            let ran = match user_session.run_as(&user, &child_args, secret, keep_stdout) {
+                Err(ReexecError::TimedOut(stopped)) => {
+                    let json = matches!(
+                        cli.command,
+                        Command::Status { json: true, .. } | Command::Selftest { json: true }
+                    );
+                    return Some(match reexec_timed_out(&cli.command, stopped) {
+                        Ok(line) => deadline::answer(EXIT_OK, || println!("{line}")),
+                        Err(e) => finish(Err(Failure::Agent(e)), json),
+                    });
+                }
+                ran => ran.map_err(|e| e.to_string()),
+            };
             if let (Ok(ran), Ok(config)) = (&ran, &config) {
                 if ran.code == EXIT_OK {
                     keep_device_record(&cli.command, config, &device);
                 }
             }
             Some(match session::after_reexec(&cli.command, ran) {
-                session::AfterReexec::Exit(code) => code,
+                session::AfterReexec::Exit(code) => deadline::answer(code, || {}),
                 session::AfterReexec::EaLine { line, warning } => {
                     if let Some(w) = warning {
                         tracing::warn!("{w}");
                     }
-                    println!("{line}");
-                    EXIT_OK
+                    deadline::answer(EXIT_OK, || println!("{line}"))
                 }
                 session::AfterReexec::Failed { message, json } => {
-                    if json {
-                        println!("{}", report::error_json(&message, EXIT_FAILED));
-                    } else {
-                        fail(&message);
-                    }
-                    EXIT_FAILED
+                    deadline::answer(EXIT_FAILED, || {
+                        if json {
+                            println!("{}", report::error_json(&message, EXIT_FAILED));
+                        } else {
+                            fail(&message);
+                        }
+                    })
                 }
             })
         }
@@ -381,22 +399,43 @@ fn with_scep_ca(config: &Config, mut record: EnrollmentRecord) -> EnrollmentReco
     record
 }
 
-/// The upper bound of one whole run (retries, back-off, rate-limit waits and slow servers
-/// together): past it the run gives up with exit 75 and the next trigger continues. Exiting
-/// releases the run lock with the process, and every store write is crash-safe at each step.
-fn start_run_deadline(limit: std::time::Duration) {
-    let spawned = std::thread::Builder::new()
-        .name("run-deadline".into())
-        .spawn(move || {
-            std::thread::sleep(limit);
-            let e = AgentError::RunDeadline {
-                secs: limit.as_secs(),
-            };
-            fail(&e.to_string());
-            std::process::exit(e.exit_code());
-        });
-    if let Err(e) = spawned {
-        tracing::warn!("no run deadline: {e}");
+/// Every command's upper bound. `status` and `ea`, which a Jamf inventory waits for (it runs
+/// each Extension Attribute in turn and, as far as Jamf documents, without a limit of its own),
+/// have `network.status_deadline_secs` (default 60 s: a healthy `ea` takes milliseconds, and the
+/// default `--check-network` wait of 30 s fits); every other command has
+/// `network.run_deadline_secs` (retries, back-off, rate-limit waits and slow servers together).
+/// Past it the run gives up with exit 75 (`ea`: its `Agent Error` line, exit 0) and the next
+/// trigger continues; exiting releases the run lock with the process, and every store write is
+/// crash-safe at each step. No child the run starts outlives it. Without a configuration that
+/// loads, the defaults hold.
+fn start_run_deadline(command: &Command, config: Option<&Config>) {
+    let network = config.map_or_else(NetworkConfig::default, |c| c.network.clone());
+    let (limit, key) = match command {
+        Command::Ea { .. } | Command::Status { .. } | Command::Teamid { .. } => {
+            (network.status_deadline, "network.status_deadline_secs")
+        }
+        _ => (network.run_deadline, "network.run_deadline_secs"),
+    };
+    let on_expiry = match command {
+        Command::Ea { expiry, .. } => deadline::OnExpiry::Ea { expiry: *expiry },
+        Command::Status { json: true, .. } | Command::Selftest { json: true } => {
+            deadline::OnExpiry::Json
+        }
+        _ => deadline::OnExpiry::Line,
+    };
+    deadline::start(limit, key, on_expiry);
+}
+
+/// The run in the user's session took the time the root run had left and was stopped with
+/// everything it started: the EA's answer is `Agent Error` (the line the shipped EA scripts
+/// print when the agent gives none; it writes nothing), every other command is deferred.
+fn reexec_timed_out(command: &Command, stopped: children::TimedOut) -> Result<String, AgentError> {
+    match command {
+        Command::Ea { expiry, .. } => {
+            tracing::warn!("{stopped}");
+            Ok(report::ea_agent_error(*expiry))
+        }
+        _ => Err(AgentError::TimedOut(stopped)),
     }
 }
 
@@ -415,17 +454,21 @@ fn load_config(cli: &Cli, host: &dyn Host) -> Result<Config, AgentError> {
 }
 
 fn print_status(report: &StatusReport, json: bool) {
-    if json {
-        println!("{}", report::status_json(report));
-    } else {
-        for line in report::status_lines(report) {
-            tracing::info!("{line}");
+    deadline::answer(EXIT_OK, || {
+        if json {
+            println!("{}", report::status_json(report));
+        } else {
+            for line in report::status_lines(report) {
+                tracing::info!("{line}");
+            }
         }
-    }
+    });
 }
 
-/// The EA never fails: what goes wrong becomes the status that explains it, and an error that
-/// says nothing about the device (a store that could not be read) the scripts' `Agent Error`.
+/// The EA never fails: whatever goes wrong becomes the status that explains it. What cannot be
+/// known now (a tool that hung and was stopped, a deferred error) is `Agent Error`, the line the
+/// shipped EA scripts print when the agent gives none: never a health status a Smart Group
+/// would act on. The expiry date is the stored certificate's, whatever the chain looked like.
 fn ea(cli: &Cli, host: Box<dyn Host>, expiry: bool, check_network: bool) -> String {
     let report = match load_config(cli, host.as_ref()) {
         Err(AgentError::Config(e)) => {
@@ -454,6 +497,9 @@ fn ea(cli: &Cli, host: Box<dyn Host>, expiry: bool, check_network: bool) -> Stri
     };
     if expiry {
         report::ea_expiry(report.certificate.as_ref())
+    } else if let Some(stopped) = children::stopped() {
+        tracing::warn!("{stopped}");
+        report::ea_agent_error(false)
     } else {
         report::ea_status(report.status)
     }
@@ -469,7 +515,7 @@ enum Failure {
 /// that says what failed.
 fn finish(result: Result<(), Failure>, json: bool) -> i32 {
     let (message, code, warn_only) = match result {
-        Ok(()) => return EXIT_OK,
+        Ok(()) => return deadline::answer(EXIT_OK, || {}),
         // Nobody at the console is not a failure: a later trigger completes the job.
         Err(Failure::Agent(e @ AgentError::NoUserSession)) => (e.to_string(), e.exit_code(), true),
         Err(Failure::Agent(e)) => {
@@ -479,17 +525,50 @@ fn finish(result: Result<(), Failure>, json: bool) -> i32 {
         #[cfg(feature = "sim")]
         Err(Failure::Demo(e)) => (e.to_string(), EXIT_FAILED, false),
     };
-    if json {
-        println!("{}", report::error_json(&message, code));
-    } else if warn_only {
-        println!("WARN: {}", output::one_line(&message));
-    } else {
-        fail(&message);
-    }
-    code
+    deadline::answer(code, || {
+        if json {
+            println!("{}", report::error_json(&message, code));
+        } else if warn_only {
+            println!("WARN: {}", output::one_line(&message));
+        } else {
+            fail(&message);
+        }
+    })
 }
 
 /// The one `ERROR:` line of a failed run (on stdout, where Jamf policy logs read it).
 fn fail(message: &str) {
     println!("ERROR: {}", output::one_line(message));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_in_the_users_session_that_was_stopped_is_agent_error_or_deferred() {
+        let stopped = || children::TimedOut {
+            program: "the agent in the console user's session".into(),
+            after: std::time::Duration::from_secs(54),
+        };
+        let ea = |expiry| Command::Ea {
+            expiry,
+            check_network: false,
+        };
+        assert_eq!(
+            reexec_timed_out(&ea(false), stopped()).unwrap(),
+            "<result>Agent Error</result>"
+        );
+        assert_eq!(
+            reexec_timed_out(&ea(true), stopped()).unwrap(),
+            "<result></result>"
+        );
+        let status = Command::Status {
+            json: true,
+            check_network: false,
+        };
+        let e = reexec_timed_out(&status, stopped()).unwrap_err();
+        assert_eq!(e.exit_code(), 75);
+        assert!(e.to_string().contains("did not finish within 54 s"), "{e}");
+    }
 }

@@ -207,6 +207,9 @@ pub enum LinkError {
     /// A platform tool or API that reports in words (launchctl, CFPreferences).
     #[error("{0}")]
     Platform(String),
+    /// A tool that did not finish in its time: nothing learnt, the run is deferred (exit 75).
+    #[error(transparent)]
+    TimedOut(#[from] crate::platform::children::TimedOut),
 }
 
 /// One artifact the agent owns.
@@ -263,7 +266,8 @@ impl Chain {
     /// A link that found something planted where its own file or folder belongs (a symbolic
     /// link in the user's home) touched nothing, and that is not a gap for `repair` but
     /// something an admin must look at: once the other links are applied, the run fails with
-    /// it (the first such; any others are `WARN:` lines).
+    /// it (the first such; any others are `WARN:` lines). So does a link whose tool hung
+    /// ([`LinkError::TimedOut`]): nothing was learnt, and the run is deferred.
     pub fn apply(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
         let applied = self.apply_each(cx)?;
         for (name, e) in &applied.failed {
@@ -286,7 +290,11 @@ impl Chain {
                         applied.changes.push(change);
                     }
                 }
-                Err(e) if refused.is_none() && crate::securefs::planted_in(&e).is_some() => {
+                Err(e)
+                    if refused.is_none()
+                        && (crate::securefs::planted_in(&e).is_some()
+                            || matches!(e, LinkError::TimedOut(_))) =>
+                {
                     refused = Some(e);
                 }
                 Err(e) => applied.failed.push((link.name(), e)),

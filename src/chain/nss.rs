@@ -8,7 +8,9 @@
 
 use super::{Context, Link, LinkError};
 use crate::health::{HealthStatus, Observation};
-use crate::integrations::nss::{NssDb, NssError, Ours, SystemRunner, ToolRunner, Vouch};
+use crate::integrations::nss::{
+    NssDb, NssError, Ours, SystemRunner, ToolRunner, Vouch, DATABASE_DIR,
+};
 use crate::okta::OKTA_ISSUER_CN;
 use crate::pki::CertificateInfo;
 use std::path::Path;
@@ -41,11 +43,11 @@ impl<R: ToolRunner> NssLink<R> {
         NssLink { tools_for }
     }
 
-    /// The user's database, its tools not yet looked for.
+    /// The user's database, its tools not yet looked for. Root reaches its folder from the
+    /// home folder without following a link; the tools are told its whole path.
     fn database(&self, cx: &Context<'_>) -> Result<NssDb<R>, LinkError> {
-        let home = &cx.home.paths.home;
-        let tools = (self.tools_for)(home).map_err(nss_error)?;
-        Ok(NssDb::in_home(home, tools))
+        let tools = (self.tools_for)(&cx.home.paths.home).map_err(nss_error)?;
+        Ok(NssDb::at(cx.home.place(DATABASE_DIR), tools))
     }
 
     /// The user's database with its tools at hand, or `None` where the link does not apply
@@ -78,8 +80,8 @@ fn load_vouch(cx: &Context<'_>) -> Option<Vouch> {
 
 /// Records that `certificate` was just found usable in `db`. Only a shortcut for later
 /// read-only runs: failing to keep it costs them time, not correctness.
-fn save_vouch(cx: &Context<'_>, database: &Path, certificate: &CertificateInfo) {
-    let Some(vouch) = Vouch::now(database, &certificate.der) else {
+fn save_vouch<R: ToolRunner>(cx: &Context<'_>, db: &NssDb<R>, certificate: &CertificateInfo) {
+    let Some(vouch) = db.vouch(&certificate.der) else {
         return;
     };
     if load_vouch(cx).as_ref() == Some(&vouch) {
@@ -126,7 +128,11 @@ fn with_tools<R: ToolRunner>(db: NssDb<R>) -> Result<Option<NssDb<R>>, LinkError
 }
 
 fn nss_error(e: NssError) -> LinkError {
-    LinkError::Platform(e.to_string())
+    match e {
+        // A tool that hung says nothing about the database: the run is deferred.
+        NssError::TimedOut(stopped) => LinkError::TimedOut(stopped),
+        e => LinkError::Platform(e.to_string()),
+    }
 }
 
 impl<R: ToolRunner> Link for NssLink<R> {
@@ -157,7 +163,7 @@ impl<R: ToolRunner> Link for NssLink<R> {
         };
         // What a writing run verified still holds: the browser has the identity, whether or
         // not the tools are still installed.
-        if load_vouch(cx).is_some_and(|v| v.holds(db.dir(), &certificate.der)) {
+        if load_vouch(cx).is_some_and(|v| db.vouched(&v, &certificate.der)) {
             return Observation::Healthy;
         }
         let db = match with_tools(db) {
@@ -185,7 +191,7 @@ impl<R: ToolRunner> Link for NssLink<R> {
         };
         let usable = db.is_usable(&certificate.der).map_err(nss_error)?;
         if usable && cx.superseded.certificates.is_empty() {
-            save_vouch(cx, db.dir(), certificate);
+            save_vouch(cx, &db, certificate);
             return Ok(Vec::new());
         }
         let Some(key) = cx.store.export_key_pkcs8() else {
@@ -196,7 +202,7 @@ impl<R: ToolRunner> Link for NssLink<R> {
             .replace_identity(&certificate.der, &key, &Self::ours(cx, None), usable)
             .map_err(nss_error)?;
         // replace_identity checked the identity after adding it, and removed only others.
-        save_vouch(cx, db.dir(), certificate);
+        save_vouch(cx, &db, certificate);
         let mut changes = Vec::new();
         if !usable {
             changes.push(format!(

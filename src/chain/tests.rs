@@ -1637,7 +1637,11 @@ fn without_the_nss_tools_the_nss_link_matters_only_where_a_database_exists() {
     // The tools uninstalled after a run put the identity in and vouched for it: the browser
     // still has the identity, so the device is healthy.
     let der = &held.certificate().unwrap().der;
-    let vouch = crate::integrations::nss::Vouch::now(&database, der).unwrap();
+    let vouch = crate::integrations::nss::Vouch::now(
+        &home.place(crate::integrations::nss::DATABASE_DIR),
+        der,
+    )
+    .unwrap();
     let state = home.state_place().path();
     std::fs::create_dir_all(&state).unwrap();
     std::fs::write(
@@ -1773,4 +1777,115 @@ fn the_password_item_shows_what_the_last_run_that_needed_it_found() {
         verdict.detail.as_deref().unwrap().contains("does not open"),
         "{verdict:?}"
     );
+}
+
+/// NSS's tools as a user who can move their database folder while a tool runs (a PKCS#11
+/// module's destructor can): every `certutil` says the identity is there with its key, and,
+/// when `<home>/../swap-during-run` exists, first swaps `~/.pki/nssdb` for a link to
+/// `<home>/../root-only`.
+struct SwappingTools {
+    home: std::path::PathBuf,
+}
+
+impl crate::integrations::nss::ToolRunner for SwappingTools {
+    fn run(
+        &self,
+        _: crate::integrations::nss::Tool,
+        _: &[std::ffi::OsString],
+    ) -> Result<crate::integrations::nss::ToolOutput, crate::integrations::nss::NssError> {
+        let outside = self.home.parent().unwrap();
+        let database = self.home.join(".pki/nssdb");
+        if outside.join("swap-during-run").exists() && !database.is_symlink() {
+            std::fs::rename(&database, self.home.join(".pki/nssdb.real")).unwrap();
+            std::os::unix::fs::symlink(outside.join("root-only"), &database).unwrap();
+        }
+        let der = std::fs::read(outside.join("cert.der")).unwrap();
+        Ok(crate::integrations::nss::ToolOutput {
+            success: true,
+            code: Some(0),
+            stdout: crate::integrations::nss::tests::printout(&der, true),
+            stderr: String::new(),
+        })
+    }
+
+    fn run_as(&self) -> Option<crate::integrations::nss::RunAs> {
+        None
+    }
+}
+
+#[test]
+fn root_never_reads_the_nss_files_through_a_link_on_the_way_not_even_one_swapped_in_a_run() {
+    use sha2::Digest as _;
+    use std::os::unix::fs::PermissionsExt;
+    for case in [
+        "a link at ~/.pki",
+        "a link at ~/.pki/nssdb",
+        "swapped during certutil",
+    ] {
+        let NssHome {
+            _dirs,
+            mut store,
+            config,
+            home,
+            record,
+        } = NssHome::new();
+        let held = enroll_into(&mut store);
+        let der = held.certificate().unwrap().der.clone();
+        let home_dir = home.paths.home.clone();
+        let outside = home_dir.parent().unwrap().to_owned();
+        std::fs::write(outside.join("cert.der"), &der).unwrap();
+        // Root's files, in a folder only root may enter, named as NSS names its own.
+        let secrets = outside.join("root-only");
+        std::fs::create_dir(&secrets).unwrap();
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::write(secrets.join("cert9.db"), b"root's secret").unwrap();
+        std::fs::write(secrets.join("key4.db"), b"another secret of root's").unwrap();
+        let database = home_dir.join(".pki/nssdb");
+        std::fs::create_dir_all(&database).unwrap();
+        std::fs::write(database.join("cert9.db"), b"the user's certificates").unwrap();
+        std::fs::write(database.join("key4.db"), b"the user's keys").unwrap();
+        match case {
+            "a link at ~/.pki" => {
+                let theirs = outside.join("their-pki");
+                std::fs::create_dir(&theirs).unwrap();
+                std::os::unix::fs::symlink(&secrets, theirs.join("nssdb")).unwrap();
+                std::fs::rename(home_dir.join(".pki"), outside.join("pki.real")).unwrap();
+                std::os::unix::fs::symlink(&theirs, home_dir.join(".pki")).unwrap();
+            }
+            "a link at ~/.pki/nssdb" => {
+                std::fs::rename(&database, home_dir.join(".pki/nssdb.real")).unwrap();
+                std::os::unix::fs::symlink(&secrets, &database).unwrap();
+            }
+            _ => std::fs::write(outside.join("swap-during-run"), b"").unwrap(),
+        }
+        let link = super::nss::NssLink::with_tools(|home| {
+            Ok(SwappingTools {
+                home: home.to_owned(),
+            })
+        });
+        let mut cx = context_over(
+            &config,
+            &home,
+            &record,
+            &mut store,
+            &held,
+            Superseded::default(),
+        );
+        // The tools say the identity is there: nothing to change, and the look is one a
+        // later read-only run could take as true, were the files root read the database's.
+        assert_eq!(link.apply(&mut cx).unwrap(), Vec::<String>::new(), "{case}");
+        assert!(database.is_symlink(), "{case}");
+        let vouch = home.state_place().path().join("nss-verified.json");
+        if let Ok(kept) = std::fs::read_to_string(&vouch) {
+            for secret in ["cert9.db", "key4.db"] {
+                let digest = crate::fsutil::hex(&sha2::Sha256::digest(
+                    std::fs::read(secrets.join(secret)).unwrap(),
+                ));
+                assert!(!kept.contains(&digest), "{case}: root hashed {secret}");
+            }
+        }
+        assert!(!vouch.exists(), "{case}: a vouch for files behind a link");
+        // And the read-only look does not take anything behind the link as vouched for.
+        assert_eq!(link.observe(&cx), Observation::Healthy, "{case}");
+    }
 }

@@ -93,6 +93,7 @@ pub const READERS: &[(&str, ReadBy)] = &[
     ("network.max_rate_limit_wait_secs", ReadBy::Code("NetworkConfig::max_rate_limit_wait: the longest wait a 429 may ask for (agent::net::http_settings)")),
     ("network.wait_for_network_secs", ReadBy::Code("NetworkConfig::wait_for_network: how long --check-network waits (agent::net::org_reachable)")),
     ("network.run_deadline_secs", ReadBy::Code("NetworkConfig::run_deadline: the longest one run may take (app::start_run_deadline)")),
+    ("network.status_deadline_secs", ReadBy::Code("NetworkConfig::status_deadline: the longest status and ea may take (app::start_run_deadline)")),
     ("allowlist.add", ReadBy::Code("AllowlistConfig::add: the key's partition list (chain::allowlist, AllowlistConfig::desired)")),
     ("allowlist.remove", ReadBy::Code("AllowlistConfig::remove: the key's partition list (chain::allowlist, AllowlistConfig::desired)")),
     ("allowlist.replace_defaults", ReadBy::Code("AllowlistConfig::replace_defaults: the key's partition list (chain::allowlist, AllowlistConfig::desired)")),

@@ -90,6 +90,8 @@ pub struct NetworkLayer {
     pub wait_for_network_secs: Option<u64>,
     /// The longest one whole run may take before it gives up (exit 75).
     pub run_deadline_secs: Option<u64>,
+    /// The longest `status` and `ea` may take (`status` then exits 75, `ea` says `Agent Error`).
+    pub status_deadline_secs: Option<u64>,
 }
 
 /// The environment variables of cli.md, one per option (secrets hold the value itself).

@@ -154,6 +154,8 @@ pub struct NetworkConfig {
     pub wait_for_network: Duration,
     /// The upper bound of one whole run: every request's deadline ends by then.
     pub run_deadline: Duration,
+    /// The upper bound of `status` and `ea`, which a Jamf inventory waits for.
+    pub status_deadline: Duration,
 }
 
 impl Default for NetworkConfig {
@@ -166,6 +168,7 @@ impl Default for NetworkConfig {
             max_rate_limit_wait: Duration::from_secs(120),
             wait_for_network: Duration::from_secs(30),
             run_deadline: Duration::from_secs(600),
+            status_deadline: Duration::from_secs(60),
         }
     }
 }
@@ -374,6 +377,10 @@ pub fn load(
             defaults.wait_for_network,
         ),
         run_deadline: secs(pick!(network.run_deadline_secs), defaults.run_deadline),
+        status_deadline: secs(
+            pick!(network.status_deadline_secs),
+            defaults.status_deadline,
+        ),
     };
     if network.max_attempts == 0 || network.max_attempts > 10 {
         return Err(ConfigError::Invalid {
@@ -384,6 +391,7 @@ pub fn load(
     if network.timeout.is_zero()
         || network.connect_timeout.is_zero()
         || network.run_deadline.is_zero()
+        || network.status_deadline.is_zero()
     {
         return Err(ConfigError::Invalid {
             key: "network timeouts",
@@ -403,6 +411,7 @@ pub fn load(
         ),
         ("network.wait_for_network_secs", network.wait_for_network),
         ("network.run_deadline_secs", network.run_deadline),
+        ("network.status_deadline_secs", network.status_deadline),
         ("lock_timeout_secs", lock_timeout),
     ] {
         if wait > MAX_WAIT {
@@ -522,7 +531,7 @@ fn sources_of(layers: &[Layer; 4], flags: &Flags, vars: &HashMap<String, String>
 }
 
 /// The settings that have a default value (`status` says so when no layer set them).
-const DEFAULTED: [&str; 10] = [
+const DEFAULTED: [&str; 11] = [
     "renew_before_days",
     "renew_spread_days",
     "lock_timeout_secs",
@@ -533,6 +542,7 @@ const DEFAULTED: [&str; 10] = [
     "network.max_rate_limit_wait_secs",
     "network.wait_for_network_secs",
     "network.run_deadline_secs",
+    "network.status_deadline_secs",
 ];
 
 /// A SCEP URL's syntax: http or https. Whether plain http is acceptable depends on a pinned CA,

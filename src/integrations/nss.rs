@@ -19,25 +19,31 @@
 //! *and* the issuer our browser policy selects; deletion is by key id and checked afterwards.
 
 mod format;
+mod import;
 mod pfx;
+mod removal;
 mod runner;
 mod stamp;
 
+pub use format::Listed;
 pub use pfx::PfxError;
-pub use runner::{RunAs, SecretDir, SystemRunner, Tool, ToolOutput, ToolRunner};
+pub use runner::{RunAs, SecretDir, SystemRunner, Tool, ToolOutput, ToolRunner, TOOL_TIMEOUT};
 pub use stamp::Vouch;
 
-use format::{describe, fingerprint, found, hex_decode, is_password_failure, last_line};
-pub use format::{key_id, parse_key_list, parse_pem_certificates, pkcs11_uri};
+use crate::platform::children::TimedOut;
+use crate::securefs::Place;
+use format::{describe, fingerprint, hex_decode, is_password_failure, last_line};
+pub use format::{key_id, parse_key_list, parse_listing, parse_pem_certificates, pkcs11_uri};
 use runner::arg;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use zeroize::Zeroizing;
 
 /// The nickname our identity is imported under (the PKCS#12 friendlyName).
 pub const NICKNAME: &str = "devicetrust";
 /// The database Chrome and Chromium open, relative to the user's home folder.
 pub const DATABASE_DIR: &str = ".pki/nssdb";
+/// The file that exists once the database does (NSS's SQL format).
+const CERT_DB: &str = "cert9.db";
 
 /// Passed where NSS asks for the database password: Chrome's database has an empty one, and an
 /// empty file makes a database with a real password fail at once instead of prompting.
@@ -52,6 +58,10 @@ pub enum NssError {
     },
     #[error("cannot start {tool}: {reason}")]
     Spawn { tool: &'static str, reason: String },
+    /// A tool hung (a FIFO where the database should be, a module that blocks): nothing to
+    /// conclude about the database, and the next run tries again.
+    #[error(transparent)]
+    TimedOut(#[from] TimedOut),
     #[error("{tool} failed {action} in {dir}: {detail}")]
     Failed {
         tool: &'static str,
@@ -153,6 +163,9 @@ pub struct KeyEntry {
 
 /// A user's NSS database and the way its tools are run.
 pub struct NssDb<R: ToolRunner = SystemRunner> {
+    /// Where root looks and creates folders, never through a link.
+    place: Place,
+    /// The same folder as the tools are told it (they follow links with the user's rights).
     dir: PathBuf,
     runner: R,
     nickname: String,
@@ -169,12 +182,14 @@ impl NssDb<SystemRunner> {
 impl<R: ToolRunner> NssDb<R> {
     /// The database Chrome uses under `home`, its tools run by `runner`.
     pub fn in_home(home: &Path, runner: R) -> NssDb<R> {
-        NssDb::with_runner(home.join(DATABASE_DIR), runner)
+        NssDb::at(Place::new(home, DATABASE_DIR), runner)
     }
 
-    pub fn with_runner(dir: PathBuf, runner: R) -> NssDb<R> {
+    /// The database in the folder `place` names (for a user, `UserHome::place(DATABASE_DIR)`).
+    pub fn at(place: Place, runner: R) -> NssDb<R> {
         NssDb {
-            dir,
+            dir: place.path(),
+            place,
             runner,
             nickname: NICKNAME.to_owned(),
         }
@@ -194,81 +209,6 @@ impl<R: ToolRunner> NssDb<R> {
         &self.nickname
     }
 
-    /// Creates the database if it is missing, as Chrome does (folders 0700, SQL format, empty
-    /// password); returns whether it was created.
-    pub fn ensure(&self) -> Result<bool, NssError> {
-        // The folders are made by the tools' user, so a link planted in the home folder is
-        // followed with that user's rights only.
-        let mut args = vec![arg("-p"), arg("-m"), arg("0700"), arg("--")];
-        if let Some(parent) = self.dir.parent() {
-            args.push(arg(parent));
-        }
-        args.push(arg(&self.dir));
-        self.checked(Tool::Mkdir, "creating the database folder", &args)?;
-        if self.exists() {
-            return Ok(false);
-        }
-        self.checked(
-            Tool::Certutil,
-            "creating the database",
-            &[arg("-N"), arg("-d"), self.db_arg(), arg("--empty-password")],
-        )?;
-        Ok(true)
-    }
-
-    /// Adds the identity (certificate DER, PKCS#8 private key DER) under our nickname; returns
-    /// `false` when it was already there with its key. Nothing else in the database changes.
-    ///
-    /// Creates the database first if it is missing ([`NssDb::ensure`]).
-    pub fn add_identity(
-        &self,
-        cert_der: &[u8],
-        key_der: &Zeroizing<Vec<u8>>,
-    ) -> Result<bool, NssError> {
-        if self.is_usable(cert_der)? {
-            return Ok(false);
-        }
-        self.import(cert_der, key_der)?;
-        Ok(true)
-    }
-
-    /// Imports the identity and checks that the database then holds it with its key. Returns
-    /// whether the database had to be created first (then it holds nothing else).
-    fn import(&self, cert_der: &[u8], key_der: &Zeroizing<Vec<u8>>) -> Result<bool, NssError> {
-        let cert = describe(cert_der, &[])?;
-        self.check_tools()?;
-        let created = self.ensure()?;
-        let local_key_id = hex_decode(&cert.key_id);
-        let pfx = pfx::build(cert_der, key_der, &self.nickname, &local_key_id)?;
-        let secrets = SecretDir::new(self.runner.run_as())?;
-        let p12 = secrets.write("identity.p12", &pfx.der)?;
-        let password = secrets.write("identity.pw", pfx.password.as_bytes())?;
-        self.checked(
-            Tool::Pk12util,
-            "importing the identity",
-            &[
-                arg("-i"),
-                arg(&p12),
-                arg("-d"),
-                self.db_arg(),
-                arg("-w"),
-                arg(&password),
-                arg("-k"),
-                arg(EMPTY_PASSWORD_FILE),
-            ],
-        )?;
-        drop(secrets);
-        let (present, key_present) = self.presence(cert_der)?;
-        if !(present && key_present) {
-            return Err(self.unexpected(format!(
-                "lacks the identity after importing it (certificate {}, key {})",
-                found(present),
-                found(key_present)
-            )));
-        }
-        Ok(created)
-    }
-
     /// The tools an import runs (`certutil`, `pk12util`) are installed; the error names the
     /// package of the first that is not.
     pub fn check_tools(&self) -> Result<(), NssError> {
@@ -283,18 +223,64 @@ impl<R: ToolRunner> NssDb<R> {
         Ok(())
     }
 
+    /// The database has been created (Chrome's SQL format). Root looks without following a
+    /// link: where one stands in the way (or the folder cannot be looked at), the answer is
+    /// yes, and the tools, which follow it with the user's rights, find out.
+    pub fn exists(&self) -> bool {
+        match self.place.open() {
+            Ok(Some(dir)) => !matches!(dir.metadata(CERT_DB), Ok(None)),
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    }
+
+    /// What a check of the database just made is worth to later read-only runs: the vouch for
+    /// `cert_der` in the database as its files are now, read without following any link.
+    pub fn vouch(&self, cert_der: &[u8]) -> Option<Vouch> {
+        Vouch::now(&self.place, cert_der)
+    }
+
+    /// Whether `vouch` still answers for `cert_der` in this database.
+    pub fn vouched(&self, vouch: &Vouch, cert_der: &[u8]) -> bool {
+        vouch.holds(&self.place, cert_der)
+    }
+
     /// Whether a browser can present the identity whose certificate is `cert_der`: the
-    /// certificate and its key are both in the database. Two runs of `certutil`, where
-    /// [`NssDb::observe`] needs four.
+    /// certificate and its key are both in the database. One run of `certutil`.
     pub fn is_usable(&self, cert_der: &[u8]) -> Result<bool, NssError> {
         let (present, key_present) = self.presence(cert_der)?;
         Ok(present && key_present)
     }
 
-    /// (certificate present, key present).
+    /// (certificate present, key present): `certutil -L` by the certificate's key id, which
+    /// selects the certificates of that key's subject and marks the ones whose key NSS holds.
+    /// A missing database is not asked.
     fn presence(&self, cert_der: &[u8]) -> Result<(bool, bool), NssError> {
-        let found = self.find(cert_der)?;
-        Ok((found.present, found.certificate.key_present))
+        if !self.exists() {
+            return Ok((false, false));
+        }
+        let ours = describe(cert_der, &[])?;
+        let selector = pkcs11_uri(None, Some(&hex_decode(&ours.key_id)));
+        let out = self.run(
+            Tool::Certutil,
+            &[
+                arg("-L"),
+                arg("-d"),
+                self.db_arg(),
+                arg("-n"),
+                arg(&selector),
+            ],
+        )?;
+        if !out.success {
+            if out.stderr.contains("Could not find cert") {
+                return Ok((false, false));
+            }
+            return Err(self.failure(Tool::Certutil, "listing certificates", &out));
+        }
+        Ok(parse_listing(&out.stdout)
+            .into_iter()
+            .find(|listed| listed.fingerprint_sha256 == ours.fingerprint_sha256)
+            .map_or((false, false), |listed| (true, listed.has_key)))
     }
 
     /// The keys in the database and whether `cert_der` is there: `certutil -K`, then one
@@ -359,63 +345,6 @@ impl<R: ToolRunner> NssDb<R> {
         })
     }
 
-    /// Renewal, new before old: adds the new identity unless `usable` (what
-    /// [`NssDb::is_usable`] just said of `cert_der`), checks it, then removes every other
-    /// certificate that is ours. Returns what was removed.
-    ///
-    /// Passing the caller's answer spares the tools a second look. A database this call had
-    /// to create holds nothing to remove.
-    pub fn replace_identity(
-        &self,
-        cert_der: &[u8],
-        key_der: &Zeroizing<Vec<u8>>,
-        ours: &Ours,
-        usable: bool,
-    ) -> Result<Vec<NssCertificate>, NssError> {
-        if !usable && self.import(cert_der, key_der)? {
-            return Ok(Vec::new());
-        }
-        let keep = describe(cert_der, &[])?;
-        self.remove(ours, Some(&keep))
-    }
-
-    /// Removes our certificates and their keys (see [`Ours`]); nothing else. Returns what was
-    /// removed.
-    pub fn remove_ours(&self, ours: &Ours) -> Result<Vec<NssCertificate>, NssError> {
-        if !self.exists() {
-            return Ok(Vec::new());
-        }
-        self.remove(ours, None)
-    }
-
-    /// The database has been created (Chrome's SQL format).
-    pub fn exists(&self) -> bool {
-        self.dir.join("cert9.db").exists()
-    }
-
-    /// Adds `ca_der` as a CA trusted to issue TLS server certificates (`C,,`), under
-    /// `nickname`. Used for anchors a device needs besides the public ones.
-    pub fn add_trusted_ca(&self, nickname: &str, ca_der: &[u8]) -> Result<(), NssError> {
-        let files = SecretDir::new(self.runner.run_as())?;
-        let path = files.write("ca.der", ca_der)?;
-        self.checked(
-            Tool::Certutil,
-            "adding a trusted CA",
-            &[
-                arg("-A"),
-                arg("-d"),
-                self.db_arg(),
-                arg("-n"),
-                arg(nickname),
-                arg("-t"),
-                arg("C,,"),
-                arg("-i"),
-                arg(&path),
-            ],
-        )?;
-        Ok(())
-    }
-
     /// Every private key in the database.
     pub fn keys(&self) -> Result<Vec<KeyEntry>, NssError> {
         let out = self.run(
@@ -438,109 +367,6 @@ impl<R: ToolRunner> NssDb<R> {
         Ok(parse_key_list(&out.stdout))
     }
 
-    fn remove(
-        &self,
-        ours: &Ours,
-        keep: Option<&NssCertificate>,
-    ) -> Result<Vec<NssCertificate>, NssError> {
-        let keys = self.keys()?;
-        let key_ids: Vec<String> = keys.iter().map(|k| k.key_id.clone()).collect();
-        let mut doomed: Vec<NssCertificate> = Vec::new();
-        let mut add = |cert: NssCertificate| {
-            if !doomed
-                .iter()
-                .any(|d| d.fingerprint_sha256 == cert.fingerprint_sha256)
-            {
-                doomed.push(cert);
-            }
-        };
-        for known in &ours.known {
-            let cert = describe(known, &key_ids)?;
-            let group = self.group(&pkcs11_uri(None, Some(&hex_decode(&cert.key_id))))?;
-            if group
-                .iter()
-                .any(|der| fingerprint(der) == cert.fingerprint_sha256)
-            {
-                add(cert);
-            }
-        }
-        if let Some(issuer_cn) = &ours.issuer_cn {
-            for der in self.group(&pkcs11_uri(Some(&self.nickname), None))? {
-                let Ok(cert) = describe(&der, &key_ids) else {
-                    continue;
-                };
-                if cert.issuer_cn.as_deref() == Some(issuer_cn.as_str())
-                    && self.labelled_ours(&hex_decode(&cert.key_id))?
-                {
-                    add(cert);
-                }
-            }
-        }
-        if let Some(keep) = keep {
-            // A certificate sharing the kept identity's key cannot be told apart from it by key
-            // id, the only selector NSS offers; it stays rather than risk the new identity.
-            doomed.retain(|d| d.key_id != keep.key_id);
-        }
-        for cert in &doomed {
-            self.delete(cert)?;
-        }
-        Ok(doomed)
-    }
-
-    /// Deletes exactly `cert` (and its key, when present), then checks that it is gone.
-    fn delete(&self, cert: &NssCertificate) -> Result<(), NssError> {
-        let id = hex_decode(&cert.key_id);
-        let selector = pkcs11_uri(None, Some(&id));
-        let (flag, action) = if cert.key_present {
-            ("-F", "deleting a certificate and its key")
-        } else {
-            ("-D", "deleting a certificate")
-        };
-        let out = self.run(
-            Tool::Certutil,
-            &[
-                arg(flag),
-                arg("-d"),
-                self.db_arg(),
-                arg("-f"),
-                arg(EMPTY_PASSWORD_FILE),
-                arg("-n"),
-                arg(&selector),
-            ],
-        )?;
-        if !out.success && !out.stderr.contains("Could not find") {
-            return Err(self.failure(Tool::Certutil, action, &out));
-        }
-        let still_there = self
-            .group(&selector)?
-            .iter()
-            .any(|der| fingerprint(der) == cert.fingerprint_sha256);
-        if still_there {
-            return Err(self.unexpected(format!(
-                "still holds certificate {} after deleting it",
-                cert.fingerprint_sha256
-            )));
-        }
-        if self.keys()?.iter().any(|k| k.key_id == cert.key_id) {
-            // The certificate went but its key stayed (or was left behind by someone else's
-            // deletion): remove the key by its id, which is ours.
-            self.checked(
-                Tool::Certutil,
-                "deleting a key",
-                &[
-                    arg("-F"),
-                    arg("-d"),
-                    self.db_arg(),
-                    arg("-f"),
-                    arg(EMPTY_PASSWORD_FILE),
-                    arg("-k"),
-                    arg(&cert.key_id),
-                ],
-            )?;
-        }
-        Ok(())
-    }
-
     /// Whether a certificate with key id `id` is filed under our nickname.
     fn labelled_ours(&self, id: &[u8]) -> Result<bool, NssError> {
         Ok(!self
@@ -548,8 +374,8 @@ impl<R: ToolRunner> NssDb<R> {
             .is_empty())
     }
 
-    /// The certificates `certutil -L -n <name>` prints: the one `name` selects and every other
-    /// certificate of its subject. Empty when `name` selects nothing.
+    /// The certificates `certutil -L -n <name> -a` prints: the one `name` selects and every
+    /// other certificate of its subject. Empty when `name` selects nothing.
     fn group(&self, name: &str) -> Result<Vec<Vec<u8>>, NssError> {
         let out = self.run(
             Tool::Certutil,

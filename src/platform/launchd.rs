@@ -2,17 +2,17 @@
 //! Python task), ask whether it is loaded, and whether the user switched it off in Login Items.
 //!
 //! Every command has a fixed argv built by the pure functions below (no secret is ever an
-//! argument) and runs with a timeout; `sfltool dumpbtm`'s text is parsed here and tested on
-//! every OS, the calls themselves are made only on macOS.
+//! argument) and runs with a timeout (`platform::children`); `sfltool dumpbtm`'s text is parsed
+//! here and tested on every OS, the calls themselves are made only on macOS.
 
 // The command builders and the parser are used by the macOS backend; elsewhere by tests.
 #![cfg_attr(not(target_os = "macos"), allow(dead_code))]
 
+use super::children::{self, ChildError, TimedOut};
 use std::ffi::OsString;
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const LAUNCHCTL: &str = "/bin/launchctl";
 pub const SFLTOOL: &str = "/usr/bin/sfltool";
@@ -28,8 +28,8 @@ pub enum LaunchdError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{program} did not finish within {secs} s")]
-    Timeout { program: String, secs: u64 },
+    #[error(transparent)]
+    TimedOut(#[from] TimedOut),
     #[error("{command} failed ({status}): {message}")]
     Failed {
         command: String,
@@ -152,10 +152,8 @@ impl Finished {
     }
 }
 
-/// Runs `argv` with no stdin, capturing its output, killing it after `timeout`.
-///
-/// The output is read on threads while we wait, so a chatty command (dumpbtm prints every login
-/// item of every user) cannot block on a full pipe and run into the timeout.
+/// Runs `argv` with no stdin, capturing its output, killing it (and its process group) after
+/// `timeout` or when the run's deadline comes first.
 pub fn run(argv: &[OsString], timeout: Duration) -> Result<Finished, LaunchdError> {
     let program = argv
         .first()
@@ -170,51 +168,16 @@ pub fn run(argv: &[OsString], timeout: Duration) -> Result<Finished, LaunchdErro
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = super::children::spawn(&mut command).map_err(|source| LaunchdError::Spawn {
-        program: program.clone(),
-        source,
-    })?;
-    let reader = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut text = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut text);
-            }
-            String::from_utf8_lossy(&text).into_owned()
-        })
-    };
-    let out = reader(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = reader(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(LaunchdError::Timeout {
-                    program,
-                    secs: timeout.as_secs(),
-                });
-            }
-            Err(source) => return Err(LaunchdError::Spawn { program, source }),
+    let done = children::run(&mut command, &program, timeout, None).map_err(|e| match e {
+        ChildError::TimedOut(stopped) => LaunchdError::TimedOut(stopped),
+        ChildError::Spawn { source, .. } | ChildError::Wait { source, .. } => {
+            LaunchdError::Spawn { program, source }
         }
-    };
+    })?;
     Ok(Finished {
-        code: status.code(),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+        code: done.status.code(),
+        stdout: String::from_utf8_lossy(&done.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&done.stderr).into_owned(),
     })
 }
 
@@ -620,13 +583,13 @@ gui/501/com.devicetrust.renew = {
         assert_eq!(done.code, Some(7));
         assert_eq!(done.stdout, "out\n");
         assert_eq!(done.message(), "err");
-        let started = Instant::now();
-        let slow = run(&sh("sleep 5"), Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        let slow = run(&sh("kill -STOP $$"), Duration::from_millis(200));
         assert!(
-            matches!(slow, Err(LaunchdError::Timeout { .. })),
+            matches!(&slow, Err(LaunchdError::TimedOut(t)) if t.program == "/bin/sh"),
             "{slow:?}"
         );
-        assert!(started.elapsed() < Duration::from_secs(4));
+        assert!(started.elapsed() >= Duration::from_millis(200));
         assert!(matches!(
             run(&["/nonexistent/x".into()], Duration::from_secs(1)),
             Err(LaunchdError::Spawn { .. })

@@ -161,7 +161,15 @@ pub enum ReexecError {
         #[source]
         source: std::io::Error,
     },
+    /// The run in the user's session took the time the root run had left, and was stopped
+    /// with everything it started.
+    #[error(transparent)]
+    TimedOut(#[from] crate::platform::children::TimedOut),
 }
+
+/// How long the run in the user's session may take when the root run has no deadline: the
+/// default of `network.run_deadline_secs`.
+pub const REEXEC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What the child did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,9 +201,9 @@ pub use imp::LaunchctlSession;
 #[cfg(target_os = "macos")]
 mod imp {
     use super::{crossing_env, reexec_argv, Ran, ReexecError, SecretFlag, UserSession};
+    use crate::platform::children::{self, ChildError};
     use crate::secret::Secret;
     use std::ffi::OsString;
-    use std::io::Write;
     use std::process::Stdio;
 
     /// `launchctl asuser` + `sudo -u`: the macOS way into a user's bootstrap namespace.
@@ -245,38 +253,33 @@ mod imp {
                     Stdio::inherit()
                 })
                 .stderr(Stdio::inherit());
-            let mut child = crate::platform::children::spawn(&mut command).map_err(|source| {
-                ReexecError::Spawn {
-                    what: "launchctl asuser",
-                    source,
-                }
-            })?;
-            if let (Some((_, secret)), Some(mut stdin)) = (secret, child.stdin.take()) {
-                // One short line fits the pipe buffer; a child that exits without reading it
-                // (EPIPE) reports its own error, so the write's outcome is not ours to judge.
+            // The secret as one line on the child's stdin, zeroed once written.
+            let line = secret.map(|(_, secret)| {
                 let mut line = zeroize::Zeroizing::new(secret.expose().as_bytes().to_vec());
                 line.push(b'\n');
-                let _ = stdin.write_all(&line);
-                drop(stdin);
-            }
-            // The child's stdout is read to its end before waiting (one short line for the EA).
-            let stdout = match child.stdout.take() {
-                Some(mut pipe) => {
-                    let mut bytes = Vec::new();
-                    use std::io::Read;
-                    pipe.read_to_end(&mut bytes)
-                        .map_err(|source| ReexecError::Spawn {
-                            what: "the agent as the console user",
-                            source,
-                        })?;
-                    Some(bytes)
-                }
-                None => None,
-            };
-            let status = child.wait().map_err(|source| ReexecError::Spawn {
-                what: "the agent as the console user",
-                source,
+                line
+            });
+            // The child has the time the root run has left: the parent must still answer.
+            let timeout = children::time_left().unwrap_or(super::REEXEC_TIMEOUT);
+            let ran = children::run(
+                &mut command,
+                "the agent in the console user's session",
+                timeout,
+                line.as_deref().map(Vec::as_slice),
+            )
+            .map_err(|e| match e {
+                ChildError::TimedOut(stopped) => ReexecError::TimedOut(stopped),
+                ChildError::Spawn { source, .. } => ReexecError::Spawn {
+                    what: "launchctl asuser",
+                    source,
+                },
+                ChildError::Wait { source, .. } => ReexecError::Spawn {
+                    what: "the agent as the console user",
+                    source,
+                },
             })?;
+            let status = ran.status;
+            let stdout = keep_stdout.then_some(ran.stdout);
             // Killed by a signal: a failed run.
             Ok(Ran {
                 code: status.code().unwrap_or(1),

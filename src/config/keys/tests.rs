@@ -41,6 +41,7 @@ fn non_default(key: &str) -> Option<String> {
         "network.max_rate_limit_wait_secs" => "60".into(),
         "network.wait_for_network_secs" => "5".into(),
         "network.run_deadline_secs" => "300".into(),
+        "network.status_deadline_secs" => "20".into(),
         "allowlist.add" => "[\"teamid:ABCDE12345\"]".into(),
         "allowlist.remove" => "[\"teamid:BQR82RBBHL\"]".into(),
         "allowlist.replace_defaults" => "[\"teamid:EQHXZ8M8AV\"]".into(),

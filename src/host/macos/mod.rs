@@ -101,6 +101,14 @@ mod imp {
         }
     }
 
+    /// A launchctl that hung says nothing about the job: the run is deferred.
+    fn launchd_error(e: launchd::LaunchdError) -> LinkError {
+        match e {
+            launchd::LaunchdError::TimedOut(stopped) => LinkError::TimedOut(stopped),
+            e => LinkError::Platform(e.to_string()),
+        }
+    }
+
     /// The user's launchd GUI domain (`gui/<uid>`) and Background Task Management.
     struct Launchd {
         uid: Option<u32>,
@@ -111,13 +119,13 @@ mod imp {
             let Some(uid) = self.uid else {
                 return Ok(());
             };
-            launchd::reload(uid, label, plist).map_err(|e| LinkError::Platform(e.to_string()))
+            launchd::reload(uid, label, plist).map_err(launchd_error)
         }
         fn unload(&self, label: &str) -> Result<bool, LinkError> {
             let Some(uid) = self.uid else {
                 return Ok(false);
             };
-            launchd::unload(uid, label).map_err(|e| LinkError::Platform(e.to_string()))
+            launchd::unload(uid, label).map_err(launchd_error)
         }
         fn is_loaded(&self, label: &str) -> Option<bool> {
             launchd::is_loaded(self.uid?, label)

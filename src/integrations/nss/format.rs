@@ -11,14 +11,6 @@ const RSA_ENCRYPTION: const_oid::ObjectIdentifier =
 const EC_PUBLIC_KEY: const_oid::ObjectIdentifier =
     const_oid::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 
-pub(super) fn found(yes: bool) -> &'static str {
-    if yes {
-        "present"
-    } else {
-        "missing"
-    }
-}
-
 pub(super) fn is_password_failure(stderr: &str) -> bool {
     stderr.contains("SEC_ERROR_BAD_PASSWORD") || stderr.contains("password file contains no data")
 }
@@ -152,6 +144,48 @@ pub fn parse_pem_certificates(stdout: &str) -> Result<Vec<Vec<u8>>, NssError> {
         .filter(|(label, _)| label == "CERTIFICATE")
         .map(|(_, der)| der)
         .collect())
+}
+
+/// One certificate of `certutil -L -n <name>`'s printout (without `-a`): its SHA-256
+/// fingerprint (lowercase hex) and whether NSS holds its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub fingerprint_sha256: String,
+    pub has_key: bool,
+}
+
+/// The certificates `certutil -L -n <name>` prints, each a block starting `Certificate:` at the
+/// start of a line. NSS gives a certificate whose private key it holds the `CERTDB_USER` trust
+/// bit (`nssTrust_GetCERTCertTrust` in NSS's lib/pki/pki3hack.c sets it when `PK11_IsUserCert`
+/// finds the key), and certutil prints that bit as `User` under the certificate's trust flags:
+/// one listing says whether the certificate is there and whether its key is.
+pub fn parse_listing(stdout: &str) -> Vec<Listed> {
+    let mut listed: Vec<Listed> = Vec::new();
+    let mut lines = stdout.lines();
+    let mut in_trust_flags = false;
+    while let Some(line) = lines.next() {
+        if line.starts_with("Certificate:") {
+            listed.push(Listed {
+                fingerprint_sha256: String::new(),
+                has_key: false,
+            });
+            in_trust_flags = false;
+            continue;
+        }
+        let Some(current) = listed.last_mut() else {
+            continue;
+        };
+        match line.trim() {
+            "Fingerprint (SHA-256):" => {
+                let digits = lines.next().unwrap_or("").trim();
+                current.fingerprint_sha256 = digits.replace(':', "").to_ascii_lowercase();
+            }
+            "Certificate Trust Flags:" => in_trust_flags = true,
+            "User" if in_trust_flags => current.has_key = true,
+            _ => {}
+        }
+    }
+    listed
 }
 
 pub(super) fn hex_decode(text: &str) -> Vec<u8> {

@@ -1,16 +1,18 @@
 //! How the NSS tools are started: found in fixed system directories, with an empty stdin, no
-//! controlling terminal and a clean environment, and, when root works on a user's database,
-//! as that user (`setpriv`), so the files stay the user's and no link the user planted is
-//! followed with root's rights. Secret material reaches a tool only as a 0600 file in a
-//! private temporary directory ([`SecretDir`]), never on its command line.
+//! controlling terminal, a clean environment and a timeout, and, when root works on a user's
+//! database, as that user (`setpriv`), so the files stay the user's and no link the user
+//! planted is followed with root's rights. Secret material reaches a tool only as a 0600 file
+//! in a private temporary directory ([`SecretDir`]), never on its command line.
 
 use super::NssError;
+use crate::platform::children::ChildError;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// Where the tools are looked for. A fixed list rather than `$PATH`: the agent runs as root
 /// from an MDM or a timer, and a directory an attacker can write to must not supply `certutil`.
@@ -23,12 +25,17 @@ const SEARCH_DIRS: [&str; 6] = [
     "/bin",
 ];
 
+/// How long one run of a tool may take. `certutil` and `pk12util` finish in milliseconds on a
+/// database of a few hundred KiB; one that takes seconds is stuck (a FIFO where the database
+/// should be, a PKCS#11 module of the user's that blocks, a process the user stopped, all under
+/// the user's uid), and the run's own deadline may cut it shorter still.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The programs the NSS integration starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
     Certutil,
     Pk12util,
-    Mkdir,
 }
 
 impl Tool {
@@ -36,18 +43,12 @@ impl Tool {
         match self {
             Tool::Certutil => "certutil",
             Tool::Pk12util => "pk12util",
-            Tool::Mkdir => "mkdir",
         }
     }
 
     /// The package that ships the tool, for the error an admin reads.
     pub fn package(self) -> &'static str {
-        match self {
-            Tool::Certutil | Tool::Pk12util => {
-                "libnss3-tools on Debian and Ubuntu, nss-tools on Fedora and RHEL"
-            }
-            Tool::Mkdir => "coreutils",
-        }
+        "libnss3-tools on Debian and Ubuntu, nss-tools on Fedora and RHEL"
     }
 }
 
@@ -109,19 +110,52 @@ impl RunAs {
 #[derive(Debug, Clone)]
 pub struct SystemRunner {
     run_as: Option<RunAs>,
+    timeout: Duration,
+    /// Where the tools are looked for, if not in [`SEARCH_DIRS`]: a test's stand-ins.
+    #[cfg(test)]
+    tool_dir: Option<PathBuf>,
 }
 
 impl SystemRunner {
     /// Runs the tools as this process's user.
     pub fn current_user() -> SystemRunner {
-        SystemRunner { run_as: None }
+        SystemRunner {
+            run_as: None,
+            timeout: TOOL_TIMEOUT,
+            #[cfg(test)]
+            tool_dir: None,
+        }
     }
 
     /// Runs the tools as `run_as` (this process must be root).
     pub fn as_user(run_as: RunAs) -> SystemRunner {
         SystemRunner {
             run_as: Some(run_as),
+            ..SystemRunner::current_user()
         }
+    }
+
+    /// Gives each run of a tool `timeout` instead of [`TOOL_TIMEOUT`].
+    pub fn with_timeout(mut self, timeout: Duration) -> SystemRunner {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Takes the tools from `dir` instead of the system's folders: a test's stand-ins, run
+    /// exactly as the real tools are.
+    #[cfg(test)]
+    pub fn with_tools_from(mut self, dir: &Path) -> SystemRunner {
+        self.tool_dir = Some(dir.to_owned());
+        self
+    }
+
+    fn find_tool(&self, tool: Tool) -> Option<PathBuf> {
+        #[cfg(test)]
+        if let Some(dir) = &self.tool_dir {
+            let path = dir.join(tool.name());
+            return path.is_file().then_some(path);
+        }
+        find(tool.name())
     }
 
     /// The runner for a database under `home`: as root, the tools run as the home folder's
@@ -145,7 +179,7 @@ impl SystemRunner {
 
 impl ToolRunner for SystemRunner {
     fn run(&self, tool: Tool, args: &[OsString]) -> Result<ToolOutput, NssError> {
-        let program = find(tool.name()).ok_or(NssError::ToolMissing {
+        let program = self.find_tool(tool).ok_or(NssError::ToolMissing {
             tool: tool.name(),
             package: tool.package(),
         })?;
@@ -168,23 +202,15 @@ impl ToolRunner for SystemRunner {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // NSS prompts for a database password on /dev/tty, not stdin. In a new session the
-        // tool has no controlling terminal, so a database with a password fails at once
-        // instead of waiting for someone to type.
-        {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-            unsafe {
-                command.pre_exec(|| {
-                    libc::setsid();
-                    Ok(())
-                });
-            }
-        }
-        let output =
-            crate::platform::children::output(&mut command).map_err(|e| NssError::Spawn {
-                tool: tool.name(),
-                reason: e.to_string(),
+        // In a session of its own the tool has no controlling terminal: NSS prompts for a
+        // database password on /dev/tty, so a database with one fails at once.
+        let output = crate::platform::children::run(&mut command, tool.name(), self.timeout, None)
+            .map_err(|e| match e {
+                ChildError::TimedOut(stopped) => NssError::TimedOut(stopped),
+                other => NssError::Spawn {
+                    tool: tool.name(),
+                    reason: other.to_string(),
+                },
             })?;
         Ok(ToolOutput {
             success: output.status.success(),
@@ -195,7 +221,7 @@ impl ToolRunner for SystemRunner {
     }
 
     fn has(&self, tool: Tool) -> bool {
-        find(tool.name()).is_some()
+        self.find_tool(tool).is_some()
     }
 
     fn run_as(&self) -> Option<RunAs> {

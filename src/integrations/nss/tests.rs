@@ -8,6 +8,7 @@ use crate::pki::{Authority, IssueProfile, IssueRequest, PrivateKey};
 use std::cell::RefCell;
 use std::os::unix::fs::PermissionsExt;
 use time::OffsetDateTime;
+use zeroize::Zeroizing;
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(
@@ -194,6 +195,25 @@ fn fail(stderr: &str) -> ToolOutput {
     }
 }
 
+/// One certificate as `certutil -L -n <name>` prints it (the lines this module reads, in the
+/// layout of NSS 3.x), `User` among its trust flags when its key is in the database.
+pub(crate) fn printout(der: &[u8], key: bool) -> String {
+    let colons = fingerprint(der)
+        .to_ascii_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| String::from_utf8_lossy(pair).into_owned())
+        .collect::<Vec<_>>()
+        .join(":");
+    let user = if key { "            User\n" } else { "" };
+    format!(
+        "Certificate:\n    Data:\n        Version: 3 (0x2)\n    Fingerprint (SHA-256):\n        \
+         {colons}\n    Fingerprint (SHA1):\n        00:11\n\n    Mozilla-CA-Policy: false \
+         (attribute missing)\n    Certificate Trust Flags:\n        SSL Flags:\n{user}        \
+         Email Flags:\n{user}        Object Signing Flags:\n{user}\n"
+    )
+}
+
 fn value_after<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
     args.iter()
         .position(|a| a == flag)
@@ -290,12 +310,6 @@ impl ToolRunner for Fake {
         let mut model = self.model.borrow_mut();
         let db = value_after(&args, "-d").map(|d| d.trim_start_matches("sql:").to_owned());
         let out = match (tool, args[0].as_str()) {
-            (Tool::Mkdir, _) => {
-                for dir in &args[4..] {
-                    std::fs::create_dir_all(dir).unwrap();
-                }
-                ok(String::new())
-            }
             (Tool::Certutil, "-N") => {
                 std::fs::write(Path::new(&db.unwrap()).join("cert9.db"), b"").unwrap();
                 ok(String::new())
@@ -317,13 +331,21 @@ impl ToolRunner for Fake {
             }
             (Tool::Certutil, "-L") => {
                 let name = value_after(&args, "-n").unwrap();
+                let pem = args.iter().any(|a| a == "-a");
                 match model.matching(name) {
                     None => fail(&format!("certutil: Could not find cert: {name}")),
                     Some(first) => ok(model
                         .certs
                         .iter()
                         .filter(|e| e.subject == first.subject)
-                        .map(|e| crate::pki::pem_encode("CERTIFICATE", &e.der))
+                        .map(|e| {
+                            if pem {
+                                crate::pki::pem_encode("CERTIFICATE", &e.der)
+                            } else {
+                                let key = model.keys.iter().any(|k| k.key_id == e.key_id);
+                                printout(&e.der, key)
+                            }
+                        })
                         .collect()),
                 }
             }
@@ -353,6 +375,11 @@ impl ToolRunner for Fake {
                 ok(String::new())
             }
             (Tool::Pk12util, "-i") => {
+                // pk12util creates a missing database, as `certutil -N` would.
+                let cert_db = Path::new(db.as_deref().unwrap()).join("cert9.db");
+                if !cert_db.exists() {
+                    std::fs::write(cert_db, b"").unwrap();
+                }
                 for flag in ["-i", "-w"] {
                     let path = PathBuf::from(value_after(&args, flag).unwrap());
                     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -384,9 +411,8 @@ struct ModelDb {
 
 fn model_db() -> ModelDb {
     let home = tempfile::tempdir().unwrap();
-    let dir = home.path().join(DATABASE_DIR);
     ModelDb {
-        db: NssDb::with_runner(dir, Fake::default()),
+        db: NssDb::in_home(home.path(), Fake::default()),
         _home: home,
     }
 }
@@ -422,34 +448,14 @@ fn add_creates_the_database_like_chrome_and_imports_through_files_only() {
 
     let log = m.fake().log.borrow().clone();
     let dir = m.db.dir().to_string_lossy().into_owned();
-    let parent = m.db.dir().parent().unwrap().to_string_lossy().into_owned();
-    assert_eq!(
-        log[0],
-        (
-            Tool::Mkdir,
-            vec![
-                "-p".into(),
-                "-m".into(),
-                "0700".into(),
-                "--".into(),
-                parent,
-                dir.clone()
-            ]
-        )
-    );
-    assert_eq!(
-        log[1],
-        (
-            Tool::Certutil,
-            vec![
-                "-N".into(),
-                "-d".into(),
-                format!("sql:{dir}"),
-                "--empty-password".into()
-            ]
-        )
-    );
-    let import = log.iter().find(|(t, _)| *t == Tool::Pk12util).unwrap();
+    // The folders are made as Chrome makes them (0700), without a tool; pk12util makes the
+    // database itself, as `certutil -N --empty-password` would.
+    for folder in [m.db.dir().parent().unwrap(), m.db.dir()] {
+        let mode = std::fs::metadata(folder).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", folder.display());
+    }
+    assert_eq!(log[0].0, Tool::Pk12util);
+    let import = &log[0];
     let seen = m.fake().seen_files.borrow().clone();
     let (p12_path, p12_mode, _) = &seen[0];
     let (pw_path, pw_mode, password) = &seen[1];
@@ -516,7 +522,8 @@ fn a_first_enrollment_creates_imports_and_checks_once_without_listing_what_to_re
         .unwrap();
     assert!(removed.is_empty());
     assert!(m.has(&ours));
-    // Create, import, one check; a database made by this call holds nothing else.
+    // Import (which creates the database), one check; a database made by this call holds
+    // nothing else.
     let calls: Vec<(Tool, String)> = m
         .fake()
         .log
@@ -524,16 +531,10 @@ fn a_first_enrollment_creates_imports_and_checks_once_without_listing_what_to_re
         .iter()
         .map(|(t, a)| (*t, a[0].clone()))
         .collect();
-    let expected: Vec<(Tool, String)> = [
-        (Tool::Mkdir, "-p"),
-        (Tool::Certutil, "-N"),
-        (Tool::Pk12util, "-i"),
-        (Tool::Certutil, "-K"),
-        (Tool::Certutil, "-L"),
-    ]
-    .into_iter()
-    .map(|(t, a)| (t, a.to_owned()))
-    .collect();
+    let expected: Vec<(Tool, String)> = [(Tool::Pk12util, "-i"), (Tool::Certutil, "-L")]
+        .into_iter()
+        .map(|(t, a)| (t, a.to_owned()))
+        .collect();
     assert_eq!(calls, expected);
 }
 
@@ -545,7 +546,7 @@ fn without_the_tools_nothing_is_created_and_the_package_is_named() {
             missing: vec![tool],
             ..Fake::default()
         };
-        let db = NssDb::with_runner(home.path().join(DATABASE_DIR), fake);
+        let db = NssDb::in_home(home.path(), fake);
         let ours = identity(&okta_ca(), "device.key");
         let err = db
             .replace_identity(&ours.cert, &ours.key, &Ours::default(), false)
@@ -756,7 +757,7 @@ impl ToolRunner for Recording {
 }
 
 fn real_db(home: &Path, runner: SystemRunner) -> NssDb<Recording> {
-    NssDb::with_runner(home.join(DATABASE_DIR), Recording::new(runner))
+    NssDb::in_home(home, Recording::new(runner))
 }
 
 fn assert_no_secret_in_argv(db: &NssDb<Recording>, keys: &[&Identity]) {
@@ -909,7 +910,7 @@ fn real_nss_trusted_ca_and_password_protected_database() {
         .status()
         .unwrap();
     assert!(status.success());
-    let db = NssDb::with_runner(dir, SystemRunner::current_user());
+    let db = NssDb::in_home(locked.path(), SystemRunner::current_user());
     let ours = identity(&okta_ca(), "device.key");
     let err = db.add_identity(&ours.cert, &ours.key).unwrap_err();
     assert!(matches!(err, NssError::PasswordProtected { .. }), "{err}");
@@ -981,6 +982,124 @@ fn real_nss_as_root_works_as_the_home_folders_owner() {
     assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
 }
 
+#[test]
+fn one_listing_says_whether_each_certificate_and_its_key_are_there() {
+    let with_key = identity(&okta_ca(), "device.key");
+    let without = identity(&decoy_ca(), "tls-ca.key");
+    let text = format!(
+        "{}{}",
+        printout(&with_key.cert, true),
+        printout(&without.cert, false)
+    );
+    assert_eq!(
+        parse_listing(&text),
+        vec![
+            Listed {
+                fingerprint_sha256: with_key.info().fingerprint_sha256,
+                has_key: true
+            },
+            Listed {
+                fingerprint_sha256: without.info().fingerprint_sha256,
+                has_key: false
+            },
+        ]
+    );
+    // `User` elsewhere in a certificate (a subject, say) is not its trust flag.
+    let text = printout(&without.cert, false).replace("Version: 3", "User");
+    assert!(!parse_listing(&text)[0].has_key);
+    assert_eq!(parse_listing("certutil: Could not find cert"), vec![]);
+}
+
+#[test]
+fn real_nss_one_listing_tells_a_certificate_without_its_key() {
+    let Some(()) = real_tools() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let db = real_db(home.path(), SystemRunner::current_user());
+    let ours = identity(&okta_ca(), "device.key");
+    assert!(db.add_identity(&ours.cert, &ours.key).unwrap());
+    assert!(db.is_usable(&ours.cert).unwrap());
+    let key_id = describe(&ours.cert, &[]).unwrap().key_id;
+    db.checked(
+        Tool::Certutil,
+        "deleting a key",
+        &[
+            arg("-F"),
+            arg("-d"),
+            db.db_arg(),
+            arg("-f"),
+            arg(EMPTY_PASSWORD_FILE),
+            arg("-k"),
+            arg(&key_id),
+        ],
+    )
+    .unwrap();
+    assert_eq!(db.presence(&ours.cert).unwrap(), (true, false));
+    assert!(!db.is_usable(&ours.cert).unwrap());
+}
+
+/// A `certutil` of the user's making that starts a helper and stops itself (`kill -STOP $$`):
+/// it is stopped with its process group at its timeout (as root, under the user's uid as the
+/// real tools run), and the error names it and the time.
+#[test]
+fn a_certutil_that_stops_itself_is_stopped_with_its_group_at_its_timeout() {
+    let tools = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tools.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fifo = tools.path().join("pids");
+    make_fifo(&fifo, 0o666);
+    let standin = tools.path().join("certutil");
+    std::fs::write(
+        &standin,
+        format!(
+            "#!/bin/sh\nsleep 1000 &\necho $$ $! > '{}'\nkill -STOP $$\n",
+            fifo.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&standin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let runner = if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&fifo, Some(3_999_999_003), None).unwrap();
+        SystemRunner::as_user(RunAs::uid(3_999_999_003, 3_999_999_003))
+    } else {
+        SystemRunner::current_user()
+    };
+    let timeout = std::time::Duration::from_millis(300);
+    let runner = runner.with_tools_from(tools.path()).with_timeout(timeout);
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(DATABASE_DIR)).unwrap();
+    std::fs::write(home.path().join(DATABASE_DIR).join("cert9.db"), b"").unwrap();
+    let db = NssDb::in_home(home.path(), runner);
+    let ours = identity(&okta_ca(), "device.key");
+
+    let looking = std::thread::spawn(move || db.is_usable(&ours.cert));
+    let pids: Vec<i32> = std::fs::read_to_string(&fifo)
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let err = looking.join().unwrap().unwrap_err();
+    let NssError::TimedOut(stopped) = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(
+        (stopped.program.as_str(), stopped.after),
+        ("certutil", timeout)
+    );
+    assert!(
+        err.to_string()
+            .starts_with("certutil did not finish within 300 ms"),
+        "{err}"
+    );
+    // The stand-in and its helper went with their group and were reaped here.
+    // On Linux the agent reaps its children's orphans itself; on macOS launchd does, later.
+    for pid in pids.into_iter().filter(|_| cfg!(target_os = "linux")) {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "{pid} is still there"
+        );
+    }
+}
+
 /// A machine without NSS's tools (`libnss3-tools` not installed), for the callers of
 /// [`NssDb`] that must behave without them.
 pub(crate) struct NoTools;
@@ -998,4 +1117,12 @@ impl ToolRunner for NoTools {
     fn has(&self, _: Tool) -> bool {
         false
     }
+}
+
+/// A FIFO at `path` with `mode`, as `mkfifo` makes it.
+fn make_fifo(path: &std::path::Path, mode: libc::mode_t) {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c_path` is a valid NUL-terminated string for the duration of the call.
+    let made = unsafe { libc::mkfifo(c_path.as_ptr(), mode) };
+    assert_eq!(made, 0, "{}", std::io::Error::last_os_error());
 }

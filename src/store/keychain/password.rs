@@ -12,7 +12,6 @@ use security_framework::item::{ItemClass, ItemSearchOptions, Limit, Reference, S
 use security_framework::os::macos::keychain::SecKeychain;
 use security_framework::os::macos::keychain_item::SecKeychainItem;
 use security_framework::os::macos::passwords::find_generic_password;
-use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use zeroize::Zeroizing;
@@ -96,46 +95,22 @@ impl LoginItem {
             .stdout(Stdio::piped())
             // Its messages may quote what it was given; they are not passed on.
             .stderr(Stdio::null());
-        let mut child = crate::platform::children::spawn(&mut command)
-            .map_err(|e| failed(format!("cannot run {}: {e}", password::SECURITY)))?;
-        if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            let _ = pipe.write_all(bytes);
-        }
-        // Read on a thread, so a `security` that hangs runs into the timeout below.
-        let reader = child.stdout.take().map(|mut pipe| {
-            std::thread::spawn(move || {
-                let mut out = Zeroizing::new(Vec::new());
-                let _ = pipe.read_to_end(&mut out);
-                out
-            })
-        });
-        let started = std::time::Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if started.elapsed() < TOOL_TIMEOUT => {
-                    std::thread::sleep(Duration::from_millis(20))
+        let done =
+            crate::platform::children::run(&mut command, password::SECURITY, TOOL_TIMEOUT, stdin)
+                .map_err(|e| match e {
+                crate::platform::children::ChildError::TimedOut(t) => {
+                    ToolError::TimedOut(t.to_string())
                 }
-                Ok(None) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(ToolError::TimedOut(format!(
-                        "{} did not finish within {} s",
-                        password::SECURITY,
-                        TOOL_TIMEOUT.as_secs()
-                    )));
-                }
-                Err(e) => return Err(failed(e.to_string())),
-            }
-        };
-        let out = reader.and_then(|r| r.join().ok()).unwrap_or_default();
-        if status.success() {
+                other => failed(other.to_string()),
+            })?;
+        let out = Zeroizing::new(done.stdout);
+        if done.status.success() {
             Ok(out)
         } else {
             Err(failed(format!(
                 "{} exited with {}",
                 password::SECURITY,
-                status
+                done.status
                     .code()
                     .map_or("a signal".to_owned(), |c| c.to_string())
             )))
