@@ -320,7 +320,8 @@ fn main() {
          (goal ≤ 16 MiB).\n\n{table}\n\
          What dominates each:\n\n{dominated}\n\
          **The NSS step** (Linux only: create the user's database as Chrome does, import the \
-         identity, check it; five runs of `mkdir`, `certutil` and `pk12util`), timed alone with \
+         identity, check it; two runs: `pk12util`, which creates the database, and one \
+         `certutil -L`), timed alone with \
          the same library calls: median **{nss_ms:.1} ms** of each enrollment above. A Mac has \
          no such step; without it the medians above would be about {scep_without:.0} ms (SCEP) \
          and {okta_without:.0} ms (Okta).\n\n{sizes}\n\

@@ -1395,6 +1395,64 @@ fn with_the_packages_launch_agent_no_per_user_job_is_written() {
     assert_eq!(launchd.loads.get(), 1);
 }
 
+/// The package's LaunchAgent runs a plain `renew`, which takes the enrollment's options from
+/// root's record: a device enrolled with `--config` or `--store` and plain runs after it all
+/// see it as this agent's job.
+#[test]
+fn the_packages_launch_agent_is_this_agents_job_whatever_options_the_enrollment_used() {
+    let root = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("pkg/payload/Library/LaunchAgents/com.devicetrust.renew.plist");
+    let global = crate::integrations::schedule::package_launch_agent_path(root.path());
+    std::fs::create_dir_all(global.parent().unwrap()).unwrap();
+    std::fs::copy(&shipped, &global).unwrap();
+    let link = JobLink {
+        control: Rc::new(super::job::FilesOnly),
+    };
+    let home = UserHome::new("alice", Path::new("/Users/alice"), root.path(), Layout::Mac);
+    let mut store = MemoryStore::default();
+    let held = valid_held();
+    let record = EnrollmentRecord {
+        config_file: Some("/Library/Application Support/devicetrust/alt.toml".into()),
+        store: Some("file:/Users/Shared/identity".into()),
+        ..EnrollmentRecord::default()
+    };
+    for config in [
+        config(root.path()),
+        crate::config::load(
+            &Flags {
+                root: Some(root.path().to_owned()),
+                store: Some("file:/Users/Shared/identity".into()),
+                ..Flags::default()
+            },
+            &Default::default(),
+            Layer::default(),
+        )
+        .unwrap(),
+    ] {
+        let cx = context_over(
+            &config,
+            &home,
+            &record,
+            &mut store,
+            &held,
+            Superseded::default(),
+        );
+        assert_eq!(link.observe(&cx), Observation::Healthy);
+    }
+    std::fs::remove_file(&global).unwrap();
+    let config = config(root.path());
+    let cx = context_over(
+        &config,
+        &home,
+        &record,
+        &mut store,
+        &held,
+        Superseded::default(),
+    );
+    assert!(matches!(link.observe(&cx), Observation::Failing { .. }));
+}
+
 #[test]
 fn the_job_is_not_installed_through_a_link_planted_in_the_home() {
     let link = JobLink {
