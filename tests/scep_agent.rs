@@ -85,6 +85,13 @@ impl Device {
         files_under(self.root.path())
     }
 
+    /// The host browsers present the certificate to, as an admin adds it to the configuration.
+    fn name_cert_auth_host(&self, host: &str) {
+        let config = self.root.path().join("etc/devicetrust/config.toml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, format!("cert_auth_host = {host:?}\n{text}")).unwrap();
+    }
+
     fn challenge_file(&self) -> PathBuf {
         self.root.path().join("etc/devicetrust/scep-challenge")
     }
@@ -338,13 +345,7 @@ fn a_renewal_the_ca_finds_too_early_says_why_and_what_to_change() {
 fn the_browser_filter_names_the_scep_cas_issuer_and_a_stale_one_is_replaced() {
     let server = ScepServer::start(false);
     let device = Device::for_server(&server, CHALLENGE, "");
-    let config = device.root.path().join("etc/devicetrust/config.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!("cert_auth_host = \"dt.example.com\"\n{text}"),
-    )
-    .unwrap();
+    device.name_cert_auth_host("dt.example.com");
     assert_eq!(device.run(&["enroll"]).code, 0);
     let policy = device
         .root
@@ -467,13 +468,7 @@ fn an_oversized_answer_is_refused_and_memory_stays_bounded() {
 fn an_upgraded_scep_device_learns_its_cas_certificates_without_a_new_certificate() {
     let server = ScepServer::start(false);
     let device = Device::for_server(&server, CHALLENGE, "");
-    let config = device.root.path().join("etc/devicetrust/config.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!("cert_auth_host = \"dt.example.com\"\n{text}"),
-    )
-    .unwrap();
+    device.name_cert_auth_host("dt.example.com");
     assert_eq!(device.run(&["enroll"]).code, 0);
     let serial = device.certificate().serial_hex;
     let issued = server.log().matches("PKIOperation").count();
