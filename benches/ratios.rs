@@ -187,6 +187,7 @@ fn main() {
             let mut cmd = agent(&scep_root(i));
             cmd.arg("enroll")
                 .args(["--scep-url", &scep.url])
+                .args(["--scep-ca-fingerprint", &scep.fingerprint])
                 .arg("--scep-challenge-file")
                 .arg(&challenge_file);
             cmd
@@ -380,6 +381,8 @@ fn binary_sizes() -> String {
 
 struct ScepServer {
     url: String,
+    /// The CA's SHA-256 fingerprint: plain http carries the challenge only to a pinned CA.
+    fingerprint: String,
     child: Child,
 }
 
@@ -411,8 +414,14 @@ impl ScepServer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let ca_pem = std::fs::read_to_string(depot.join("ca.pem")).expect("the depot's CA");
+        let ca_der = devicetrust::pki::pem_decode_all(&ca_pem)
+            .expect("the depot's CA is PEM")
+            .remove(0)
+            .1;
         let server = ScepServer {
             url: format!("http://127.0.0.1:{port}/scep"),
+            fingerprint: devicetrust::scep::sha256_fingerprint_hex(&ca_der),
             child,
         };
         wait_ready(port);

@@ -150,9 +150,66 @@ impl AgentError {
             } => 75,
             AgentError::Lock(LockError::Busy { .. }) => 75,
             AgentError::Store(e) if e.is_deferred() => 75,
+            // A link the Fix-It could not apply because the store cannot be read now (an item
+            // that could not be read, a locked login keychain): deferred, like the store itself.
+            AgentError::Link(LinkError::Store(e))
+            | AgentError::RepairIncomplete {
+                source: LinkError::Store(e),
+                ..
+            } if e.is_deferred() => 75,
             AgentError::Okta(e) if e.is_transient() => 75,
             AgentError::Scep(e) if e.is_transient() => 75,
             _ => 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deferred() -> StoreError {
+        StoreError::Deferred {
+            status: "Keychain Password Unreadable",
+            reason: "the item did not answer".into(),
+        }
+    }
+
+    #[test]
+    fn a_store_that_cannot_be_read_now_defers_however_it_is_wrapped() {
+        assert_eq!(AgentError::Store(deferred()).exit_code(), 75);
+        assert_eq!(
+            AgentError::Link(LinkError::Store(deferred())).exit_code(),
+            75
+        );
+        let repair = AgentError::RepairIncomplete {
+            link: "key app allowlist",
+            source: LinkError::Store(deferred()),
+        };
+        assert_eq!(repair.exit_code(), 75);
+        // A store that is broken, not busy, fails.
+        let broken = AgentError::RepairIncomplete {
+            link: "key app allowlist",
+            source: LinkError::Store(StoreError::Unsupported("no".into())),
+        };
+        assert_eq!(broken.exit_code(), 1);
+    }
+
+    #[test]
+    fn a_clock_to_set_right_defers() {
+        let wrong = AgentError::ClockWrong {
+            now: "2026-01-01T00:00:00Z".into(),
+            not_before: "2026-01-02T00:00:00Z".into(),
+        };
+        assert_eq!(wrong.exit_code(), 75);
+        let skew = AgentError::ClockSkew {
+            device: "a".into(),
+            server: "b".into(),
+        };
+        assert_eq!(skew.exit_code(), 75);
+        assert_eq!(
+            AgentError::FromAnotherCa { reason: "x".into() }.exit_code(),
+            1
+        );
     }
 }
