@@ -337,7 +337,9 @@ fn main() {
 }
 
 /// The agent with its own root, user and device facts.
+/// The agent on a fresh device: `root` is made first, as a real device's `/` exists.
 fn agent(root: &Path) -> Command {
+    std::fs::create_dir_all(root).expect("the device's root");
     let mut cmd = Command::new(AGENT);
     cmd.arg("--root").arg(root).args([
         "--user",
