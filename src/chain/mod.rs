@@ -14,6 +14,7 @@ pub mod identity;
 pub mod job;
 pub mod legacy;
 pub mod nss;
+pub mod plan;
 pub mod safari;
 
 use crate::config::Config;
@@ -23,6 +24,7 @@ use crate::record::{EnrollmentRecord, Method};
 use crate::renewal::RenewalPolicy;
 use crate::store::{IdentityStore, StoreError, StoreView};
 pub use ca::ExpectedCa;
+pub use plan::{Action, Outlook, Step};
 
 pub use crate::paths::UserHome;
 use std::path::PathBuf;
@@ -219,6 +221,11 @@ pub trait Link {
     /// The statuses this link can report, in chain order: the chain is sorted by them.
     fn statuses(&self) -> &'static [HealthStatus];
     fn observe(&self, cx: &Context<'_>) -> Observation;
+    /// What `enroll` would do to this link, worked out without changing anything: what it
+    /// finds, the action, and what would still be wrong afterwards. `outlook` is the identity
+    /// the link will be built around once the certificate work is done. `None` where the link
+    /// does not exist here (the key's allowlist of a file store, Login Items off macOS).
+    fn survey(&self, cx: &Context<'_>, outlook: Outlook<'_>) -> Option<Step>;
     /// What must hold before a certificate is requested for `apply` to succeed afterwards:
     /// its places reachable without a planted link, its tools installed. A certificate is
     /// scarce (Okta issues five unbound ones per device), so a run that could not keep one
@@ -311,6 +318,14 @@ impl Chain {
         }
     }
 
+    /// Every link's part of the plan, in order.
+    pub fn survey(&self, cx: &Context<'_>, outlook: Outlook<'_>) -> Vec<Step> {
+        self.links
+            .iter()
+            .filter_map(|link| link.survey(cx, outlook))
+            .collect()
+    }
+
     /// Every link's preflight, in order; the first failure.
     pub fn preflight(&self, cx: &Context<'_>) -> Result<(), LinkError> {
         self.links.iter().try_for_each(|link| link.preflight(cx))
@@ -333,5 +348,7 @@ impl Chain {
     }
 }
 
+#[cfg(test)]
+mod survey_tests;
 #[cfg(test)]
 pub(crate) mod tests;
