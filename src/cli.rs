@@ -25,6 +25,7 @@ Examples (a Jamf policy runs these as root):
   devicetrust enroll --org-url https://acme.okta.com --org-token-file - < token
   devicetrust status
   devicetrust ea                      # Extension Attribute: <result>Healthy</result>
+  devicetrust plan                    # what enroll would do here, changing nothing
   devicetrust renew --force
   devicetrust selftest                # paste its lines into a ticket
   devicetrust teamid /Applications/Slack.app   # teamid:BQR82RBBHL, for the app allowlist
@@ -68,9 +69,25 @@ pub enum Command {
     /// Jamf Extension Attribute: prints exactly one <result>...</result> line; always exits 0.
     Ea {
         /// Print the certificate's expiry as a Jamf "Date" (YYYY-MM-DD HH:MM:SS, UTC) instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "plan")]
         expiry: bool,
+        /// Print `plan`'s verdict instead: Ready, Ready: 1 certificate, or Blocked: <reason>.
+        #[arg(long)]
+        plan: bool,
         /// Report "Okta Unreachable" when the org does not answer (see `status --check-network`).
+        #[arg(long)]
+        check_network: bool,
+    },
+    /// What `enroll` would do here, changing nothing: each link of the chain with what it finds
+    /// and the action (adopt, create, replace, set aside, remove, nothing), whether a
+    /// certificate would be requested and why, then `Ready` or `Blocked: <first reason>`.
+    /// Exit 0 Ready, 1 Blocked, 75 deferred.
+    Plan {
+        /// One JSON document on stdout, nothing else.
+        #[arg(long)]
+        json: bool,
+        /// Also check that the org answers, and ask Okta for the certAuthDomain a takeover
+        /// would write (the only requests a plan sends).
         #[arg(long)]
         check_network: bool,
     },
@@ -182,7 +199,9 @@ impl Command {
     pub fn json(&self) -> bool {
         matches!(
             self,
-            Command::Status { json: true, .. } | Command::Selftest { json: true }
+            Command::Status { json: true, .. }
+                | Command::Selftest { json: true }
+                | Command::Plan { json: true, .. }
         )
     }
 }

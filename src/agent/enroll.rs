@@ -129,7 +129,7 @@ impl Agent {
         Ok(())
     }
 
-    fn refuse_other_org(&self, org: &OrgUrl) -> Result<(), AgentError> {
+    pub(super) fn refuse_other_org(&self, org: &OrgUrl) -> Result<(), AgentError> {
         match &self.record.org_url {
             Some(stored) if stored != org.as_str() && self.record.method == Some(Method::Okta) => {
                 Err(AgentError::OtherOrg {

@@ -31,6 +31,7 @@ pub fn touches_user_session(command: &Command) -> bool {
             | Command::Status { .. }
             | Command::Ea { .. }
             | Command::Selftest { .. }
+            | Command::Plan { .. }
     )
 }
 
@@ -114,10 +115,7 @@ pub fn after_reexec(command: &Command, ran: Result<Ran, String>) -> AfterReexec 
             Ok(r) => AfterReexec::Exit(r.code),
             Err(e) => AfterReexec::Failed {
                 message: format!("cannot run as the console user: {e}"),
-                json: matches!(
-                    command,
-                    Command::Status { json: true, .. } | Command::Selftest { json: true }
-                ),
+                json: command.json(),
             },
         },
     }
@@ -245,6 +243,7 @@ mod tests {
             },
             Command::Ea {
                 expiry: false,
+                plan: false,
                 check_network: false,
             },
             Command::Renew {
@@ -285,6 +284,7 @@ mod tests {
         );
         let ea = Command::Ea {
             expiry: false,
+            plan: false,
             check_network: false,
         };
         assert_eq!(needs_reexec(0, &ea, None, None), Decision::RunHere);
@@ -314,6 +314,7 @@ mod tests {
     fn ea(expiry: bool) -> Command {
         Command::Ea {
             expiry,
+            plan: false,
             check_network: false,
         }
     }

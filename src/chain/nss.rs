@@ -10,7 +10,7 @@ use super::plan::{Action, Blocker, Outlook, Step};
 use super::{Context, Held, Link, LinkError};
 use crate::health::{HealthStatus, Observation};
 use crate::integrations::nss::{
-    NssDb, NssError, Ours, SystemRunner, ToolRunner, Vouch, DATABASE_DIR,
+    NssDb, NssError, Ours, SystemRunner, Tool, ToolRunner, Vouch, DATABASE_DIR,
 };
 use crate::okta::OKTA_ISSUER_CN;
 use crate::pki::CertificateInfo;
@@ -193,6 +193,26 @@ impl<R: ToolRunner> Link for NssLink<R> {
             Outlook::New => Blocker::new(Blocker::PREFLIGHT, e.to_string()),
             _ => Blocker::status(HealthStatus::AppAccessIncomplete, e.to_string()),
         };
+        if !cx.home.paths.home.exists() {
+            // A home folder the first run makes (a fresh sandbox root) holds no database; the
+            // identity goes into a new one where the tools are installed.
+            let tools = SystemRunner::current_user();
+            let step = step.found(format!(
+                "the home folder {} does not exist yet, so neither does an NSS database",
+                cx.home.paths.home.display()
+            ));
+            return Some(
+                if outlook.valid()
+                    && [Tool::Certutil, Tool::Pk12util]
+                        .iter()
+                        .all(|t| tools.has(*t))
+                {
+                    step.act(Action::Create, "the identity goes into a new database")
+                } else {
+                    step
+                },
+            );
+        }
         let db = match self.database(cx) {
             Ok(db) => db,
             Err(e) => return Some(step.found(e.to_string()).blocked(gap(&e))),

@@ -185,6 +185,13 @@ impl Env {
         serde_json::from_str(&run.stdout).unwrap()
     }
 
+    /// `ea --plan`'s output, which always exits 0.
+    pub fn ea_plan(&self) -> String {
+        let run = self.run(&["ea", "--plan"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        run.stdout
+    }
+
     pub fn ea(&self) -> String {
         let run = self.run(&["ea"]);
         assert_eq!(run.code, 0, "{run:?}");

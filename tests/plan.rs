@@ -1,0 +1,174 @@
+//! `devicetrust plan`: what `enroll` would do on this device, before it does anything. The
+//! verdict and its exit code (0 Ready, 1 Blocked, 75 deferred, 2 usage), the JSON document, and
+//! a plan that sends nothing to the org unless asked to check the network.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+/// The plan's JSON document, with the run that printed it.
+fn plan_json(env: &Env, extra: &[&str]) -> (Run, Value) {
+    let mut args = vec!["plan", "--json"];
+    args.extend_from_slice(extra);
+    let run = env.run(&args);
+    let doc: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("one JSON document ({e}): {run:?}"));
+    (run, doc)
+}
+
+/// Each link with its action, as the document lists them.
+fn actions(doc: &Value) -> Vec<(String, String)> {
+    doc["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["link"].as_str().unwrap().to_owned(),
+                l["action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn action_of(doc: &Value, link: &str) -> String {
+    actions(doc)
+        .into_iter()
+        .find(|(l, _)| l == link)
+        .unwrap_or_else(|| panic!("no {link} in {doc}"))
+        .1
+}
+
+/// The configuration with the org token file in it, as a Jamf admin deploys it.
+fn with_token(env: &Env) {
+    env.write_config(&format!(
+        "org_token_file = {:?}",
+        env.token_file().display().to_string()
+    ));
+}
+
+#[test]
+fn a_fresh_device_is_ready_to_spend_one_certificate_and_nothing_is_sent() {
+    let env = Env::new(365);
+    with_token(&env);
+    let (run, doc) = plan_json(&env, &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(doc["verdict"], "Ready: 1 certificate");
+    assert_eq!(doc["certificates"], 1);
+    assert_eq!(doc["certificate"]["requested"], true);
+    assert_eq!(action_of(&doc, "identity store"), "create");
+    assert_eq!(action_of(&doc, "renewal job"), "create");
+    assert_eq!(action_of(&doc, "browser auto-selection"), "create");
+    assert!(env.sim.requests().is_empty(), "{:?}", env.sim.requests());
+    assert!(
+        !env.root.path().join("home").exists(),
+        "nothing was made in the home"
+    );
+
+    let run = env.run(&["plan"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let last = run.stdout.lines().last().unwrap();
+    assert_eq!(last, "INFO: Ready: 1 certificate", "{run:?}");
+    assert!(
+        run.stdout.contains("INFO: identity store: create: "),
+        "{run:?}"
+    );
+    assert_eq!(env.ea_plan(), "<result>Ready: 1 certificate</result>\n");
+    assert!(env.sim.requests().is_empty());
+
+    assert_eq!(env.run(&["enroll"]).code, 0);
+    let (run, doc) = plan_json(&env, &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(doc["verdict"], "Ready");
+    assert_eq!(doc["certificate"]["requested"], false);
+    assert!(
+        actions(&doc).iter().all(|(_, a)| a == "nothing"),
+        "an enrolled device has nothing left to do: {doc}"
+    );
+    assert_eq!(env.ea_plan(), "<result>Ready</result>\n");
+}
+
+#[test]
+fn a_certificate_needed_without_a_token_is_blocked_and_exits_1() {
+    let env = Env::new(365);
+    let (run, doc) = plan_json(&env, &[]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(doc["verdict"], "Blocked: No Org Token");
+    assert_eq!(doc["ready"], false);
+    assert_eq!(doc["exit_code"], 1);
+    let run = env.run(&["plan"]);
+    assert_eq!(run.code, 1);
+    let last = run.stdout.lines().last().unwrap();
+    assert!(last.starts_with("WARN: Blocked: No Org Token: "), "{run:?}");
+    assert_eq!(env.ea_plan(), "<result>Blocked: No Org Token</result>\n");
+}
+
+#[test]
+fn nothing_configured_is_blocked_and_a_broken_configuration_is_a_usage_error() {
+    let env = Env::new(365);
+    std::fs::write(env.etc().join("config.toml"), "").unwrap();
+    let (run, doc) = plan_json(&env, &[]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(doc["verdict"], "Blocked: Not Configured");
+    assert_eq!(env.ea_plan(), "<result>Blocked: Not Configured</result>\n");
+
+    std::fs::write(env.etc().join("config.toml"), "org_url = 7\n").unwrap();
+    let (run, doc) = plan_json(&env, &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(doc["error"].as_str().is_some(), "{doc}");
+    let run = env.run(&["plan"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.error_lines().len(), 1, "{run:?}");
+}
+
+#[test]
+fn without_a_console_user_a_plan_is_deferred() {
+    let env = Env::new(365);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_devicetrust"));
+    cmd.args(["plan", "--json", "--root"]).arg(env.root.path());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DEVICETRUST_") {
+            cmd.env_remove(key);
+        }
+    }
+    let run = Run::from(cmd.output().unwrap());
+    assert_eq!(run.code, 75, "{run:?}");
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["exit_code"], 75);
+}
+
+#[test]
+fn a_usage_error_under_json_is_one_document() {
+    let env = Env::new(365);
+    let run = env.run(&["plan", "--json", "--bogus"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(doc["error"].as_str().unwrap().contains("--bogus"), "{doc}");
+}
+
+#[test]
+fn only_check_network_asks_the_org_and_then_the_plan_knows_the_cert_auth_domain() {
+    let env = Env::new(365);
+    with_token(&env);
+    let (run, doc) = plan_json(&env, &["--check-network"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!env.sim.requests().is_empty(), "the org was asked");
+    assert!(
+        env.requests_to("/enroll/macos").is_empty(),
+        "no certificate requested"
+    );
+    let browser = doc["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["link"] == "browser auto-selection")
+        .unwrap();
+    assert!(
+        browser["detail"]
+            .as_str()
+            .unwrap()
+            .contains(devicetrust::sim::CERT_AUTH_HOST),
+        "{browser}"
+    );
+}
