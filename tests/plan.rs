@@ -172,3 +172,149 @@ fn only_check_network_asks_the_org_and_then_the_plan_knows_the_cert_auth_domain(
         "{browser}"
     );
 }
+
+/// Every syscall that could change a file or reach the network, as strace records them.
+const TRACED: &str =
+    "trace=execve,open,openat,openat2,creat,connect,rename,renameat,renameat2,unlink,\
+unlinkat,mkdir,mkdirat,rmdir,link,linkat,symlink,symlinkat,truncate,ftruncate,chmod,fchmod,\
+fchmodat,chown,fchown,fchownat,lchown,utimensat";
+
+/// What the traced run did that a plan must not: a connection to an IPv4 or IPv6 address
+/// (tried), a file opened for writing (or created), and any call that changed the file system. A child
+/// reading `/dev/null` as its stdin is opened read-write by the standard library and writes
+/// nothing; it is the one exception.
+fn changes_in(trace: &str) -> Vec<String> {
+    let writes = ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND"];
+    trace
+        .lines()
+        .filter(|line| !line.contains("resumed>"))
+        .filter(|line| {
+            // An attempt to connect counts, answered or not (a non-blocking connect returns
+            // EINPROGRESS); a call that failed changed nothing.
+            let failed = line.contains(") = -1 ") && !line.contains("EINPROGRESS");
+            let call = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.split_once('('))
+                .map_or("", |(call, _)| call);
+            match call {
+                _ if failed => false,
+                "open" | "openat" | "openat2" => {
+                    writes.iter().any(|w| line.contains(w)) && !line.contains("\"/dev/null\"")
+                }
+                "connect" => line.contains("AF_INET"),
+                "execve" | "" => false,
+                _ => true,
+            }
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every path under `dir` with its kind, mode, owner and content hash: the tree as a value.
+fn tree_hash(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, String> {
+    use sha2::Digest;
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let content = if meta.file_type().is_symlink() {
+                std::fs::read_link(&path).unwrap().display().to_string()
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                String::new()
+            } else {
+                hex(&sha2::Sha256::digest(std::fs::read(&path).unwrap()))
+            };
+            let mtime = meta.mtime_nsec() + meta.mtime() * 1_000_000_000;
+            let summary = format!(
+                "{:o} {}:{} {mtime} {content}",
+                meta.mode(),
+                meta.uid(),
+                meta.gid()
+            );
+            out.insert(path, summary);
+        }
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_plan_writes_nothing_and_connects_nowhere_even_where_enroll_would_change_everything() {
+    let env = Env::new(365);
+    if traced_with(
+        &env.command(&["version"]),
+        std::path::Path::new("/dev/null"),
+        TRACED,
+    )
+    .is_none()
+    {
+        return;
+    }
+    with_token(&env);
+    assert_eq!(env.run(&["enroll"]).code, 0);
+    let home = env.root.path().join("home").join(USER);
+    // What enroll would change: a damaged record (set aside when opened for writing), no
+    // vouch for the NSS database (so certutil is asked), the old task, a damaged certificate
+    // (set aside), the renewal job gone, an admin's policy file deciding Chromium's policy.
+    std::fs::write(env.state_dir().join("state.json"), "{ not json").unwrap();
+    let _ = std::fs::remove_file(env.state_dir().join("nss-verified.json"));
+    let task = home.join("Library/Okta");
+    std::fs::create_dir_all(&task).unwrap();
+    std::fs::write(task.join("okta_device_trust.py"), "VERSION = '1.3.3'\n").unwrap();
+    std::fs::remove_dir_all(home.join(".config/systemd")).unwrap();
+    let chromium = env.root.path().join("etc/chromium/policies/managed");
+    std::fs::write(
+        chromium.join("zz-admin.json"),
+        r#"{"AutoSelectCertificateForUrls": ["{\"pattern\":\"https://x\"}"]}"#,
+    )
+    .unwrap();
+
+    let check = |what: &str| {
+        let before = tree_hash(env.root.path());
+        let log = env
+            .root
+            .path()
+            .parent()
+            .unwrap()
+            .join(format!("plan-trace-{}-{what}", std::process::id()));
+        let mut cmd = env.command(&["plan", "--json"]);
+        cmd.arg("-v");
+        let mut traced = traced_with(&cmd, &log, TRACED).expect("strace");
+        let run = Run::from(traced.output().unwrap());
+        let trace = std::fs::read_to_string(&log).unwrap();
+        let _ = std::fs::remove_file(&log);
+        assert!(
+            [0, 1].contains(&run.code),
+            "{what}: a plan, ready or blocked: {run:?}"
+        );
+        assert!(
+            trace.contains("execve("),
+            "{what}: the trace followed the run"
+        );
+        let changes = changes_in(&trace);
+        assert!(changes.is_empty(), "{what}: {changes:#?}");
+        assert_eq!(
+            tree_hash(env.root.path()),
+            before,
+            "{what}: the tree changed"
+        );
+        trace
+    };
+    let trace = check("takeover with damage");
+    assert!(
+        trace.contains("certutil"),
+        "the NSS database was looked at with certutil: the check covers its children"
+    );
+
+    // A damaged certificate: enroll would set it aside and ask for a new one.
+    std::fs::write(env.generation().join("cert.pem"), "not a certificate").unwrap();
+    check("damaged identity");
+}
