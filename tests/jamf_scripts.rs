@@ -187,6 +187,36 @@ fn the_extension_attributes_print_one_result_line_whatever_happens() {
 }
 
 #[test]
+fn the_plan_extension_attribute_prints_one_result_line_whatever_happens() {
+    let fake = Fake::new("<result>Ready: 1 certificate</result>", 0);
+    assert_eq!(
+        jamf("ea-plan.sh", &fake.bin(), &[]),
+        (0, "<result>Ready: 1 certificate</result>\n".into())
+    );
+    assert_eq!(fake.argv(), ["ea", "--plan"]);
+    assert_eq!(
+        jamf("ea-plan.sh", Path::new("/nonexistent/devicetrust"), &[]),
+        (0, "<result>Not Installed</result>\n".into())
+    );
+    let broken = Fake::new("garbage", 1);
+    assert_eq!(
+        jamf("ea-plan.sh", &broken.bin(), &[]),
+        (0, "<result>Agent Error</result>\n".into())
+    );
+    let (code, out) = jamf(
+        "ea-plan.sh",
+        Path::new(env!("CARGO_BIN_EXE_devicetrust")),
+        &[],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.starts_with("<result>") && out.trim_end().ends_with("</result>"),
+        "{out}"
+    );
+}
+
+#[test]
 fn the_real_agent_behind_the_ea_script_prints_one_line() {
     let (code, out) = jamf(
         "ea-status.sh",

@@ -318,3 +318,48 @@ fn a_plan_writes_nothing_and_connects_nowhere_even_where_enroll_would_change_eve
     std::fs::write(env.generation().join("cert.pem"), "not a certificate").unwrap();
     check("damaged identity");
 }
+
+#[test]
+fn ea_plan_prints_one_result_line_and_exits_0_on_every_path() {
+    let env = Env::new(365);
+    let one_line = |args: &[&str]| {
+        let run = env.run(args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+        assert_eq!(run.stdout.lines().count(), 1, "{args:?}: {run:?}");
+        let line = run.stdout.trim_end().to_owned();
+        assert!(
+            line.starts_with("<result>") && line.ends_with("</result>"),
+            "{args:?}: {run:?}"
+        );
+        line
+    };
+    assert_eq!(
+        one_line(&["ea", "--plan"]),
+        "<result>Blocked: No Org Token</result>"
+    );
+    // Usage errors: the line the EA scripts print when the agent gives none.
+    assert_eq!(
+        one_line(&["ea", "--plan", "--bogus"]),
+        "<result>Agent Error</result>"
+    );
+    one_line(&["ea", "--plan", "--expiry"]);
+    // A plan that cannot be worked out (a store that is not the agent's).
+    let folder = env.root.path().join("admin-files");
+    std::fs::create_dir_all(folder.join("CURRENT")).unwrap();
+    let store = format!("file:{}", folder.display());
+    one_line(&["ea", "--plan", "--store", &store]);
+    // Nobody at the console.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_devicetrust"));
+    cmd.args(["ea", "--plan", "--root"]).arg(env.root.path());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DEVICETRUST_") {
+            cmd.env_remove(key);
+        }
+    }
+    let run = Run::from(cmd.output().unwrap());
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "<result>No User Session</result>\n"),
+        "{run:?}"
+    );
+}

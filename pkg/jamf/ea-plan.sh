@@ -1,0 +1,13 @@
+#!/bin/bash
+# Jamf Pro Extension Attribute (String): what `devicetrust enroll` would do on this Mac, for a
+# rollout read before it starts: "Ready", "Ready: 1 certificate" or "Blocked: <reason>". It
+# changes nothing and sends nothing. Always exactly one <result> line, even when the agent is
+# not installed.
+bin=${DEVICETRUST_BIN:-/usr/local/bin/devicetrust}
+if [[ ! -x $bin ]]; then
+  echo "<result>Not Installed</result>"
+  exit 0
+fi
+line=$("$bin" ea --plan 2>/dev/null | grep -m1 '^<result>.*</result>$')
+echo "${line:-<result>Agent Error</result>}"
+exit 0
