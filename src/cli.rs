@@ -43,8 +43,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Full setup for the console user: identity store, enrollment, renewal settings.
-    /// With a valid certificate present it asks for no new one.
-    Enroll,
+    /// With a valid certificate present it asks for no new one. It does what `plan` lists.
+    Enroll {
+        /// One JSON document on stdout, nothing else: the actions taken, link by link, in
+        /// `plan`'s words.
+        #[arg(long)]
+        json: bool,
+    },
     /// Renew the certificate when this device's renewal has started (by 30 days before expiry
     /// at the latest; each device starts up to renew_spread_days earlier), or with --force.
     /// Before that it exits 0 without any network request.
@@ -202,6 +207,7 @@ impl Command {
             Command::Status { json: true, .. }
                 | Command::Selftest { json: true }
                 | Command::Plan { json: true, .. }
+                | Command::Enroll { json: true }
         )
     }
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::scepserver::{ScepServer, CHALLENGE};
 use common::*;
 use serde_json::Value;
 
@@ -362,4 +363,219 @@ fn ea_plan_prints_one_result_line_and_exits_0_on_every_path() {
         (0, "<result>No User Session</result>\n"),
         "{run:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Journeys: `plan` on the starting state lists exactly what `enroll` then does.
+
+/// Plans, then enrolls: the plan's links and actions are those `enroll --json` reports
+/// taking, and the certificates it planned are those it spent. Returns both documents.
+fn plan_then_enroll(env: &Env) -> (Value, Value) {
+    let (run, planned) = plan_json(env, &[]);
+    assert!([0, 1].contains(&run.code), "{run:?}");
+    let enrollments = env.requests_to("/enroll/macos").len();
+    let run = env.run(&["enroll", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let enrolled: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("one JSON document ({e}): {run:?}"));
+    let taken: Vec<(String, String)> = enrolled["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["link"].as_str().unwrap().to_owned(),
+                a["action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions(&planned),
+        taken,
+        "plan = actions: {planned}\n{enrolled}"
+    );
+    let planned_certificates = u64::from(planned["certificate"]["requested"] == true);
+    assert_eq!(enrolled["certificates"], planned_certificates, "{enrolled}");
+    assert!(
+        env.requests_to("/enroll/macos").len() - enrollments <= planned_certificates as usize,
+        "no certificate beyond the plan's"
+    );
+    assert!(!run.stderr.contains("the plan said"), "{run:?}");
+    (planned, enrolled)
+}
+
+/// The change lines `enroll --json` reports for `link`.
+fn changes_of(enrolled: &Value, link: &str) -> Vec<String> {
+    enrolled["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["link"] == link)
+        .map(|a| {
+            a["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// After the plan was carried out there is nothing left to do.
+fn nothing_left(env: &Env) {
+    let (run, doc) = plan_json(env, &[]);
+    assert_eq!(
+        (run.code, &doc["verdict"]),
+        (0, &Value::from("Ready")),
+        "{doc}"
+    );
+    assert!(actions(&doc).iter().all(|(_, a)| a == "nothing"), "{doc}");
+}
+
+#[test]
+fn journey_a_fresh_device_plan_equals_actions() {
+    let env = Env::new(365);
+    with_token(&env);
+    let (planned, enrolled) = plan_then_enroll(&env);
+    assert_eq!(planned["verdict"], "Ready: 1 certificate");
+    assert_eq!(enrolled["certificates"], 1);
+    assert_eq!(env.requests_to("/enroll/macos").len(), 1);
+    assert_eq!(action_of(&planned, "identity store"), "create");
+    nothing_left(&env);
+    assert_eq!(env.ea(), "<result>Healthy</result>\n");
+}
+
+#[test]
+fn journey_a_takeover_from_oktas_task_adopts_without_a_certificate_and_removes_the_task() {
+    let env = Env::new(365);
+    with_token(&env);
+    assert_eq!(env.run(&["enroll"]).code, 0);
+    // What a takeover finds: an identity the org issued, and nothing of ours around it.
+    let home = env.root.path().join("home").join(USER);
+    std::fs::remove_file(env.state_dir().join("state.json")).unwrap();
+    std::fs::remove_file(env.generation().join("record.json")).unwrap();
+    std::fs::remove_dir_all(env.root.path().join("var/lib/devicetrust")).unwrap();
+    std::fs::remove_dir_all(home.join(".config/systemd")).unwrap();
+    for dir in [
+        "etc/opt/chrome/policies/managed",
+        "etc/chromium/policies/managed",
+        "etc/opt/edge/policies/managed",
+    ] {
+        std::fs::remove_dir_all(env.root.path().join(dir)).unwrap();
+    }
+    let task = home.join("Library/Okta");
+    let agent = home.join("Library/LaunchAgents/com.okta.devicetrust.plist");
+    std::fs::create_dir_all(&task).unwrap();
+    std::fs::create_dir_all(agent.parent().unwrap()).unwrap();
+    std::fs::write(task.join("okta_device_trust.py"), "VERSION = '1.3.3'\n").unwrap();
+    std::fs::write(&agent, "<plist/>").unwrap();
+    let enrollments = env.requests_to("/enroll/macos").len();
+
+    let (planned, _) = plan_then_enroll(&env);
+    assert_eq!(
+        planned["verdict"], "Ready",
+        "a takeover spends no certificate"
+    );
+    assert_eq!(action_of(&planned, "identity store"), "adopt");
+    assert_eq!(action_of(&planned, "Okta's Python task"), "remove");
+    assert_eq!(action_of(&planned, "browser auto-selection"), "create");
+    assert_eq!(action_of(&planned, "renewal job"), "create");
+    assert_eq!(env.requests_to("/enroll/macos").len(), enrollments);
+    assert!(!task.exists() && !agent.exists());
+    nothing_left(&env);
+    assert_eq!(env.ea(), "<result>Healthy</result>\n");
+}
+
+#[test]
+fn journey_a_damaged_identity_is_set_aside_and_replaced_as_planned() {
+    let env = Env::new(365);
+    with_token(&env);
+    assert_eq!(env.run(&["enroll"]).code, 0);
+    let old = env.certificate();
+    std::fs::write(env.generation().join("cert.pem"), "not a certificate").unwrap();
+
+    let (planned, enrolled) = plan_then_enroll(&env);
+    assert_eq!(planned["verdict"], "Ready: 1 certificate");
+    assert_eq!(action_of(&planned, "identity store"), "set aside");
+    if std::path::Path::new("/usr/bin/certutil").exists() {
+        // The old identity is still in the NSS database: the new one replaces it there.
+        assert_eq!(action_of(&planned, "NSS database"), "replace");
+        assert!(
+            changes_of(&enrolled, "NSS database")
+                .iter()
+                .any(|c| c.contains(&old.serial_hex) && c.contains("removed")),
+            "{enrolled}"
+        );
+    }
+    assert_ne!(env.certificate().serial_hex, old.serial_hex);
+    nothing_left(&env);
+    assert_eq!(env.ea(), "<result>Healthy</result>\n");
+}
+
+#[test]
+fn journey_a_foreign_policy_file_is_blocked_and_enroll_ends_short_of_healthy() {
+    let env = Env::new(365);
+    with_token(&env);
+    let chromium = env.root.path().join("etc/chromium/policies/managed");
+    std::fs::create_dir_all(&chromium).unwrap();
+    std::fs::write(
+        chromium.join("zz-admin.json"),
+        r#"{"AutoSelectCertificateForUrls": ["{\"pattern\":\"https://x\"}"]}"#,
+    )
+    .unwrap();
+
+    let (planned, _) = plan_then_enroll(&env);
+    assert_eq!(planned["verdict"], "Blocked: Browser Policy Missing");
+    assert!(
+        planned["blocked"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("zz-admin.json"),
+        "{planned}"
+    );
+    assert_eq!(env.ea(), "<result>Browser Policy Missing</result>\n");
+    let (run, again) = plan_json(&env, &[]);
+    assert_eq!(run.code, 1);
+    assert_eq!(again["verdict"], "Blocked: Browser Policy Missing");
+}
+
+#[test]
+fn journey_a_method_change_replaces_the_okta_identity_with_the_scep_cas_as_planned() {
+    let env = Env::new(365);
+    with_token(&env);
+    assert_eq!(env.run(&["enroll"]).code, 0);
+    let okta = env.certificate();
+    // The admin moves the device to a SCEP CA (pinned), as tests/method_switch.rs does.
+    let server = ScepServer::start(false);
+    let challenge_file = env.etc().join("scep-challenge");
+    std::fs::write(&challenge_file, format!("{CHALLENGE}\n")).unwrap();
+    env.write_config(&format!(
+        "cert_auth_host = \"scep-dt.example.com\"\n[scep]\nurl = {:?}\nchallenge_file = {:?}\n\
+         ca_fingerprint = {:?}\nsubject = \"CN=devicetrust test,O=Example\"\n",
+        server.url.as_str(),
+        challenge_file.display().to_string(),
+        devicetrust::scep::sha256_fingerprint_hex(&server.ca_der()),
+    ));
+
+    let (planned, enrolled) = plan_then_enroll(&env);
+    assert_eq!(planned["verdict"], "Ready: 1 certificate");
+    assert_eq!(action_of(&planned, "identity store"), "replace");
+    assert!(
+        planned["certificate"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("enrolled with"),
+        "{planned}"
+    );
+    assert_eq!(action_of(&planned, "browser auto-selection"), "replace");
+    assert!(
+        changes_of(&enrolled, "browser auto-selection")
+            .iter()
+            .any(|c| c.starts_with("removed our browser auto-selection entry")),
+        "the Okta host's entries went: {enrolled}"
+    );
+    assert_ne!(env.certificate().issuer, okta.issuer);
+    assert_eq!(env.ea(), "<result>Healthy</result>\n");
+    nothing_left(&env);
 }

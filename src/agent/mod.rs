@@ -14,6 +14,7 @@ mod renew;
 mod status;
 mod uninstall;
 
+pub use enroll::{Enrolled, Taken};
 pub use error::AgentError;
 pub use renew::RenewOutcome;
 pub use status::StatusReport;
@@ -360,6 +361,15 @@ impl Agent {
     fn configure(&mut self, superseded: Superseded) -> Result<Vec<String>, AgentError> {
         let held = self.held(OffsetDateTime::now_utc())?;
         Ok(self.with_chain(&held, superseded, |chain, cx| chain.apply(cx))?)
+    }
+
+    /// Applies the chain as `configure` does, saying what each link changed.
+    fn configure_by_link(
+        &mut self,
+        superseded: Superseded,
+    ) -> Result<crate::chain::Applied, AgentError> {
+        let held = self.held(OffsetDateTime::now_utc())?;
+        Ok(self.with_chain(&held, superseded, |chain, cx| chain.apply_by_link(cx))?)
     }
 
     /// Applies the chain as `configure` does, returning the links that could not be applied.

@@ -11,7 +11,7 @@ use crate::record::Method;
 use time::OffsetDateTime;
 
 /// The identity link's name, whose step carries what the configuration adds to its work.
-const IDENTITY: &str = "identity store";
+pub(super) const IDENTITY: &str = "identity store";
 
 impl Agent {
     /// `devicetrust plan`. With `check_network`, the org is asked whether it answers and, for

@@ -33,10 +33,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e, &args),
     };
-    let json = matches!(
-        cli.command,
-        Command::Status { json: true, .. } | Command::Plan { json: true, .. }
-    );
+    let json = cli.command.json() && !matches!(cli.command, Command::Selftest { .. });
     let machine_output = json
         || matches!(
             cli.command,
@@ -140,7 +137,15 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             agent => agent?,
         };
         match &cli.command {
-            Command::Enroll => agent.enroll(),
+            Command::Enroll { json } => {
+                let enrolled = agent.enroll()?;
+                if *json {
+                    deadline::answer(EXIT_OK, || {
+                        println!("{}", plan::enrolled_json(agent.user(), &enrolled))
+                    });
+                }
+                Ok(())
+            }
             Command::Renew {
                 force,
                 renew_before_days,
@@ -380,7 +385,7 @@ fn as_console_user(
 fn keep_device_record(command: &Command, config: &Config, device: &DeviceRecordFile) {
     let result = match command {
         Command::Uninstall { reenroll: false } => device.remove().map(drop),
-        Command::Enroll
+        Command::Enroll { .. }
         | Command::Renew { .. }
         | Command::Repair
         | Command::Uninstall { reenroll: true }

@@ -3,7 +3,7 @@
 //! (nobody at the console, a tool that did not finish), 2 a configuration that does not load.
 
 use super::{deadline, finish, Failure, EXIT_FAILED, EXIT_OK};
-use crate::agent::{Access, Agent, AgentError};
+use crate::agent::{Access, Agent, AgentError, Enrolled};
 use crate::chain::plan::{Blocker, Plan, Step, Verdict};
 use crate::config::Config;
 use crate::host::Host;
@@ -167,5 +167,31 @@ pub fn plan_json(planned: &Planned, exit_code: i32) -> Value {
         "links": links,
         "error": null,
         "exit_code": exit_code,
+    })
+}
+
+/// `enroll --json`: what was done, link by link, in the plan's words, beside what the plan
+/// said beforehand.
+pub fn enrolled_json(user: &str, enrolled: &Enrolled) -> Value {
+    let actions: Vec<Value> = enrolled
+        .taken
+        .iter()
+        .zip(&enrolled.plan.steps)
+        .map(|(taken, step)| {
+            json!({
+                "link": taken.link,
+                "action": taken.action.as_str(),
+                "planned": step.action.as_str(),
+                "changes": taken.changes,
+            })
+        })
+        .collect();
+    json!({
+        "user": user,
+        "planned": enrolled.plan.verdict().short(),
+        "certificates": enrolled.certificates,
+        "actions": actions,
+        "error": null,
+        "exit_code": EXIT_OK,
     })
 }

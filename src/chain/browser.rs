@@ -144,9 +144,16 @@ impl Link for BrowserPolicyLink {
     /// Which place decides each browser's policy, and what putting our entry there does. A
     /// place that is not ours deciding without our entry is left alone by `enroll`: a blocker.
     fn survey(&self, cx: &Context<'_>, outlook: Outlook<'_>) -> Option<Step> {
-        let host = cx.cert_auth_host().map(str::to_owned);
+        let host = match outlook {
+            Outlook::New => cx.enrolled_host().map(str::to_owned),
+            _ => cx.cert_auth_host().map(str::to_owned),
+        };
+        let method = match outlook {
+            Outlook::New => cx.config.method(),
+            _ => cx.method(),
+        };
         let step = Step::new(self.name());
-        if host.is_none() && cx.method() != Method::Okta {
+        if host.is_none() && method != Method::Okta {
             return Some(step.found("no certAuthDomain is configured: no entry is written"));
         }
         // The filter of the identity the link will be built around: Okta's fixed one, or the

@@ -182,6 +182,26 @@ impl Context<'_> {
         }
     }
 
+    /// Where browsers will present a certificate this run enrolls: the record it makes comes
+    /// from the configuration, so its method decides; Okta's host is the record's while the
+    /// method stays (Okta's metadata names it again), the configured one for SCEP.
+    pub fn enrolled_host(&self) -> Option<&str> {
+        let recorded = |method| {
+            self.record
+                .cert_auth_host
+                .as_deref()
+                .filter(|_| self.record.method.is_none_or(|m| m == method))
+        };
+        match self.config.method() {
+            Method::Okta => recorded(Method::Okta),
+            Method::Scep => self
+                .config
+                .cert_auth_host
+                .as_deref()
+                .or_else(|| recorded(Method::Scep)),
+        }
+    }
+
     /// The org's cell (`okta.com`): Safari's `*.<cell>` name.
     pub fn cell(&self) -> Option<String> {
         self.record
@@ -245,6 +265,8 @@ pub trait Link {
 pub struct Applied {
     pub changes: Vec<String>,
     pub failed: Vec<(&'static str, LinkError)>,
+    /// The changes again, by link (each link that was applied, in chain order).
+    pub by_link: Vec<(&'static str, Vec<String>)>,
 }
 
 /// The ordered links of one host.
@@ -276,11 +298,16 @@ impl Chain {
     /// it (the first such; any others are `WARN:` lines). So does a link whose tool hung
     /// ([`LinkError::TimedOut`]): nothing was learnt, and the run is deferred.
     pub fn apply(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
+        Ok(self.apply_by_link(cx)?.changes)
+    }
+
+    /// Applies every link as [`Chain::apply`] does, and says what each link changed.
+    pub fn apply_by_link(&self, cx: &mut Context<'_>) -> Result<Applied, LinkError> {
         let applied = self.apply_each(cx)?;
         for (name, e) in &applied.failed {
             warn!("{name} not configured: {e}");
         }
-        Ok(applied.changes)
+        Ok(applied)
     }
 
     /// Applies every link in order, like [`Chain::apply`], but hands the links that could not
@@ -292,10 +319,11 @@ impl Chain {
         for link in &self.links {
             match link.apply(cx) {
                 Ok(done) => {
-                    for change in done {
+                    for change in &done {
                         info!("{change}");
-                        applied.changes.push(change);
+                        applied.changes.push(change.clone());
                     }
+                    applied.by_link.push((link.name(), done));
                 }
                 Err(e)
                     if refused.is_none()

@@ -54,7 +54,11 @@ impl Link for SafariLink {
     /// Which certificate each name prefers now, and whether `enroll` points it at ours.
     fn survey(&self, cx: &Context<'_>, outlook: Outlook<'_>) -> Option<Step> {
         let step = Step::new(self.name());
-        let Some(host) = cx.cert_auth_host() else {
+        let host = match outlook {
+            Outlook::New => cx.enrolled_host(),
+            _ => cx.cert_auth_host(),
+        };
+        let Some(host) = host else {
             let step = step.found("the certAuthDomain is not known yet");
             return Some(match outlook {
                 Outlook::Stopped => step,
