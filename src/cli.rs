@@ -119,7 +119,8 @@ pub enum Command {
     /// its evidence: on a Mac in a throwaway keychain (key generated non-extractable, export
     /// refused, access and partition list, identity, signing without dialogs, identity
     /// preferences), then the real state read only; on Linux the identity, the NSS database,
-    /// the browser policy files and the renewal timer. Exit 1 if any check fails.
+    /// the browser policy files and the renewal timer; last, `plan` worked out twice and
+    /// compared. Exit 1 if any check fails.
     Selftest {
         /// One JSON document on stdout, for a ticket.
         #[arg(long)]

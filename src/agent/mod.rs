@@ -354,7 +354,38 @@ impl Agent {
             superseded: Superseded::default(),
         };
         host.self_checks(&cx, &mut report);
+        report.result("plan", self.plan_twice());
         Ok(report)
+    }
+
+    /// `plan` worked out twice in a row over the same device (at the same moment, so that no
+    /// date moves): a look that changed anything it looks at would not say the same again.
+    fn plan_twice(&mut self) -> Result<String, String> {
+        let now = OffsetDateTime::now_utc();
+        let mut once = || -> Result<crate::chain::plan::Plan, AgentError> {
+            let held = self.held(now)?;
+            self.survey(&held, now)
+        };
+        let first = once().map_err(|e| e.to_string())?;
+        let second = once().map_err(|e| e.to_string())?;
+        if first == second {
+            return Ok(format!(
+                "the same twice: {}, {} links",
+                first.verdict().short(),
+                first.steps.len()
+            ));
+        }
+        let differing = first
+            .steps
+            .iter()
+            .zip(&second.steps)
+            .find(|(a, b)| a != b)
+            .map_or("the verdict", |(a, _)| a.link);
+        Err(format!(
+            "the second plan differs from the first at {differing}: {} then {}",
+            first.verdict().short(),
+            second.verdict().short()
+        ))
     }
 
     /// Applies the chain around a (new) identity; returns the changes made.
