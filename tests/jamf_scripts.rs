@@ -203,6 +203,30 @@ fn the_plan_extension_attribute_prints_one_result_line_whatever_happens() {
         jamf("ea-plan.sh", &broken.bin(), &[]),
         (0, "<result>Agent Error</result>\n".into())
     );
+    // The survey ring: the org set in the script, before any profile names it.
+    let fake = Fake::new("<result>Ready</result>", 0);
+    let edited = fake.dir.path().join("ea-plan.sh");
+    let text = std::fs::read_to_string(script("ea-plan.sh")).unwrap();
+    assert!(text.contains("\norg_url=\"\"\n"), "{text}");
+    std::fs::write(
+        &edited,
+        text.replace("\norg_url=\"\"\n", "\norg_url=\"https://acme.okta.com\"\n"),
+    )
+    .unwrap();
+    let out = Command::new("bash")
+        .arg(&edited)
+        .env("DEVICETRUST_BIN", fake.bin())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "<result>Ready</result>\n"
+    );
+    assert_eq!(
+        fake.argv(),
+        ["ea", "--plan", "--org-url", "https://acme.okta.com"]
+    );
+
     let (code, out) = jamf(
         "ea-plan.sh",
         Path::new(env!("CARGO_BIN_EXE_devicetrust")),
