@@ -579,3 +579,72 @@ fn journey_a_method_change_replaces_the_okta_identity_with_the_scep_cas_as_plann
     assert_eq!(env.ea(), "<result>Healthy</result>\n");
     nothing_left(&env);
 }
+
+/// `cmd` run under libfaketime, `offset` (`-10d`) from now; `None` without faketime (Debian
+/// package faketime, which scripts/test.sh installs; under CI that fails instead).
+fn at_offset(cmd: &std::process::Command, offset: &str) -> Option<std::process::Command> {
+    let installed = std::process::Command::new("faketime")
+        .args(["-f", "+1d", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        assert!(std::env::var_os("CI").is_none(), "faketime is missing");
+        eprintln!("skipped: faketime is not installed");
+        return None;
+    }
+    let mut faked = std::process::Command::new("faketime");
+    faked
+        .args(["-f", offset])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => faked.env(key, value),
+            None => faked.env_remove(key),
+        };
+    }
+    Some(faked)
+}
+
+#[test]
+fn a_clock_before_the_certificate_is_blocked_and_no_certificate_is_planned() {
+    let env = Env::new(365);
+    with_token(&env);
+    assert_eq!(env.run(&["enroll"]).code, 0);
+    let Some(mut plan) = at_offset(&env.command(&["plan", "--json"]), "-10d") else {
+        return;
+    };
+    let run = Run::from(plan.output().unwrap());
+    assert_eq!(run.code, 1, "{run:?}");
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["verdict"], "Blocked: Clock Wrong", "{doc}");
+    assert_eq!(doc["certificate"]["requested"], false);
+    assert!(actions(&doc).iter().all(|(_, a)| a == "nothing"), "{doc}");
+    let mut ea = at_offset(&env.command(&["ea", "--plan"]), "-10d").unwrap();
+    let run = Run::from(ea.output().unwrap());
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "<result>Blocked: Clock Wrong</result>\n")
+    );
+}
+
+#[test]
+fn with_check_network_an_org_that_does_not_answer_blocks_the_plan() {
+    let env = Env::new(365);
+    env.write_config(&format!(
+        "org_token_file = {:?}\n[network]\nwait_for_network_secs = 1\ntimeout_secs = 1\n\
+         connect_timeout_secs = 1\n",
+        env.token_file().display().to_string()
+    ));
+    let silent = format!("https://localhost:{}", free_port());
+    let (run, doc) = plan_json(&env, &["--check-network", "--org-url", &silent]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(doc["verdict"], "Blocked: Okta Unreachable", "{doc}");
+    // Without it, nothing is asked and the plan stands.
+    let (run, doc) = plan_json(&env, &["--org-url", &silent]);
+    assert_eq!(
+        (run.code, &doc["verdict"]),
+        (0, &Value::from("Ready: 1 certificate"))
+    );
+}
