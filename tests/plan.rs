@@ -140,12 +140,20 @@ fn without_a_console_user_a_plan_is_deferred() {
 }
 
 #[test]
-fn a_usage_error_under_json_is_one_document() {
+fn a_usage_error_or_a_failure_under_json_is_one_document() {
     let env = Env::new(365);
-    let run = env.run(&["plan", "--json", "--bogus"]);
-    assert_eq!(run.code, 2, "{run:?}");
+    for command in ["plan", "enroll"] {
+        let run = env.run(&[command, "--json", "--bogus"]);
+        assert_eq!(run.code, 2, "{run:?}");
+        let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+        assert!(doc["error"].as_str().unwrap().contains("--bogus"), "{doc}");
+    }
+    // An enrollment that fails (no org token for the certificate it needs).
+    let run = env.run(&["enroll", "--json"]);
+    assert_ne!(run.code, 0, "{run:?}");
     let doc: Value = serde_json::from_str(&run.stdout).unwrap();
-    assert!(doc["error"].as_str().unwrap().contains("--bogus"), "{doc}");
+    assert!(doc["error"].as_str().unwrap().contains("token"), "{doc}");
+    assert_eq!(doc["exit_code"], run.code);
 }
 
 #[test]
