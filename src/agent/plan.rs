@@ -45,16 +45,19 @@ impl Agent {
         let probe = self.store.probe();
         let mut work = identity_work(&probe, held, self.record.method.is_some(), now);
         let mut found = Vec::new();
-        let blocker = if self.config.is_configured() {
-            self.configured_work(&mut work, held, &mut found);
-            None
-        } else {
-            work.blocker = work.blocker.or(Some(Blocker::status(
+        // Nothing to enroll with stops `enroll` before any link: the plan's own blocker.
+        let blocker = (!self.config.is_configured()).then(|| {
+            Blocker::status(
                 HealthStatus::NotConfigured,
                 "no org URL or SCEP URL is configured, and no enrollment record names one",
-            )));
-            work.blocker.clone()
-        };
+            )
+        });
+        match &blocker {
+            None => self.configured_work(&mut work, held, &mut found),
+            Some(stop) => {
+                work.blocker.get_or_insert_with(|| stop.clone());
+            }
+        }
         let outlook = work.outlook(held);
         let mut steps = self.with_chain(held, Superseded::default(), |chain, cx| {
             chain.survey(cx, outlook)
@@ -63,8 +66,8 @@ impl Agent {
             step.found.extend(found);
             step.action = work.action;
             step.detail = Some(work.detail.clone());
-            // Nothing configured is the plan's own blocker, said once.
-            step.blocker = work.blocker.clone().filter(|_| blocker.is_none());
+            // The plan's own blocker is said once, before the links.
+            step.blocker = work.blocker.clone().filter(|b| Some(b) != blocker.as_ref());
         }
         Ok(Plan {
             blocker,
