@@ -22,7 +22,8 @@ apt_install() {
 # pk12util: the NSS database Chrome and Chromium read client certificates from on Linux),
 # faketime (libfaketime: the journey tests run the agent days and years ahead), systemd
 # (systemd-analyze checks the renewal job's units), strace (the no-secret-in-argv tests trace
-# every program the agent starts).
+# every program the agent starts; the plan test proves `plan` opens nothing for writing and
+# connects nowhere).
 need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v scepserver >/dev/null || need+=(scep)

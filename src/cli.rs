@@ -25,6 +25,7 @@ Examples (a Jamf policy runs these as root):
   devicetrust enroll --org-url https://acme.okta.com --org-token-file - < token
   devicetrust status
   devicetrust ea                      # Extension Attribute: <result>Healthy</result>
+  devicetrust plan                    # what enroll would do here, changing nothing
   devicetrust renew --force
   devicetrust selftest                # paste its lines into a ticket
   devicetrust teamid /Applications/Slack.app   # teamid:BQR82RBBHL, for the app allowlist
@@ -42,8 +43,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Full setup for the console user: identity store, enrollment, renewal settings.
-    /// With a valid certificate present it asks for no new one.
-    Enroll,
+    /// With a valid certificate present it asks for no new one. It does what `plan` lists.
+    Enroll {
+        /// One JSON document on stdout, nothing else: the actions taken, link by link, in
+        /// `plan`'s words.
+        #[arg(long)]
+        json: bool,
+    },
     /// Renew the certificate when this device's renewal has started (by 30 days before expiry
     /// at the latest; each device starts up to renew_spread_days earlier), or with --force.
     /// Before that it exits 0 without any network request.
@@ -68,9 +74,25 @@ pub enum Command {
     /// Jamf Extension Attribute: prints exactly one <result>...</result> line; always exits 0.
     Ea {
         /// Print the certificate's expiry as a Jamf "Date" (YYYY-MM-DD HH:MM:SS, UTC) instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "plan")]
         expiry: bool,
+        /// Print `plan`'s verdict instead: Ready, Ready: 1 certificate, or Blocked: <reason>.
+        #[arg(long)]
+        plan: bool,
         /// Report "Okta Unreachable" when the org does not answer (see `status --check-network`).
+        #[arg(long)]
+        check_network: bool,
+    },
+    /// What `enroll` would do here, changing nothing: each link of the chain with what it finds
+    /// and the action (adopt, create, replace, set aside, remove, nothing), whether a
+    /// certificate would be requested and why, then `Ready` or `Blocked: <first reason>`.
+    /// Exit 0 Ready, 1 Blocked, 75 deferred.
+    Plan {
+        /// One JSON document on stdout, nothing else.
+        #[arg(long)]
+        json: bool,
+        /// Also check that the org answers, and ask Okta for the certAuthDomain a takeover
+        /// would write (the only requests a plan sends).
         #[arg(long)]
         check_network: bool,
     },
@@ -97,7 +119,8 @@ pub enum Command {
     /// its evidence: on a Mac in a throwaway keychain (key generated non-extractable, export
     /// refused, access and partition list, identity, signing without dialogs, identity
     /// preferences), then the real state read only; on Linux the identity, the NSS database,
-    /// the browser policy files and the renewal timer. Exit 1 if any check fails.
+    /// the browser policy files and the renewal timer; last, `plan` worked out twice and
+    /// compared. Exit 1 if any check fails.
     Selftest {
         /// One JSON document on stdout, for a ticket.
         #[arg(long)]
@@ -182,7 +205,10 @@ impl Command {
     pub fn json(&self) -> bool {
         matches!(
             self,
-            Command::Status { json: true, .. } | Command::Selftest { json: true }
+            Command::Status { json: true, .. }
+                | Command::Selftest { json: true }
+                | Command::Plan { json: true, .. }
+                | Command::Enroll { json: true }
         )
     }
 }

@@ -162,6 +162,20 @@ impl Scene {
         );
         assert_eq!(doc["exit_code"], 75, "{doc}");
         assert_eq!(self.leftovers(), Vec::<String>::new(), "after status");
+
+        // A plan looks at the database as `status` does: deferred, never a verdict.
+        let (run, took) = self.root(&["ea", "--plan"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert_eq!(run.stdout, "<result>Agent Error</result>\n", "{run:?}");
+        assert!(took < DEADLINE + SLACK, "ea --plan took {took:?}: {run:?}");
+        let (run, took) = self.root(&["plan"]);
+        assert_eq!(run.code, 75, "{run:?}");
+        assert!(took < DEADLINE + SLACK, "plan took {took:?}: {run:?}");
+        assert!(
+            run.error().contains("certutil did not finish within"),
+            "{run:?}"
+        );
+        assert_eq!(self.leftovers(), Vec::<String>::new(), "after plan");
     }
 }
 

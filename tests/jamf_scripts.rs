@@ -187,6 +187,60 @@ fn the_extension_attributes_print_one_result_line_whatever_happens() {
 }
 
 #[test]
+fn the_plan_extension_attribute_prints_one_result_line_whatever_happens() {
+    let fake = Fake::new("<result>Ready: 1 certificate</result>", 0);
+    assert_eq!(
+        jamf("ea-plan.sh", &fake.bin(), &[]),
+        (0, "<result>Ready: 1 certificate</result>\n".into())
+    );
+    assert_eq!(fake.argv(), ["ea", "--plan"]);
+    assert_eq!(
+        jamf("ea-plan.sh", Path::new("/nonexistent/devicetrust"), &[]),
+        (0, "<result>Not Installed</result>\n".into())
+    );
+    let broken = Fake::new("garbage", 1);
+    assert_eq!(
+        jamf("ea-plan.sh", &broken.bin(), &[]),
+        (0, "<result>Agent Error</result>\n".into())
+    );
+    // The survey ring: the org set in the script, before any profile names it.
+    let fake = Fake::new("<result>Ready</result>", 0);
+    let edited = fake.dir.path().join("ea-plan.sh");
+    let text = std::fs::read_to_string(script("ea-plan.sh")).unwrap();
+    assert!(text.contains("\norg_url=\"\"\n"), "{text}");
+    std::fs::write(
+        &edited,
+        text.replace("\norg_url=\"\"\n", "\norg_url=\"https://acme.okta.com\"\n"),
+    )
+    .unwrap();
+    let out = Command::new("bash")
+        .arg(&edited)
+        .env("DEVICETRUST_BIN", fake.bin())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "<result>Ready</result>\n"
+    );
+    assert_eq!(
+        fake.argv(),
+        ["ea", "--plan", "--org-url", "https://acme.okta.com"]
+    );
+
+    let (code, out) = jamf(
+        "ea-plan.sh",
+        Path::new(env!("CARGO_BIN_EXE_devicetrust")),
+        &[],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.starts_with("<result>") && out.trim_end().ends_with("</result>"),
+        "{out}"
+    );
+}
+
+#[test]
 fn the_real_agent_behind_the_ea_script_prints_one_line() {
     let (code, out) = jamf(
         "ea-status.sh",

@@ -71,7 +71,8 @@ fn selftest_passes_after_enroll_and_names_each_breakage() {
             "browser policy (Google Chrome)",
             "browser policy (Chromium)",
             "browser policy (Microsoft Edge)",
-            "renewal job"
+            "renewal job",
+            "plan"
         ]
     );
     assert!(failing(&all).is_empty(), "{all:?}");
@@ -79,8 +80,21 @@ fn selftest_passes_after_enroll_and_names_each_breakage() {
     assert!(evidence("identity").contains("verified with the certificate's key"));
     assert!(evidence("nss identity").contains("certutil -K lists its key"));
     assert!(evidence("renewal job").contains("devicetrust-renew.timer installed"));
+    assert!(
+        evidence("plan").starts_with("the same twice: Ready, "),
+        "{}",
+        evidence("plan")
+    );
 
     // The human form: one line per check.
+    // Without the NSS vouch the plan asks certutil: still the same twice, and nothing it
+    // looks at is written (a look that left a vouch would read differently the second time).
+    let vouch = home(&env).join(".local/state/devicetrust/nss-verified.json");
+    std::fs::remove_file(&vouch).unwrap();
+    let (code, all) = checks(&env);
+    assert_eq!(code, 0, "{all:?}");
+    assert!(!vouch.exists());
+
     let run = env.run(&["selftest"]);
     assert_eq!(run.code, 0, "{run:?}");
     let lines: Vec<&str> = run
@@ -88,7 +102,7 @@ fn selftest_passes_after_enroll_and_names_each_breakage() {
         .lines()
         .filter(|l| !l.starts_with("INFO:"))
         .collect();
-    assert_eq!(lines.len(), 6, "{run:?}");
+    assert_eq!(lines.len(), 7, "{run:?}");
     assert!(lines.iter().all(|l| l.starts_with("PASS ")), "{run:?}");
 
     let breakages: [(&str, PathBuf); 3] = [
@@ -130,6 +144,10 @@ fn selftest_without_an_identity_fails_the_identity_check_and_skips_what_needs_it
     assert!(all[0].2.contains("no certificate"), "{all:?}");
     assert!(all
         .iter()
-        .filter(|c| c.0 != "identity" && c.0 != "renewal job")
+        .filter(|c| !["identity", "renewal job", "plan"].contains(&c.0.as_str()))
         .all(|c| c.1 == "SKIP"));
+    // The plan needs no identity: it says the same twice, and what it says.
+    let plan = all.iter().find(|c| c.0 == "plan").unwrap();
+    assert_eq!(plan.1, "PASS", "{all:?}");
+    assert!(plan.2.contains("Blocked: No Org Token"), "{all:?}");
 }

@@ -3,6 +3,7 @@
 //! task (identity present, no record of ours) only asks Okta for its metadata.
 
 use super::{net, Agent, AgentError, OKTA_KEY_BITS};
+use crate::chain::plan::{Action, Plan};
 use crate::chain::{Held, Superseded};
 use crate::okta::{OktaClient, OrgUrl, OKTA_SUBJECT_CN};
 use crate::pki::{self, CheckedIdentity, CsrProfile, NewKey};
@@ -27,11 +28,83 @@ pub(super) enum Enrollment {
     Scep(Box<ScepSettings>),
 }
 
+/// What one `enroll` did, in the plan's terms.
+#[derive(Debug)]
+pub struct Enrolled {
+    /// The plan, worked out before anything changed (what `devicetrust plan` says).
+    pub plan: Plan,
+    /// Each link of the plan with the action taken and the changes made, in chain order. The
+    /// identity's action is what the certificate work did; another link's is the plan's where
+    /// it changed something and `nothing` where it did not ([`Action::taken`]).
+    pub taken: Vec<Taken>,
+    /// The certificates requested and stored.
+    pub certificates: u32,
+}
+
+/// One link's part of an enrollment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taken {
+    pub link: &'static str,
+    pub action: Action,
+    pub changes: Vec<String>,
+}
+
+/// What the certificate work and the chain did.
+pub(super) struct Done {
+    /// What was done to the identity, in the plan's words, and the lines that say it.
+    identity: Action,
+    identity_changes: Vec<String>,
+    certificates: u32,
+    by_link: Vec<(&'static str, Vec<String>)>,
+}
+
 impl Agent {
-    /// `devicetrust enroll`.
-    pub fn enroll(&mut self) -> Result<(), AgentError> {
+    /// `devicetrust enroll`: the plan over the device as it is, then the plan carried out. What
+    /// each link ended up doing is said in the plan's words; where it is not what the plan
+    /// listed, a `WARN:` says so.
+    pub fn enroll(&mut self) -> Result<Enrolled, AgentError> {
         let _lock = self.lock()?;
-        self.enroll_locked(None)
+        let now = OffsetDateTime::now_utc();
+        let held = self.held(now)?;
+        let plan = self.survey(&held, now)?;
+        for step in &plan.steps {
+            tracing::debug!("plan: {}: {}", step.link, step.action);
+        }
+        let done = self.enroll_locked(None)?;
+        let taken: Vec<Taken> = plan
+            .steps
+            .iter()
+            .map(|step| {
+                let mut changes = done
+                    .by_link
+                    .iter()
+                    .find(|(link, _)| *link == step.link)
+                    .map(|(_, changes)| changes.clone())
+                    .unwrap_or_default();
+                let action = if step.link == super::plan::IDENTITY {
+                    changes.splice(0..0, done.identity_changes.iter().cloned());
+                    done.identity
+                } else {
+                    Action::taken(step.action, &changes)
+                };
+                if action != step.action {
+                    warn!(
+                        "{}: the plan said {}, enroll did {action}",
+                        step.link, step.action
+                    );
+                }
+                Taken {
+                    link: step.link,
+                    action,
+                    changes,
+                }
+            })
+            .collect();
+        Ok(Enrolled {
+            plan,
+            taken,
+            certificates: done.certificates,
+        })
     }
 
     /// How this device enrolls: SCEP when a SCEP URL is known, else Okta.
@@ -42,11 +115,11 @@ impl Agent {
         }
     }
 
-    pub(super) fn enroll_locked(&mut self, token: Option<Secret>) -> Result<(), AgentError> {
+    pub(super) fn enroll_locked(&mut self, token: Option<Secret>) -> Result<Done, AgentError> {
         let enrollment = self.enrollment()?;
         // A store that can no longer be opened (okta.keychain without its password) is
         // rebuilt first, however its identity reads: the device then enrolls afresh.
-        self.store.rebuild_if_unopenable()?;
+        let rebuilt = self.store.rebuild_if_unopenable()?.is_some();
         let now = OffsetDateTime::now_utc();
         let mut held = self.held(now)?;
         if self.learn_scep_ca(&held)? {
@@ -59,6 +132,12 @@ impl Agent {
             self.preflight(&held)?;
         }
         let mut superseded = Superseded::default();
+        let identity = match &held {
+            _ if rebuilt => Action::SetAside,
+            Held::Damaged { .. } => Action::SetAside,
+            Held::Nothing => Action::Create,
+            _ => Action::Replace,
+        };
         match &held {
             Held::Valid(info) => {
                 if let Enrollment::Okta(org) = &enrollment {
@@ -70,9 +149,23 @@ impl Agent {
                     info.serial_hex,
                     info.days_left(now)
                 );
+                let adopting = self.record.method.is_none();
                 self.adopt(&enrollment)?;
-                self.configure(Superseded::default())?;
-                return Ok(());
+                let applied = self.configure_by_link(Superseded::default())?;
+                let location = self.store.location();
+                return Ok(Done {
+                    identity: if adopting {
+                        Action::Adopt
+                    } else {
+                        Action::Nothing
+                    },
+                    identity_changes: adopting
+                        .then(|| format!("adopted the identity in {location}"))
+                        .into_iter()
+                        .collect(),
+                    certificates: 0,
+                    by_link: applied.by_link,
+                });
             }
             // Only a later enrollment replaces it: it stays in place until the new identity
             // is stored and checked, and is kept aside afterwards, never deleted.
@@ -125,11 +218,27 @@ impl Agent {
                 Err(e) => warn!("the replaced certificate stays as the previous identity: {e}"),
             }
         }
-        self.configure(superseded)?;
-        Ok(())
+        let applied = self.configure_by_link(superseded)?;
+        let stored = self.held(OffsetDateTime::now_utc())?;
+        Ok(Done {
+            identity,
+            identity_changes: stored
+                .certificate()
+                .map(|c| {
+                    format!(
+                        "certificate {} stored in {}",
+                        c.serial_hex,
+                        self.store.location()
+                    )
+                })
+                .into_iter()
+                .collect(),
+            certificates: 1,
+            by_link: applied.by_link,
+        })
     }
 
-    fn refuse_other_org(&self, org: &OrgUrl) -> Result<(), AgentError> {
+    pub(super) fn refuse_other_org(&self, org: &OrgUrl) -> Result<(), AgentError> {
         match &self.record.org_url {
             Some(stored) if stored != org.as_str() && self.record.method == Some(Method::Okta) => {
                 Err(AgentError::OtherOrg {

@@ -9,10 +9,12 @@
 mod enroll;
 mod error;
 pub mod net;
+mod plan;
 mod renew;
 mod status;
 mod uninstall;
 
+pub use enroll::{Enrolled, Taken};
 pub use error::AgentError;
 pub use renew::RenewOutcome;
 pub use status::StatusReport;
@@ -32,6 +34,14 @@ use tracing::{info, warn};
 
 /// The key size of Okta's device-trust CSR (the only one Okta's task ever sent).
 pub const OKTA_KEY_BITS: u32 = 2048;
+
+/// Whether a run may change the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Write,
+    /// `plan`: reads only, and no secret.
+    ReadOnly,
+}
 
 pub struct Agent {
     config: Config,
@@ -57,7 +67,18 @@ impl Agent {
     /// Settings come from the root-owned record; of the copy in the user's home only the
     /// history is used. Without a root-owned record, a root run migrates the copy's settings
     /// where they agree with the configuration, and a run as the user takes them as they are.
-    pub fn new(mut config: Config, host: Box<dyn Host>) -> Result<Agent, AgentError> {
+    pub fn new(config: Config, host: Box<dyn Host>) -> Result<Agent, AgentError> {
+        Self::open(config, host, Access::Write)
+    }
+
+    /// As [`Agent::new`], for a run that may change the device or not. A read-only agent sets
+    /// no damaged record aside and sees its store through [`crate::store::ReadOnly`].
+    pub fn open(
+        mut config: Config,
+        host: Box<dyn Host>,
+        access: Access,
+    ) -> Result<Agent, AgentError> {
+        let read_only = access == Access::ReadOnly;
         let user = match &config.user {
             Some(u) => u.clone(),
             None => host
@@ -70,10 +91,22 @@ impl Agent {
         let root_run = crate::platform::is_root();
         let device_file = DeviceRecordFile::for_user(host.root(), host.layout(), &home.user);
         let record_file = RecordFile::in_dir(home.state_place());
-        let device = device_file.load()?;
-        let (copy, damaged) = match record_file.load()? {
+        let (device, loaded) = if read_only {
+            (device_file.peek()?, record_file.peek()?)
+        } else {
+            (device_file.load()?, record_file.load()?)
+        };
+        let (copy, damaged) = match loaded {
             Loaded::Absent => (None, false),
             Loaded::Found(record) => (Some(record), false),
+            Loaded::Damaged { reason, .. } if read_only => {
+                warn!(
+                    "the enrollment record {} does not parse ({reason}); a run that changes \
+                     the device keeps it aside",
+                    record_file.path().display()
+                );
+                (None, true)
+            }
             Loaded::Damaged { kept_as, reason } => {
                 warn!(
                     "the enrollment record did not parse ({reason}); it was kept as {}",
@@ -99,7 +132,10 @@ impl Agent {
         };
         config.merge_record(&settings, source)?;
         let record = settings.over(&history);
-        let store = host.open_store(config.store.as_ref(), &home)?;
+        let mut store = host.open_store(config.store.as_ref(), &home)?;
+        if read_only {
+            store = Box::new(crate::store::ReadOnly(store));
+        }
         let chain = host.chain(&home);
         let mut agent = Agent {
             config,
@@ -170,6 +206,11 @@ impl Agent {
 
     pub fn user(&self) -> &str {
         &self.home.user
+    }
+
+    /// Where the identity lives, for reports.
+    pub fn store_location(&self) -> String {
+        self.store.location()
     }
 
     pub fn paths(&self) -> &UserPaths {
@@ -313,13 +354,53 @@ impl Agent {
             superseded: Superseded::default(),
         };
         host.self_checks(&cx, &mut report);
+        report.result("plan", self.plan_twice());
         Ok(report)
+    }
+
+    /// `plan` worked out twice in a row over the same device (at the same moment, so that no
+    /// date moves): a look that changed anything it looks at would not say the same again.
+    fn plan_twice(&mut self) -> Result<String, String> {
+        let now = OffsetDateTime::now_utc();
+        let mut once = || -> Result<crate::chain::plan::Plan, AgentError> {
+            let held = self.held(now)?;
+            self.survey(&held, now)
+        };
+        let first = once().map_err(|e| e.to_string())?;
+        let second = once().map_err(|e| e.to_string())?;
+        if first == second {
+            return Ok(format!(
+                "the same twice: {}, {} links",
+                first.verdict().short(),
+                first.steps.len()
+            ));
+        }
+        let differing = first
+            .steps
+            .iter()
+            .zip(&second.steps)
+            .find(|(a, b)| a != b)
+            .map_or("the verdict", |(a, _)| a.link);
+        Err(format!(
+            "the second plan differs from the first at {differing}: {} then {}",
+            first.verdict().short(),
+            second.verdict().short()
+        ))
     }
 
     /// Applies the chain around a (new) identity; returns the changes made.
     fn configure(&mut self, superseded: Superseded) -> Result<Vec<String>, AgentError> {
         let held = self.held(OffsetDateTime::now_utc())?;
         Ok(self.with_chain(&held, superseded, |chain, cx| chain.apply(cx))?)
+    }
+
+    /// Applies the chain as `configure` does, saying what each link changed.
+    fn configure_by_link(
+        &mut self,
+        superseded: Superseded,
+    ) -> Result<crate::chain::Applied, AgentError> {
+        let held = self.held(OffsetDateTime::now_utc())?;
+        Ok(self.with_chain(&held, superseded, |chain, cx| chain.apply_by_link(cx))?)
     }
 
     /// Applies the chain as `configure` does, returning the links that could not be applied.

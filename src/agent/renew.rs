@@ -241,7 +241,7 @@ impl Agent {
         self.record
             .record_renewal(outcome.as_ref().map(|_| ()).map_err(|e| e.to_string()));
         self.save_record()?;
-        outcome.map(|()| RenewOutcome::Reenrolled)
+        outcome.map(|_| RenewOutcome::Reenrolled)
     }
 
     /// `devicetrust repair`: re-applies everything but the certificate, then renews if due. A

@@ -39,7 +39,7 @@ impl Agent {
         }
         self.record = Default::default();
         if let Some(token) = token {
-            let result = self.enroll_locked(Some(token));
+            let result = self.enroll_locked(Some(token)).map(drop);
             drop(lock);
             return result;
         }

@@ -4,6 +4,7 @@
 //! `error` field) and the exit code of cli.md.
 
 mod deadline;
+mod plan;
 mod selftest;
 pub mod session;
 mod teamid;
@@ -32,7 +33,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e, &args),
     };
-    let json = matches!(cli.command, Command::Status { json: true, .. });
+    let json = cli.command.json() && !matches!(cli.command, Command::Selftest { .. });
     let machine_output = json
         || matches!(
             cli.command,
@@ -93,11 +94,24 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
 
     if let Command::Ea {
         expiry,
+        plan: want_plan,
         check_network,
     } = &cli.command
     {
-        let line = ea(&cli, host, *expiry, *check_network);
+        let line = if *want_plan {
+            plan::ea_line(load_config(&cli, host.as_ref()), host, *check_network)
+        } else {
+            ea(&cli, host, *expiry, *check_network)
+        };
         return deadline::answer(EXIT_OK, || println!("{line}"));
+    }
+
+    if let Command::Plan {
+        json,
+        check_network,
+    } = cli.command
+    {
+        return plan::run(load_config(&cli, host.as_ref()), host, json, check_network);
     }
 
     if let Command::Selftest { json } = cli.command {
@@ -123,7 +137,15 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             agent => agent?,
         };
         match &cli.command {
-            Command::Enroll => agent.enroll(),
+            Command::Enroll { json } => {
+                let enrolled = agent.enroll()?;
+                if *json {
+                    deadline::answer(EXIT_OK, || {
+                        println!("{}", plan::enrolled_json(agent.user(), &enrolled))
+                    });
+                }
+                Ok(())
+            }
             Command::Renew {
                 force,
                 renew_before_days,
@@ -143,6 +165,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
                 Ok(())
             }
             Command::Ea { .. }
+            | Command::Plan { .. }
             | Command::Version
             | Command::Demo
             | Command::Teamid { .. }
@@ -322,10 +345,7 @@ fn as_console_user(
             let keep_stdout = matches!(cli.command, Command::Ea { .. });
             let ran = match user_session.run_as(&user, &child_args, secret, keep_stdout) {
                 Err(ReexecError::TimedOut(stopped)) => {
-                    let json = matches!(
-                        cli.command,
-                        Command::Status { json: true, .. } | Command::Selftest { json: true }
-                    );
+                    let json = cli.command.json();
                     return Some(match reexec_timed_out(&cli.command, stopped) {
                         Ok(line) => deadline::answer(EXIT_OK, || println!("{line}")),
                         Err(e) => finish(Err(Failure::Agent(e)), json),
@@ -365,7 +385,7 @@ fn as_console_user(
 fn keep_device_record(command: &Command, config: &Config, device: &DeviceRecordFile) {
     let result = match command {
         Command::Uninstall { reenroll: false } => device.remove().map(drop),
-        Command::Enroll
+        Command::Enroll { .. }
         | Command::Renew { .. }
         | Command::Repair
         | Command::Uninstall { reenroll: true }
@@ -411,16 +431,17 @@ fn with_scep_ca(config: &Config, mut record: EnrollmentRecord) -> EnrollmentReco
 fn start_run_deadline(command: &Command, config: Option<&Config>) {
     let network = config.map_or_else(NetworkConfig::default, |c| c.network.clone());
     let (limit, key) = match command {
-        Command::Ea { .. } | Command::Status { .. } | Command::Teamid { .. } => {
-            (network.status_deadline, "network.status_deadline_secs")
-        }
+        Command::Ea { .. }
+        | Command::Status { .. }
+        | Command::Plan { .. }
+        | Command::Teamid { .. } => (network.status_deadline, "network.status_deadline_secs"),
         _ => (network.run_deadline, "network.run_deadline_secs"),
     };
     let on_expiry = match command {
         Command::Ea { expiry, .. } => deadline::OnExpiry::Ea { expiry: *expiry },
-        Command::Status { json: true, .. } | Command::Selftest { json: true } => {
-            deadline::OnExpiry::Json
-        }
+        Command::Status { json: true, .. }
+        | Command::Selftest { json: true }
+        | Command::Plan { json: true, .. } => deadline::OnExpiry::Json,
         _ => deadline::OnExpiry::Line,
     };
     deadline::start(limit, key, on_expiry);
@@ -553,6 +574,7 @@ mod tests {
         };
         let ea = |expiry| Command::Ea {
             expiry,
+            plan: false,
             check_network: false,
         };
         assert_eq!(

@@ -24,13 +24,14 @@ pub enum Decision {
 pub fn touches_user_session(command: &Command) -> bool {
     matches!(
         command,
-        Command::Enroll
+        Command::Enroll { .. }
             | Command::Renew { .. }
             | Command::Repair
             | Command::Uninstall { .. }
             | Command::Status { .. }
             | Command::Ea { .. }
             | Command::Selftest { .. }
+            | Command::Plan { .. }
     )
 }
 
@@ -114,10 +115,7 @@ pub fn after_reexec(command: &Command, ran: Result<Ran, String>) -> AfterReexec 
             Ok(r) => AfterReexec::Exit(r.code),
             Err(e) => AfterReexec::Failed {
                 message: format!("cannot run as the console user: {e}"),
-                json: matches!(
-                    command,
-                    Command::Status { json: true, .. } | Command::Selftest { json: true }
-                ),
+                json: command.json(),
             },
         },
     }
@@ -128,7 +126,7 @@ pub fn after_reexec(command: &Command, ran: Result<Ran, String>) -> AfterReexec 
 pub fn may_need_secret(command: &Command) -> bool {
     matches!(
         command,
-        Command::Enroll
+        Command::Enroll { .. }
             | Command::Renew { .. }
             | Command::Repair
             | Command::Uninstall { reenroll: true }
@@ -236,7 +234,7 @@ mod tests {
             user: "alice".into(),
         };
         for command in [
-            Command::Enroll,
+            Command::Enroll { json: false },
             Command::Repair,
             Command::Uninstall { reenroll: false },
             Command::Status {
@@ -245,6 +243,7 @@ mod tests {
             },
             Command::Ea {
                 expiry: false,
+                plan: false,
                 check_network: false,
             },
             Command::Renew {
@@ -264,15 +263,25 @@ mod tests {
     #[test]
     fn explicit_user_wins_and_root_stays_root() {
         assert_eq!(
-            needs_reexec(0, &Command::Enroll, Some("alice"), Some("bob")),
+            needs_reexec(
+                0,
+                &Command::Enroll { json: false },
+                Some("alice"),
+                Some("bob")
+            ),
             Decision::Reexec { user: "bob".into() }
         );
         assert_eq!(
-            needs_reexec(0, &Command::Enroll, None, Some("bob")),
+            needs_reexec(0, &Command::Enroll { json: false }, None, Some("bob")),
             Decision::Reexec { user: "bob".into() }
         );
         assert_eq!(
-            needs_reexec(0, &Command::Enroll, Some("alice"), Some("root")),
+            needs_reexec(
+                0,
+                &Command::Enroll { json: false },
+                Some("alice"),
+                Some("root")
+            ),
             Decision::RunHere
         );
     }
@@ -280,11 +289,12 @@ mod tests {
     #[test]
     fn no_console_user_defers_except_the_reports_which_say_so() {
         assert_eq!(
-            needs_reexec(0, &Command::Enroll, None, None),
+            needs_reexec(0, &Command::Enroll { json: false }, None, None),
             Decision::NoConsoleUser
         );
         let ea = Command::Ea {
             expiry: false,
+            plan: false,
             check_network: false,
         };
         assert_eq!(needs_reexec(0, &ea, None, None), Decision::RunHere);
@@ -314,6 +324,7 @@ mod tests {
     fn ea(expiry: bool) -> Command {
         Command::Ea {
             expiry,
+            plan: false,
             check_network: false,
         }
     }
@@ -503,7 +514,8 @@ mod tests {
             crate::config::load(&flags, &Default::default(), Default::default()).unwrap()
         };
         let args = [OsString::from("enroll")];
-        let (child, secret) = handover(&load(None), &Command::Enroll, &args).unwrap();
+        let (child, secret) =
+            handover(&load(None), &Command::Enroll { json: false }, &args).unwrap();
         assert!(
             secret.is_none(),
             "no org known to root: no secret for the child"
@@ -511,7 +523,7 @@ mod tests {
         assert_eq!(child, args);
         let (child, secret) = handover(
             &load(Some("https://acme.okta.com")),
-            &Command::Enroll,
+            &Command::Enroll { json: false },
             &args,
         )
         .unwrap();
@@ -534,7 +546,7 @@ mod tests {
 
     #[test]
     fn only_commands_that_may_enroll_get_the_secret() {
-        assert!(may_need_secret(&Command::Enroll));
+        assert!(may_need_secret(&Command::Enroll { json: false }));
         assert!(may_need_secret(&Command::Uninstall { reenroll: true }));
         assert!(!may_need_secret(&Command::Uninstall { reenroll: false }));
         assert!(!may_need_secret(&Command::Status {

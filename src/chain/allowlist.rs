@@ -1,6 +1,7 @@
 //! The key's app allowlist (partition list): the apps that may use the key without a prompt.
 //! It exists only where the store's key carries one (the keychain), so elsewhere it is skipped.
 
+use super::plan::{Action, Blocker, Outlook, Step};
 use super::{Context, Link, LinkError};
 use crate::health::{HealthStatus, Observation};
 use crate::integrations::allowlist::{self, partition_list_string};
@@ -126,6 +127,43 @@ impl Link for AllowlistLink {
             Some(Err(why)) => Observation::failing(HealthStatus::AppAccessIncomplete, why),
             None => Observation::NotApplicable,
         }
+    }
+
+    /// The list as far as it can be seen without the keychain password; `enroll` reads it
+    /// with the password and completes it.
+    fn survey(&self, cx: &Context<'_>, outlook: Outlook<'_>) -> Option<Step> {
+        if !cx.store.has_partition_list() {
+            return None;
+        }
+        let step = Step::new(self.name());
+        if !outlook.valid() {
+            return Some(step.found("left as it is while there is no valid identity"));
+        }
+        let desired = match self.desired(cx) {
+            Ok(desired) => desired,
+            Err(e) => {
+                let why = e.to_string();
+                return Some(
+                    step.found(why.clone())
+                        .blocked(Blocker::status(HealthStatus::AppAccessIncomplete, why)),
+                );
+            }
+        };
+        let wanted = partition_list_string(&desired);
+        if let Outlook::New = outlook {
+            return Some(step.act(
+                Action::Create,
+                format!("the new key's app allowlist is set to {wanted}"),
+            ));
+        }
+        Some(match is_complete(&*cx.store, &desired) {
+            Some(Ok(())) => step.found(format!("the key's app allowlist holds {wanted}")),
+            Some(Err(why)) => step.found(why).act(
+                Action::Replace,
+                format!("the key's app allowlist is set to {wanted}"),
+            ),
+            None => step,
+        })
     }
 
     fn apply(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {

@@ -3,7 +3,8 @@
 //! choice of backend: managed JSON files (Linux, sandbox roots) or preference domains (macOS).
 
 use super::ca::NoFilter;
-use super::{Context, Link, LinkError};
+use super::plan::{Action, Blocker, Outlook, Step};
+use super::{Context, Held, Link, LinkError};
 use crate::health::{HealthStatus, Observation};
 use crate::integrations::chrome::{self, IssuerFilter};
 use crate::record::Method;
@@ -19,6 +20,13 @@ pub trait BrowserPolicy {
     fn put(&self, entry: &str, older: &[String]) -> Result<Vec<String>, LinkError>;
     /// Takes `entries` (and entries like them) out of what is ours; returns the changes made.
     fn take_out(&self, entries: &[String]) -> Result<Vec<String>, LinkError>;
+    /// Every browser's policy as `put` would find it (`entry` when known, the entries of
+    /// `older_hosts` to go), read only.
+    fn survey(
+        &self,
+        entry: Option<&str>,
+        older_hosts: &[String],
+    ) -> Result<Vec<chrome::Seen>, LinkError>;
 }
 
 /// The managed policy files of Chrome, Chromium and Edge under a root. Putting our entry in
@@ -55,6 +63,14 @@ impl BrowserPolicy for PolicyFiles {
             }
         }
         Ok(changes)
+    }
+
+    fn survey(
+        &self,
+        entry: Option<&str>,
+        older_hosts: &[String],
+    ) -> Result<Vec<chrome::Seen>, LinkError> {
+        Ok(chrome::survey(&self.root, entry, older_hosts)?)
     }
 
     fn take_out(&self, entries: &[String]) -> Result<Vec<String>, LinkError> {
@@ -125,6 +141,84 @@ impl Link for BrowserPolicyLink {
         }
     }
 
+    /// Which place decides each browser's policy, and what putting our entry there does. A
+    /// place that is not ours deciding without our entry is left alone by `enroll`: a blocker.
+    fn survey(&self, cx: &Context<'_>, outlook: Outlook<'_>) -> Option<Step> {
+        let host = match outlook {
+            Outlook::New => cx.enrolled_host().map(str::to_owned),
+            _ => cx.cert_auth_host().map(str::to_owned),
+        };
+        let method = match outlook {
+            Outlook::New => cx.config.method(),
+            _ => cx.method(),
+        };
+        let step = Step::new(self.name());
+        if host.is_none() && method != Method::Okta {
+            return Some(step.found("no certAuthDomain is configured: no entry is written"));
+        }
+        // The filter of the identity the link will be built around: Okta's fixed one, or the
+        // recorded SCEP CA's, which the stored certificate's issuer names.
+        let filter = match outlook {
+            Outlook::Kept(_) => filter_of(cx).map_err(Some),
+            Outlook::New => cx
+                .expected_ca()
+                .filter(cx.held.certificate())
+                .map_err(|_| None),
+            Outlook::Stopped => Err(None),
+        };
+        let entry = match (&host, &filter) {
+            (Some(host), Ok(filter)) => Some(chrome::policy_entry(host, filter)),
+            _ => None,
+        };
+        // A certificate from another CA is replaced with the record that named its host: that
+        // host's entries go.
+        let older: Vec<String> = match (outlook, cx.held, &cx.record.cert_auth_host) {
+            (Outlook::New, Held::Foreign { .. }, Some(old)) if Some(old) != host.as_ref() => {
+                vec![old.clone()]
+            }
+            _ => Vec::new(),
+        };
+        let seen = match self.backend.survey(entry.as_deref(), &older) {
+            Ok(seen) => seen,
+            Err(e) => {
+                let why = e.to_string();
+                return Some(
+                    step.found(why.clone())
+                        .blocked(Blocker::status(HealthStatus::BrowserPolicyMissing, why)),
+                );
+            }
+        };
+        let mut step = seen.iter().fold(step, |step, s| step.found(seen_line(s)));
+        if !outlook.valid() {
+            return Some(step);
+        }
+        if let Err(Some(why)) = &filter {
+            let why = why.to_string();
+            return Some(step.blocked(Blocker::status(HealthStatus::BrowserPolicyMissing, why)));
+        }
+        let mut action = Action::Nothing;
+        for s in &seen {
+            let (here, blocker) = browser_outcome(s);
+            if let Some(blocker) = blocker {
+                step = step.blocked(blocker);
+            }
+            action = match (action, here) {
+                (Action::Replace, _) | (_, Action::Replace) => Action::Replace,
+                (Action::Create, _) | (_, Action::Create) => Action::Create,
+                _ => Action::Nothing,
+            };
+        }
+        let target = match &host {
+            Some(host) => format!("our entry for {host}"),
+            None => "our entry for the certAuthDomain Okta names at enrollment".to_owned(),
+        };
+        Some(match action {
+            Action::Nothing => step,
+            Action::Replace => step.act(action, format!("{target} replaces older ones of ours")),
+            _ => step.act(action, format!("{target} is written")),
+        })
+    }
+
     fn apply(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
         let Some(host) = cx.cert_auth_host().map(str::to_owned) else {
             if cx.method() == Method::Okta {
@@ -166,5 +260,58 @@ impl Link for BrowserPolicyLink {
         };
         self.backend
             .take_out(&[chrome::policy_entry(&host, &filter)])
+    }
+}
+
+/// One browser's policy, in one line for the plan.
+fn seen_line(s: &chrome::Seen) -> String {
+    let decided = match &s.decided_by {
+        Some(place) => format!("{} decides {}", place, chrome::POLICY_KEY),
+        None => format!("nothing sets {}", chrome::POLICY_KEY),
+    };
+    let holds = match s.holds_ours {
+        Some(true) => ", with our entry",
+        Some(false) if s.decided_by.is_some() => ", without our entry",
+        _ => "",
+    };
+    let older = if s.holds_older {
+        ", with an older entry of ours"
+    } else {
+        ""
+    };
+    format!("{}: {decided}{holds}{older}", s.browser)
+}
+
+/// What putting our entry does in one browser's policy, and what would still be wrong.
+fn browser_outcome(s: &chrome::Seen) -> (Action, Option<Blocker>) {
+    let missing = |why: String| Some(Blocker::status(HealthStatus::BrowserPolicyMissing, why));
+    if let Some(why) = &s.unusable {
+        return (Action::Nothing, missing(why.clone()));
+    }
+    if s.holds_ours == Some(true) && !s.holds_older {
+        return (Action::Nothing, None);
+    }
+    if !s.ours_to_write {
+        let place = s.decided_by.as_deref().unwrap_or("another place");
+        let lacks = match s.holds_ours {
+            Some(_) => "and lacks our entry".to_owned(),
+            None => "and must carry the entry for the certAuthDomain Okta names (`plan \
+                     --check-network` asks Okta for it)"
+                .to_owned(),
+        };
+        return (
+            Action::Nothing,
+            missing(format!(
+                "{place} decides {} for {} {lacks}; enroll writes only its own place, so the \
+                 entry must be added there",
+                chrome::POLICY_KEY,
+                s.browser
+            )),
+        );
+    }
+    if s.holds_older {
+        (Action::Replace, None)
+    } else {
+        (Action::Create, None)
     }
 }

@@ -2,6 +2,7 @@
 //! the first links of the chain, whose statuses run from `Keychain Missing` to
 //! `Renewal Failing`.
 
+use super::plan::{self, Blocker, Outlook, Step};
 use super::{Context, Held, Link, LinkError};
 use crate::health::{HealthStatus, Observation};
 use crate::store::PasswordItemState;
@@ -102,6 +103,40 @@ impl Link for IdentityLink {
         }
     }
 
+    /// The store and what it holds, and the identity's work ([`plan::identity_work`]); the
+    /// agent adds what needs the configuration (the org token, the org).
+    fn survey(&self, cx: &Context<'_>, _: Outlook<'_>) -> Option<Step> {
+        let probe = cx.store.probe();
+        let mut step = Step::new(self.name()).found(format!("store {}", cx.store.location()));
+        if let Some(exists) = probe.exists {
+            step = step.found(if exists {
+                "okta.keychain exists"
+            } else {
+                "okta.keychain does not exist"
+            });
+        }
+        if let Some(item) = probe.password_item {
+            step = step.found(match item {
+                PasswordItemState::Readable => "the device_trust password item is there",
+                PasswordItemState::Unreadable => {
+                    "the device_trust password item is there, but the last run that needed it \
+                     could not read it"
+                }
+                PasswordItemState::Wrong => {
+                    "the device_trust password item is there, but it does not open okta.keychain"
+                }
+                PasswordItemState::Missing => "the device_trust password item is missing",
+            });
+        }
+        step = step.found(held_line(cx.held, cx.now));
+        let work = plan::identity_work(&probe, cx.held, cx.record.method.is_some(), cx.now);
+        step = step.act(work.action, work.detail);
+        if let Some(blocker) = work.blocker {
+            step = step.blocked(blocker);
+        }
+        Some(step)
+    }
+
     fn apply(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
         Ok(cx.store.repair()?)
     }
@@ -146,11 +181,58 @@ impl Link for RenewalLink {
         }
     }
 
+    /// `enroll` renews nothing: a failing renewal of an identity that stays still fails.
+    fn survey(&self, cx: &Context<'_>, outlook: Outlook<'_>) -> Option<Step> {
+        let step = Step::new(self.name()).found(match &cx.record.last_renewal {
+            Some(attempt) if attempt.ok => format!("the last renewal, at {}, worked", attempt.time),
+            Some(attempt) => format!(
+                "the last renewal, at {}, failed: {}",
+                attempt.time,
+                attempt.error.as_deref().unwrap_or("no detail recorded")
+            ),
+            None => "no renewal attempted yet".to_owned(),
+        });
+        Some(match (outlook, self.observe(cx)) {
+            (Outlook::Kept(_), Observation::Failing { status, detail }) => step.blocked(
+                Blocker::status(status, format!("{detail}; enroll does not renew it")),
+            ),
+            _ => step,
+        })
+    }
+
     fn apply(&self, _: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
         Ok(Vec::new())
     }
 
     fn remove(&self, _: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
         Ok(Vec::new())
+    }
+}
+
+/// What the store holds, in one line for the plan.
+fn held_line(held: &Held, now: time::OffsetDateTime) -> String {
+    let described = |what: &str, c: &crate::pki::CertificateInfo| {
+        format!(
+            "{what}: serial {}, issuer {}, valid until {} ({} days left)",
+            c.serial_hex,
+            c.issuer,
+            rfc3339(c.not_after),
+            c.days_left(now)
+        )
+    };
+    match held {
+        Held::Nothing => "no certificate is stored".to_owned(),
+        Held::Damaged { detail, .. } => format!("a damaged identity: {detail}"),
+        Held::Foreign {
+            certificate,
+            reason,
+        } => format!(
+            "{} ({reason})",
+            described("a certificate from another CA", certificate)
+        ),
+        Held::KeyMissing(c) => described("a certificate without its private key", c),
+        Held::NotYetValid(c) => described("a certificate not valid yet by this clock", c),
+        Held::Expired(c) => described("an expired certificate", c),
+        Held::Valid(c) => described("a valid certificate", c),
     }
 }

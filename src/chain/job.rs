@@ -2,9 +2,10 @@
 //! Items switch a user can turn it off with. The files are the same everywhere; loading them
 //! into a session is the host's [`JobControl`].
 
+use super::plan::{Action, Blocker, Outlook, Step};
 use super::{Context, Link, LinkError};
 use crate::health::{HealthStatus, Observation};
-use crate::integrations::schedule::{self, JobKind, RenewalJob};
+use crate::integrations::schedule::{self, JobFiles, JobKind, RenewalJob};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -139,6 +140,76 @@ impl Link for JobLink {
         Observation::Healthy
     }
 
+    /// The job's files against what `install` would write, and whether launchd has it.
+    fn survey(&self, cx: &Context<'_>, outlook: Outlook<'_>) -> Option<Step> {
+        let step = Step::new(self.name());
+        let launch_agent = Self::kind(cx) == JobKind::LaunchAgent;
+        let loaded = if launch_agent {
+            self.control.is_loaded(schedule::LABEL)
+        } else {
+            None
+        };
+        let loaded_line = match loaded {
+            Some(true) => Some(format!("{} is loaded", schedule::LABEL)),
+            Some(false) => Some(format!("{} is not loaded", schedule::LABEL)),
+            None => None,
+        };
+        let (step, files) = if Self::package_job(cx) {
+            let path = schedule::package_launch_agent_path(&cx.home.root);
+            let found = format!(
+                "the package's LaunchAgent {} runs renew for every user",
+                path.display()
+            );
+            (step.found(found), JobFiles::Current)
+        } else {
+            let job = Self::job(cx);
+            let files = schedule::files(cx.home, &job, Self::kind(cx));
+            let found = match files {
+                JobFiles::Absent => "the renewal job is not installed".to_owned(),
+                JobFiles::Current => format!(
+                    "the renewal job is installed as it would be written (daily at {:02}:{:02} \
+                     and at login)",
+                    job.hour(),
+                    job.minute()
+                ),
+                JobFiles::Differs => {
+                    "the renewal job's files differ from what enroll writes".to_owned()
+                }
+            };
+            (step.found(found), files)
+        };
+        let step = loaded_line.into_iter().fold(step, Step::found);
+        if !outlook.valid() {
+            return Some(step);
+        }
+        if let Err(e) = self.preflight(cx) {
+            return Some(step.blocked(Blocker::new(Blocker::PREFLIGHT, e.to_string())));
+        }
+        Some(match (files, loaded) {
+            (JobFiles::Absent, _) => step.act(Action::Create, "the renewal job is installed"),
+            (JobFiles::Differs, _) => step.act(Action::Replace, "the renewal job is rewritten"),
+            (JobFiles::Current, Some(false)) => step.act(
+                Action::Create,
+                format!("{} is loaded into launchd", schedule::LABEL),
+            ),
+            // What launchd runs is not what the file says (an earlier run deferred a reload).
+            (JobFiles::Current, Some(true))
+                if !Self::package_job(cx)
+                    && self
+                        .control
+                        .loaded_arguments(schedule::LABEL)
+                        .zip(Self::job(cx).args().ok())
+                        .is_some_and(|(loaded, wanted)| loaded != wanted) =>
+            {
+                step.act(
+                    Action::Replace,
+                    format!("{} is reloaded with its current arguments", schedule::LABEL),
+                )
+            }
+            (JobFiles::Current, _) => step,
+        })
+    }
+
     fn preflight(&self, cx: &Context<'_>) -> Result<(), LinkError> {
         if !Self::package_job(cx) {
             schedule::check_places(cx.home, Self::kind(cx))?;
@@ -224,6 +295,22 @@ impl Link for BackgroundTaskLink {
 
     fn statuses(&self) -> &'static [HealthStatus] {
         &[HealthStatus::BackgroundTaskDisabled]
+    }
+
+    /// Only the user switches it back on (or a Managed Login Items profile): a blocker.
+    fn survey(&self, _: &Context<'_>, _: Outlook<'_>) -> Option<Step> {
+        let step = Step::new(self.name());
+        match self.control.login_item_enabled(schedule::LABEL)? {
+            true => Some(step.found("the renewal job is on in Login Items")),
+            false => Some(
+                step.found("the renewal job is switched off in Login Items")
+                    .blocked(Blocker::status(
+                        HealthStatus::BackgroundTaskDisabled,
+                        "the renewal job is switched off in System Settings > General > Login \
+                         Items, which enroll cannot change; a Managed Login Items profile can",
+                    )),
+            ),
+        }
     }
 
     fn observe(&self, _: &Context<'_>) -> Observation {

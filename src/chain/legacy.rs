@@ -8,6 +8,7 @@
 //! the device with neither.
 
 use super::job::JobControl;
+use super::plan::{Action, Outlook, Step};
 use super::{Context, Link, LinkError};
 use crate::health::{HealthStatus, Observation};
 use crate::migration;
@@ -62,6 +63,56 @@ impl Link for LegacyTaskLink {
 
     fn observe(&self, _: &Context<'_>) -> Observation {
         Observation::NotApplicable
+    }
+
+    /// What the task left, and its retirement once a valid identity is stored.
+    fn survey(&self, cx: &Context<'_>, outlook: Outlook<'_>) -> Option<Step> {
+        let install = migration::detect(cx.home);
+        let step = Step::new(self.name());
+        if install.is_empty() {
+            return Some(step.found("no trace of Okta's Python Device Registration Task"));
+        }
+        let mut step = step;
+        if let Some(path) = &install.launch_agent {
+            let label = install.launch_agent_label.as_deref().unwrap_or_default();
+            step = step.found(format!("its LaunchAgent {} ({label})", path.display()));
+        }
+        if let Some(path) = &install.script_dir {
+            let version = install
+                .version
+                .as_deref()
+                .map(|v| format!(", version {v}"))
+                .unwrap_or_default();
+            step = step.found(format!("its script folder {}{version}", path.display()));
+        }
+        if let Some(path) = &install.keychain {
+            step = step.found(format!(
+                "its okta.keychain {} (never removed here: on a Mac it is this agent's store)",
+                path.display()
+            ));
+        }
+        if !outlook.valid() {
+            return Some(step);
+        }
+        let plan = migration::plan(&install, true);
+        if plan.remove.is_empty() {
+            return Some(step);
+        }
+        let what: Vec<String> = plan
+            .remove
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        Some(step.act(
+            Action::Remove,
+            format!(
+                "{}removes {} once the identity is valid",
+                plan.bootout_label
+                    .map(|label| format!("unloads {label}, then "))
+                    .unwrap_or_default(),
+                what.join(" and ")
+            ),
+        ))
     }
 
     fn apply(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {

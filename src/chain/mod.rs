@@ -14,6 +14,7 @@ pub mod identity;
 pub mod job;
 pub mod legacy;
 pub mod nss;
+pub mod plan;
 pub mod safari;
 
 use crate::config::Config;
@@ -23,6 +24,7 @@ use crate::record::{EnrollmentRecord, Method};
 use crate::renewal::RenewalPolicy;
 use crate::store::{IdentityStore, StoreError, StoreView};
 pub use ca::ExpectedCa;
+pub use plan::{Action, Outlook, Step};
 
 pub use crate::paths::UserHome;
 use std::path::PathBuf;
@@ -180,6 +182,26 @@ impl Context<'_> {
         }
     }
 
+    /// Where browsers will present a certificate this run enrolls: the record it makes comes
+    /// from the configuration, so its method decides; Okta's host is the record's while the
+    /// method stays (Okta's metadata names it again), the configured one for SCEP.
+    pub fn enrolled_host(&self) -> Option<&str> {
+        let recorded = |method| {
+            self.record
+                .cert_auth_host
+                .as_deref()
+                .filter(|_| self.record.method.is_none_or(|m| m == method))
+        };
+        match self.config.method() {
+            Method::Okta => recorded(Method::Okta),
+            Method::Scep => self
+                .config
+                .cert_auth_host
+                .as_deref()
+                .or_else(|| recorded(Method::Scep)),
+        }
+    }
+
     /// The org's cell (`okta.com`): Safari's `*.<cell>` name.
     pub fn cell(&self) -> Option<String> {
         self.record
@@ -219,6 +241,11 @@ pub trait Link {
     /// The statuses this link can report, in chain order: the chain is sorted by them.
     fn statuses(&self) -> &'static [HealthStatus];
     fn observe(&self, cx: &Context<'_>) -> Observation;
+    /// What `enroll` would do to this link, worked out without changing anything: what it
+    /// finds, the action, and what would still be wrong afterwards. `outlook` is the identity
+    /// the link will be built around once the certificate work is done. `None` where the link
+    /// does not exist here (the key's allowlist of a file store, Login Items off macOS).
+    fn survey(&self, cx: &Context<'_>, outlook: Outlook<'_>) -> Option<Step>;
     /// What must hold before a certificate is requested for `apply` to succeed afterwards:
     /// its places reachable without a planted link, its tools installed. A certificate is
     /// scarce (Okta issues five unbound ones per device), so a run that could not keep one
@@ -238,6 +265,8 @@ pub trait Link {
 pub struct Applied {
     pub changes: Vec<String>,
     pub failed: Vec<(&'static str, LinkError)>,
+    /// The changes again, by link (each link that was applied, in chain order).
+    pub by_link: Vec<(&'static str, Vec<String>)>,
 }
 
 /// The ordered links of one host.
@@ -269,11 +298,16 @@ impl Chain {
     /// it (the first such; any others are `WARN:` lines). So does a link whose tool hung
     /// ([`LinkError::TimedOut`]): nothing was learnt, and the run is deferred.
     pub fn apply(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
+        Ok(self.apply_by_link(cx)?.changes)
+    }
+
+    /// Applies every link as [`Chain::apply`] does, and says what each link changed.
+    pub fn apply_by_link(&self, cx: &mut Context<'_>) -> Result<Applied, LinkError> {
         let applied = self.apply_each(cx)?;
         for (name, e) in &applied.failed {
             warn!("{name} not configured: {e}");
         }
-        Ok(applied.changes)
+        Ok(applied)
     }
 
     /// Applies every link in order, like [`Chain::apply`], but hands the links that could not
@@ -285,10 +319,11 @@ impl Chain {
         for link in &self.links {
             match link.apply(cx) {
                 Ok(done) => {
-                    for change in done {
+                    for change in &done {
                         info!("{change}");
-                        applied.changes.push(change);
+                        applied.changes.push(change.clone());
                     }
+                    applied.by_link.push((link.name(), done));
                 }
                 Err(e)
                     if refused.is_none()
@@ -309,6 +344,14 @@ impl Chain {
             }
             None => Ok(applied),
         }
+    }
+
+    /// Every link's part of the plan, in order.
+    pub fn survey(&self, cx: &Context<'_>, outlook: Outlook<'_>) -> Vec<Step> {
+        self.links
+            .iter()
+            .filter_map(|link| link.survey(cx, outlook))
+            .collect()
     }
 
     /// Every link's preflight, in order; the first failure.
@@ -333,5 +376,7 @@ impl Chain {
     }
 }
 
+#[cfg(test)]
+mod survey_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -6,10 +6,11 @@
 //! present it cannot use it (the Linux counterpart of a key whose allowlist lacks an app). It
 //! comes before `Browser Policy Missing`, which only matters once the browser has the identity.
 
-use super::{Context, Link, LinkError};
+use super::plan::{Action, Blocker, Outlook, Step};
+use super::{Context, Held, Link, LinkError};
 use crate::health::{HealthStatus, Observation};
 use crate::integrations::nss::{
-    NssDb, NssError, Ours, SystemRunner, ToolRunner, Vouch, DATABASE_DIR,
+    NssDb, NssError, Ours, SystemRunner, Tool, ToolRunner, Vouch, DATABASE_DIR,
 };
 use crate::okta::OKTA_ISSUER_CN;
 use crate::pki::CertificateInfo;
@@ -179,6 +180,118 @@ impl<R: ToolRunner> Link for NssLink<R> {
                  and Chromium look for it",
             ),
             Err(e) => failing(&e),
+        }
+    }
+
+    /// The database as `apply` will find it: the vouch, else one `certutil` listing (NSS opens
+    /// the database read-only to list it), and the certificates of ours a new identity
+    /// replaces there.
+    fn survey(&self, cx: &Context<'_>, outlook: Outlook<'_>) -> Option<Step> {
+        let step = Step::new(self.name());
+        let gap = |e: &dyn std::fmt::Display| match outlook {
+            // A run that requests a certificate checks the tools first, and stops.
+            Outlook::New => Blocker::new(Blocker::PREFLIGHT, e.to_string()),
+            _ => Blocker::status(HealthStatus::AppAccessIncomplete, e.to_string()),
+        };
+        if !cx.home.paths.home.exists() {
+            // A home folder the first run makes (a fresh sandbox root) holds no database; the
+            // identity goes into a new one where the tools are installed.
+            let tools = SystemRunner::current_user();
+            let step = step.found(format!(
+                "the home folder {} does not exist yet, so neither does an NSS database",
+                cx.home.paths.home.display()
+            ));
+            return Some(
+                if outlook.valid()
+                    && [Tool::Certutil, Tool::Pk12util]
+                        .iter()
+                        .all(|t| tools.has(*t))
+                {
+                    step.act(Action::Create, "the identity goes into a new database")
+                } else {
+                    step
+                },
+            );
+        }
+        let db = match self.database(cx) {
+            Ok(db) => db,
+            Err(e) => return Some(step.found(e.to_string()).blocked(gap(&e))),
+        };
+        let exists = db.exists();
+        let dir = db.dir().display().to_string();
+        let step = step.found(if exists {
+            format!("the NSS database {dir} exists")
+        } else {
+            format!("there is no NSS database at {dir}")
+        });
+        let db = match with_tools(db) {
+            Ok(Some(db)) => db,
+            Ok(None) => {
+                return Some(step.found(
+                    "the NSS tools are not installed, and no browser has made a database: no \
+                     NSS-based browser has run here",
+                ))
+            }
+            Err(e) if outlook.valid() => return Some(step.found(e.to_string()).blocked(gap(&e))),
+            Err(e) => return Some(step.found(e.to_string())),
+        };
+        let checked = |step: Step, e: NssError| {
+            let e = nss_error(e);
+            step.found(e.to_string()).blocked(gap(&e))
+        };
+        let certificate = match outlook {
+            Outlook::Stopped => return Some(step),
+            Outlook::Kept(certificate) => certificate,
+            Outlook::New => {
+                // What a new identity replaces: ours by issuer, and a certificate from another
+                // CA that the enrollment supersedes.
+                let mut ours = Self::ours(cx, None);
+                if let Held::Foreign { certificate, .. } = cx.held {
+                    ours.known.push(certificate.der.clone());
+                }
+                return Some(match db.ours_in(&ours, None) {
+                    Ok(older) if !older.is_empty() => step
+                        .found(format!(
+                            "{} older certificate(s) of ours in it",
+                            older.len()
+                        ))
+                        .act(
+                            Action::Replace,
+                            "the new identity goes in, then the older ones of ours come out",
+                        ),
+                    Ok(_) => step.act(Action::Create, "the new identity goes in"),
+                    Err(e) => checked(step, e),
+                });
+            }
+        };
+        if load_vouch(cx).is_some_and(|v| db.vouched(&v, &certificate.der)) {
+            return Some(step.found(format!(
+                "it holds certificate {} with its key, unchanged since a run checked it",
+                certificate.serial_hex
+            )));
+        }
+        match db.is_usable(&certificate.der) {
+            Ok(true) => Some(step.found(format!(
+                "it holds certificate {} with its key",
+                certificate.serial_hex
+            ))),
+            Ok(false) => {
+                let step = step.found(format!(
+                    "it lacks certificate {} or its key",
+                    certificate.serial_hex
+                ));
+                Some(
+                    match db.ours_in(&Self::ours(cx, None), Some(&certificate.der)) {
+                        Ok(older) if !older.is_empty() => step.act(
+                            Action::Replace,
+                            "the identity goes in, then the older ones of ours come out",
+                        ),
+                        Ok(_) => step.act(Action::Create, "the identity goes in"),
+                        Err(e) => checked(step, e),
+                    },
+                )
+            }
+            Err(e) => Some(checked(step, e)),
         }
     }
 

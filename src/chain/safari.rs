@@ -1,6 +1,7 @@
 //! Safari's identity preferences: our identity for the bare certAuthDomain host and `*.<cell>`,
 //! so Safari presents it without asking. Only macOS has them; the host adds this link there.
 
+use super::plan::{Action, Blocker, Outlook, Step};
 use super::{Context, Link, LinkError};
 use crate::health::{HealthStatus, Observation};
 use crate::integrations::safari::{self, IdentityPreferences};
@@ -48,6 +49,68 @@ impl Link for SafariLink {
             ),
             Err(e) => Observation::failing(HealthStatus::BrowserPolicyMissing, e.to_string()),
         }
+    }
+
+    /// Which certificate each name prefers now, and whether `enroll` points it at ours.
+    fn survey(&self, cx: &Context<'_>, outlook: Outlook<'_>) -> Option<Step> {
+        let step = Step::new(self.name());
+        let host = match outlook {
+            Outlook::New => cx.enrolled_host(),
+            _ => cx.cert_auth_host(),
+        };
+        let Some(host) = host else {
+            let step = step.found("the certAuthDomain is not known yet");
+            return Some(match outlook {
+                Outlook::Stopped => step,
+                _ => step.act(
+                    Action::Create,
+                    "preferences for the certAuthDomain Okta names at enrollment are set",
+                ),
+            });
+        };
+        let prefs = self.prefs.borrow();
+        let ours = match outlook {
+            Outlook::Kept(certificate) => Some(certificate.der.as_slice()),
+            _ => None,
+        };
+        let mut step = step;
+        let (mut pointing_elsewhere, mut missing) = (false, false);
+        for name in names(cx, host) {
+            match prefs.get(&name) {
+                Ok(Some(der)) if Some(der.as_slice()) == ours => {
+                    step = step.found(format!("{name}: prefers this certificate"));
+                }
+                Ok(Some(der)) => {
+                    pointing_elsewhere = true;
+                    let serial = crate::pki::CertificateInfo::parse(&der)
+                        .map(|c| format!("certificate {}", c.serial_hex))
+                        .unwrap_or_else(|_| "an identity".to_owned());
+                    step = step.found(format!("{name}: prefers {serial}"));
+                }
+                Ok(None) => {
+                    missing = true;
+                    step = step.found(format!("{name}: no preference"));
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    step = step.found(why.clone());
+                    if outlook.valid() {
+                        step =
+                            step.blocked(Blocker::status(HealthStatus::BrowserPolicyMissing, why));
+                    }
+                }
+            }
+        }
+        Some(match (outlook.valid(), pointing_elsewhere, missing) {
+            (false, ..) => step,
+            (true, true, _) => {
+                step.act(Action::Replace, "every name is pointed at our certificate")
+            }
+            (true, false, true) => {
+                step.act(Action::Create, "every name is pointed at our certificate")
+            }
+            (true, false, false) => step,
+        })
     }
 
     fn apply(&self, cx: &mut Context<'_>) -> Result<Vec<String>, LinkError> {

@@ -539,6 +539,9 @@ impl Link for Unappliable {
     fn observe(&self, _: &Context<'_>) -> Observation {
         Observation::failing(HealthStatus::AppAccessIncomplete, "not in the database")
     }
+    fn survey(&self, _: &Context<'_>, _: Outlook<'_>) -> Option<Step> {
+        None
+    }
     fn apply(&self, _: &mut Context<'_>) -> Result<Vec<String>, LinkError> {
         let missing = crate::integrations::nss::NssError::ToolMissing {
             tool: "certutil",
@@ -806,6 +809,9 @@ impl Link for Scripted {
     }
     fn observe(&self, _: &Context<'_>) -> Observation {
         Observation::Healthy
+    }
+    fn survey(&self, _: &Context<'_>, _: Outlook<'_>) -> Option<Step> {
+        None
     }
     fn preflight(&self, _: &Context<'_>) -> Result<(), LinkError> {
         (self.preflight)()
@@ -1101,6 +1107,21 @@ impl super::browser::BrowserPolicy for LoggedPolicy {
         log.entries.retain(|e| !entries.contains(e));
         log.taken.extend_from_slice(entries);
         Ok(entries.iter().map(|e| format!("took {e}")).collect())
+    }
+    fn survey(
+        &self,
+        entry: Option<&str>,
+        _: &[String],
+    ) -> Result<Vec<crate::integrations::chrome::Seen>, LinkError> {
+        let log = self.0.borrow();
+        Ok(vec![crate::integrations::chrome::Seen {
+            browser: "logged".into(),
+            decided_by: (!log.entries.is_empty()).then(|| "our file".into()),
+            ours_to_write: true,
+            holds_ours: entry.map(|e| log.entries == [e]),
+            holds_older: entry.is_some_and(|e| log.entries.iter().any(|x| x != e)),
+            unusable: None,
+        }])
     }
 }
 

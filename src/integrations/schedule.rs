@@ -405,6 +405,71 @@ pub fn remove(home: &UserHome, kind: JobKind) -> Result<Vec<PathBuf>, ScheduleEr
     Ok(removed)
 }
 
+/// The job's files as `install` would find them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobFiles {
+    /// None of them.
+    Absent,
+    /// Exactly what `install` would write: it writes nothing.
+    Current,
+    /// Something else: `install` rewrites them.
+    Differs,
+}
+
+/// Compares the job's files with what `install` would write, without writing (a link where a
+/// file belongs differs; nothing is followed).
+pub fn files(home: &UserHome, job: &RenewalJob, kind: JobKind) -> JobFiles {
+    let read = |place: crate::securefs::Place, name: &str| {
+        place
+            .open()
+            .ok()
+            .flatten()
+            .map(|dir| dir.read_file(name, DOCUMENT_MAX))
+    };
+    // Per file: None absent, Some(true) as install would write it, Some(false) otherwise.
+    let same = |place, name: &str, wanted: Option<Vec<u8>>| match read(place, name) {
+        None | Some(Ok(None)) => None,
+        Some(Ok(Some(bytes))) => Some(wanted.is_some_and(|w| w == *bytes)),
+        Some(Err(_)) => Some(false),
+    };
+    let states = match kind {
+        JobKind::LaunchAgent => vec![same(
+            home.place(LAUNCH_AGENTS),
+            &plist_name(),
+            job.launch_agent_plist().ok(),
+        )],
+        JobKind::SystemdUser => {
+            let units = home.place(UNIT_DIR);
+            let wants = units.join(TIMERS_WANTS);
+            let link = match wants.open() {
+                Ok(Some(dir)) => match dir.read_link(TIMER_UNIT) {
+                    Ok(Some(target)) => Some(target == Path::new("..").join(TIMER_UNIT)),
+                    Ok(None) => None,
+                    Err(_) => Some(false),
+                },
+                Ok(None) => None,
+                Err(_) => Some(false),
+            };
+            vec![
+                same(
+                    units.clone(),
+                    SERVICE_UNIT,
+                    job.systemd_service().ok().map(String::into_bytes),
+                ),
+                same(units, TIMER_UNIT, Some(job.systemd_timer().into_bytes())),
+                link,
+            ]
+        }
+    };
+    if states.iter().all(Option::is_none) {
+        JobFiles::Absent
+    } else if states.iter().all(|s| *s == Some(true)) {
+        JobFiles::Current
+    } else {
+        JobFiles::Differs
+    }
+}
+
 /// The health link: the job's files are there and run this program's `renew` (a job with
 /// another time of day still renews, so the time is not checked; `repair` rewrites it). A link
 /// where a file or folder of the job belongs counts as not installed.

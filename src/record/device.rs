@@ -68,6 +68,16 @@ impl DeviceRecordFile {
     /// The record, `None` when there is none. One that does not parse is set aside (never
     /// overwritten) and the run goes on as if there were none.
     pub fn load(&self) -> Result<Option<EnrollmentRecord>, RecordError> {
+        self.read(true)
+    }
+
+    /// Reads the record as [`DeviceRecordFile::load`] does, but leaves one that does not parse
+    /// where it is. For runs that change nothing.
+    pub fn peek(&self) -> Result<Option<EnrollmentRecord>, RecordError> {
+        self.read(false)
+    }
+
+    fn read(&self, set_aside: bool) -> Result<Option<EnrollmentRecord>, RecordError> {
         let read = |source| RecordError::Fs {
             action: "read",
             source,
@@ -84,6 +94,14 @@ impl DeviceRecordFile {
         }
         match serde_json::from_slice(&bytes) {
             Ok(record) => Ok(Some(record)),
+            Err(e) if !set_aside => {
+                tracing::warn!(
+                    "the enrollment record {} does not parse ({e}); a run that changes the \
+                     device keeps it aside",
+                    self.path().display()
+                );
+                Ok(None)
+            }
             Err(e) => {
                 let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
                 let mut aside = self.name.clone();

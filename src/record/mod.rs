@@ -225,6 +225,16 @@ impl RecordFile {
     /// this run nor a later one overwrites what an admin may want to look at. A link or a
     /// hard-linked file at its name is refused: that is not damage but something planted.
     pub fn load(&self) -> Result<Loaded, RecordError> {
+        self.read(true)
+    }
+
+    /// Reads the record as [`RecordFile::load`] does, but leaves a damaged file where it is:
+    /// `Damaged::kept_as` is then its own path. For runs that change nothing.
+    pub fn peek(&self) -> Result<Loaded, RecordError> {
+        self.read(false)
+    }
+
+    fn read(&self, set_aside: bool) -> Result<Loaded, RecordError> {
         let read = |source| RecordError::Fs {
             action: "read",
             source,
@@ -241,16 +251,27 @@ impl RecordFile {
                 e @ (SecureFsError::TooLarge { .. }
                 | SecureFsError::NotRegular { .. }
                 | SecureFsError::IsDirectory { .. }),
-            ) => return self.set_aside(&dir, e.to_string()),
+            ) => return self.set_aside(&dir, e.to_string(), set_aside),
             Err(e) => return Err(read(e)),
         };
         match serde_json::from_slice(&bytes) {
             Ok(record) => Ok(Loaded::Found(record)),
-            Err(e) => self.set_aside(&dir, e.to_string()),
+            Err(e) => self.set_aside(&dir, e.to_string(), set_aside),
         }
     }
 
-    fn set_aside(&self, dir: &SecureDir, reason: String) -> Result<Loaded, RecordError> {
+    fn set_aside(
+        &self,
+        dir: &SecureDir,
+        reason: String,
+        set_aside: bool,
+    ) -> Result<Loaded, RecordError> {
+        if !set_aside {
+            return Ok(Loaded::Damaged {
+                kept_as: self.path.clone(),
+                reason,
+            });
+        }
         let stamp = OffsetDateTime::now_utc().unix_timestamp_nanos();
         let name = format!("{STATE_FILE}.damaged-{stamp}");
         dir.rename(STATE_FILE, &name)

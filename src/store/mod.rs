@@ -17,6 +17,7 @@ pub mod keychain_model;
 pub mod keychain_notes;
 pub mod keychain_password;
 pub mod keychain_trial;
+mod read_only;
 
 use crate::partition::Partition;
 use crate::pki::{CheckedIdentity, NewKey, PkiError, SigningKey};
@@ -25,6 +26,7 @@ use std::path::PathBuf;
 pub use file::FileStore;
 #[cfg(target_os = "macos")]
 pub use keychain::KeychainStore;
+pub use read_only::ReadOnly;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -185,6 +185,13 @@ impl Env {
         serde_json::from_str(&run.stdout).unwrap()
     }
 
+    /// `ea --plan`'s output, which always exits 0.
+    pub fn ea_plan(&self) -> String {
+        let run = self.run(&["ea", "--plan"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        run.stdout
+    }
+
     pub fn ea(&self) -> String {
         let run = self.run(&["ea"]);
         assert_eq!(run.code, 0, "{run:?}");
@@ -206,6 +213,12 @@ pub fn free_port() -> u16 {
 /// not rest on the agent's own `-v` lines. `None` where strace is missing (Debian package
 /// strace, which scripts/test.sh installs); under CI that fails instead.
 pub fn execve_traced(cmd: &Command, log: &Path) -> Option<Command> {
+    traced_with(cmd, log, "trace=execve")
+}
+
+/// `cmd` under `strace -f -e <filter>` (every process it starts followed), its record in
+/// `log`; `None` where strace is missing or cannot trace here (under CI that fails instead).
+pub fn traced_with(cmd: &Command, log: &Path, filter: &str) -> Option<Command> {
     let usable = Command::new("strace")
         .args(["-f", "-qq", "-e", "trace=execve", "-o", "/dev/null", "true"])
         .status()
@@ -220,7 +233,7 @@ pub fn execve_traced(cmd: &Command, log: &Path) -> Option<Command> {
     }
     let mut traced = Command::new("strace");
     traced
-        .args(["-f", "-qq", "-s", "65535", "-e", "trace=execve", "-A", "-o"])
+        .args(["-f", "-qq", "-s", "65535", "-e", filter, "-A", "-o"])
         .arg(log)
         .arg("--")
         .arg(cmd.get_program())

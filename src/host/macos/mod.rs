@@ -99,6 +99,13 @@ mod imp {
                 .flat_map(|entry| super::preferences::remove(entry))
                 .collect())
         }
+        fn survey(
+            &self,
+            entry: Option<&str>,
+            older_hosts: &[String],
+        ) -> Result<Vec<crate::integrations::chrome::Seen>, LinkError> {
+            Ok(super::preferences::survey(entry, older_hosts))
+        }
     }
 
     /// A launchctl that hung says nothing about the job: the run is deferred.

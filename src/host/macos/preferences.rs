@@ -80,8 +80,56 @@ pub fn is_present(current: &Current, ours: &str) -> bool {
         .is_some_and(|items| chrome::holds_only_ours(&values_from_strings(items.clone()), ours))
 }
 
+/// One domain as a plan sees it, from its current value (`None`: it could not be read).
+pub fn seen(
+    domain: &str,
+    current: Option<&Current>,
+    entry: Option<&str>,
+    older_hosts: &[String],
+) -> chrome::Seen {
+    let mut seen = chrome::Seen {
+        browser: domain.to_owned(),
+        decided_by: None,
+        ours_to_write: true,
+        holds_ours: None,
+        holds_older: false,
+        unusable: None,
+    };
+    let Some(current) = current else {
+        seen.unusable = Some(format!(
+            "{} cannot be read from {domain}",
+            chrome::POLICY_KEY
+        ));
+        return seen;
+    };
+    seen.decided_by = match current.source {
+        PolicySource::Managed => Some("a configuration profile".to_owned()),
+        PolicySource::User => Some("the user's preferences".to_owned()),
+        PolicySource::Absent => None,
+    };
+    seen.ours_to_write = current.source != PolicySource::Managed;
+    match &current.items {
+        Some(items) => {
+            let items = values_from_strings(items.clone());
+            seen.holds_ours = entry.map(|e| chrome::holds_only_ours(&items, e));
+            seen.holds_older = chrome::holds_older(&items, entry, older_hosts);
+        }
+        None => {
+            seen.holds_ours = entry.map(|_| false);
+            seen.unusable = Some(
+                PreferencesError::NotStrings {
+                    domain: domain.to_owned(),
+                    key: chrome::POLICY_KEY.to_owned(),
+                }
+                .to_string(),
+            );
+        }
+    }
+    seen
+}
+
 #[cfg(target_os = "macos")]
-pub use imp::{apply, present_everywhere, present_in, remove};
+pub use imp::{apply, present_everywhere, present_in, remove, survey};
 
 #[cfg(target_os = "macos")]
 mod imp {
@@ -235,6 +283,14 @@ mod imp {
     /// Whether `domain`'s effective value carries our entry; `None` when it cannot be read.
     pub fn present_in(domain: &str, ours: &str) -> Option<bool> {
         read(domain).map(|c| super::is_present(&c, ours))
+    }
+
+    /// Every browser domain as a plan sees it. Reads only.
+    pub fn survey(entry: Option<&str>, older_hosts: &[String]) -> Vec<chrome::Seen> {
+        chrome::MACOS_DOMAINS
+            .iter()
+            .map(|domain| super::seen(domain, read(domain).as_ref(), entry, older_hosts))
+            .collect()
     }
 
     /// The health link: every browser domain's effective value carries our entry.

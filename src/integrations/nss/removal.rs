@@ -20,6 +20,35 @@ impl<R: ToolRunner> NssDb<R> {
         ours: &Ours,
         keep: Option<&NssCertificate>,
     ) -> Result<Vec<NssCertificate>, NssError> {
+        let doomed = self.find_ours(ours, keep)?;
+        for cert in &doomed {
+            self.delete(cert)?;
+        }
+        Ok(doomed)
+    }
+
+    /// The certificates of ours in the database (see [`Ours`]), without removing anything:
+    /// what [`NssDb::remove_ours`] would take out. A missing database holds none.
+    /// Those sharing the key of `keep` (a certificate, DER) are left out, as a replacement
+    /// keeping it leaves them.
+    pub fn ours_in(
+        &self,
+        ours: &Ours,
+        keep: Option<&[u8]>,
+    ) -> Result<Vec<NssCertificate>, NssError> {
+        if !self.exists() {
+            return Ok(Vec::new());
+        }
+        let keep = keep.map(|der| describe(der, &[])).transpose()?;
+        self.find_ours(ours, keep.as_ref())
+    }
+
+    /// Ours, but for certificates sharing `keep`'s key.
+    fn find_ours(
+        &self,
+        ours: &Ours,
+        keep: Option<&NssCertificate>,
+    ) -> Result<Vec<NssCertificate>, NssError> {
         let keys = self.keys()?;
         let key_ids: Vec<String> = keys.iter().map(|k| k.key_id.clone()).collect();
         let mut doomed: Vec<NssCertificate> = Vec::new();
@@ -57,9 +86,6 @@ impl<R: ToolRunner> NssDb<R> {
             // A certificate sharing the kept identity's key cannot be told apart from it by key
             // id, the only selector NSS offers; it stays rather than risk the new identity.
             doomed.retain(|d| d.key_id != keep.key_id);
-        }
-        for cert in &doomed {
-            self.delete(cert)?;
         }
         Ok(doomed)
     }
