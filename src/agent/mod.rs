@@ -323,6 +323,13 @@ impl Agent {
     /// root's record writable, the store usable and ours, every link's places and tools (the
     /// run lock is already held). A refused run has asked the CA for nothing.
     fn preflight(&mut self, held: &Held) -> Result<(), AgentError> {
+        self.records_writable()?;
+        Ok(self.with_chain(held, Superseded::default(), |chain, cx| chain.preflight(cx))?)
+    }
+
+    /// Where a new certificate's record goes can be written: root's record (root runs) and the
+    /// state folder, reached without a planted link. Nothing is created.
+    fn records_writable(&self) -> Result<(), AgentError> {
         if self.root_run {
             self.device_file.check()?;
         }
@@ -330,7 +337,7 @@ impl Agent {
             .state_place()
             .open()
             .map_err(crate::record::RecordError::from_fs("write"))?;
-        Ok(self.with_chain(held, Superseded::default(), |chain, cx| chain.preflight(cx))?)
+        Ok(())
     }
 
     /// `devicetrust selftest`: the host's checks over what is stored now, read only.

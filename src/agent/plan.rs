@@ -126,13 +126,7 @@ impl Agent {
     /// The places a new certificate is kept in are usable, read only: root's record, the
     /// state folder, the store (the links check their own in their steps).
     fn keeps_a_certificate(&self) -> Result<(), AgentError> {
-        if self.root_run {
-            self.device_file.check()?;
-        }
-        self.home
-            .state_place()
-            .open()
-            .map_err(crate::record::RecordError::from_fs("write"))?;
+        self.records_writable()?;
         Ok(self.store.check_usable()?)
     }
 
