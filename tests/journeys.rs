@@ -452,6 +452,15 @@ fn a_clock_a_day_behind_is_clock_wrong_and_spends_no_certificate() {
     assert_eq!(run.code, 75, "{run:?}");
     assert!(run.error().contains("clock"), "{run:?}");
     assert_eq!(mac.requests("/enroll/macos"), 0);
+    // A day behind, the simulator's TLS certificate (issued an hour ago, where Okta's is
+    // months old) is not valid yet on this clock: the handshake fails before any request,
+    // and that too is the clock's doing, so the run defers and says so.
+    let requests = mac.env.sim.requests().len();
+    let run = mac.policy(-1, [&org, &token, "", &ca_option]);
+    assert_eq!(run.code, 75, "{run:?}");
+    assert!(run.error().contains("at the device's clock"), "{run:?}");
+    assert!(run.error().contains("is valid from"), "{run:?}");
+    assert_eq!(mac.env.sim.requests().len(), requests, "{run:?}");
 
     // Enrolled on a right clock, then the clock goes back a day.
     assert_eq!(mac.policy(0, [&org, &token, "", &ca_option]).code, 0);

@@ -41,6 +41,12 @@ pub enum HttpError {
     /// will not fix it, an admin must.
     #[error("cannot trust {url}: {reason}")]
     Untrusted { url: String, reason: String },
+    /// The server's certificate is not valid at the device's time: not valid yet, or expired.
+    /// Either the device's clock is wrong (a user's or a dead battery's doing, set right by the
+    /// next time sync) or the server's certificate has lapsed (the service's to fix): the
+    /// device cannot tell which, so the run defers rather than fails.
+    #[error("cannot trust {url} at the device's clock: {reason}")]
+    NotValidNow { url: String, reason: String },
     #[error("no answer from {url} within {}", fmt_duration(*after))]
     Timeout { url: String, after: Duration },
     #[error("{url} is rate limiting us; {}", retry_hint(*reset_at))]

@@ -136,6 +136,14 @@ pub enum OktaError {
         url: String,
         reason: String,
     },
+    /// The server's certificate is outside its dates by the device's clock: the clock or the
+    /// certificate is wrong, and the device cannot tell which, so the run defers.
+    #[error("Okta {op} failed: cannot trust {url} at the device's clock: {reason}")]
+    NotValidNow {
+        op: Operation,
+        url: String,
+        reason: String,
+    },
     #[error("Okta {op} timed out: no answer from {url} within {}", http::fmt_duration(*after))]
     Timeout {
         op: Operation,
@@ -178,6 +186,7 @@ impl OktaError {
             self,
             OktaError::RateLimited { .. }
                 | OktaError::Unreachable { .. }
+                | OktaError::NotValidNow { .. }
                 | OktaError::Timeout { .. }
         )
     }
@@ -186,6 +195,7 @@ impl OktaError {
         match err {
             HttpError::Unreachable { url, reason } => OktaError::Unreachable { op, url, reason },
             HttpError::Untrusted { url, reason } => OktaError::Untrusted { op, url, reason },
+            HttpError::NotValidNow { url, reason } => OktaError::NotValidNow { op, url, reason },
             HttpError::Timeout { url, after } => OktaError::Timeout { op, url, after },
             HttpError::RateLimited { reset_at, .. } => OktaError::RateLimited { op, reset_at },
             HttpError::TooLarge { limit, .. } => OktaError::BadResponse {
@@ -1161,19 +1171,18 @@ IDpAsjb8qax4/eHGpNKzy9XksdYmbtiHW2XsSI1cIMFQAiEAgQZ2/J/aKG7L3tEu
 -----END CERTIFICATE-----
 ";
 
-    #[test]
-    fn an_untrusted_server_certificate_is_recognisable() {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    /// A loopback TLS server presenting `certificate`, which reads each ClientHello and never
+    /// gets to a request: these tests are about the handshake.
+    fn tls_server(
+        certificate: rustls::pki_types::CertificateDer<'static>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> Server {
         let provider = crate::pki::install_crypto_provider();
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
-            .with_single_cert(
-                vec![CertificateDer::from_pem_slice(UNTRUSTED_CERT.as_bytes()).unwrap()],
-                PrivateKeyDer::from_pem_slice(UNTRUSTED_KEY.as_bytes()).unwrap(),
-            )
+            .with_single_cert(vec![certificate], key)
             .unwrap();
         let config = Arc::new(config);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1189,10 +1198,20 @@ IDpAsjb8qax4/eHGpNKzy9XksdYmbtiHW2XsSI1cIMFQAiEAgQZ2/J/aKG7L3tEu
                 let _ = tls.read(&mut buf);
             }
         });
-        let server = Server {
+        Server {
             base: Url::parse(&format!("https://127.0.0.1:{port}/")).unwrap(),
             requests: mpsc::channel().1,
-        };
+        }
+    }
+
+    #[test]
+    fn an_untrusted_server_certificate_is_recognisable() {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let server = tls_server(
+            CertificateDer::from_pem_slice(UNTRUSTED_CERT.as_bytes()).unwrap(),
+            PrivateKeyDer::from_pem_slice(UNTRUSTED_KEY.as_bytes()).unwrap(),
+        );
         let (client, slept) = client(&server, &settings());
         let err = client.metadata().unwrap_err();
         let text = err.to_string();
@@ -1204,6 +1223,68 @@ IDpAsjb8qax4/eHGpNKzy9XksdYmbtiHW2XsSI1cIMFQAiEAgQZ2/J/aKG7L3tEu
         );
         assert!(text.contains("--ca-file"), "{text}");
         assert!(slept.lock().unwrap().is_empty(), "not retried");
+    }
+
+    /// Okta's server certificate as a device whose clock is `offset` from the real time sees
+    /// it: issued for 127.0.0.1 by a CA the settings trust, valid `from` .. `to` the real time.
+    fn dated_server(from: time::Duration, to: time::Duration) -> (Server, HttpSettings) {
+        use crate::pki::authority::tests::test_authority;
+        use crate::pki::{IssueProfile, IssueRequest};
+        let key = crate::pki::key::tests::test_key();
+        let now = time::OffsetDateTime::now_utc();
+        let certificate = test_authority()
+            .issue(IssueRequest {
+                subject: "CN=127.0.0.1".into(),
+                public_key_der: key.public_key_der().unwrap(),
+                not_before: now + from,
+                not_after: now + to,
+                serial: None,
+                profile: IssueProfile::TlsServer {
+                    dns_names: Vec::new(),
+                    ip_addresses: vec![std::net::Ipv4Addr::LOCALHOST.into()],
+                },
+            })
+            .unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.to_pkcs8_der().unwrap().to_vec().into());
+        let server = tls_server(certificate.into(), key);
+        let settings = HttpSettings {
+            extra_roots_pem: test_authority().certificate_pem().into_bytes(),
+            ..settings()
+        };
+        (server, settings)
+    }
+
+    #[test]
+    fn a_server_certificate_not_valid_yet_points_at_the_clock_and_defers() {
+        let (server, settings) = dated_server(time::Duration::days(2), time::Duration::days(30));
+        let (client, slept) = client(&server, &settings);
+        let err = client.metadata().unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, OktaError::NotValidNow { .. }), "{err:?}");
+        assert!(err.is_transient(), "the device's clock: exit 75, not 1");
+        assert!(text.contains("at the device's clock"), "{text}");
+        assert!(text.contains("is valid from 20"), "the notBefore: {text}");
+        assert!(text.contains("the device's clock says 20"), "{text}");
+        assert!(text.contains("if the device's clock is behind"), "{text}");
+        assert!(!text.contains("--ca-file"), "no trust to add: {text}");
+        assert!(slept.lock().unwrap().is_empty(), "not retried in the run");
+    }
+
+    #[test]
+    fn an_expired_server_certificate_names_both_causes_and_defers() {
+        let (server, settings) = dated_server(-time::Duration::days(30), -time::Duration::days(1));
+        let (client, _) = client(&server, &settings);
+        let err = client.metadata().unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, OktaError::NotValidNow { .. }), "{err:?}");
+        assert!(err.is_transient(), "{err:?}");
+        assert!(
+            text.contains("the server's certificate expired 20"),
+            "{text}"
+        );
+        assert!(text.contains("the device's clock is ahead"), "{text}");
+        assert!(text.contains("has lapsed"), "{text}");
     }
 
     #[test]

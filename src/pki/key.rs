@@ -225,6 +225,8 @@ impl PartialEq for RsaPublicKey {
 }
 
 impl RsaPublicKey {
+    /// The modulus size, which the simulator checks as Okta does.
+    #[cfg(any(test, feature = "sim"))]
     pub(crate) fn bits(&self) -> usize {
         self.key.key_size_bits()
     }

@@ -632,6 +632,29 @@ mod tests {
     const NO_SHA256: &str = "does not offer SHA-256; signing the request with SHA-1";
 
     #[test]
+    fn a_ca_certificate_outside_its_dates_defers_and_shows_the_configured_url() {
+        // What the HTTP layer says of a handshake the device's clock failed (its own tests
+        // and Okta's show the TLS side); a GET PKIOperation URL carries the whole message, so
+        // the configured one is shown instead.
+        let err = ScepError::from_http(
+            Operation::GetCaCaps,
+            "https://ca.test/scep",
+            crate::http::HttpError::NotValidNow {
+                url: "https://ca.test/scep?operation=PKIOperation&message=MIIB".into(),
+                reason: "the server's certificate is not valid yet; set it right".into(),
+            },
+        );
+        assert!(matches!(err, ScepError::NotValidNow { .. }), "{err:?}");
+        assert!(err.is_transient(), "the device's clock: exit 75, not 1");
+        let text = err.to_string();
+        assert!(
+            text.contains("cannot trust https://ca.test/scep at the device's clock"),
+            "{text}"
+        );
+        assert!(!text.contains("MIIB"), "{text}");
+    }
+
+    #[test]
     fn a_ca_without_post_aes_or_sha256_gets_get_des3_and_sha1() {
         let ca = fake("", Behaviour::Issue);
         let (client, _) = client_on(&ca, &settings());

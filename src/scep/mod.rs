@@ -81,6 +81,14 @@ pub enum ScepError {
         url: String,
         reason: String,
     },
+    /// The server's certificate is outside its dates by the device's clock: the clock or the
+    /// certificate is wrong, and the device cannot tell which, so the run defers.
+    #[error("SCEP {op} failed: cannot trust {url} at the device's clock: {reason}")]
+    NotValidNow {
+        op: Operation,
+        url: String,
+        reason: String,
+    },
     #[error("SCEP {op} timed out: no answer from {url} within {}", http::fmt_duration(*after))]
     Timeout {
         op: Operation,
@@ -157,6 +165,7 @@ impl ScepError {
         matches!(
             self,
             ScepError::Unreachable { .. }
+                | ScepError::NotValidNow { .. }
                 | ScepError::Timeout { .. }
                 | ScepError::RateLimited { .. }
                 | ScepError::StillPending { .. }
@@ -171,6 +180,7 @@ impl ScepError {
         match err {
             HttpError::Unreachable { reason, .. } => ScepError::Unreachable { op, url, reason },
             HttpError::Untrusted { reason, .. } => ScepError::Untrusted { op, url, reason },
+            HttpError::NotValidNow { reason, .. } => ScepError::NotValidNow { op, url, reason },
             HttpError::Timeout { after, .. } => ScepError::Timeout { op, url, after },
             HttpError::RateLimited { reset_at, .. } => ScepError::RateLimited { op, url, reset_at },
             HttpError::TooLarge { limit, .. } => ScepError::BadResponse {
