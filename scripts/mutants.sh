@@ -11,7 +11,8 @@
 #   scripts/mutants.sh chain --iterate       # after a run: only what it did not catch or build
 #   FULL=1 scripts/mutants.sh renewal        # then the whole suite on what the unit tests missed
 #
-# Made for two shared cores: one job at a time (JOBS=2 when nothing else runs) under
+# Made for two shared cores: one job at a time (the jobs share one target directory, so a
+# second job only waits on the first's lock: JOBS=2 turns every test run into a timeout) under
 # `nice -n 19`; only these files; the unit
 # tests (`cargo test --lib`, about 3 s) decide first; a test run over three times the clean run
 # (at least 20 s) counts as caught by timeout, which is how a mutant that loops forever ends;
@@ -26,7 +27,7 @@ declare -A files=(
   [pki]='src/pki/*.rs'
   [scep]='src/scep/message.rs src/scep/client.rs src/scep/cacert.rs src/scep/envelope.rs'
   [securefs]='src/securefs/*.rs'
-  [http]='src/http/mod.rs src/http/client.rs src/http/retry.rs src/http/answer.rs src/http/failure.rs src/http/text.rs'
+  [http]='src/http/mod.rs src/http/client.rs src/http/retry.rs src/http/answer.rs src/http/failure.rs src/http/text.rs src/http/clock.rs'
   [secret]='src/secret.rs'
   [renewal]='src/renewal.rs'
   [chain]='src/chain/*.rs'

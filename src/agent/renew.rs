@@ -181,15 +181,17 @@ impl Agent {
         current: &CertificateInfo,
         current_key: &dyn SigningKey,
     ) -> Result<Superseded, AgentError> {
-        let key = self.store.generate_key(settings.key_size)?;
-        let issued = scep::renew(
-            settings,
-            &net::scep_settings(&self.config)?,
-            &current.der,
-            current_key,
-            key.as_ref(),
-        )
-        .map_err(|e| self.explain_scep_refusal(e, current))?;
+        let http = net::scep_settings(&self.config)?;
+        // The new key is made while GetCACaps and GetCACert are under way, as an enrollment
+        // does; the current certificate and key are checked before either is used.
+        let ((client, facts), key) = self.generate_key_while(settings.key_size, || {
+            let client = scep::ScepClient::new(settings, &http)?;
+            let facts = client.discover()?;
+            Ok((client, facts))
+        })?;
+        let issued = client
+            .renew_with(&facts, &current.der, current_key, key.as_ref())
+            .map_err(|e| self.explain_scep_refusal(e, current))?;
         let info = self.store_identity(key, &issued.certificate_der, issued.chain, None)?;
         self.announce("renewed", &info);
         Ok(Superseded {

@@ -214,17 +214,43 @@ impl ScepClient {
         current_key: &dyn SigningKey,
         new_key: &dyn SigningKey,
     ) -> Result<Issued, ScepError> {
+        self.check_current(current_certificate_der, current_key)?;
+        let facts = self.discover()?;
+        self.renew_with(&facts, current_certificate_der, current_key, new_key)
+    }
+
+    /// The settings a RenewalReq needs, and a current certificate that is the current key's.
+    fn check_current(
+        &self,
+        current_certificate_der: &[u8],
+        current_key: &dyn SigningKey,
+    ) -> Result<(), ScepError> {
         let op = Operation::RenewalReq;
         self.check_settings(op)?;
         let current_public = current_key.public_key_der().map_err(ScepError::pki(op))?;
-        if !certifies(current_certificate_der, &current_public) {
-            return Err(ScepError::Invalid {
+        if certifies(current_certificate_der, &current_public) {
+            Ok(())
+        } else {
+            Err(ScepError::Invalid {
                 op,
                 what: "the current certificate is not for the current key".into(),
-            });
+            })
         }
-        let caps = self.capabilities()?;
-        let ca = self.ca_certificates()?;
+    }
+
+    /// [`ScepClient::renew`] to the CA [`ScepClient::discover`] found, so that the requests
+    /// that need no key run while the new key is generated. The current certificate is checked
+    /// against the current key before anything is signed with either.
+    pub fn renew_with(
+        &self,
+        facts: &CaFacts,
+        current_certificate_der: &[u8],
+        current_key: &dyn SigningKey,
+        new_key: &dyn SigningKey,
+    ) -> Result<Issued, ScepError> {
+        let op = Operation::RenewalReq;
+        self.check_current(current_certificate_der, current_key)?;
+        let CaFacts { caps, ca } = facts;
         if !caps.can_renew() {
             if caps.renewal {
                 tracing::warn!(
@@ -244,7 +270,7 @@ impl ScepClient {
                         .into(),
                 });
             }
-            return self.pkcs_req(&caps, &ca, new_key);
+            return self.pkcs_req(caps, ca, new_key);
         }
 
         let new_public = new_key.public_key_der().map_err(ScepError::pki(op))?;
@@ -257,8 +283,8 @@ impl ScepClient {
         let csr = build_csr(&profile, new_key).map_err(ScepError::pki(op))?;
         let exchange = self.exchange(
             op,
-            &caps,
-            &ca,
+            caps,
+            ca,
             current_certificate_der.to_vec(),
             Signer::Delegated(current_key),
             current_key,
