@@ -317,6 +317,17 @@ mod tests {
         assert!(expected.needs_scep_ca());
         assert_eq!(expected.judge(&held), Ok(()));
         assert_eq!(expected.filter(Some(&held)), Err(NoFilter::NotRecorded));
+
+        // An older agent's record keeps neither a pin nor the CA's certificates: a pin
+        // configured now has nothing to differ from, so it is no move, and no certificate is
+        // spent on the upgrade; the first root run fetches the CA's certificates under the pin.
+        let pinned = config(
+            Some(SCEP),
+            Some(crate::scep::sha256_fingerprint_hex(ca.certificate_der())),
+        );
+        let upgraded = ExpectedCa::of(&pinned, &scep_record(SCEP, &[]));
+        assert!(upgraded.needs_scep_ca(), "{upgraded:?}");
+        assert_eq!(upgraded.judge(&held), Ok(()));
     }
 
     #[test]
