@@ -473,6 +473,22 @@ fn a_clock_a_day_behind_is_clock_wrong_and_spends_no_certificate() {
     assert!(status.stdout.contains("status: Clock Wrong"), "{status:?}");
     let not_before = devicetrust::timefmt::rfc3339(enrolled.not_before);
     assert!(status.stdout.contains(&not_before), "{status:?}");
+    // Asked whether the org answers, it says why not at once: the simulator's TLS certificate
+    // is not valid yet on this clock, and waiting for the network (30 s by default) would not
+    // set the clock. (`timeout` ends the run if it waits: the answer must come well before.)
+    let mut probe = Command::new("timeout");
+    probe
+        .args(["20", "faketime", "-f", "-1d"])
+        .arg(env!("CARGO_BIN_EXE_devicetrust"))
+        .args(["status", "--check-network"])
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    mac.as_this_mac(&mut probe);
+    let probe = Run::from(probe.output().unwrap());
+    assert!(
+        probe.stdout.contains("status: Okta Unreachable"),
+        "{probe:?}"
+    );
+    assert!(probe.stdout.contains("at the device's clock"), "{probe:?}");
     // Neither the policy with the token nor the job spends anything on it.
     let requests = mac.env.sim.requests().len();
     let run = mac.policy(-1, [&org, &token, "", &ca_option]);

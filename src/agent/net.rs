@@ -112,7 +112,13 @@ pub fn org_reachable(config: &Config, platform: &dyn Platform) -> Option<bool> {
     loop {
         match client.probe() {
             Ok(()) => return Some(true),
-            Err(e) if e.is_transient() && Instant::now() < deadline => {
+            // A server certificate outside its dates is the clock's (or the server's) doing:
+            // waiting for the network does not fix it.
+            Err(e)
+                if e.is_transient()
+                    && !matches!(e, crate::okta::OktaError::NotValidNow { .. })
+                    && Instant::now() < deadline =>
+            {
                 debug!("{e}; waiting for the network");
                 // Polling a network that is coming up: a fixed, short pause between probes.
                 std::thread::sleep(Duration::from_secs(2));
