@@ -491,13 +491,18 @@ mod tests {
     #[test]
     fn a_keychain_that_can_no_longer_be_opened_is_set_aside_whatever_it_holds() {
         let valid = Held::Valid(certificate(now() - Duration::days(1), 300));
-        for item in [PasswordItemState::Missing, PasswordItemState::Wrong] {
+        // The plan says which of the two it found: the admin's next step differs.
+        for (item, why) in [
+            (PasswordItemState::Missing, "password item is gone"),
+            (PasswordItemState::Wrong, "password item does not open it"),
+        ] {
             let work = identity_work(&keychain(true, item), &valid, true, now());
             assert_eq!(work.action, Action::SetAside);
             assert!(work.rebuild_store);
             assert!(work.certificate.is_some());
+            assert!(work.detail.contains(why), "{item:?}: {}", work.detail);
         }
-        // No keychain at all: made, not set aside.
+        // No keychain at all: made, not set aside, and said so.
         let work = identity_work(
             &keychain(false, PasswordItemState::Missing),
             &Held::Nothing,
@@ -505,6 +510,17 @@ mod tests {
             now(),
         );
         assert_eq!((work.action, work.rebuild_store), (Action::Create, false));
+        assert!(
+            work.detail.contains("there is no okta.keychain"),
+            "{}",
+            work.detail
+        );
+        let file = identity_work(&file_store(), &Held::Nothing, false, now());
+        assert!(
+            !file.detail.contains("okta.keychain"),
+            "a file store has no keychain: {}",
+            file.detail
+        );
     }
 
     #[test]
@@ -528,6 +544,35 @@ mod tests {
         assert_eq!(plan.verdict().to_string(), "Blocked: Clock Wrong: clock");
         plan.blocker = Some(Blocker::status(HealthStatus::NotConfigured, "no org"));
         assert_eq!(plan.verdict().short(), "Blocked: Not Configured");
+        assert!(!plan.verdict().is_ready());
+        assert!(Verdict::Ready { certificates: 1 }.is_ready());
+    }
+
+    #[test]
+    fn actions_are_the_steps_links_and_actions_in_chain_order_and_read_as_their_words() {
+        let step = |link, action| Step {
+            action,
+            ..Step::new(link)
+        };
+        let plan = Plan {
+            blocker: None,
+            steps: vec![
+                step("identity store", Action::Adopt),
+                step("renewal job", Action::Create),
+            ],
+            certificate: None,
+        };
+        assert_eq!(
+            plan.actions(),
+            vec![
+                ("identity store", Action::Adopt),
+                ("renewal job", Action::Create)
+            ]
+        );
+        for action in Action::ALL {
+            assert_eq!(action.to_string(), action.as_str());
+        }
+        assert_eq!(Action::SetAside.to_string(), "set aside");
     }
 
     #[test]

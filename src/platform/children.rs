@@ -75,22 +75,32 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// From now on no child runs past `limit` from now, less a tenth of it (at most 2 s): the time
-/// the run keeps to report a stopped child in its own words before its deadline ends it.
+impl Deadline {
+    /// `limit` from `now`, with a margin of a tenth of it (at most 2 s): the time the run
+    /// keeps to report a stopped child in its own words before its deadline ends it.
+    fn new(now: Instant, limit: Duration) -> Option<Deadline> {
+        now.checked_add(limit).map(|at| Deadline {
+            at,
+            margin: (limit / 10).min(Duration::from_secs(2)),
+        })
+    }
+
+    /// How long a child started at `now` may run.
+    fn left(&self, now: Instant) -> Duration {
+        self.at
+            .saturating_duration_since(now)
+            .saturating_sub(self.margin)
+    }
+}
+
+/// From now on no child runs past `limit` from now, less its margin ([`Deadline::new`]).
 pub fn set_deadline(limit: Duration) {
-    let now = Instant::now();
-    *lock(&DEADLINE) = now.checked_add(limit).map(|at| Deadline {
-        at,
-        margin: (limit / 10).min(Duration::from_secs(2)),
-    });
+    *lock(&DEADLINE) = Deadline::new(Instant::now(), limit);
 }
 
 /// How long a child started now may run, by the run's deadline; `None` without one.
 pub fn time_left() -> Option<Duration> {
-    lock(&DEADLINE).as_ref().map(|d| {
-        d.at.saturating_duration_since(Instant::now())
-            .saturating_sub(d.margin)
-    })
+    lock(&DEADLINE).as_ref().map(|d| d.left(Instant::now()))
 }
 
 /// The first child this process stopped at its timeout, if any. What a run saw while a tool

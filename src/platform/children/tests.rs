@@ -67,6 +67,38 @@ fn output_is_collected_and_input_delivered() {
 }
 
 #[test]
+fn a_child_is_listed_for_stop_all_while_it_runs_and_never_after_it_is_reaped() {
+    // After reaping, its id may name another process's group: `stop_all` must not reach it.
+    // (Other tests run children beside this one, so only this child's entry is looked at.)
+    let (done, pids) = run_telling_pids("echo $$ > FIFO", Duration::from_secs(30));
+    assert!(done.unwrap().status.success());
+    let pid = Pid::from_raw(pids[0]).unwrap();
+    assert!(!lock(&RUNNING).contains(&pid), "{pid:?} is still listed");
+    // While it runs, it is listed: the FIFO holds the script until the test reads it.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pid");
+    make_fifo(&fifo, 0o600);
+    let script = format!("echo $$ > {0}; read line < {0}", fifo.display());
+    let running = std::thread::spawn(move || {
+        run(
+            &mut shell(&script),
+            "stand-in",
+            Duration::from_secs(30),
+            None,
+        )
+    });
+    let pid: i32 = std::fs::read_to_string(&fifo)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(lock(&RUNNING).contains(&Pid::from_raw(pid).unwrap()));
+    std::fs::write(&fifo, "go\n").unwrap();
+    assert!(running.join().unwrap().unwrap().status.success());
+    assert!(!lock(&RUNNING).contains(&Pid::from_raw(pid).unwrap()));
+}
+
+#[test]
 fn a_child_that_stops_itself_is_killed_with_its_group_and_reaped_at_its_timeout() {
     let timeout = Duration::from_millis(300);
     let started = Instant::now();
@@ -130,6 +162,24 @@ fn a_program_that_cannot_start_is_named() {
         err.to_string().starts_with("cannot start the tool:"),
         "{err}"
     );
+}
+
+#[test]
+fn a_child_may_run_to_the_runs_deadline_less_a_tenth_of_it_at_most_two_seconds() {
+    // The pure part of `set_deadline` and `time_left`: the global itself is the run's, and a
+    // test that set it would bound every other test's children (tests/deadlines.rs drives it).
+    let now = Instant::now();
+    let short = Deadline::new(now, Duration::from_secs(3)).unwrap();
+    assert_eq!(short.left(now), Duration::from_millis(2700));
+    let long = Deadline::new(now, Duration::from_secs(600)).unwrap();
+    assert_eq!(long.left(now), Duration::from_secs(598));
+    assert_eq!(
+        long.left(now + Duration::from_secs(100)),
+        Duration::from_secs(498)
+    );
+    assert_eq!(long.left(now + Duration::from_secs(599)), Duration::ZERO);
+    assert_eq!(long.left(now + Duration::from_secs(700)), Duration::ZERO);
+    assert!(Deadline::new(now, Duration::MAX).is_none());
 }
 
 #[test]
