@@ -54,6 +54,9 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/mutants}
 export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-0}
 
 for module in "${chosen[@]}"; do
+  # The agent's own artifacts go before each run (the dependencies stay): a build left from an
+  # earlier run's mutant has been served as a later run's baseline.
+  [[ " ${passed[*]} " == *" --list "* ]] || cargo clean --quiet -p devicetrust
   selection=()
   for glob in ${files[$module]}; do selection+=(--file "$glob"); done
   out=target/mutants-out/$module
