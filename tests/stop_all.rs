@@ -53,6 +53,7 @@ fn stop_all_kills_a_running_child_and_what_it_started() {
     for pid in pids {
         // Reaped (the child by `run`, the grandchild as an orphan this process adopted), or
         // at the least dead: never still running.
+        // SAFETY: signal 0 sends nothing; it only asks whether the process exists.
         let gone = unsafe { libc::kill(pid, 0) } == -1
             || std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .map_or(true, |stat| stat.contains(") Z "));
