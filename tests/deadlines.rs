@@ -310,11 +310,3 @@ fn a_blocking_pkcs11_module_cannot_hang_roots_ea_or_status() {
         );
     }
 }
-
-/// A FIFO at `path` with `mode`, as `mkfifo` makes it.
-fn make_fifo(path: &std::path::Path, mode: libc::mode_t) {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: `c_path` is a valid NUL-terminated string for the duration of the call.
-    let made = unsafe { libc::mkfifo(c_path.as_ptr(), mode) };
-    assert_eq!(made, 0, "{}", std::io::Error::last_os_error());
-}

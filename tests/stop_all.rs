@@ -5,6 +5,9 @@
 //! binary: `stop_all` reaches every child of the process, and a unit test beside others would
 //! kill theirs too.
 
+mod common;
+
+use common::make_fifo;
 use devicetrust::platform::children;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
@@ -14,9 +17,7 @@ use std::time::Duration;
 fn stop_all_kills_a_running_child_and_what_it_started() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("pids");
-    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a valid C string; mkfifo touches nothing else.
-    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    make_fifo(&fifo, 0o600);
 
     // The child starts a grandchild in its group, tells both pids, then waits for it: it ends
     // only if it is killed. Its own timeout is the test's bound: were `stop_all` to do

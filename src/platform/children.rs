@@ -326,4 +326,4 @@ fn shown(command: &Command) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -216,7 +216,7 @@ impl ScepClient {
     ) -> Result<Issued, ScepError> {
         self.check_current(current_certificate_der, current_key)?;
         let facts = self.discover()?;
-        self.renew_with(&facts, current_certificate_der, current_key, new_key)
+        self.renew_checked(&facts, current_certificate_der, current_key, new_key)
     }
 
     /// The settings a RenewalReq needs, and a current certificate that is the current key's.
@@ -248,8 +248,19 @@ impl ScepClient {
         current_key: &dyn SigningKey,
         new_key: &dyn SigningKey,
     ) -> Result<Issued, ScepError> {
-        let op = Operation::RenewalReq;
         self.check_current(current_certificate_der, current_key)?;
+        self.renew_checked(facts, current_certificate_der, current_key, new_key)
+    }
+
+    /// The renewal itself, once [`ScepClient::check_current`] has passed.
+    fn renew_checked(
+        &self,
+        facts: &CaFacts,
+        current_certificate_der: &[u8],
+        current_key: &dyn SigningKey,
+        new_key: &dyn SigningKey,
+    ) -> Result<Issued, ScepError> {
+        let op = Operation::RenewalReq;
         let CaFacts { caps, ca } = facts;
         if !caps.can_renew() {
             if caps.renewal {

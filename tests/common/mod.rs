@@ -363,3 +363,11 @@ impl Run {
         format!("{}{}", self.stdout, self.stderr)
     }
 }
+
+/// A FIFO at `path` with `mode`, as `mkfifo` makes it.
+pub fn make_fifo(path: &std::path::Path, mode: libc::mode_t) {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c_path` is a valid NUL-terminated string for the duration of the call.
+    let made = unsafe { libc::mkfifo(c_path.as_ptr(), mode) };
+    assert_eq!(made, 0, "{}", std::io::Error::last_os_error());
+}

@@ -5,6 +5,7 @@ use super::*;
 use crate::fsutil::hex;
 use crate::pki::CertificateInfo;
 use crate::pki::{Authority, IssueProfile, IssueRequest, PrivateKey};
+use crate::platform::children::tests::make_fifo;
 use std::cell::RefCell;
 use std::os::unix::fs::PermissionsExt;
 use time::OffsetDateTime;
@@ -1117,12 +1118,4 @@ impl ToolRunner for NoTools {
     fn has(&self, _: Tool) -> bool {
         false
     }
-}
-
-/// A FIFO at `path` with `mode`, as `mkfifo` makes it.
-fn make_fifo(path: &std::path::Path, mode: libc::mode_t) {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: `c_path` is a valid NUL-terminated string for the duration of the call.
-    let made = unsafe { libc::mkfifo(c_path.as_ptr(), mode) };
-    assert_eq!(made, 0, "{}", std::io::Error::last_os_error());
 }

@@ -190,7 +190,7 @@ fn durations_read_as_whole_seconds_or_milliseconds() {
 }
 
 /// A FIFO at `path` with `mode`, as `mkfifo` makes it.
-fn make_fifo(path: &std::path::Path, mode: libc::mode_t) {
+pub(crate) fn make_fifo(path: &std::path::Path, mode: libc::mode_t) {
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: `c_path` is a valid NUL-terminated string for the duration of the call.
     let made = unsafe { libc::mkfifo(c_path.as_ptr(), mode) };
